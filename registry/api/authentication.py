@@ -1,0 +1,55 @@
+"""Bearer tokens (stored hashed) and CSRF-checked browser sessions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+
+from registry.models import ApiToken
+from registry.permissions import READ_ONLY_ATTRIBUTE
+from registry.services.contexts import hash_token
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Invalid Authorization header: use 'Bearer <token>'.")
+        try:
+            plain = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid token.") from None
+        token = ApiToken.objects.select_related("user").filter(key_hash=hash_token(plain)).first()
+        now = timezone.now()
+        if token is None or token.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        if token.expires_at is not None and token.expires_at <= now:
+            raise exceptions.AuthenticationFailed("This token has expired.")
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("This user is inactive.")
+        touch_after = timedelta(seconds=settings.REGISTRY_TOKEN_TOUCH_SECONDS)
+        if token.last_used_at is None or now - token.last_used_at > touch_after:
+            # One write a minute at most, so reads stay cheap under load.
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        user = token.user
+        setattr(user, READ_ONLY_ATTRIBUTE, token.read_only)
+        return user, token
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = BearerTokenAuthentication
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "An API token from the dashboard or `manage.py token_create`."}

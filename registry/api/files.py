@@ -1,0 +1,97 @@
+"""Streaming downloads with ETag and single-range support."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
+
+from registry import storage
+from registry.errors import NotFound
+from registry.models import Format
+
+RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:
+    """(start, end inclusive) for one satisfiable range; None to ignore; 'unsatisfiable'."""
+    match = RANGE.match(header.strip())
+    if not match:
+        return None  # malformed or several ranges: serve the whole file (RFC 9110 allows it)
+    first, last = match.groups()
+    if first == "" and last == "":
+        return None
+    if first == "":
+        length = int(last)
+        if length == 0:
+            return "unsatisfiable"
+        return max(size - length, 0), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if start > end:
+        return None
+    if start >= size:
+        return "unsatisfiable"
+    return start, min(end, size - 1)
+
+
+def _iter_range(handle, start: int, length: int):
+    chunk = settings.REGISTRY_STREAM_CHUNK_BYTES
+    try:
+        handle.seek(start)
+        remaining = length
+        while remaining > 0:
+            data = handle.read(min(chunk, remaining))
+            if not data:
+                break
+            remaining -= len(data)
+            yield data
+    finally:
+        handle.close()
+
+
+def download_filename(fmt: Format) -> str:
+    if fmt.original_filename:
+        return fmt.original_filename
+    return f"{fmt.version.model.name}-v{fmt.version.number}.{fmt.kind}"
+
+
+def download_response(request, fmt: Format) -> HttpResponse:
+    """Stream the stored bytes of `fmt` as an attachment."""
+    if not fmt.storage_key:
+        raise NotFound(f"The '{fmt.kind}' format has no file yet.")
+    etag = f'"{fmt.sha256}"' if fmt.sha256 else None
+    if etag and request.headers.get("If-None-Match") == etag:
+        response = HttpResponse(status=304)
+        response["ETag"] = etag
+        return response
+    size = fmt.size or 0
+    byte_range = _parse_range(request.headers["Range"], size) if "Range" in request.headers else None
+    if byte_range == "unsatisfiable":
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    if byte_range is not None and request.headers.get("If-Range") not in (None, etag):
+        byte_range = None  # the client's copy is stale: send the whole file
+    try:
+        handle = storage.open_for_read(fmt.storage_key)
+    except FileNotFoundError:
+        raise NotFound("The stored file is missing.") from None
+    if byte_range is None:
+        response = FileResponse(handle, content_type="application/octet-stream")
+    else:
+        start, end = byte_range
+        response = StreamingHttpResponse(
+            _iter_range(handle, start, end - start + 1), status=206, content_type="application/octet-stream"
+        )
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response["Content-Length"] = str(end - start + 1)
+    response["Content-Disposition"] = content_disposition_header(True, download_filename(fmt))
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Accept-Ranges"] = "bytes"
+    response["Cache-Control"] = "private, no-transform"
+    if etag:
+        response["ETag"] = etag
+    return response

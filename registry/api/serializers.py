@@ -1,0 +1,298 @@
+"""Shapes of the API's requests and responses. Validation of rules lives in the services."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from registry.models import FormatKind, Role
+
+
+def _username(user) -> str | None:
+    return user.username if user is not None else None
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class UsernameField(serializers.Field):
+    def to_representation(self, user):
+        return _username(user)
+
+
+def user_field():
+    return UsernameField(read_only=True)
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class TagListField(serializers.Field):
+    """Tags as a sorted list of names (from prefetched tags)."""
+
+    def to_representation(self, manager):
+        return [tag.name for tag in manager.all()]
+
+    def to_internal_value(self, data):  # validated by the services
+        return data
+
+
+# --- contexts ---------------------------------------------------------------------------
+
+class ContextSerializer(serializers.Serializer):
+    slug = serializers.CharField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    description = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    role = serializers.SerializerMethodField()
+
+    def get_role(self, context) -> str | None:
+        return self.context.get("roles", {}).get(context.pk)
+
+
+class ContextCreateSerializer(serializers.Serializer):
+    slug = serializers.CharField(max_length=50)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class MemberSerializer(serializers.Serializer):
+    kind = serializers.CharField(source="principal_kind", read_only=True)
+    name = serializers.CharField(source="principal_name", read_only=True)
+    role = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class MemberCreateSerializer(serializers.Serializer):
+    username = serializers.CharField(required=False)
+    group = serializers.CharField(required=False)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+# --- models -----------------------------------------------------------------------------
+
+class ModelSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    context = serializers.CharField(source="context.slug", read_only=True)
+    name = serializers.CharField()
+    description = serializers.CharField(required=False, allow_blank=True)
+    tags = TagListField(required=False)
+    task = serializers.CharField(required=False, allow_blank=True)
+    owner = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    metadata = serializers.JSONField(required=False)
+    version_numbers = serializers.SerializerMethodField()
+    latest_version = serializers.SerializerMethodField()
+    aliases = serializers.SerializerMethodField()
+    created_by = user_field()
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_by = user_field()
+    updated_at = serializers.DateTimeField(read_only=True)
+    url = serializers.SerializerMethodField()
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["owner"] = _username(instance.owner)
+        return data
+
+    def get_version_numbers(self, model) -> list[int]:
+        return [v.number for v in model.versions.all()]
+
+    def get_latest_version(self, model) -> int | None:
+        numbers = self.get_version_numbers(model)
+        return numbers[-1] if numbers else None
+
+    def get_aliases(self, model) -> dict[str, int]:
+        return {alias.name: alias.version.number for alias in model.aliases.all()}
+
+    def get_url(self, model) -> str:
+        return reverse("api:model-detail", kwargs={"model_id": model.pk})
+
+
+class ModelCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(trim_whitespace=False)
+    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    tags = serializers.JSONField(required=False, help_text="A list of tags, or a comma-separated string.")
+    task = serializers.CharField(required=False, allow_blank=True)
+    owner = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="A username.")
+    metadata = serializers.JSONField(required=False)
+
+
+# --- versions ---------------------------------------------------------------------------
+
+class RecordRefSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    uri = serializers.CharField(read_only=True)
+
+
+class FormatSummarySerializer(serializers.Serializer):
+    kind = serializers.CharField(read_only=True)
+    status = serializers.CharField(read_only=True)
+    size = serializers.IntegerField(read_only=True, allow_null=True)
+    sha256 = serializers.CharField(read_only=True)
+
+
+class VersionSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    model = serializers.UUIDField(source="model_id", read_only=True)
+    number = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    description = serializers.CharField(read_only=True)
+    tags = TagListField(read_only=True)
+    hyperparameters = serializers.JSONField(read_only=True)
+    config = serializers.JSONField(read_only=True)
+    framework = serializers.CharField(read_only=True)
+    framework_version = serializers.CharField(read_only=True)
+    model_type = serializers.CharField(read_only=True)
+    records = RecordRefSerializer(many=True, read_only=True)
+    metadata = serializers.JSONField(read_only=True)
+    signature = serializers.JSONField(read_only=True)
+    status = serializers.CharField(read_only=True)
+    formats = FormatSummarySerializer(many=True, read_only=True)
+    aliases = serializers.SerializerMethodField()
+    published_by = user_field()
+    published_at = serializers.DateTimeField(read_only=True)
+    created_by = user_field()
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_by = user_field()
+    updated_at = serializers.DateTimeField(read_only=True)
+    url = serializers.SerializerMethodField()
+
+    def get_aliases(self, version) -> list[str]:
+        return [alias.name for alias in version.aliases.all()]
+
+    def get_url(self, version) -> str:
+        return reverse("api:version-detail", kwargs={"model_id": version.model_id, "number": version.number})
+
+
+class VersionWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    tags = serializers.JSONField(required=False)
+    hyperparameters = serializers.JSONField(required=False)
+    config = serializers.JSONField(required=False)
+    framework = serializers.CharField(required=False, allow_blank=True)
+    framework_version = serializers.CharField(required=False, allow_blank=True)
+    records = serializers.ListField(child=serializers.CharField(), required=False, help_text="Training record IDs.")
+    metadata = serializers.JSONField(required=False)
+    signature = serializers.JSONField(required=False)
+
+
+# --- formats ----------------------------------------------------------------------------
+
+class FormatSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    kind = serializers.CharField(read_only=True)
+    status = serializers.CharField(read_only=True)
+    status_message = serializers.CharField(read_only=True)
+    original_filename = serializers.CharField(read_only=True)
+    size = serializers.IntegerField(read_only=True, allow_null=True)
+    content_type = serializers.CharField(read_only=True)
+    md5 = serializers.CharField(read_only=True)
+    sha256 = serializers.CharField(read_only=True)
+    declared_md5 = serializers.CharField(read_only=True)
+    declared_sha256 = serializers.CharField(read_only=True)
+    report = serializers.JSONField(read_only=True)
+    uploaded_by = user_field()
+    uploaded_at = serializers.DateTimeField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    file_url = serializers.SerializerMethodField()
+
+    def get_file_url(self, fmt) -> str:
+        return reverse(
+            "api:format-file",
+            kwargs={"model_id": fmt.version.model_id, "number": fmt.version.number, "kind": fmt.kind},
+        )
+
+
+class FormatCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=FormatKind.choices)
+
+
+# --- metrics ----------------------------------------------------------------------------
+
+class MetricSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    value = serializers.JSONField(help_text="A number or a string.")
+    step = serializers.IntegerField(required=False, allow_null=True)
+    wallclock = serializers.DateTimeField(required=False)
+
+
+# --- aliases ----------------------------------------------------------------------------
+
+class AliasMoveSerializer(serializers.Serializer):
+    from_version = serializers.IntegerField(source="from_number", read_only=True, allow_null=True)
+    to_version = serializers.IntegerField(source="to_number", read_only=True, allow_null=True)
+    actor = user_field()
+    at = serializers.DateTimeField(source="created_at", read_only=True)
+
+
+class AliasSerializer(serializers.Serializer):
+    name = serializers.CharField(read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True)
+    updated_by = user_field()
+    updated_at = serializers.DateTimeField(read_only=True)
+
+
+class AliasDetailSerializer(AliasSerializer):
+    history = serializers.SerializerMethodField()
+
+    @extend_schema_field(AliasMoveSerializer(many=True))
+    def get_history(self, alias):
+        return AliasMoveSerializer(self.context.get("history", []), many=True).data
+
+
+class AliasSetSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1)
+
+
+# --- lineage ----------------------------------------------------------------------------
+
+class RecordSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    context = serializers.CharField(source="context.slug", read_only=True)
+    name = serializers.CharField()
+    uri = serializers.CharField()
+    checksum = serializers.CharField(required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    created_by = user_field()
+    created_at = serializers.DateTimeField(read_only=True)
+    version_count = serializers.IntegerField(read_only=True, required=False)
+
+
+class RecordVersionSerializer(serializers.Serializer):
+    model_id = serializers.UUIDField(read_only=True)
+    model_name = serializers.CharField(source="model.name", read_only=True)
+    number = serializers.IntegerField(read_only=True)
+    status = serializers.CharField(read_only=True)
+
+
+class RecordDetailSerializer(RecordSerializer):
+    versions = serializers.SerializerMethodField()
+
+    @extend_schema_field(RecordVersionSerializer(many=True))
+    def get_versions(self, record):
+        return RecordVersionSerializer(self.context.get("versions", []), many=True).data
+
+
+class RecordUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False)
+    uri = serializers.CharField(required=False)
+    checksum = serializers.CharField(required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+
+
+# --- audit ------------------------------------------------------------------------------
+
+class AuditEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    at = serializers.DateTimeField(source="created_at", read_only=True)
+    actor = serializers.CharField(source="actor_name", read_only=True)
+    action = serializers.CharField(read_only=True)
+    object_type = serializers.CharField(read_only=True)
+    object_id = serializers.CharField(read_only=True)
+    object = serializers.CharField(source="object_repr", read_only=True)
+    summary = serializers.CharField(read_only=True)
+    changes = serializers.JSONField(read_only=True)

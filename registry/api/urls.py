@@ -1,0 +1,31 @@
+from django.urls import path
+
+from registry.api import views
+
+app_name = "api"
+
+M = "models/<str:model_id>"
+V = f"{M}/versions/<int:number>"
+
+urlpatterns = [
+    path("contexts/", views.ContextListView.as_view(), name="context-list"),
+    path("contexts/<slug:ctx>/", views.ContextDetailView.as_view(), name="context-detail"),
+    path("contexts/<slug:ctx>/members/", views.MemberListView.as_view(), name="member-list"),
+    path("contexts/<slug:ctx>/members/<str:name>/", views.MemberDetailView.as_view(), name="member-detail"),
+    path("contexts/<slug:ctx>/groups/<str:name>/", views.GroupMemberDetailView.as_view(), name="group-member-detail"),
+    path("contexts/<slug:ctx>/models/", views.ModelListView.as_view(), name="model-list"),
+    path("contexts/<slug:ctx>/records/", views.RecordListView.as_view(), name="record-list"),
+    path("contexts/<slug:ctx>/audit/", views.AuditListView.as_view(), name="audit-list"),
+    path("records/<str:record_id>/", views.RecordDetailView.as_view(), name="record-detail"),
+    path(f"{M}/", views.ModelDetailView.as_view(), name="model-detail"),
+    path(f"{M}/versions/", views.VersionListView.as_view(), name="version-list"),
+    path(f"{V}/", views.VersionDetailView.as_view(), name="version-detail"),
+    path(f"{V}/publish/", views.VersionPublishView.as_view(), name="version-publish"),
+    path(f"{V}/metrics/", views.MetricListView.as_view(), name="metric-list"),
+    path(f"{V}/formats/", views.FormatListView.as_view(), name="format-list"),
+    path(f"{V}/formats/<str:kind>/", views.FormatDetailView.as_view(), name="format-detail"),
+    path(f"{V}/formats/<str:kind>/file", views.FormatFileView.as_view(), name="format-file"),
+    path(f"{M}/aliases/", views.AliasListView.as_view(), name="alias-list"),
+    path(f"{M}/aliases/<str:alias>/", views.AliasDetailView.as_view(), name="alias-detail"),
+    path(f"{M}/aliases/<str:alias>/rollback/", views.AliasRollbackView.as_view(), name="alias-rollback"),
+]

@@ -1,0 +1,397 @@
+"""REST API v1. Each view parses input, calls one selector or service, and serializes."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+
+from registry import selectors, services
+from registry.api import serializers as s
+from registry.api.files import download_response
+from registry.errors import InvalidInput, LengthRequired
+from registry.models import Membership
+from registry.permissions import Perm, require
+
+ERRORS = {
+    400: OpenApiTypes.OBJECT, 401: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT,
+    404: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT,
+}
+
+
+class RegistryView(APIView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
+    def paginated(self, queryset, serializer_class, **context):
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(queryset, self.request, view=self)
+        data = serializer_class(page, many=True, context={"request": self.request, **context}).data
+        return paginator.get_paginated_response(data)
+
+    def input(self, serializer_class, *, partial: bool = False) -> dict:
+        if not isinstance(self.request.data, dict):
+            raise InvalidInput("The request body must be a JSON object.")
+        serializer = serializer_class(data=self.request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def model(self, model_id):
+        return selectors.model_get(self.request.user, model_id)
+
+    def version(self, model_id, number):
+        return selectors.version_get(self.model(model_id), number)
+
+
+def _roles(user) -> dict:
+    return dict(Membership.objects.filter(user=user).values_list("context_id", "role"))
+
+
+# --- contexts ---------------------------------------------------------------------------
+
+class ContextListView(RegistryView):
+    @extend_schema(responses=s.ContextSerializer(many=True), summary="List the contexts you can see")
+    def get(self, request):
+        return self.paginated(selectors.context_list(request.user), s.ContextSerializer, roles=_roles(request.user))
+
+    @extend_schema(request=s.ContextCreateSerializer, responses={201: s.ContextSerializer, **ERRORS},
+                   summary="Create a context (site staff)")
+    def post(self, request):
+        data = self.input(s.ContextCreateSerializer)
+        context = services.context_create(actor=request.user, **data)
+        return Response(s.ContextSerializer(context).data, status=status.HTTP_201_CREATED)
+
+
+class ContextDetailView(RegistryView):
+    @extend_schema(responses=s.ContextSerializer)
+    def get(self, request, ctx):
+        context = selectors.context_get(request.user, ctx)
+        return Response(s.ContextSerializer(context, context={"roles": _roles(request.user)}).data)
+
+
+class MemberListView(RegistryView):
+    @extend_schema(responses=s.MemberSerializer(many=True), summary="Users and groups with a role here")
+    def get(self, request, ctx):
+        context = selectors.context_get(request.user, ctx)
+        return self.paginated(selectors.member_list(context), s.MemberSerializer)
+
+    @extend_schema(request=s.MemberCreateSerializer, responses={201: s.MemberSerializer, **ERRORS},
+                   summary="Grant a role to a user or a group (admins)")
+    def post(self, request, ctx):
+        context = selectors.context_get(request.user, ctx)
+        require(request.user, context, Perm.MANAGE_CONTEXT)
+        data = self.input(s.MemberCreateSerializer)
+        membership = services.membership_set(
+            actor=request.user, context=context, role=data["role"],
+            username=data.get("username"), group=data.get("group"), create_only=True,
+        )
+        return Response(s.MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailView(RegistryView):
+    """A user's membership; groups are addressed under /groups/{name}/."""
+
+    principal = "username"
+
+    def _kwargs(self, name):
+        return {self.principal: name}
+
+    @extend_schema(request=s.MemberUpdateSerializer, responses={200: s.MemberSerializer, **ERRORS},
+                   summary="Change a member's role (admins)")
+    def patch(self, request, ctx, name):
+        context = selectors.context_get(request.user, ctx)
+        require(request.user, context, Perm.MANAGE_CONTEXT)
+        data = self.input(s.MemberUpdateSerializer)
+        membership = services.membership_set(actor=request.user, context=context, role=data["role"], **self._kwargs(name))
+        return Response(s.MemberSerializer(membership).data)
+
+    @extend_schema(responses={204: None, **ERRORS}, summary="Remove a member (admins)")
+    def delete(self, request, ctx, name):
+        context = selectors.context_get(request.user, ctx)
+        services.membership_remove(actor=request.user, context=context, **self._kwargs(name))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class GroupMemberDetailView(MemberDetailView):
+    principal = "group"
+
+
+class AuditListView(RegistryView):
+    @extend_schema(
+        responses=s.AuditEventSerializer(many=True),
+        parameters=[OpenApiParameter(name, str, description=f"Filter by {name}")
+                    for name in ("action", "actor", "object_type", "object_id")],
+        summary="The context's audit log, newest first",
+    )
+    def get(self, request, ctx):
+        context = selectors.context_get(request.user, ctx)
+        params = request.query_params
+        events = selectors.audit_list(
+            context, action=params.get("action", ""), actor=params.get("actor", ""),
+            object_type=params.get("object_type", ""), object_id=params.get("object_id", ""),
+        )
+        return self.paginated(events, s.AuditEventSerializer)
+
+
+# --- models -----------------------------------------------------------------------------
+
+class ModelListView(RegistryView):
+    @extend_schema(
+        responses=s.ModelSerializer(many=True),
+        parameters=[
+            OpenApiParameter("search", str, description="Words in the name, description or tags"),
+            OpenApiParameter("tag", str, many=True, description="Only models with this tag (repeatable)"),
+            OpenApiParameter("name", str, description="Exact name (case-insensitive)"),
+            OpenApiParameter("ordering", str, description="name, created, updated or versions; '-' to reverse"),
+        ],
+        summary="List and search models",
+    )
+    def get(self, request, ctx):
+        context = selectors.context_get(request.user, ctx)
+        params = request.query_params
+        models = selectors.model_list(
+            request.user, context, search=params.get("search", ""), tags=params.getlist("tag"),
+            name=params.get("name", ""), ordering=params.get("ordering", ""),
+        )
+        return self.paginated(models, s.ModelSerializer)
+
+    @extend_schema(request=s.ModelCreateSerializer, responses={201: s.ModelSerializer, **ERRORS})
+    def post(self, request, ctx):
+        context = selectors.context_get(request.user, ctx)
+        require(request.user, context, Perm.EDIT_MODEL)
+        model = services.model_create(actor=request.user, context=context, **self.input(s.ModelCreateSerializer))
+        return Response(s.ModelSerializer(selectors.model_get(request.user, model.pk)).data, status=201)
+
+
+class ModelDetailView(RegistryView):
+    @extend_schema(responses=s.ModelSerializer)
+    def get(self, request, model_id):
+        return Response(s.ModelSerializer(self.model(model_id)).data)
+
+    @extend_schema(request=s.ModelCreateSerializer, responses={200: s.ModelSerializer, **ERRORS})
+    def patch(self, request, model_id):
+        model = self.model(model_id)
+        services.model_update(actor=request.user, model=model, **self.input(s.ModelCreateSerializer, partial=True))
+        return Response(s.ModelSerializer(self.model(model_id)).data)
+
+    @extend_schema(responses={204: None, **ERRORS}, summary="Delete a model, its versions and files (admins)")
+    def delete(self, request, model_id):
+        services.model_delete(actor=request.user, model=self.model(model_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- versions ---------------------------------------------------------------------------
+
+class VersionListView(RegistryView):
+    @extend_schema(responses=s.VersionSerializer(many=True))
+    def get(self, request, model_id):
+        return self.paginated(selectors.version_list(self.model(model_id)), s.VersionSerializer)
+
+    @extend_schema(request=s.VersionWriteSerializer, responses={201: s.VersionSerializer, **ERRORS})
+    def post(self, request, model_id):
+        model = self.model(model_id)
+        require(request.user, model.context, Perm.EDIT_MODEL)
+        version = services.version_create(actor=request.user, model=model, **self.input(s.VersionWriteSerializer))
+        return Response(s.VersionSerializer(selectors.version_get(model, version.number)).data, status=201)
+
+
+class VersionDetailView(RegistryView):
+    @extend_schema(responses=s.VersionSerializer)
+    def get(self, request, model_id, number):
+        return Response(s.VersionSerializer(self.version(model_id, number)).data)
+
+    @extend_schema(request=s.VersionWriteSerializer, responses={200: s.VersionSerializer, **ERRORS})
+    def patch(self, request, model_id, number):
+        version = self.version(model_id, number)
+        services.version_update(actor=request.user, version=version, **self.input(s.VersionWriteSerializer, partial=True))
+        return Response(s.VersionSerializer(selectors.version_get(version.model, number)).data)
+
+    @extend_schema(responses={204: None, **ERRORS}, summary="Delete a version and its files (admins)")
+    def delete(self, request, model_id, number):
+        services.version_delete(actor=request.user, version=self.version(model_id, number))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class VersionPublishView(RegistryView):
+    @extend_schema(request=None, responses={200: s.VersionSerializer, **ERRORS}, summary="Publish (freeze) a version")
+    def post(self, request, model_id, number):
+        version = self.version(model_id, number)
+        services.version_publish(actor=request.user, version=version)
+        return Response(s.VersionSerializer(selectors.version_get(version.model, number)).data)
+
+
+class MetricListView(RegistryView):
+    @extend_schema(responses=s.MetricSerializer(many=True),
+                   parameters=[OpenApiParameter("key", str, description="Only this metric")])
+    def get(self, request, model_id, number):
+        version = self.version(model_id, number)
+        return self.paginated(selectors.metric_list(version, key=request.query_params.get("key", "")), s.MetricSerializer)
+
+    @extend_schema(
+        request=s.MetricSerializer(many=True),
+        responses={201: s.MetricSerializer(many=True), **ERRORS},
+        summary="Log one metric (an object) or many (a list)",
+    )
+    def post(self, request, model_id, number):
+        version = self.version(model_id, number)
+        require(request.user, version.model.context, Perm.EDIT_MODEL)
+        payload = request.data
+        items = payload if isinstance(payload, list) else [payload]
+        metrics = services.metrics_log(actor=request.user, version=version, metrics=list(items))
+        return Response(s.MetricSerializer(metrics, many=True).data, status=201)
+
+
+# --- formats ----------------------------------------------------------------------------
+
+class FormatListView(RegistryView):
+    @extend_schema(responses=s.FormatSerializer(many=True))
+    def get(self, request, model_id, number):
+        return self.paginated(selectors.format_list(self.version(model_id, number)), s.FormatSerializer)
+
+    @extend_schema(request=s.FormatCreateSerializer, responses={201: s.FormatSerializer, **ERRORS},
+                   summary="Add a format (then PUT its file)")
+    def post(self, request, model_id, number):
+        version = self.version(model_id, number)
+        require(request.user, version.model.context, Perm.EDIT_MODEL)
+        kind = request.data.get("kind") if isinstance(request.data, dict) else None
+        fmt = services.format_create(actor=request.user, version=version, kind=kind)
+        return Response(s.FormatSerializer(selectors.format_get(version, fmt.kind)).data, status=201)
+
+
+class FormatDetailView(RegistryView):
+    @extend_schema(responses=s.FormatSerializer)
+    def get(self, request, model_id, number, kind):
+        return Response(s.FormatSerializer(selectors.format_get(self.version(model_id, number), kind)).data)
+
+    @extend_schema(responses={204: None, **ERRORS}, summary="Delete a format of an unpublished version")
+    def delete(self, request, model_id, number, kind):
+        fmt = selectors.format_get(self.version(model_id, number), kind)
+        services.format_delete(actor=request.user, fmt=fmt)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class FormatFileView(RegistryView):
+    parser_classes = []  # the body is read as a raw stream, never parsed or buffered
+
+    @extend_schema(
+        request={"application/octet-stream": OpenApiTypes.BINARY},
+        parameters=[
+            OpenApiParameter("X-Checksum-Sha256", str, OpenApiParameter.HEADER, description="Hex SHA-256 of the body"),
+            OpenApiParameter("Content-MD5", str, OpenApiParameter.HEADER, description="Base64 MD5 of the body"),
+            OpenApiParameter("filename", str, description="Original filename, kept as metadata"),
+        ],
+        responses={200: s.FormatSerializer, 411: OpenApiTypes.OBJECT, 413: OpenApiTypes.OBJECT, **ERRORS},
+        summary="Upload the file of a format (raw body, streamed)",
+    )
+    def put(self, request, model_id, number, kind):
+        version = self.version(model_id, number)
+        require(request.user, version.model.context, Perm.EDIT_MODEL)
+        raw = request._request
+        length = raw.META.get("CONTENT_LENGTH")
+        try:
+            content_length = int(length) if length not in (None, "") else None
+        except ValueError:
+            raise InvalidInput("Content-Length must be a number.", field="Content-Length") from None
+        if content_length is None:
+            raise LengthRequired("Send the file with a Content-Length header.")
+        fmt = services.format_upload(
+            actor=request.user, version=version, kind=kind, stream=raw, content_length=content_length,
+            filename=request.query_params.get("filename") or raw.headers.get("X-Filename", ""),
+            content_type=raw.headers.get("Content-Type", ""),
+            declared_sha256=raw.headers.get("X-Checksum-Sha256", ""),
+            declared_md5=raw.headers.get("Content-MD5", ""),
+        )
+        return Response(s.FormatSerializer(selectors.format_get(version, fmt.kind)).data)
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 206: OpenApiTypes.BINARY,
+                              404: OpenApiTypes.OBJECT, 416: OpenApiTypes.OBJECT},
+                   summary="Download the file (streamed; honours Range)")
+    def get(self, request, model_id, number, kind):
+        version = self.version(model_id, number)
+        fmt = selectors.format_get(version, kind)
+        return download_response(request._request, fmt)
+
+
+# --- aliases ----------------------------------------------------------------------------
+
+class AliasListView(RegistryView):
+    @extend_schema(responses=s.AliasSerializer(many=True))
+    def get(self, request, model_id):
+        return self.paginated(selectors.alias_list(self.model(model_id)), s.AliasSerializer)
+
+
+class AliasDetailView(RegistryView):
+    def _detail(self, model, alias):
+        history = list(selectors.alias_history(model, alias)[:100])
+        return s.AliasDetailSerializer(selectors.alias_get(model, alias), context={"history": history}).data
+
+    @extend_schema(responses=s.AliasDetailSerializer, summary="An alias, its version and its history")
+    def get(self, request, model_id, alias):
+        return Response(self._detail(self.model(model_id), alias))
+
+    @extend_schema(request=s.AliasSetSerializer, responses={200: s.AliasDetailSerializer, **ERRORS},
+                   summary="Set or move an alias to a published version")
+    def put(self, request, model_id, alias):
+        model = self.model(model_id)
+        require(request.user, model.context, Perm.PUBLISH_VERSION)
+        data = self.input(s.AliasSetSerializer)
+        services.alias_set(actor=request.user, model=model, name=alias, version_number=data["version"])
+        return Response(self._detail(model, alias))
+
+    @extend_schema(responses={204: None, **ERRORS})
+    def delete(self, request, model_id, alias):
+        services.alias_delete(actor=request.user, model=self.model(model_id), name=alias)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AliasRollbackView(AliasDetailView):
+    http_method_names = ["post", "options"]
+
+    @extend_schema(request=None, responses={200: s.AliasDetailSerializer, **ERRORS},
+                   summary="Move the alias back to the version it pointed to before")
+    def post(self, request, model_id, alias):
+        model = self.model(model_id)
+        services.alias_rollback(actor=request.user, model=model, name=alias)
+        return Response(self._detail(model, alias))
+
+
+# --- training records -------------------------------------------------------------------
+
+class RecordListView(RegistryView):
+    @extend_schema(responses=s.RecordSerializer(many=True),
+                   parameters=[OpenApiParameter("search", str, description="Words in the name or URI")])
+    def get(self, request, ctx):
+        context = selectors.context_get(request.user, ctx)
+        return self.paginated(selectors.record_list(context, search=request.query_params.get("search", "")),
+                              s.RecordSerializer)
+
+    @extend_schema(request=s.RecordSerializer, responses={201: s.RecordSerializer, **ERRORS})
+    def post(self, request, ctx):
+        context = selectors.context_get(request.user, ctx)
+        require(request.user, context, Perm.EDIT_MODEL)
+        data = self.input(s.RecordSerializer)
+        record = services.record_create(actor=request.user, context=context, **data)
+        return Response(s.RecordSerializer(record).data, status=201)
+
+
+class RecordDetailView(RegistryView):
+    def _detail(self, record):
+        versions = list(selectors.record_versions(record))
+        return s.RecordDetailSerializer(record, context={"versions": versions}).data
+
+    @extend_schema(responses=s.RecordDetailSerializer, summary="A training record and every version trained on it")
+    def get(self, request, record_id):
+        return Response(self._detail(selectors.record_get(request.user, record_id)))
+
+    @extend_schema(request=s.RecordUpdateSerializer, responses={200: s.RecordDetailSerializer, **ERRORS})
+    def patch(self, request, record_id):
+        record = selectors.record_get(request.user, record_id)
+        record = services.record_update(actor=request.user, record=record, **self.input(s.RecordUpdateSerializer, partial=True))
+        return Response(self._detail(record))
+
+    @extend_schema(responses={204: None, **ERRORS})
+    def delete(self, request, record_id):
+        services.record_delete(actor=request.user, record=selectors.record_get(request.user, record_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

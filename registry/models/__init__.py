@@ -1,0 +1,24 @@
+from registry.models.audit import AuditEvent
+from registry.models.catalog import Alias, AliasMove, Model, Tag, Version, VersionStatus
+from registry.models.contexts import ApiToken, Context, Membership, Role
+from registry.models.files import Format, FormatKind, FormatStatus
+from registry.models.lineage import Metric, TrainingRecord
+
+__all__ = [
+    "Alias",
+    "AliasMove",
+    "ApiToken",
+    "AuditEvent",
+    "Context",
+    "Format",
+    "FormatKind",
+    "FormatStatus",
+    "Membership",
+    "Metric",
+    "Model",
+    "Role",
+    "Tag",
+    "TrainingRecord",
+    "Version",
+    "VersionStatus",
+]

@@ -1,0 +1,80 @@
+"""Formats: the serialized files of a version."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from registry.models.catalog import Version
+
+
+class FormatKind(models.TextChoices):
+    PKL = "pkl", "Pickle"
+    JOBLIB = "joblib", "Joblib"
+    PT = "pt", "PyTorch"
+    ONNX = "onnx", "ONNX"
+    PMML = "pmml", "PMML"
+    SAFETENSORS = "safetensors", "safetensors"
+    RDA = "rda", "R data"
+    H5 = "h5", "Keras / HDF5"
+    SAVEDMODEL = "savedmodel", "TF SavedModel (zip)"
+    ARTIFACT = "artifact", "Model artifact (zip)"
+    OTHER = "other", "Other"
+
+
+class FormatStatus(models.TextChoices):
+    PENDING = "pending", "Pending (no file yet)"
+    UPLOADED = "uploaded", "Uploaded"
+    HASHING = "hashing", "Hashing"
+    INTROSPECTING = "introspecting", "Introspecting"
+    READY = "ready", "Ready"
+    CORRUPT = "corrupt", "Corrupt"
+    QUARANTINED = "quarantined", "Quarantined"
+    FAILED = "failed", "Failed"
+
+
+class Format(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    version = models.ForeignKey(Version, on_delete=models.CASCADE, related_name="formats")
+    kind = models.CharField(max_length=16, choices=FormatKind.choices)
+    # Chosen by the server (registry.storage.new_storage_key); never derived from client input.
+    storage_key = models.CharField(max_length=255, blank=True, default="")
+    original_filename = models.CharField(max_length=255, blank=True, default="")
+    size = models.BigIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=255, blank=True, default="")
+    md5 = models.CharField(max_length=32, blank=True, default="")
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    declared_md5 = models.CharField(max_length=32, blank=True, default="")
+    declared_sha256 = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(max_length=16, choices=FormatStatus.choices, default=FormatStatus.PENDING)
+    status_message = models.TextField(blank=True, default="")
+    report = models.JSONField(default=dict, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["version", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "kind"], name="format_unique_kind"),
+            models.UniqueConstraint(
+                fields=["storage_key"], condition=~Q(storage_key=""), name="format_unique_storage_key"
+            ),
+            models.CheckConstraint(condition=Q(kind__in=FormatKind.values), name="format_kind_valid"),
+            models.CheckConstraint(condition=Q(status__in=FormatStatus.values), name="format_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status=FormatStatus.PENDING) | ~Q(storage_key=""),
+                name="format_file_when_not_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} [{self.kind}]"
+
+    @property
+    def has_file(self) -> bool:
+        return bool(self.storage_key)

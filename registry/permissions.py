@@ -1,0 +1,135 @@
+"""The only map from role to permission, and the checks every selector and service uses.
+
+Rules (SPEC §1): a user's effective role in a context is the highest one granted directly
+or through a group. Without `view-model` a context's contents do not exist for the user
+(selectors filter them out, so lookups 404). With `view-model` but not the permission an
+action needs, services raise PermissionDenied (403). Site staff (superusers) can do
+everything. A request authenticated by a read-only token keeps only `view-model`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from django.db.models import Q, QuerySet
+
+from registry.errors import PermissionDenied
+from registry.models import Context, Membership, Model, Role
+
+
+class Perm(StrEnum):
+    VIEW_MODEL = "view-model"
+    EDIT_MODEL = "edit-model"
+    PUBLISH_VERSION = "publish-version"
+    DELETE_MODEL = "delete-model"
+    MANAGE_CONTEXT = "manage-context"
+
+
+ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
+    Role.VIEWER: frozenset({Perm.VIEW_MODEL}),
+    Role.EDITOR: frozenset({Perm.VIEW_MODEL, Perm.EDIT_MODEL}),
+    Role.PUBLISHER: frozenset({Perm.VIEW_MODEL, Perm.EDIT_MODEL, Perm.PUBLISH_VERSION}),
+    Role.ADMIN: frozenset(Perm),
+}
+ROLE_ORDER = [Role.VIEWER, Role.EDITOR, Role.PUBLISHER, Role.ADMIN]
+READ_ONLY_PERMISSIONS = frozenset({Perm.VIEW_MODEL})
+
+# Attribute set on a user object by token authentication when the token is read-only.
+READ_ONLY_ATTRIBUTE = "registry_read_only"
+
+
+def is_staff(user) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_superuser)
+
+
+def is_read_only(user) -> bool:
+    return bool(getattr(user, READ_ONLY_ATTRIBUTE, False))
+
+
+def roles_granting(permission: Perm) -> list[str]:
+    return [role for role in ROLE_ORDER if permission in ROLE_PERMISSIONS[role]]
+
+
+def _membership_filter(user, permission: Perm, prefix: str = "") -> Q:
+    """Q over Context (optionally reached through `prefix`) for memberships granting `permission`."""
+    roles = roles_granting(permission)
+    direct = Q(**{f"{prefix}memberships__user": user, f"{prefix}memberships__role__in": roles})
+    via_group = Q(
+        **{f"{prefix}memberships__group__user": user, f"{prefix}memberships__role__in": roles}
+    )
+    return direct | via_group
+
+
+def contexts_for(user, permission: Perm = Perm.VIEW_MODEL) -> QuerySet[Context]:
+    """Contexts in which `user` holds `permission`."""
+    if user is None or not user.is_authenticated:
+        return Context.objects.none()
+    if is_read_only(user) and permission not in READ_ONLY_PERMISSIONS:
+        return Context.objects.none()
+    if is_staff(user):
+        return Context.objects.all()
+    roles = roles_granting(permission)
+    ids = Membership.objects.filter(
+        Q(user=user) | Q(group__in=user.groups.all()), role__in=roles
+    ).values("context_id")
+    return Context.objects.filter(id__in=ids)
+
+
+def models_for(user, permission: Perm = Perm.VIEW_MODEL) -> QuerySet[Model]:
+    """Models in contexts where `user` holds `permission`; the base of every model selector."""
+    if is_staff(user) and not (is_read_only(user) and permission not in READ_ONLY_PERMISSIONS):
+        return Model.objects.all()
+    return Model.objects.filter(context__in=contexts_for(user, permission))
+
+
+def effective_role(user, context: Context) -> str | None:
+    """The highest role `user` holds in `context`, directly or through a group."""
+    if user is None or not user.is_authenticated:
+        return None
+    if is_staff(user):
+        return Role.ADMIN
+    roles = set(
+        Membership.objects.filter(context=context)
+        .filter(Q(user=user) | Q(group__in=user.groups.all()))
+        .values_list("role", flat=True)
+    )
+    for role in reversed(ROLE_ORDER):
+        if role in roles:
+            return role
+    return None
+
+
+def permissions_in(user, context: Context) -> frozenset[Perm]:
+    """Every permission `user` holds in `context` (cached on the user object per request)."""
+    if user is None:
+        return frozenset(Perm)
+    cache = user.__dict__.setdefault("_registry_perm_cache", {})
+    if context.pk not in cache:
+        role = effective_role(user, context)
+        perms = ROLE_PERMISSIONS.get(role, frozenset()) if role else frozenset()
+        if is_read_only(user):
+            perms = perms & READ_ONLY_PERMISSIONS
+        cache[context.pk] = perms
+    return cache[context.pk]
+
+
+def has_perm(user, context: Context, permission: Perm) -> bool:
+    """True when `user` holds `permission` in `context`. `None` is the operator (manage.py)."""
+    return permission in permissions_in(user, context)
+
+
+def require(user, context: Context, permission: Perm) -> None:
+    """Raise PermissionDenied (403) unless `user` holds `permission` in `context`.
+
+    Callers reach this only for objects the user can already see, so a missing
+    `view-model` never surfaces here as a 403 in practice.
+    """
+    if not has_perm(user, context, permission):
+        if is_read_only(user) and permission not in READ_ONLY_PERMISSIONS:
+            raise PermissionDenied("This token is read-only.")
+        raise PermissionDenied(f"You need the '{permission}' permission in context '{context.slug}'.")
+
+
+def require_staff(user) -> None:
+    if not is_staff(user) or is_read_only(user):
+        raise PermissionDenied("Only site staff can do this.")

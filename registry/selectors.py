@@ -1,0 +1,224 @@
+"""Reads, always filtered by what the user may see. An invisible object is simply not found."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+
+from registry.errors import InvalidInput, NotFound
+from registry.models import (
+    Alias,
+    AliasMove,
+    ApiToken,
+    AuditEvent,
+    Context,
+    Format,
+    Membership,
+    Metric,
+    Model,
+    Tag,
+    TrainingRecord,
+    Version,
+)
+from registry.permissions import Perm, contexts_for, models_for
+from registry.services.common import normalize_name
+
+MODEL_ORDERINGS = {
+    "name": "name_key",
+    "created": "created_at",
+    "created_at": "created_at",
+    "updated": "updated_at",
+    "updated_at": "updated_at",
+    "versions": "version_count",
+    "version_count": "version_count",
+}
+
+
+def _uuid(value, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError):
+        raise NotFound(f"{what} not found.") from None
+
+
+def context_list(user) -> QuerySet[Context]:
+    """Contexts the user can see."""
+    return contexts_for(user, Perm.VIEW_MODEL).order_by("slug")
+
+
+def context_get(user, slug: str) -> Context:
+    context = contexts_for(user, Perm.VIEW_MODEL).filter(slug=slug).first()
+    if context is None:
+        raise NotFound(f"Context '{slug}' not found.")
+    return context
+
+
+def member_list(context: Context) -> QuerySet[Membership]:
+    return Membership.objects.filter(context=context).select_related("user", "group").order_by(
+        "group__name", "user__username"
+    )
+
+
+def _model_base(user) -> QuerySet[Model]:
+    return models_for(user, Perm.VIEW_MODEL).select_related(
+        "context", "owner", "created_by", "updated_by"
+    ).prefetch_related(
+        Prefetch("tags", queryset=Tag.objects.order_by("key")),
+        Prefetch("versions", queryset=Version.objects.only("id", "model_id", "number").order_by("number")),
+        Prefetch("aliases", queryset=Alias.objects.select_related("version").only(
+            "id", "model_id", "name", "version__id", "version__number").order_by("name")),
+    )
+
+
+def model_list(
+    user,
+    context: Context,
+    *,
+    search: str = "",
+    tags: list[str] | None = None,
+    name: str = "",
+    ordering: str = "",
+) -> QuerySet[Model]:
+    """Models of a visible context, searched over name, description and tags.
+
+    `tags` must all be present; `name` matches the normalised name exactly; `ordering`
+    is one of name, created, updated, versions, with '-' for descending.
+    """
+    models = _model_base(user).filter(context=context)
+    models = models.annotate(version_count=Count("versions", distinct=True))
+    if search:
+        term = search.strip()
+        tag_hit = Tag.models.through.objects.filter(model_id=OuterRef("pk"), tag__key__contains=term.casefold())
+        models = models.filter(Q(name__icontains=term) | Q(description__icontains=term) | Q(Exists(tag_hit)))
+    for tag in tags or []:
+        tag_hit = Tag.models.through.objects.filter(model_id=OuterRef("pk"), tag__key=tag.strip().casefold())
+        models = models.filter(Exists(tag_hit))
+    if name:
+        try:
+            _, key = normalize_name(name)
+        except InvalidInput:
+            return models.none()
+        models = models.filter(name_key=key)
+    descending = ordering.startswith("-")
+    field = MODEL_ORDERINGS.get(ordering.lstrip("-"))
+    if ordering and field is None:
+        raise InvalidInput(
+            f"Unknown ordering '{ordering}'; use name, created, updated or versions (prefix '-' to reverse).",
+            field="ordering",
+        )
+    field = field or "name_key"
+    return models.order_by(f"-{field}" if descending else field, "name_key", "id")
+
+
+def model_get(user, model_id) -> Model:
+    model = _model_base(user).filter(pk=_uuid(model_id, "Model")).first()
+    if model is None:
+        raise NotFound("Model not found.")
+    return model
+
+
+def version_list(model: Model) -> QuerySet[Version]:
+    return (
+        Version.objects.filter(model=model)
+        .select_related("model__context", "created_by", "updated_by", "published_by")
+        .prefetch_related(
+            Prefetch("tags", queryset=Tag.objects.order_by("key")),
+            Prefetch("records", queryset=TrainingRecord.objects.order_by("name")),
+            Prefetch("formats", queryset=Format.objects.order_by("kind")),
+            Prefetch("aliases", queryset=Alias.objects.order_by("name")),
+        )
+        .order_by("number")
+    )
+
+
+def version_get(model: Model, number) -> Version:
+    try:
+        number = int(number)
+    except (TypeError, ValueError):
+        raise NotFound("Version not found.") from None
+    version = version_list(model).filter(number=number).first()
+    if version is None:
+        raise NotFound(f"Model '{model.name}' has no version {number}.")
+    return version
+
+
+def format_list(version: Version) -> QuerySet[Format]:
+    return Format.objects.filter(version=version).select_related("uploaded_by", "version__model").order_by("kind")
+
+
+def format_get(version: Version, kind: str) -> Format:
+    fmt = format_list(version).filter(kind=kind).first()
+    if fmt is None:
+        raise NotFound(f"Version {version.number} has no '{kind}' format.")
+    return fmt
+
+
+def metric_list(version: Version, *, key: str = "") -> QuerySet[Metric]:
+    metrics = Metric.objects.filter(version=version)
+    if key:
+        metrics = metrics.filter(key=key)
+    return metrics.order_by("key", "step", "wallclock", "id")
+
+
+def alias_list(model: Model) -> QuerySet[Alias]:
+    return Alias.objects.filter(model=model).select_related("version", "updated_by").order_by("name")
+
+
+def alias_get(model: Model, name: str) -> Alias:
+    alias = alias_list(model).filter(name=name).first()
+    if alias is None:
+        raise NotFound(f"Model '{model.name}' has no alias '{name}'.")
+    return alias
+
+
+def alias_history(model: Model, name: str | None = None) -> QuerySet[AliasMove]:
+    moves = AliasMove.objects.filter(model=model).select_related("actor")
+    if name is not None:
+        moves = moves.filter(alias_name=name)
+    return moves.order_by("-created_at", "-id")
+
+
+def record_list(context: Context, *, search: str = "") -> QuerySet[TrainingRecord]:
+    records = TrainingRecord.objects.filter(context=context).select_related("context", "created_by").annotate(
+        version_count=Count("versions", distinct=True)
+    )
+    if search:
+        records = records.filter(Q(name__icontains=search) | Q(uri__icontains=search))
+    return records.order_by("name", "id")
+
+
+def record_get(user, record_id) -> TrainingRecord:
+    record_uuid = _uuid(record_id, "Training record")
+    record = (
+        TrainingRecord.objects.select_related("context", "created_by")
+        .filter(id=record_uuid, context__in=contexts_for(user, Perm.VIEW_MODEL))
+        .first()
+    )
+    if record is None:
+        raise NotFound("Training record not found.")
+    return record
+
+
+def record_versions(record: TrainingRecord) -> QuerySet[Version]:
+    """Every version trained on `record` (the other direction of lineage)."""
+    return record.versions.select_related("model").order_by("model__name_key", "number")
+
+
+def audit_list(
+    context: Context, *, action: str = "", actor: str = "", object_type: str = "", object_id: str = ""
+) -> QuerySet[AuditEvent]:
+    events = AuditEvent.objects.filter(context=context)
+    if action:
+        events = events.filter(action__startswith=action)
+    if actor:
+        events = events.filter(actor_name=actor)
+    if object_type:
+        events = events.filter(object_type=object_type)
+    if object_id:
+        events = events.filter(object_id=object_id)
+    return events.order_by("-created_at", "-id")
+
+
+def token_list(user) -> QuerySet[ApiToken]:
+    return ApiToken.objects.filter(user=user).order_by("-created_at")

@@ -1,0 +1,44 @@
+"""Every write a user can make, once. The API and the dashboard both call these.
+
+Conventions: keyword-only arguments with `actor` first (`None` is the operator running a
+manage.py command); `@transaction.atomic`; validate, write with `update_fields`, record an
+audit event, and queue follow-up work with `transaction.on_commit`.
+"""
+
+from registry.services.aliases import alias_delete, alias_rollback, alias_set
+from registry.services.contexts import (
+    context_create,
+    membership_remove,
+    membership_set,
+    token_create,
+    token_revoke,
+)
+from registry.services.formats import format_create, format_delete, format_upload
+from registry.services.lineage import metrics_log, record_create, record_delete, record_update
+from registry.services.models import model_create, model_delete, model_update
+from registry.services.versions import version_create, version_delete, version_publish, version_update
+
+__all__ = [
+    "alias_delete",
+    "alias_rollback",
+    "alias_set",
+    "context_create",
+    "format_create",
+    "format_delete",
+    "format_upload",
+    "membership_remove",
+    "membership_set",
+    "metrics_log",
+    "model_create",
+    "model_delete",
+    "model_update",
+    "record_create",
+    "record_delete",
+    "record_update",
+    "token_create",
+    "token_revoke",
+    "version_create",
+    "version_delete",
+    "version_publish",
+    "version_update",
+]

@@ -1,0 +1,199 @@
+"""Helpers shared by the services: validation of common fields, tags and the audit log."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import models
+
+from registry.errors import InvalidInput
+from registry.models import AuditEvent, Context, Tag
+
+TAG_MAX_LENGTH = 32
+SIGNATURE_DTYPES = {
+    "float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64",
+    "uint8", "uint16", "uint32", "uint64", "string", "bool", "bytes", "datetime", "object",
+    "complex64", "complex128",
+}
+SIGNATURE_PROFILES = {"numerical", "text", "image"}
+
+
+def normalize_name(value: Any, *, field: str = "name", max_length: int = 200) -> tuple[str, str]:
+    """Return (display name, uniqueness key): NFC-normalised and trimmed; key also case-folded."""
+    if not isinstance(value, str):
+        raise InvalidInput("A name must be a string.", field=field)
+    name = unicodedata.normalize("NFC", value).strip()
+    if not name:
+        raise InvalidInput("A name cannot be empty.", field=field)
+    if len(name) > max_length:
+        raise InvalidInput(f"A name can have at most {max_length} characters.", field=field)
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise InvalidInput("A name cannot contain control characters.", field=field)
+    return name, unicodedata.normalize("NFC", name.casefold())
+
+
+def clean_tags(value: Any, *, field: str = "tags") -> list[str]:
+    """Validate tags given as a list or a comma-separated string; duplicates collapse."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, (list, tuple)):
+        raise InvalidInput("Tags must be a list of strings.", field=field)
+    tags: list[str] = []
+    seen: set[str] = set()
+    for raw in value:
+        if not isinstance(raw, str):
+            raise InvalidInput("Tags must be a list of strings.", field=field)
+        tag = unicodedata.normalize("NFC", raw).strip()
+        if not tag:  # "a, ,b" or a trailing comma in a form: nothing to keep
+            continue
+        if len(tag) > TAG_MAX_LENGTH:
+            raise InvalidInput(
+                f"Tag '{tag[:40]}' is too long: tags have 1 to {TAG_MAX_LENGTH} characters.", field=field
+            )
+        if any(unicodedata.category(ch) == "Cc" for ch in tag):
+            raise InvalidInput(f"Tag '{tag}' contains a control character.", field=field)
+        key = tag.casefold()
+        if key not in seen:
+            seen.add(key)
+            tags.append(tag)
+    return tags
+
+
+def set_tags(obj: models.Model, tags: list[str]) -> None:
+    """Point `obj.tags` at exactly `tags`, creating Tag rows as needed (race-safe)."""
+    keys = {tag.casefold(): tag for tag in tags}
+    if keys:
+        Tag.objects.bulk_create(
+            [Tag(name=name, key=key) for key, name in keys.items()], ignore_conflicts=True
+        )
+    obj.tags.set(list(Tag.objects.filter(key__in=keys)))
+
+
+def tag_names(obj) -> list[str]:
+    return sorted((tag.name for tag in obj.tags.all()), key=str.casefold)
+
+
+def clean_json_object(value: Any, *, field: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"'{field}' must be a JSON object.", field=field)
+    return value
+
+
+def clean_text(value: Any, *, field: str, max_length: int | None = None, allow_blank: bool = True) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"'{field}' must be a string.", field=field)
+    value = value.strip() if max_length else value
+    if not allow_blank and not value.strip():
+        raise InvalidInput(f"'{field}' cannot be empty.", field=field)
+    if max_length is not None and len(value) > max_length:
+        raise InvalidInput(f"'{field}' can have at most {max_length} characters.", field=field)
+    return value
+
+
+def clean_signature(value: Any, *, field: str = "signature") -> dict:
+    """A signature is {"inputs": [...], "outputs": [...]} of {name, dtype, shape, profile?}."""
+    value = clean_json_object(value, field=field)
+    if not value:
+        return {}
+    unknown = set(value) - {"inputs", "outputs"}
+    if unknown:
+        raise InvalidInput(f"A signature has only 'inputs' and 'outputs', not {sorted(unknown)}.", field=field)
+    cleaned: dict[str, list] = {}
+    for part in ("inputs", "outputs"):
+        fields = value.get(part, [])
+        if not isinstance(fields, list):
+            raise InvalidInput(f"Signature {part} must be a list.", field=field)
+        out = []
+        for index, item in enumerate(fields):
+            where = f"signature {part}[{index}]"
+            if not isinstance(item, dict):
+                raise InvalidInput(f"{where} must be an object.", field=field)
+            name = item.get("name")
+            if not isinstance(name, str) or not name.strip():
+                raise InvalidInput(f"{where} needs a name.", field=field)
+            dtype = item.get("dtype")
+            if dtype not in SIGNATURE_DTYPES:
+                raise InvalidInput(
+                    f"{where} has dtype {dtype!r}; use one of {', '.join(sorted(SIGNATURE_DTYPES))}.", field=field
+                )
+            shape = item.get("shape", [])
+            if not isinstance(shape, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= -1 for d in shape
+            ):
+                raise InvalidInput(f"{where} shape must be a list of integers (-1 = any).", field=field)
+            entry = {"name": name.strip(), "dtype": dtype, "shape": shape}
+            profile = item.get("profile")
+            if profile is not None:
+                if profile not in SIGNATURE_PROFILES:
+                    raise InvalidInput(
+                        f"{where} profile must be one of {', '.join(sorted(SIGNATURE_PROFILES))}.", field=field
+                    )
+                entry["profile"] = profile
+            out.append(entry)
+        cleaned[part] = out
+    return cleaned
+
+
+def actor_name(actor) -> str:
+    if actor is None:
+        return "operator"
+    return actor.get_username() or "anonymous"
+
+
+def audit(
+    *,
+    actor,
+    context: Context | None,
+    action: str,
+    obj: models.Model | None = None,
+    object_type: str = "",
+    object_id: str = "",
+    object_repr: str = "",
+    summary: str,
+    changes: dict | None = None,
+) -> AuditEvent:
+    """Write one audit event; services call this inside their transaction."""
+    if obj is not None:
+        object_type = object_type or obj._meta.model_name
+        object_id = object_id or str(obj.pk)
+        object_repr = object_repr or str(obj)
+    return AuditEvent.objects.create(
+        context=context,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor_name=actor_name(actor),
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        object_repr=object_repr[:300],
+        summary=summary[:500],
+        changes=changes or {},
+    )
+
+
+def apply_changes(instance: models.Model, values: dict[str, Any]) -> dict[str, list]:
+    """Set fields whose value differs; return {field: [old, new]} for the audit log."""
+    changes: dict[str, list] = {}
+    for field, new in values.items():
+        old = getattr(instance, field)
+        if old != new:
+            setattr(instance, field, new)
+            changes[field] = [_jsonable(old), _jsonable(new)]
+    return changes
+
+
+def _jsonable(value):
+    if isinstance(value, (str, int, float, bool, type(None), dict, list)):
+        return value
+    return str(value)
+
+
+def describe_changes(changes: Iterable[str]) -> str:
+    return ", ".join(sorted(changes)) or "nothing"

@@ -1,0 +1,198 @@
+"""Formats: add a kind to a version, upload its file, delete it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import unicodedata
+from typing import IO
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from registry import storage
+from registry.errors import FileTooLarge, InvalidInput, KindExists, LimitReached, NotFound
+from registry.models import Format, FormatKind, FormatStatus, Version
+from registry.permissions import Perm, require
+from registry.services.common import audit
+from registry.services.versions import ensure_draft
+
+HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+HEX_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def clean_kind(kind) -> str:
+    if kind not in FormatKind.values:
+        raise InvalidInput(f"Unknown format kind {kind!r}; use one of {', '.join(FormatKind.values)}.", field="kind")
+    return kind
+
+
+def clean_filename(value: str | None) -> str:
+    """Keep only a display name: no directories, no control characters. Never a path."""
+    if not value:
+        return ""
+    value = unicodedata.normalize("NFC", value).replace("\\", "/").rsplit("/", 1)[-1]
+    value = "".join(ch for ch in value if unicodedata.category(ch)[0] != "C").strip()
+    return value[:255]
+
+
+def clean_sha256(value: str | None) -> str:
+    if not value:
+        return ""
+    value = value.strip().lower()
+    if not HEX_SHA256.match(value):
+        raise InvalidInput("X-Checksum-Sha256 must be 64 hexadecimal characters.", field="X-Checksum-Sha256")
+    return value
+
+
+def clean_md5(value: str | None) -> str:
+    """Content-MD5 is base64 of the 16-byte digest (RFC 1864); hex is accepted too."""
+    if not value:
+        return ""
+    value = value.strip()
+    if HEX_MD5.match(value.lower()):
+        return value.lower()
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != 16:
+        raise InvalidInput("Content-MD5 must be the base64 (or hex) MD5 digest.", field="Content-MD5")
+    return digest.hex()
+
+
+def _lock_draft_version(version: Version) -> Version:
+    version = Version.objects.select_for_update().select_related("model__context").get(pk=version.pk)
+    ensure_draft(version)
+    return version
+
+
+def _add_format(*, actor, version: Version, kind: str) -> Format:
+    """Insert a pending format; the caller holds the version lock."""
+    if version.formats.filter(kind=kind).exists():
+        raise KindExists(f"Version {version.number} already has a '{kind}' format.", field="kind")
+    count = version.formats.count()
+    if count >= settings.REGISTRY_MAX_FORMATS:
+        raise LimitReached(
+            f"Version {version.number} already has {count} formats, the most allowed "
+            f"({settings.REGISTRY_MAX_FORMATS}).",
+            field="kind",
+        )
+    try:
+        with transaction.atomic():
+            fmt = Format.objects.create(version=version, kind=kind, created_by=actor)
+    except IntegrityError:
+        raise KindExists(f"Version {version.number} already has a '{kind}' format.", field="kind") from None
+    audit(actor=actor, context=version.model.context, action="format.create", obj=fmt,
+          summary=f"added format {kind} to version {version.number}")
+    return fmt
+
+
+@transaction.atomic
+def format_create(*, actor, version: Version, kind: str) -> Format:
+    """Add a format (without a file yet) to an unpublished version."""
+    require(actor, version.model.context, Perm.EDIT_MODEL)
+    kind = clean_kind(kind)
+    version = _lock_draft_version(version)
+    return _add_format(actor=actor, version=version, kind=kind)
+
+
+def format_upload(
+    *,
+    actor,
+    version: Version,
+    kind: str,
+    stream: IO[bytes],
+    content_length: int | None,
+    filename: str = "",
+    content_type: str = "",
+    declared_sha256: str = "",
+    declared_md5: str = "",
+) -> Format:
+    """Store the file of a format (creating the format if needed), streaming in constant memory.
+
+    The bytes go to a fresh server-chosen key outside any transaction; the row is then
+    pointed at it under the version lock, and the replaced file is deleted after commit.
+    If anything fails, the new object is removed, so no stored file is left without a row
+    and no row points at a missing file.
+    """
+    context = version.model.context
+    require(actor, context, Perm.EDIT_MODEL)
+    kind = clean_kind(kind)
+    declared_sha256 = clean_sha256(declared_sha256)
+    declared_md5 = clean_md5(declared_md5)
+    filename = clean_filename(filename)
+    max_bytes = settings.REGISTRY_MAX_UPLOAD_BYTES
+    if content_length is not None and content_length > max_bytes:
+        raise FileTooLarge(f"The file is {content_length} bytes; the limit is {max_bytes} bytes.")
+    # Cheap checks first, so a client does not stream gigabytes to be refused at the end.
+    ensure_draft(version)
+    if not version.formats.filter(kind=kind).exists() and version.formats.count() >= settings.REGISTRY_MAX_FORMATS:
+        raise LimitReached(f"Version {version.number} already has the most formats allowed "
+                           f"({settings.REGISTRY_MAX_FORMATS}).", field="kind")
+
+    key, size = storage.save_stream(stream, max_bytes=max_bytes, expected=content_length)
+    if content_length is not None and size != content_length:
+        storage.delete_quietly([key])
+        raise InvalidInput(f"The upload was cut off after {size} of {content_length} bytes.", field="file")
+    try:
+        return _attach_file(
+            actor=actor, version=version, kind=kind, key=key, size=size, filename=filename,
+            content_type=content_type, declared_sha256=declared_sha256, declared_md5=declared_md5,
+        )
+    except BaseException:
+        storage.delete_quietly([key])
+        raise
+
+
+@transaction.atomic
+def _attach_file(*, actor, version, kind, key, size, filename, content_type, declared_sha256, declared_md5) -> Format:
+    version = _lock_draft_version(version)
+    fmt = Format.objects.select_for_update().filter(version=version, kind=kind).first()
+    if fmt is None:
+        fmt = _add_format(actor=actor, version=version, kind=kind)
+    old_key = fmt.storage_key
+    fmt.storage_key = key
+    fmt.size = size
+    fmt.original_filename = filename
+    fmt.content_type = (content_type or "application/octet-stream")[:255]
+    fmt.declared_sha256 = declared_sha256
+    fmt.declared_md5 = declared_md5
+    fmt.md5 = ""
+    fmt.sha256 = ""
+    fmt.report = {}
+    fmt.status = FormatStatus.UPLOADED
+    fmt.status_message = ""
+    fmt.uploaded_by = actor
+    fmt.uploaded_at = timezone.now()
+    fmt.save(update_fields=[
+        "storage_key", "size", "original_filename", "content_type", "declared_sha256", "declared_md5",
+        "md5", "sha256", "report", "status", "status_message", "uploaded_by", "uploaded_at",
+    ])
+    if old_key:
+        transaction.on_commit(lambda: storage.delete_quietly([old_key]))
+    verb = "replaced" if old_key else "uploaded"
+    audit(actor=actor, context=version.model.context, action="format.upload", obj=fmt,
+          summary=f"{verb} the {kind} file of version {version.number} ({size} bytes)",
+          changes={"size": size, "filename": filename})
+    return fmt
+
+
+@transaction.atomic
+def format_delete(*, actor, fmt: Format) -> None:
+    """Delete a format of an unpublished version; its stored file goes after commit."""
+    version = fmt.version
+    require(actor, version.model.context, Perm.EDIT_MODEL)
+    version = _lock_draft_version(version)
+    fmt = Format.objects.filter(pk=fmt.pk).first()
+    if fmt is None:
+        raise NotFound("That format no longer exists.")
+    key, kind, format_id = fmt.storage_key, fmt.kind, str(fmt.pk)
+    fmt.delete()
+    if key:
+        transaction.on_commit(lambda: storage.delete_quietly([key]))
+    audit(actor=actor, context=version.model.context, action="format.delete", object_type="format",
+          object_id=format_id, object_repr=f"{version} [{kind}]",
+          summary=f"deleted format {kind} of version {version.number}")

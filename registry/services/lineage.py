@@ -1,0 +1,139 @@
+"""Training records (datasets) and metrics."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from registry.errors import Conflict, InvalidInput, NameTaken
+from registry.models import Context, Metric, TrainingRecord, Version
+from registry.permissions import Perm, require
+from registry.services.common import apply_changes, audit, clean_text, describe_changes
+
+MAX_METRICS_PER_CALL = 10_000
+UNSET: Any = object()
+
+
+def _record_values(fields: dict[str, Any]) -> dict[str, Any]:
+    values = {}
+    if "name" in fields:
+        values["name"] = clean_text(fields["name"], field="name", max_length=200, allow_blank=False)
+    if "uri" in fields:
+        values["uri"] = clean_text(fields["uri"], field="uri", max_length=2000, allow_blank=False)
+    if "checksum" in fields:
+        values["checksum"] = clean_text(fields["checksum"], field="checksum", max_length=200)
+    if "description" in fields:
+        values["description"] = clean_text(fields["description"], field="description")
+    return values
+
+
+def _record_name_taken(name: str) -> NameTaken:
+    return NameTaken(f"A training record named '{name}' already exists in this context.", field="name")
+
+
+@transaction.atomic
+def record_create(*, actor, context: Context, name: str, uri: str, checksum: str = "", description: str = "") -> TrainingRecord:
+    """Register a training dataset in `context`; versions link to it."""
+    require(actor, context, Perm.EDIT_MODEL)
+    values = _record_values({"name": name, "uri": uri, "checksum": checksum, "description": description})
+    try:
+        with transaction.atomic():
+            record = TrainingRecord.objects.create(context=context, created_by=actor, **values)
+    except IntegrityError:
+        raise _record_name_taken(values["name"]) from None
+    audit(actor=actor, context=context, action="record.create", obj=record, summary=f"created training record {record.name}")
+    return record
+
+
+@transaction.atomic
+def record_update(*, actor, record: TrainingRecord, **fields) -> TrainingRecord:
+    require(actor, record.context, Perm.EDIT_MODEL)
+    record = TrainingRecord.objects.select_for_update().select_related("context").get(pk=record.pk)
+    values = _record_values(fields)
+    changes = apply_changes(record, values)
+    if changes:
+        try:
+            with transaction.atomic():
+                record.save(update_fields=list(values))
+        except IntegrityError:
+            raise _record_name_taken(record.name) from None
+        audit(actor=actor, context=record.context, action="record.update", obj=record,
+              summary=f"changed {describe_changes(changes)}", changes=changes)
+    return record
+
+
+@transaction.atomic
+def record_delete(*, actor, record: TrainingRecord) -> None:
+    """Delete a training record. Published versions keep their lineage: refuse if one links it."""
+    require(actor, record.context, Perm.DELETE_MODEL)
+    linked = record.versions.filter(status="published").select_related("model").first()
+    if linked is not None:
+        raise Conflict(f"Published version {linked.number} of '{linked.model.name}' was trained on this record.")
+    context, name, record_id = record.context, record.name, str(record.pk)
+    record.delete()
+    audit(actor=actor, context=context, action="record.delete", object_type="trainingrecord", object_id=record_id,
+          object_repr=name, summary=f"deleted training record {name}")
+
+
+def _clean_metric(item: Any, index: int) -> Metric:
+    where = f"metric {index}" if index else "metric"
+    if not isinstance(item, dict):
+        raise InvalidInput(f"{where} must be an object with key and value.", field="metrics")
+    key = item.get("key")
+    if not isinstance(key, str) or not key.strip() or len(key) > 200:
+        raise InvalidInput(f"{where} needs a key of 1-200 characters.", field="key")
+    value = item.get("value")
+    number, text = None, None
+    if isinstance(value, bool) or value is None:
+        raise InvalidInput(f"{where} '{key}' needs a number or string value.", field="value")
+    if isinstance(value, (int, float)):
+        number = float(value)
+        if not math.isfinite(number):
+            raise InvalidInput(f"{where} '{key}' must be a finite number.", field="value")
+    elif isinstance(value, str):
+        if len(value) > 500:
+            raise InvalidInput(f"{where} '{key}' can have at most 500 characters.", field="value")
+        text = value
+    else:
+        raise InvalidInput(f"{where} '{key}' needs a number or string value.", field="value")
+    step = item.get("step")
+    if step is not None and (not isinstance(step, int) or isinstance(step, bool)):
+        raise InvalidInput(f"{where} '{key}' step must be an integer.", field="step")
+    wallclock = item.get("wallclock")
+    if wallclock is None:
+        wallclock = timezone.now()
+    elif isinstance(wallclock, (int, float)) and not isinstance(wallclock, bool):
+        wallclock = datetime.fromtimestamp(wallclock, tz=dt_timezone.utc)
+    elif isinstance(wallclock, str):
+        parsed = parse_datetime(wallclock)
+        if parsed is None:
+            raise InvalidInput(f"{where} '{key}' wallclock must be ISO 8601 or a Unix time.", field="wallclock")
+        wallclock = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, dt_timezone.utc)
+    elif not isinstance(wallclock, datetime):
+        raise InvalidInput(f"{where} '{key}' wallclock must be ISO 8601 or a Unix time.", field="wallclock")
+    return Metric(key=key.strip(), value_number=number, value_text=text, step=step, wallclock=wallclock)
+
+
+@transaction.atomic
+def metrics_log(*, actor, version: Version, metrics: list[dict]) -> list[Metric]:
+    """Record metrics on a version. Metrics describe results, so published versions accept them too."""
+    require(actor, version.model.context, Perm.EDIT_MODEL)
+    if not isinstance(metrics, list) or not metrics:
+        raise InvalidInput("Send at least one metric.", field="metrics")
+    if len(metrics) > MAX_METRICS_PER_CALL:
+        raise InvalidInput(f"Send at most {MAX_METRICS_PER_CALL} metrics at once.", field="metrics")
+    rows = [_clean_metric(item, index if len(metrics) > 1 else 0) for index, item in enumerate(metrics)]
+    for row in rows:
+        row.version = version
+    created = Metric.objects.bulk_create(rows)
+    keys = sorted({row.key for row in rows})
+    audit(actor=actor, context=version.model.context, action="metric.log", obj=version,
+          summary=f"logged {len(rows)} metric value(s) on version {version.number}: {', '.join(keys)[:300]}")
+    return created
+

@@ -1,0 +1,146 @@
+"""Create, edit and delete models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+
+from registry import storage
+from registry.errors import InvalidInput, NameTaken
+from registry.models import Context, Format, Model
+from registry.permissions import Perm, require
+from registry.services.common import (
+    apply_changes,
+    audit,
+    clean_json_object,
+    clean_tags,
+    clean_text,
+    describe_changes,
+    normalize_name,
+    set_tags,
+    tag_names,
+)
+
+UNSET: Any = object()
+
+
+def _owner(value, *, default):
+    if value is UNSET:
+        return default
+    if value in (None, ""):
+        return None
+    user = get_user_model().objects.filter(username=value).first()
+    if user is None:
+        raise InvalidInput(f"There is no user '{value}'.", field="owner")
+    return user
+
+
+def _name_taken(context: Context, name: str) -> NameTaken:
+    return NameTaken(f"A model named '{name}' already exists in context '{context.slug}'.", field="name")
+
+
+@transaction.atomic
+def model_create(
+    *,
+    actor,
+    context: Context,
+    name: str,
+    description: str = "",
+    tags: list[str] | str | None = None,
+    task: str = "",
+    owner: str | None = UNSET,
+    metadata: dict | None = None,
+) -> Model:
+    """Create a model in `context`; the name is unique there after normalisation."""
+    require(actor, context, Perm.EDIT_MODEL)
+    name, name_key = normalize_name(name)
+    tags = clean_tags(tags)
+    model = Model(
+        context=context,
+        name=name,
+        name_key=name_key,
+        description=clean_text(description, field="description"),
+        task=clean_text(task, field="task", max_length=200),
+        owner=_owner(owner, default=actor if actor is not None and actor.is_authenticated else None),
+        metadata=clean_json_object(metadata, field="metadata"),
+        created_by=actor if actor is not None else None,
+        updated_by=actor if actor is not None else None,
+    )
+    if Model.objects.filter(context=context, name_key=name_key).exists():
+        raise _name_taken(context, name)
+    try:
+        with transaction.atomic():
+            model.save(force_insert=True)
+    except IntegrityError:  # a concurrent create won the race
+        raise _name_taken(context, name) from None
+    set_tags(model, tags)
+    audit(actor=actor, context=context, action="model.create", obj=model, summary=f"created model {name}")
+    return model
+
+
+@transaction.atomic
+def model_update(
+    *,
+    actor,
+    model: Model,
+    name: str = UNSET,
+    description: str = UNSET,
+    tags: list[str] | str | None = UNSET,
+    task: str = UNSET,
+    owner: str | None = UNSET,
+    metadata: dict = UNSET,
+) -> Model:
+    """Edit a model's fields; only the arguments given change."""
+    require(actor, model.context, Perm.EDIT_MODEL)
+    model = Model.objects.select_for_update().get(pk=model.pk)
+    values: dict[str, Any] = {}
+    if name is not UNSET:
+        values["name"], values["name_key"] = normalize_name(name)
+        if (
+            values["name_key"] != model.name_key
+            and Model.objects.filter(context=model.context_id, name_key=values["name_key"]).exists()
+        ):
+            raise _name_taken(model.context, values["name"])
+    if description is not UNSET:
+        values["description"] = clean_text(description, field="description")
+    if task is not UNSET:
+        values["task"] = clean_text(task, field="task", max_length=200)
+    if owner is not UNSET:
+        values["owner"] = _owner(owner, default=None)
+    if metadata is not UNSET:
+        values["metadata"] = clean_json_object(metadata, field="metadata")
+    changes = apply_changes(model, values)
+    changes.pop("name_key", None)
+    if tags is not UNSET:
+        new_tags = clean_tags(tags)
+        old_tags = tag_names(model)
+        if sorted(t.casefold() for t in new_tags) != sorted(t.casefold() for t in old_tags):
+            set_tags(model, new_tags)
+            changes["tags"] = [old_tags, new_tags]
+    if changes:
+        model.updated_by = actor
+        try:
+            with transaction.atomic():
+                model.save(update_fields=[*values.keys(), "updated_by", "updated_at"])
+        except IntegrityError:
+            raise _name_taken(model.context, model.name) from None
+        audit(actor=actor, context=model.context, action="model.update", obj=model,
+              summary=f"changed {describe_changes(changes)}", changes=changes)
+    return model
+
+
+@transaction.atomic
+def model_delete(*, actor, model: Model) -> None:
+    """Delete a model with all its versions and formats; stored files go after commit."""
+    require(actor, model.context, Perm.DELETE_MODEL)
+    model = Model.objects.select_for_update().get(pk=model.pk)
+    keys = list(Format.objects.filter(version__model=model).exclude(storage_key="").values_list("storage_key", flat=True))
+    context, name, model_id = model.context, model.name, str(model.pk)
+    version_count = model.versions.count()
+    model.aliases.all().delete()
+    model.delete()
+    transaction.on_commit(lambda: storage.delete_quietly(keys))
+    audit(actor=actor, context=context, action="model.delete", object_type="model", object_id=model_id,
+          object_repr=name, summary=f"deleted model {name} with {version_count} version(s)")

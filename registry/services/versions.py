@@ -1,0 +1,184 @@
+"""Create, edit, publish and delete versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from registry import storage
+from registry.errors import Conflict, InvalidInput, LimitReached, NotPublishable, VersionPublished
+from registry.models import Format, FormatStatus, Model, TrainingRecord, Version, VersionStatus
+from registry.permissions import Perm, require
+from registry.services.common import (
+    apply_changes,
+    audit,
+    clean_json_object,
+    clean_signature,
+    clean_tags,
+    clean_text,
+    describe_changes,
+    set_tags,
+    tag_names,
+)
+
+UNSET: Any = object()
+
+# Format states a version may be published with. Until the workers exist (issue 3) a
+# stored file is `uploaded`; once hashing and introspection run, only `ready` passes.
+PUBLISHABLE_FORMAT_STATUSES = {FormatStatus.UPLOADED, FormatStatus.READY}
+
+
+def _clean_records(model: Model, value) -> list[TrainingRecord]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidInput("'records' must be a list of training record IDs.", field="records")
+    ids = []
+    for item in value:
+        item = item.get("id") if isinstance(item, dict) else item
+        ids.append(str(item))
+    try:
+        records = list(TrainingRecord.objects.filter(context_id=model.context_id, id__in=ids))
+    except Exception:  # a malformed UUID
+        raise InvalidInput("'records' must be a list of training record IDs.", field="records") from None
+    found = {str(r.id) for r in records}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise InvalidInput(f"No training record {missing[0]} in this context.", field="records")
+    return records
+
+
+def _version_values(*, model: Model, fields: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key in ("name", "framework", "framework_version"):
+        if key in fields:
+            values[key] = clean_text(fields[key], field=key, max_length=100 if key != "name" else 200)
+    if "description" in fields:
+        values["description"] = clean_text(fields["description"], field="description")
+    for key in ("hyperparameters", "config", "metadata"):
+        if key in fields:
+            values[key] = clean_json_object(fields[key], field=key)
+    if "signature" in fields:
+        values["signature"] = clean_signature(fields["signature"])
+    return values
+
+
+def ensure_draft(version: Version) -> None:
+    if version.status == VersionStatus.PUBLISHED:
+        raise VersionPublished(f"Version {version.number} is published and can no longer change.")
+
+
+@transaction.atomic
+def version_create(*, actor, model: Model, **fields) -> Version:
+    """Create the next version of `model`.
+
+    The model row is locked while the number is taken from its counter, so concurrent
+    creates get distinct numbers and a number is never handed out twice.
+    Fields: name, description, tags, hyperparameters, config, framework,
+    framework_version, records, metadata, signature.
+    """
+    require(actor, model.context, Perm.EDIT_MODEL)
+    unknown = set(fields) - {
+        "name", "description", "tags", "hyperparameters", "config", "framework",
+        "framework_version", "records", "metadata", "signature",
+    }
+    if unknown:
+        raise InvalidInput(f"Unknown field '{sorted(unknown)[0]}'.", field=sorted(unknown)[0])
+    values = _version_values(model=model, fields=fields)
+    tags = clean_tags(fields.get("tags"))
+    records = _clean_records(model, fields.get("records"))
+    model = Model.objects.select_for_update().get(pk=model.pk)
+    live = model.versions.count()
+    if live >= settings.REGISTRY_MAX_VERSIONS:
+        raise LimitReached(
+            f"Model '{model.name}' already has {live} versions, the most allowed "
+            f"({settings.REGISTRY_MAX_VERSIONS}); delete an old version first."
+        )
+    number = model.next_version_number
+    model.next_version_number = number + 1
+    model.updated_by = actor
+    model.save(update_fields=["next_version_number", "updated_by", "updated_at"])
+    version = Version.objects.create(model=model, number=number, created_by=actor, updated_by=actor, **values)
+    set_tags(version, tags)
+    if records:
+        version.records.set(records)
+    audit(actor=actor, context=model.context, action="version.create", obj=version,
+          summary=f"created version {number} of {model.name}")
+    return version
+
+
+@transaction.atomic
+def version_update(*, actor, version: Version, **fields) -> Version:
+    """Edit an unpublished version; only the fields given change."""
+    require(actor, version.model.context, Perm.EDIT_MODEL)
+    version = Version.objects.select_for_update().select_related("model__context").get(pk=version.pk)
+    ensure_draft(version)
+    values = _version_values(model=version.model, fields=fields)
+    changes = apply_changes(version, values)
+    if "tags" in fields:
+        new_tags, old_tags = clean_tags(fields["tags"]), tag_names(version)
+        if sorted(t.casefold() for t in new_tags) != sorted(t.casefold() for t in old_tags):
+            set_tags(version, new_tags)
+            changes["tags"] = [old_tags, new_tags]
+    if "records" in fields:
+        records = _clean_records(version.model, fields["records"])
+        old = sorted(str(r.pk) for r in version.records.all())
+        new = sorted(str(r.pk) for r in records)
+        if old != new:
+            version.records.set(records)
+            changes["records"] = [old, new]
+    if changes:
+        version.updated_by = actor
+        version.save(update_fields=[*values.keys(), "updated_by", "updated_at"])
+        audit(actor=actor, context=version.model.context, action="version.update", obj=version,
+              summary=f"changed {describe_changes(changes)} of version {version.number}", changes=changes)
+    return version
+
+
+@transaction.atomic
+def version_publish(*, actor, version: Version) -> Version:
+    """Freeze a version. Needs at least one format, and every format in a publishable state."""
+    require(actor, version.model.context, Perm.PUBLISH_VERSION)
+    version = Version.objects.select_for_update().select_related("model__context").get(pk=version.pk)
+    ensure_draft(version)
+    formats = list(version.formats.order_by("kind"))
+    if not formats:
+        raise NotPublishable(f"Version {version.number} has no format yet; upload a file first.")
+    for fmt in formats:
+        if fmt.status not in PUBLISHABLE_FORMAT_STATUSES:
+            detail = f": {fmt.status_message}" if fmt.status_message else ""
+            raise NotPublishable(
+                f"Format '{fmt.kind}' is {fmt.status}{detail}; only formats with a stored, "
+                f"verified file can be published.",
+                field=fmt.kind,
+            )
+    version.status = VersionStatus.PUBLISHED
+    version.published_by = actor
+    version.published_at = timezone.now()
+    version.save(update_fields=["status", "published_by", "published_at", "updated_at"])
+    audit(actor=actor, context=version.model.context, action="version.publish", obj=version,
+          summary=f"published version {version.number}")
+    return version
+
+
+@transaction.atomic
+def version_delete(*, actor, version: Version) -> None:
+    """Delete a version and its formats; its number is never reused. Files go after commit."""
+    require(actor, version.model.context, Perm.DELETE_MODEL)
+    Model.objects.select_for_update().filter(pk=version.model_id).first()
+    version = Version.objects.select_for_update().select_related("model__context").get(pk=version.pk)
+    aliases = list(version.aliases.values_list("name", flat=True))
+    if aliases:
+        raise Conflict(
+            f"Alias '{aliases[0]}' points to version {version.number}; move or delete the alias first.",
+            field="aliases",
+        )
+    keys = list(Format.objects.filter(version=version).exclude(storage_key="").values_list("storage_key", flat=True))
+    model, number, version_id = version.model, version.number, str(version.pk)
+    version.delete()
+    transaction.on_commit(lambda: storage.delete_quietly(keys))
+    audit(actor=actor, context=model.context, action="version.delete", object_type="version", object_id=version_id,
+          object_repr=f"{model.name} v{number}", summary=f"deleted version {number} of {model.name}")

@@ -1,0 +1,137 @@
+"""Streaming put/get/delete of model files over the configured django-storages backend.
+
+Keys are generated here and only here: client input (a filename, a kind) never becomes
+part of a storage path.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from typing import IO
+
+from django.conf import settings
+from django.core.files.base import File
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from registry.errors import FileTooLarge
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "formats"
+
+
+def new_storage_key() -> str:
+    name = uuid.uuid4().hex
+    return f"{KEY_PREFIX}/{name[:2]}/{name}"
+
+
+class LimitedReader(File):
+    """A read-only file over a stream that counts bytes and stops past `max_bytes`.
+
+    `expected` is the declared length (Content-Length); reading stops there, so a
+    keep-alive connection is never read past its body.
+    """
+
+    def __init__(self, stream: IO[bytes], *, max_bytes: int, expected: int | None = None):
+        super().__init__(None, name="upload")
+        self._stream = stream
+        self._max = max_bytes
+        self._remaining = expected
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self._remaining is not None:
+            if self._remaining <= 0:
+                return b""
+            size = self._remaining if size is None or size < 0 else min(size, self._remaining)
+        chunk = self._stream.read(size)
+        self.bytes_read += len(chunk)
+        if self._remaining is not None:
+            self._remaining -= len(chunk)
+        if self.bytes_read > self._max:
+            raise FileTooLarge(f"The file is larger than the limit of {self._max} bytes.")
+        return chunk
+
+    def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        chunk_size = chunk_size or settings.REGISTRY_STREAM_CHUNK_BYTES
+        while True:
+            data = self.read(chunk_size)
+            if not data:
+                return
+            yield data
+
+    @property
+    def size(self):  # unknown until read; storages must not rely on it
+        return None
+
+    def seek(self, *args):  # pragma: no cover - storages probe seekability
+        raise OSError("not seekable")
+
+    def tell(self) -> int:
+        return self.bytes_read
+
+    def close(self) -> None:
+        pass
+
+
+def save_stream(stream: IO[bytes], *, max_bytes: int, expected: int | None = None) -> tuple[str, int]:
+    """Stream `stream` into a new key; return (key, size). Nothing is left behind on error."""
+    key = new_storage_key()
+    reader = LimitedReader(stream, max_bytes=max_bytes, expected=expected)
+    try:
+        saved = default_storage.save(key, reader)
+    except BaseException:
+        delete_quietly([key])
+        raise
+    if saved != key:  # a backend must not rename; if it did, keep what it wrote addressable
+        logger.warning("storage renamed %s to %s", key, saved)
+    return saved, reader.bytes_read
+
+
+def open_for_read(key: str) -> IO[bytes]:
+    return default_storage.open(key, "rb")
+
+
+def exists(key: str) -> bool:
+    return bool(key) and default_storage.exists(key)
+
+
+def delete_quietly(keys: Iterable[str]) -> None:
+    """Remove stored objects; a missing object is already gone, other errors are logged."""
+    for key in keys:
+        if not key:
+            continue
+        try:
+            default_storage.delete(key)
+        except FileNotFoundError:
+            pass
+        except Exception:  # storage outages must not undo a committed deletion
+            logger.exception("could not delete stored file %s", key)
+
+
+def iter_keys() -> Iterator[str]:
+    """Every key under the registry's prefix in the storage."""
+    pending = [KEY_PREFIX]
+    while pending:
+        folder = pending.pop()
+        try:
+            dirs, files = default_storage.listdir(folder)
+        except FileNotFoundError:
+            continue
+        pending.extend(f"{folder}/{d}" for d in dirs)
+        yield from (f"{folder}/{f}" for f in files)
+
+
+def modified_before(key: str, cutoff) -> bool:
+    try:
+        return default_storage.get_modified_time(key) < cutoff
+    except (FileNotFoundError, NotImplementedError):
+        return False
+
+
+def orphan_cutoff(age: timedelta):
+    return timezone.now() - age

@@ -1,0 +1,56 @@
+import factory
+from django.contrib.auth import get_user_model
+
+from registry.models import Context, Membership, Model, TrainingRecord, Version
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("secret-pass")
+
+
+class ContextFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Context
+
+    slug = factory.Sequence(lambda n: f"ctx-{n}")
+    name = factory.LazyAttribute(lambda o: o.slug.title())
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    context = factory.SubFactory(ContextFactory)
+    user = factory.SubFactory(UserFactory)
+    role = "viewer"
+
+
+class ModelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Model
+
+    context = factory.SubFactory(ContextFactory)
+    name = factory.Sequence(lambda n: f"model-{n}")
+    name_key = factory.LazyAttribute(lambda o: o.name.casefold())
+
+
+class VersionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Version
+
+    model = factory.SubFactory(ModelFactory)
+    number = factory.Sequence(lambda n: n + 1)
+
+
+class RecordFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TrainingRecord
+
+    context = factory.SubFactory(ContextFactory)
+    name = factory.Sequence(lambda n: f"dataset-{n}")
+    uri = factory.LazyAttribute(lambda o: f"s3://data/{o.name}.parquet")
