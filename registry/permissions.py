@@ -99,22 +99,33 @@ def effective_role(user, context: Context) -> str | None:
     return None
 
 
+def effective_roles(user) -> dict[int, str]:
+    """{context id: the highest role `user` holds there, directly or through a group}."""
+    if user is None or not user.is_authenticated:
+        return {}
+    rank = {role: index for index, role in enumerate(ROLE_ORDER)}
+    roles: dict[int, str] = {}
+    for context_id, role in Membership.objects.filter(
+        Q(user=user) | Q(group__in=user.groups.all())
+    ).values_list("context_id", "role"):
+        if context_id not in roles or rank[role] > rank[roles[context_id]]:
+            roles[context_id] = role
+    return roles
+
+
 def permissions_in(user, context: Context) -> frozenset[Perm]:
-    """Every permission `user` holds in `context` (cached on the user object per request)."""
+    """Every permission `user` holds in `context`. `None` is the operator (manage.py)."""
     if user is None:
         return frozenset(Perm)
-    cache = user.__dict__.setdefault("_registry_perm_cache", {})
-    if context.pk not in cache:
-        role = effective_role(user, context)
-        perms = ROLE_PERMISSIONS.get(role, frozenset()) if role else frozenset()
-        if is_read_only(user):
-            perms = perms & READ_ONLY_PERMISSIONS
-        cache[context.pk] = perms
-    return cache[context.pk]
+    role = effective_role(user, context)
+    perms = ROLE_PERMISSIONS.get(role, frozenset()) if role else frozenset()
+    if is_read_only(user):
+        perms = perms & READ_ONLY_PERMISSIONS
+    return perms
 
 
 def has_perm(user, context: Context, permission: Perm) -> bool:
-    """True when `user` holds `permission` in `context`. `None` is the operator (manage.py)."""
+    """True when `user` holds `permission` in `context`."""
     return permission in permissions_in(user, context)
 
 

@@ -50,7 +50,7 @@ def context_list(user) -> QuerySet[Context]:
 def context_get(user, slug: str) -> Context:
     context = contexts_for(user, Perm.VIEW_MODEL).filter(slug=slug).first()
     if context is None:
-        raise NotFound(f"Context '{slug}' not found.")
+        raise NotFound("Context not found.")
     return context
 
 
@@ -101,7 +101,7 @@ def model_list(
             return models.none()
         models = models.filter(name_key=key)
     descending = ordering.startswith("-")
-    field = MODEL_ORDERINGS.get(ordering.lstrip("-"))
+    field = MODEL_ORDERINGS.get(ordering.removeprefix("-"))
     if ordering and field is None:
         raise InvalidInput(
             f"Unknown ordering '{ordering}'; use name, created, updated or versions (prefix '-' to reverse).",

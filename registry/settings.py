@@ -180,3 +180,41 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Celery (SPEC §2) --------------------------------------------------------------------
+# Without REDIS_URL the broker is kombu's filesystem transport under the data dir: `make run`
+# then needs no other service, and web and worker still talk through a real broker.
+BROKER_DIR = DATA_DIR / "broker"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+else:
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "control_folder": str(BROKER_DIR / "control"),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Seconds: a task over the soft limit is told to stop (the file is marked failed); the hard
+# limit kills the worker child, so one crafted file cannot stall the queue.
+REGISTRY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("REGISTRY_TASK_SOFT_TIME_LIMIT", "600"))
+REGISTRY_TASK_TIME_LIMIT = REGISTRY_TASK_SOFT_TIME_LIMIT + 60
+# A format stuck before `ready` for this long is re-queued by the reconciler.
+REGISTRY_RECONCILE_AFTER_SECONDS = int(os.environ.get("REGISTRY_RECONCILE_AFTER_SECONDS", "120"))
+REGISTRY_INTEGRITY_SWEEP_HOURS = float(os.environ.get("REGISTRY_INTEGRITY_SWEEP_HOURS", "24"))
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-formats": {"task": "registry.tasks.formats_reconcile", "schedule": 60.0},
+    "integrity-sweep": {"task": "registry.tasks.integrity_sweep", "schedule": REGISTRY_INTEGRITY_SWEEP_HOURS * 3600},
+    "storage-orphans": {"task": "registry.tasks.storage_orphans_sweep", "schedule": 3600.0},
+}

@@ -6,9 +6,14 @@ part of a storage path.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import IO
 
@@ -135,3 +140,53 @@ def modified_before(key: str, cutoff) -> bool:
 
 def orphan_cutoff(age: timedelta):
     return timezone.now() - age
+
+
+HASH_CHUNK_BYTES = 8 * 1024 * 1024
+
+
+def hash_stream(handle: IO[bytes], *, chunk_size: int = HASH_CHUNK_BYTES) -> tuple[str, str, int]:
+    """MD5 and SHA-256 of a stream in one pass, in constant memory: (md5, sha256, size).
+
+    The two digests run in parallel threads (hashlib releases the GIL on large buffers)
+    while the next chunk is read, so throughput approaches the slower hash alone.
+    """
+    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    size = 0
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="hash") as pool:
+        pending = ()
+        while True:
+            data = handle.read(chunk_size)
+            for future in pending:
+                future.result()
+            if not data:
+                break
+            size += len(data)
+            pending = (pool.submit(md5.update, data), pool.submit(sha256.update, data))
+    return md5.hexdigest(), sha256.hexdigest(), size
+
+
+def hash_object(key: str) -> tuple[str, str, int]:
+    """Hash the stored bytes of `key` (what is in storage, not what the client sent)."""
+    with open_for_read(key) as handle:
+        return hash_stream(handle)
+
+
+@contextmanager
+def local_copy(key: str) -> Iterator[IO[bytes]]:
+    """A seekable local file with the stored bytes: the file itself when storage is local,
+    else a temporary copy streamed from the backend (removed afterwards)."""
+    try:
+        path = default_storage.path(key)
+    except NotImplementedError:
+        path = None
+    if path is not None:
+        with open(path, "rb") as handle:
+            yield handle
+        return
+    with tempfile.NamedTemporaryFile(prefix="registry-", suffix=".bin") as tmp:
+        with open_for_read(key) as source:
+            shutil.copyfileobj(source, tmp, length=settings.REGISTRY_STREAM_CHUNK_BYTES)
+        tmp.flush()
+        tmp.seek(0)
+        yield tmp

@@ -21,6 +21,12 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Fixtures create many users; the production hasher would cost seconds per test."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def storage_dir(settings):
     """Each test stores files in a fresh folder, so leftovers can be asserted on."""
     folder = tempfile.mkdtemp(prefix="registry-test-files-")

@@ -6,6 +6,7 @@ import re
 
 from django.conf import settings
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.utils.cache import parse_etags
 from django.utils.http import content_disposition_header
 
 from registry import storage
@@ -25,16 +26,24 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:
         return None
     if first == "":
         length = int(last)
-        if length == 0:
+        if length == 0 or size == 0:  # nothing to select from an empty file
             return "unsatisfiable"
         return max(size - length, 0), size - 1
     start = int(first)
-    end = int(last) if last else size - 1
-    if start > end:
-        return None
+    if last and int(last) < start:
+        return None  # an invalid range-spec: ignore the header
     if start >= size:
         return "unsatisfiable"
+    end = int(last) if last else size - 1
     return start, min(end, size - 1)
+
+
+def _none_match(header: str | None, etag: str) -> bool:
+    """If-None-Match uses the weak comparison and may list several tags or be '*'."""
+    if not header:
+        return False
+    tags = parse_etags(header)
+    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
 
 
 def _iter_range(handle, start: int, length: int):
@@ -63,7 +72,7 @@ def download_response(request, fmt: Format) -> HttpResponse:
     if not fmt.storage_key:
         raise NotFound(f"The '{fmt.kind}' format has no file yet.")
     etag = f'"{fmt.sha256}"' if fmt.sha256 else None
-    if etag and request.headers.get("If-None-Match") == etag:
+    if etag and _none_match(request.headers.get("If-None-Match"), etag):
         response = HttpResponse(status=304)
         response["ETag"] = etag
         return response

@@ -13,8 +13,7 @@ from registry import selectors, services
 from registry.api import serializers as s
 from registry.api.files import download_response
 from registry.errors import InvalidInput, LengthRequired
-from registry.models import Membership
-from registry.permissions import Perm, require
+from registry.permissions import Perm, effective_roles, require
 
 ERRORS = {
     400: OpenApiTypes.OBJECT, 401: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT,
@@ -46,7 +45,7 @@ class RegistryView(APIView):
 
 
 def _roles(user) -> dict:
-    return dict(Membership.objects.filter(user=user).values_list("context_id", "role"))
+    return effective_roles(user)
 
 
 # --- contexts ---------------------------------------------------------------------------
@@ -293,7 +292,9 @@ class FormatFileView(RegistryView):
         try:
             content_length = int(length) if length not in (None, "") else None
         except ValueError:
-            raise InvalidInput("Content-Length must be a number.", field="Content-Length") from None
+            content_length = -1
+        if content_length is not None and content_length < 0:
+            raise InvalidInput("Content-Length must be a number.", field="Content-Length")
         if content_length is None:
             raise LengthRequired("Send the file with a Content-Length header.")
         fmt = services.format_upload(

@@ -80,6 +80,9 @@ class Version(models.Model):
     records = models.ManyToManyField("registry.TrainingRecord", blank=True, related_name="versions")
     metadata = models.JSONField(default=dict, blank=True)
     signature = models.JSONField(default=dict, blank=True)
+    # Where the signature came from: "client" (given explicitly, never overwritten),
+    # "contract"/"introspection" (found in a file), or "" (none yet).
+    signature_source = models.CharField(max_length=16, blank=True, default="")
     status = models.CharField(max_length=16, choices=VersionStatus.choices, default=VersionStatus.DRAFT)
     published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -109,7 +109,10 @@ def _clean_metric(item: Any, index: int) -> Metric:
     if wallclock is None:
         wallclock = timezone.now()
     elif isinstance(wallclock, (int, float)) and not isinstance(wallclock, bool):
-        wallclock = datetime.fromtimestamp(wallclock, tz=dt_timezone.utc)
+        try:
+            wallclock = datetime.fromtimestamp(wallclock, tz=dt_timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidInput(f"{where} '{key}' wallclock is out of range.", field="wallclock") from None
     elif isinstance(wallclock, str):
         parsed = parse_datetime(wallclock)
         if parsed is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -42,7 +43,7 @@ def _clean_records(model: Model, value) -> list[TrainingRecord]:
         ids.append(str(item))
     try:
         records = list(TrainingRecord.objects.filter(context_id=model.context_id, id__in=ids))
-    except Exception:  # a malformed UUID
+    except (ValueError, ValidationError):  # a malformed UUID
         raise InvalidInput("'records' must be a list of training record IDs.", field="records") from None
     found = {str(r.id) for r in records}
     missing = [i for i in ids if i not in found]
@@ -63,6 +64,7 @@ def _version_values(*, model: Model, fields: dict[str, Any]) -> dict[str, Any]:
             values[key] = clean_json_object(fields[key], field=key)
     if "signature" in fields:
         values["signature"] = clean_signature(fields["signature"])
+        values["signature_source"] = "client" if values["signature"] else ""
     return values
 
 

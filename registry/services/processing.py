@@ -1,0 +1,162 @@
+"""What the workers do to a stored file: hash it, verify it, introspect it (SPEC §2).
+
+Every step is idempotent and safe against stale runs: a step claims the format with a
+conditional update on (id, storage_key, expected status), so a run for a file that has
+since been replaced, or that another run already finished, changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from registry import queue, storage
+from registry.introspection.dispatch import introspect
+from registry.introspection.report import FAILED, Report
+from registry.models import Format, FormatStatus, Version, VersionStatus
+from registry.services.common import audit
+
+logger = logging.getLogger(__name__)
+
+IN_PROGRESS = [FormatStatus.UPLOADED, FormatStatus.HASHING, FormatStatus.INTROSPECTING]
+VERIFIABLE = [FormatStatus.READY, FormatStatus.QUARANTINED, FormatStatus.FAILED]
+
+
+def _locked(format_id, storage_key: str, status: str) -> Format | None:
+    return (
+        Format.objects.select_for_update()
+        .select_related("version__model__context")
+        .filter(pk=format_id, storage_key=storage_key, status=status)
+        .first()
+    )
+
+
+def format_hash(*, format_id, storage_key: str) -> Format | None:
+    """Hash the stored bytes; a declared checksum that differs makes the format corrupt.
+
+    Returns the format when this run moved it on (to introspecting or corrupt), else None.
+    """
+    claimed = Format.objects.filter(
+        pk=format_id, storage_key=storage_key, status__in=[FormatStatus.UPLOADED, FormatStatus.HASHING]
+    ).update(status=FormatStatus.HASHING)
+    if not claimed:
+        return None
+    md5, sha256, size = storage.hash_object(storage_key)
+    with transaction.atomic():
+        fmt = _locked(format_id, storage_key, FormatStatus.HASHING)
+        if fmt is None:
+            return None
+        fmt.md5, fmt.sha256, fmt.size = md5, sha256, size
+        problems = []
+        if fmt.declared_sha256 and fmt.declared_sha256 != sha256:
+            problems.append(f"SHA-256 is {sha256}, the uploader declared {fmt.declared_sha256}")
+        if fmt.declared_md5 and fmt.declared_md5 != md5:
+            problems.append(f"MD5 is {md5}, the uploader declared {fmt.declared_md5}")
+        if problems:
+            fmt.status = FormatStatus.CORRUPT
+            fmt.status_message = "Checksum mismatch: " + "; ".join(problems) + "."
+        else:
+            fmt.status = FormatStatus.INTROSPECTING
+            fmt.status_message = ""
+        fmt.save(update_fields=["md5", "sha256", "size", "status", "status_message"])
+        if problems:
+            audit(actor=None, context=fmt.version.model.context, action="format.corrupt", obj=fmt,
+                  summary=f"{fmt.kind} file of version {fmt.version.number} is corrupt: checksum mismatch",
+                  changes={"problems": problems})
+    return fmt
+
+
+def format_introspect(*, format_id, storage_key: str) -> Format | None:
+    """Read what can be known from the file without executing it, and set the final status."""
+    fmt = Format.objects.filter(pk=format_id, storage_key=storage_key, status=FormatStatus.INTROSPECTING).first()
+    if fmt is None:
+        return None
+    try:
+        with storage.local_copy(storage_key) as handle:
+            report = introspect(fmt.kind, handle, size=fmt.size or 0)
+    except Exception as exc:  # a parser bug must end as failed, never as clean
+        logger.exception("introspection of format %s crashed", format_id)
+        report = Report(status=FAILED, message=f"The file could not be read: {type(exc).__name__}: {exc}"[:500])
+    return format_record_report(format_id=format_id, storage_key=storage_key, report=report)
+
+
+@transaction.atomic
+def format_record_report(*, format_id, storage_key: str, report: Report) -> Format | None:
+    """Store an introspection report and the status it leads to (also used for time-outs)."""
+    fmt = _locked(format_id, storage_key, FormatStatus.INTROSPECTING)
+    if fmt is None:
+        return None
+    fmt.report = report.as_dict()
+    fmt.status = report.status
+    fmt.status_message = report.message[:2000] if report.status != FormatStatus.READY else ""
+    fmt.save(update_fields=["report", "status", "status_message"])
+    version = fmt.version
+    if fmt.status != FormatStatus.READY:
+        audit(actor=None, context=version.model.context, action=f"format.{fmt.status}", obj=fmt,
+              summary=f"{fmt.kind} file of version {version.number} is {fmt.status}: {report.message}"[:500])
+    if report.signature:
+        _fill_signature(version, report)
+    return fmt
+
+
+def _fill_signature(version: Version, report: Report) -> None:
+    """A signature found in a file fills the version's unless the client gave one."""
+    version = Version.objects.select_for_update().get(pk=version.pk)
+    if version.status != VersionStatus.DRAFT or version.signature_source == "client":
+        return
+    source = report.details.get("signature_source", "introspection")
+    if version.signature_source == "contract" and source != "contract":
+        return  # a contract file outranks a signature inferred from a model file
+    version.signature = report.signature
+    version.signature_source = source
+    version.save(update_fields=["signature", "signature_source"])
+
+
+def format_verify(*, format_id) -> Format | None:
+    """Integrity sweep: re-hash the stored file; a change marks it corrupt (a tamper event)."""
+    fmt = Format.objects.filter(pk=format_id, status__in=VERIFIABLE).exclude(sha256="").first()
+    if fmt is None:
+        return None
+    key = fmt.storage_key
+    try:
+        md5, sha256, size = storage.hash_object(key)
+        problem = None if sha256 == fmt.sha256 else f"stored bytes now hash to {sha256}, recorded {fmt.sha256}"
+    except FileNotFoundError:
+        problem = "the stored file is missing"
+    if problem is None:
+        return fmt
+    with transaction.atomic():
+        fmt = Format.objects.select_for_update().select_related("version__model__context").filter(
+            pk=format_id, storage_key=key, status__in=VERIFIABLE
+        ).first()
+        if fmt is None:
+            return None
+        fmt.status = FormatStatus.CORRUPT
+        fmt.status_message = f"Integrity check failed: {problem}."
+        fmt.save(update_fields=["status", "status_message"])
+        audit(actor=None, context=fmt.version.model.context, action="format.tamper", obj=fmt,
+              summary=f"tamper detected on the {fmt.kind} file of version {fmt.version.number}: {problem}",
+              changes={"sha256": [fmt.sha256, None if problem.endswith("missing") else sha256]})
+    return fmt
+
+
+def formats_stuck(*, older_than: timedelta | None = None):
+    """Formats whose processing should have finished by now (broker down, worker killed)."""
+    age = older_than if older_than is not None else timedelta(seconds=settings.REGISTRY_RECONCILE_AFTER_SECONDS)
+    return Format.objects.filter(status__in=IN_PROGRESS, uploaded_at__lt=timezone.now() - age)
+
+
+def formats_reconcile(*, older_than: timedelta | None = None) -> int:
+    """Queue processing again for every stuck format; returns how many were queued."""
+    queued = 0
+    for format_id, key, status in formats_stuck(older_than=older_than).values_list("id", "storage_key", "status"):
+        if status == FormatStatus.INTROSPECTING:
+            sent = queue.send("registry.tasks.format_introspect", str(format_id), key)
+        else:
+            sent = queue.format_processing(format_id, key)
+        queued += sent
+    return queued

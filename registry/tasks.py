@@ -1,0 +1,78 @@
+"""Thin Celery tasks: take ids, call one service, own retries and time limits (SPEC §2)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import DatabaseError, OperationalError
+
+from registry import queue
+from registry.introspection.report import FAILED, Report
+from registry.models import Format
+from registry.services import maintenance, processing
+
+logger = logging.getLogger(__name__)
+
+# Transient failures (database or storage hiccups) are retried with exponential backoff.
+TRANSIENT = (OperationalError, DatabaseError, ConnectionError, TimeoutError)
+RETRY = {
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+}
+LIMITS = {
+    "soft_time_limit": settings.REGISTRY_TASK_SOFT_TIME_LIMIT,
+    "time_limit": settings.REGISTRY_TASK_TIME_LIMIT,
+}
+
+
+@shared_task(name="registry.tasks.format_hash", **RETRY, **LIMITS)
+def format_hash(format_id: str, storage_key: str) -> str | None:
+    fmt = processing.format_hash(format_id=format_id, storage_key=storage_key)
+    if fmt is not None and fmt.status == "introspecting":
+        queue.send("registry.tasks.format_introspect", format_id, storage_key)
+    return fmt.status if fmt is not None else None
+
+
+@shared_task(name="registry.tasks.format_introspect", **RETRY, **LIMITS)
+def format_introspect(format_id: str, storage_key: str) -> str | None:
+    try:
+        fmt = processing.format_introspect(format_id=format_id, storage_key=storage_key)
+    except SoftTimeLimitExceeded:
+        fmt = processing.format_record_report(
+            format_id=format_id, storage_key=storage_key,
+            report=Report(status=FAILED, message="Reading the file took longer than the time limit."),
+        )
+    return fmt.status if fmt is not None else None
+
+
+@shared_task(name="registry.tasks.format_verify", **RETRY, **LIMITS)
+def format_verify(format_id: str) -> str | None:
+    fmt = processing.format_verify(format_id=format_id)
+    return fmt.status if fmt is not None else None
+
+
+@shared_task(name="registry.tasks.integrity_sweep", **RETRY)
+def integrity_sweep() -> int:
+    """Queue a re-hash of every hashed file; each runs as its own task."""
+    ids = list(Format.objects.filter(status__in=processing.VERIFIABLE).exclude(sha256="").values_list("id", flat=True))
+    for format_id in ids:
+        queue.send("registry.tasks.format_verify", str(format_id))
+    return len(ids)
+
+
+@shared_task(name="registry.tasks.formats_reconcile", **RETRY)
+def formats_reconcile() -> int:
+    return processing.formats_reconcile()
+
+
+@shared_task(name="registry.tasks.storage_orphans_sweep", **RETRY)
+def storage_orphans_sweep() -> int:
+    return len(maintenance.storage_orphans_delete())

@@ -1,0 +1,222 @@
+"""Who may call what: every REST path and method, for every persona (SPEC §1, §5).
+
+One row per path and method names the least role that may call it. The expected status of
+each persona is derived from that row:
+
+- anonymous: 401 everywhere;
+- outsider (admin of another context only): 404 for everything inside "acme", whose
+  404 bodies never name the context or the model and match those of objects that do not
+  exist; outside any context (the context list) the outsider is an ordinary signed-in user;
+- viewer, editor, publisher, admin: the row's success code at or above its least role, else 403;
+- readonly (a read-only token of the acme admin): reads succeed, every write is 403;
+- staff (a superuser who is a member of nothing): everything succeeds.
+
+Every allowed request is valid, so it must succeed with its exact code, and an allowed write
+is audited. A refused request must leave no trace: no audit event and no stored file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import pickle
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+from django.contrib.auth.models import Group
+
+from registry import services
+from registry.models import AuditEvent, Format, FormatStatus
+
+from tests.conftest import client_for, stored_files
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+MODEL_NAME = "Secret Churn Model"
+PERSONAS = ["anonymous", "outsider", "viewer", "editor", "publisher", "admin", "readonly", "staff"]
+RANK = {"anyone": 0, "viewer": 1, "editor": 2, "publisher": 3, "admin": 4, "staff": 5}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# Plain data pickled here, never unpickled: what a clean model file looks like to the scanner.
+PICKLE_BYTES = pickle.dumps({"weights": [0.25, 0.5, 0.25]}, protocol=4)
+NEW_PICKLE_BYTES = pickle.dumps({"weights": [0.3, 0.4, 0.3]}, protocol=4)
+
+CTX = "/api/v1/contexts/{ctx}"
+MODEL = "/api/v1/models/{model}"
+V1 = MODEL + "/versions/1"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    method: str
+    path: str  # filled from the ids of the `world` fixture: {ctx}, {model}, {record}
+    least_role: str  # "anyone" signed in, a role in acme, or "staff"
+    success: int
+    body: object = None  # JSON, or bytes sent as application/octet-stream
+    headers: dict = field(default_factory=dict)
+
+    @property
+    def in_context(self) -> bool:
+        """True for every path that reaches into context acme (only the context list does not)."""
+        return "{" in self.path
+
+    @property
+    def is_write(self) -> bool:
+        return self.method not in SAFE_METHODS
+
+
+# fmt: off
+CASES = [
+    Case("contexts-list",        "GET",    "/api/v1/contexts/",                  "anyone",    200),
+    Case("contexts-create",      "POST",   "/api/v1/contexts/",                  "staff",     201, {"slug": "new-team", "name": "New team"}),
+    Case("context-detail",       "GET",    CTX + "/",                            "viewer",    200),
+    Case("members-list",         "GET",    CTX + "/members/",                    "viewer",    200),
+    Case("members-add",          "POST",   CTX + "/members/",                    "admin",     201, {"username": "newcomer", "role": "viewer"}),
+    Case("member-patch",         "PATCH",  CTX + "/members/member2/",            "admin",     200, {"role": "editor"}),
+    Case("member-delete",        "DELETE", CTX + "/members/member2/",            "admin",     204),
+    Case("group-member-patch",   "PATCH",  CTX + "/groups/data-team/",           "admin",     200, {"role": "editor"}),
+    Case("group-member-delete",  "DELETE", CTX + "/groups/data-team/",           "admin",     204),
+    Case("models-list",          "GET",    CTX + "/models/",                     "viewer",    200),
+    Case("models-create",        "POST",   CTX + "/models/",                     "editor",    201, {"name": "Fresh model", "tags": ["new"]}),
+    Case("records-list",         "GET",    CTX + "/records/",                    "viewer",    200),
+    Case("records-create",       "POST",   CTX + "/records/",                    "editor",    201, {"name": "eval-2025", "uri": "s3://data/eval.parquet"}),
+    Case("audit-list",           "GET",    CTX + "/audit/",                      "viewer",    200),
+    Case("record-detail",        "GET",    "/api/v1/records/{record}/",          "viewer",    200),
+    Case("record-patch",         "PATCH",  "/api/v1/records/{record}/",          "editor",    200, {"description": "cleaned"}),
+    Case("record-delete",        "DELETE", "/api/v1/records/{record}/",          "admin",     204),
+    Case("model-detail",         "GET",    MODEL + "/",                          "viewer",    200),
+    Case("model-patch",          "PATCH",  MODEL + "/",                          "editor",    200, {"description": "now with **more**"}),
+    Case("model-delete",         "DELETE", MODEL + "/",                          "admin",     204),
+    Case("versions-list",        "GET",    MODEL + "/versions/",                 "viewer",    200),
+    Case("versions-create",      "POST",   MODEL + "/versions/",                 "editor",    201, {"framework": "scikit-learn"}),
+    Case("version-detail",       "GET",    V1 + "/",                             "viewer",    200),
+    Case("version-patch",        "PATCH",  V1 + "/",                             "editor",    200, {"description": "retrained"}),
+    Case("version-delete",       "DELETE", V1 + "/",                             "admin",     204),
+    Case("version-publish",      "POST",   V1 + "/publish/",                     "publisher", 200),
+    Case("metrics-list",         "GET",    V1 + "/metrics/",                     "viewer",    200),
+    Case("metrics-log",          "POST",   V1 + "/metrics/",                     "editor",    201, [{"key": "auc", "value": 0.93, "step": 2}]),
+    Case("formats-list",         "GET",    V1 + "/formats/",                     "viewer",    200),
+    Case("formats-create",       "POST",   V1 + "/formats/",                     "editor",    201, {"kind": "onnx"}),
+    Case("format-detail",        "GET",    V1 + "/formats/pkl/",                 "viewer",    200),
+    Case("format-delete",        "DELETE", V1 + "/formats/pkl/",                 "editor",    204),
+    Case("file-upload",          "PUT",    V1 + "/formats/pkl/file",             "editor",    200, NEW_PICKLE_BYTES),
+    Case("file-download",        "GET",    V1 + "/formats/pkl/file",             "viewer",    200),
+    Case("file-download-range",  "GET",    V1 + "/formats/pkl/file",             "viewer",    206, headers={"HTTP_RANGE": "bytes=0-9"}),
+    Case("aliases-list",         "GET",    MODEL + "/aliases/",                  "viewer",    200),
+    Case("alias-detail",         "GET",    MODEL + "/aliases/production/",       "viewer",    200),
+    Case("alias-set",            "PUT",    MODEL + "/aliases/production/",       "publisher", 200, {"version": 2}),
+    Case("alias-delete",         "DELETE", MODEL + "/aliases/production/",       "publisher", 204),
+    Case("alias-rollback",       "POST",   MODEL + "/aliases/production/rollback/", "publisher", 200),
+]
+# fmt: on
+
+
+def expected_status(case: Case, persona: str) -> int:
+    if persona == "anonymous":
+        return 401
+    if persona == "outsider":
+        if case.in_context:
+            return 404
+        return case.success if case.least_role == "anyone" else 403
+    if persona == "readonly":
+        return 403 if case.is_write else case.success
+    return case.success if RANK[persona] >= RANK[case.least_role] else 403
+
+
+def _upload_ready(version, kind: str, body: bytes) -> None:
+    fmt = services.format_upload(
+        actor=None, version=version, kind=kind, stream=io.BytesIO(body), content_length=len(body),
+        filename=f"model.{kind}", content_type="application/octet-stream",
+    )
+    # Stand in for the workers, which unit tests do not run: they would hash this clean file
+    # and find it `ready`, a state every publish rule accepts.
+    Format.objects.filter(pk=fmt.pk).update(
+        status=FormatStatus.READY, md5=hashlib.md5(body).hexdigest(), sha256=hashlib.sha256(body).hexdigest(),
+    )
+
+
+@pytest.fixture
+def world(context, users):
+    """Acme's data, built by the operator, such that every allowed request can succeed.
+
+    Model with v1 (draft, uploaded pkl, trained on a record, one metric), v2 and v3
+    (published); alias production moved v2 -> v3, so it can roll back; a second user and
+    a group holding roles, to change and remove; a user who is not a member yet.
+    """
+    UserFactory(username="member2")
+    UserFactory(username="newcomer")
+    Group.objects.create(name="data-team")
+    services.membership_set(actor=None, context=context, role="viewer", username="member2")
+    services.membership_set(actor=None, context=context, role="viewer", group="data-team")
+
+    record = services.record_create(actor=None, context=context, name="train-2024", uri="s3://data/train.parquet")
+    model = services.model_create(actor=None, context=context, name=MODEL_NAME, tags=["tabular"])
+    v1 = services.version_create(actor=None, model=model, framework="scikit-learn", records=[str(record.pk)])
+    _upload_ready(v1, "pkl", PICKLE_BYTES)
+    services.metrics_log(actor=None, version=v1, metrics=[{"key": "auc", "value": 0.91, "step": 1}])
+    for _ in range(2):
+        version = services.version_create(actor=None, model=model, framework="scikit-learn")
+        _upload_ready(version, "pkl", PICKLE_BYTES)
+        services.version_publish(actor=None, version=version)
+    services.alias_set(actor=None, model=model, name="production", version_number=2)
+    services.alias_set(actor=None, model=model, name="production", version_number=3)
+    return {"ctx": context.slug, "model": str(model.pk), "record": str(record.pk)}
+
+
+@pytest.fixture
+def persona_clients(clients):
+    """The conftest personas plus site staff, a superuser who is a member of no context."""
+    staff = UserFactory(username="staff", is_superuser=True, is_staff=True)
+    return {**clients, "staff": client_for(staff)}
+
+
+def send(client, case: Case, ids: dict):
+    path = case.path.format(**ids)
+    if isinstance(case.body, bytes):
+        return client.generic(case.method, path + "?filename=model.pkl", data=case.body,
+                              content_type="application/octet-stream", **case.headers)
+    data = "" if case.body is None else json.dumps(case.body)
+    return client.generic(case.method, path, data=data, content_type="application/json", **case.headers)
+
+
+def body_of(response) -> bytes:
+    if response.streaming:
+        return b"".join(response.streaming_content)  # also closes the stored file
+    return response.content
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_permission_matrix(case, persona, world, persona_clients, storage_dir):
+    client = persona_clients[persona]
+    expected = expected_status(case, persona)
+    audit_before, files_before = AuditEvent.objects.count(), stored_files(storage_dir)
+
+    response = send(client, case, world)
+    content = body_of(response)
+
+    assert response.status_code == expected, (case.method, case.path, persona, content[:500])
+    if expected < 400 and case.is_write:
+        assert AuditEvent.objects.count() > audit_before, "every change writes an audit event"
+    if expected >= 400:
+        assert AuditEvent.objects.count() == audit_before, "a refused request must not write anything"
+        assert stored_files(storage_dir) == files_before, "a refused request must not store a file"
+    if expected == 404:
+        # Nothing in acme exists for the outsider: not its slug, not its model's name, and the
+        # answer is exactly the one for objects that do not exist at all.
+        text = content.decode().casefold()
+        assert world["ctx"] not in text
+        assert MODEL_NAME.casefold() not in text
+        ghost_ids = {"ctx": "no-such-context", "model": str(uuid.uuid4()), "record": str(uuid.uuid4())}
+        ghost = send(client, case, ghost_ids)
+        assert ghost.status_code == 404
+        assert ghost.json() == response.json()
+    if case.name == "contexts-list" and expected == 200:
+        slugs = [item["slug"] for item in response.json()["results"]]
+        if persona == "outsider":
+            assert slugs == ["other"]
+        else:
+            assert world["ctx"] in slugs
