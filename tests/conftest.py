@@ -21,6 +21,17 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
+def eager_tasks(settings):
+    """Queued work runs in-process when the transaction commits (a real worker is tested
+    separately in tests/registry/test_worker_integration.py)."""
+    from registry.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Fixtures create many users; the production hasher would cost seconds per test."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

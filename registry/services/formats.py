@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from registry import storage
+from registry import queue, storage
 from registry.errors import FileTooLarge, InvalidInput, KindExists, LimitReached, NotFound
 from registry.models import Format, FormatKind, FormatStatus, Version
 from registry.permissions import Perm, require
@@ -173,6 +173,8 @@ def _attach_file(*, actor, version, kind, key, size, filename, content_type, dec
     ])
     if old_key:
         transaction.on_commit(lambda: storage.delete_quietly([old_key]))
+    format_id = fmt.pk
+    transaction.on_commit(lambda: queue.format_processing(format_id, key))
     verb = "replaced" if old_key else "uploaded"
     audit(actor=actor, context=version.model.context, action="format.upload", obj=fmt,
           summary=f"{verb} the {kind} file of version {version.number} ({size} bytes)",

@@ -27,9 +27,11 @@ from registry.services.common import (
 
 UNSET: Any = object()
 
-# Format states a version may be published with. Until the workers exist (issue 3) a
-# stored file is `uploaded`; once hashing and introspection run, only `ready` passes.
-PUBLISHABLE_FORMAT_STATUSES = {FormatStatus.UPLOADED, FormatStatus.READY}
+# Only a file that has been hashed, verified and introspected without findings is published.
+PUBLISHABLE_FORMAT_STATUSES = {FormatStatus.READY}
+IN_PROGRESS_FORMAT_STATUSES = {
+    FormatStatus.PENDING, FormatStatus.UPLOADED, FormatStatus.HASHING, FormatStatus.INTROSPECTING,
+}
 
 
 def _clean_records(model: Model, value) -> list[TrainingRecord]:
@@ -151,10 +153,11 @@ def version_publish(*, actor, version: Version) -> Version:
         raise NotPublishable(f"Version {version.number} has no format yet; upload a file first.")
     for fmt in formats:
         if fmt.status not in PUBLISHABLE_FORMAT_STATUSES:
-            detail = f": {fmt.status_message}" if fmt.status_message else ""
+            detail = f" ({fmt.status_message})" if fmt.status_message else ""
+            waiting = " and still being checked" if fmt.status in IN_PROGRESS_FORMAT_STATUSES else ""
             raise NotPublishable(
-                f"Format '{fmt.kind}' is {fmt.status}{detail}; only formats with a stored, "
-                f"verified file can be published.",
+                f"Format '{fmt.kind}' is {fmt.status}{waiting}{detail}; only formats whose file is "
+                f"hashed and introspected as ready can be published.",
                 field=fmt.kind,
             )
     version.status = VersionStatus.PUBLISHED

@@ -10,15 +10,11 @@ from django.db.models import Max
 from registry import services
 from registry.models import AuditEvent, Context, Membership
 
+from tests.helpers import upload
 from tests.conftest import client_for
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def upload(client, model_id, number, kind="pkl", body=b"\x80\x04K\x01."):
-    return client.generic("PUT", f"/api/v1/models/{model_id}/versions/{number}/formats/{kind}/file",
-                          data=body, content_type="application/octet-stream")
 
 
 def new_model(client, name="churn") -> str:
@@ -284,7 +280,7 @@ def test_every_change_writes_exactly_one_audit_event(clients):
     with exactly_one_event("format.upload", actor="editor", object_type="format"):
         assert upload(editor, model_id, 1).status_code == 200
     with exactly_one_event("format.upload", actor="editor") as found:  # a replacement
-        assert upload(editor, model_id, 1, body=b"other bytes").status_code == 200
+        assert upload(editor, model_id, 1, body=b"\x80\x04K\x02.").status_code == 200
     assert "replaced" in found["event"].summary
     with exactly_one_event("metric.log", actor="editor"):
         assert editor.post(f"/api/v1/models/{model_id}/versions/1/metrics/",

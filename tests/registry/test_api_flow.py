@@ -6,16 +6,10 @@ import pytest
 
 from registry.models import AuditEvent, Format
 
+from tests.helpers import upload
 from tests.conftest import stored_files
 
 pytestmark = pytest.mark.django_db
-
-
-def upload(client, model_id, number, kind, body: bytes, **headers):
-    return client.generic(
-        "PUT", f"/api/v1/models/{model_id}/versions/{number}/formats/{kind}/file?filename=model.{kind}",
-        data=body, content_type="application/octet-stream", **headers,
-    )
 
 
 def test_full_flow(clients, storage_dir):

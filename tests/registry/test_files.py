@@ -251,9 +251,12 @@ def test_replacing_deletes_the_old_object_only_after_commit(clients, version, st
     assert fmt.storage_key != old_key and KEY.match(fmt.storage_key)
     assert stored_files(storage_dir) == [fmt.storage_key]
     assert read_stored(storage_dir, fmt.storage_key) == b"second"
-    assert (fmt.size, fmt.original_filename, fmt.status) == (6, "better.pkl", FormatStatus.UPLOADED)
-    # Results computed for the old bytes must not be kept for the new ones.
-    assert (fmt.sha256, fmt.md5, fmt.report, fmt.declared_sha256) == ("", "", {}, "")
+    assert (fmt.size, fmt.original_filename) == (6, "better.pkl")
+    # Results computed for the old bytes are not kept: the new bytes were hashed and read
+    # afresh on commit (b"second" is not a pickle, so the new file fails introspection).
+    assert (fmt.sha256, fmt.md5, fmt.declared_sha256) == (
+        hashlib.sha256(b"second").hexdigest(), hashlib.md5(b"second").hexdigest(), "")
+    assert fmt.status == FormatStatus.FAILED and fmt.report != {"kind": "pickle"}
     assert Format.objects.count() == 1
 
 
@@ -591,7 +594,7 @@ def test_download_streams_the_bytes_with_safe_headers(clients, version, stored):
     assert r["Accept-Ranges"] == "bytes"
     assert r["Content-Length"] == "100"
     assert r["Content-Disposition"] == 'attachment; filename="model.pkl"'
-    assert not r.has_header("ETag")  # not hashed yet
+    assert r["ETag"] == f'"{hashlib.sha256(BODY).hexdigest()}"'  # hashed by the worker on commit
     assert content(r) == BODY
 
 
@@ -657,6 +660,7 @@ def test_etag_is_the_sha256_and_if_none_match_gives_304(clients, version, stored
 
 
 def test_no_etag_before_hashing(clients, version, stored):
+    Format.objects.filter(pk=stored.pk).update(sha256="", md5="", status=FormatStatus.UPLOADED)  # not hashed yet
     r = clients["viewer"].get(file_url(version), HTTP_IF_NONE_MATCH='""')
     assert r.status_code == 200
     assert not r.has_header("ETag")

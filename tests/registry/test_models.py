@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from registry import selectors, services
 from registry.models import Alias, AliasMove, AuditEvent, Context, Format, Metric, Model, TrainingRecord, Version
 
+from tests.helpers import store_file, upload
 from tests.conftest import stored_files
 from tests.factories import UserFactory
 
@@ -252,8 +253,7 @@ def test_model_delete_removes_versions_formats_aliases_and_files(
     keep_id = create(editor, name="kept").json()["id"]
     for target in (model_id, keep_id):
         assert editor.post(f"/api/v1/models/{target}/versions/", {}, format="json").status_code == 201
-        assert editor.generic("PUT", f"/api/v1/models/{target}/versions/1/formats/pkl/file", data=b"bytes",
-                              content_type="application/octet-stream").status_code == 200
+        assert upload(editor, target, 1).status_code == 200
     assert editor.post(f"/api/v1/models/{model_id}/versions/", {}, format="json").status_code == 201
     assert publisher.post(f"/api/v1/models/{model_id}/versions/1/publish/").status_code == 200
     assert publisher.put(f"/api/v1/models/{model_id}/aliases/production/", {"version": 1},
@@ -300,7 +300,7 @@ def _assert_constant(client, url, add_rows, django_assert_num_queries, *, small=
 
 def _published_version(model, actor=None) -> Version:
     version = services.version_create(actor=actor, model=model)
-    services.format_upload(actor=actor, version=version, kind="pkl", stream=io.BytesIO(b"x"), content_length=1)
+    store_file(version)
     return services.version_publish(actor=actor, version=version)
 
 

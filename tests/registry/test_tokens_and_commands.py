@@ -22,6 +22,7 @@ from registry import services
 from registry.api import urls as api_urls
 from registry.models import ApiToken, AuditEvent, Context, Membership, Model
 
+from tests.helpers import upload
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -122,8 +123,7 @@ def world(clients):
     for _ in range(2):
         assert editor.post(f"/api/v1/models/{model_id}/versions/", {}, format="json").status_code == 201
     assert editor.post(f"/api/v1/models/{model_id}/versions/1/formats/", {"kind": "pkl"}, format="json").status_code == 201
-    assert editor.generic("PUT", f"/api/v1/models/{model_id}/versions/2/formats/pkl/file", data=b"x",
-                          content_type="application/octet-stream").status_code == 200
+    assert upload(editor, model_id, 2).status_code == 200
     assert publisher.post(f"/api/v1/models/{model_id}/versions/2/publish/").status_code == 200
     assert publisher.put(f"/api/v1/models/{model_id}/aliases/production/", {"version": 2}, format="json").status_code == 200
     return {"model": model_id, "record": record_id}

@@ -10,16 +10,10 @@ from registry import services
 from registry.errors import LimitReached
 from registry.models import Model, Version
 
+from tests.helpers import upload
 from tests.conftest import client_for, stored_files
 
 pytestmark = pytest.mark.django_db
-
-
-def upload(client, model_id, number, kind, body: bytes = b"\x80\x04K\x01.", **headers):
-    return client.generic(
-        "PUT", f"/api/v1/models/{model_id}/versions/{number}/formats/{kind}/file?filename=model.{kind}",
-        data=body, content_type="application/octet-stream", **headers,
-    )
 
 
 def new_model(client, name="churn", ctx="acme") -> str:
