@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from registry.celery import app
+from registry.celery import app, ensure_broker_folders
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +19,7 @@ def send(task_name: str, *args) -> bool:
         if app.conf.task_always_eager:  # tests and single-process runs: run it here and now
             app.tasks[task_name].apply(args=list(args), throw=True)
         else:
+            ensure_broker_folders()
             app.send_task(task_name, args=list(args), retry=False)
     except Exception:  # broker unreachable: the reconciler re-queues
         logger.warning("could not queue %s%r; the reconciler will retry", task_name, args, exc_info=True)

@@ -210,6 +210,10 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # limit kills the worker child, so one crafted file cannot stall the queue.
 REGISTRY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("REGISTRY_TASK_SOFT_TIME_LIMIT", "600"))
 REGISTRY_TASK_TIME_LIMIT = REGISTRY_TASK_SOFT_TIME_LIMIT + 60
+# Hashing reads the whole file (20 GiB at ~300 MB/s is about 70 s); it gets more room.
+REGISTRY_HASH_SOFT_TIME_LIMIT = int(os.environ.get("REGISTRY_HASH_SOFT_TIME_LIMIT", "3600"))
+# A worker child that grew past this (KiB) is replaced after its task: memory stays bounded.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = 1024 * 1024
 # A format stuck before `ready` for this long is re-queued by the reconciler.
 REGISTRY_RECONCILE_AFTER_SECONDS = int(os.environ.get("REGISTRY_RECONCILE_AFTER_SECONDS", "120"))
 REGISTRY_INTEGRITY_SWEEP_HOURS = float(os.environ.get("REGISTRY_INTEGRITY_SWEEP_HOURS", "24"))

@@ -33,7 +33,10 @@ LIMITS = {
 }
 
 
-@shared_task(name="registry.tasks.format_hash", **RETRY, **LIMITS)
+@shared_task(
+    name="registry.tasks.format_hash", **RETRY,
+    soft_time_limit=settings.REGISTRY_HASH_SOFT_TIME_LIMIT, time_limit=settings.REGISTRY_HASH_SOFT_TIME_LIMIT + 60,
+)
 def format_hash(format_id: str, storage_key: str) -> str | None:
     fmt = processing.format_hash(format_id=format_id, storage_key=storage_key)
     if fmt is not None and fmt.status == "introspecting":
@@ -53,7 +56,10 @@ def format_introspect(format_id: str, storage_key: str) -> str | None:
     return fmt.status if fmt is not None else None
 
 
-@shared_task(name="registry.tasks.format_verify", **RETRY, **LIMITS)
+@shared_task(
+    name="registry.tasks.format_verify", **RETRY,
+    soft_time_limit=settings.REGISTRY_HASH_SOFT_TIME_LIMIT, time_limit=settings.REGISTRY_HASH_SOFT_TIME_LIMIT + 60,
+)
 def format_verify(format_id: str) -> str | None:
     fmt = processing.format_verify(format_id=format_id)
     return fmt.status if fmt is not None else None

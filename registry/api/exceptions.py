@@ -19,7 +19,7 @@ def _first_error(detail, prefix: str = ""):
             field, message = _first_error(value, f"{prefix}.{name}" if prefix and name else (name or prefix))
             return field, message
     if isinstance(detail, list) and detail:
-        for index, item in enumerate(detail):
+        for item in detail:
             if item:
                 return _first_error(item, prefix)
     return prefix or None, str(detail)

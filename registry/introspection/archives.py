@@ -185,7 +185,10 @@ class SafeZip:
         fileobj.seek(0)
         try:
             self._zip = zipfile.ZipFile(fileobj)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, struct.error) as error:
+        except (
+            zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, struct.error,
+            NotImplementedError,  # e.g. "zip file version 25.2" or an unknown compression method
+        ) as error:
             raise ArchiveError(FAILED, f"{label}: not a readable zip archive ({error})", code="corrupt") from error
         try:
             self._validate(size)
@@ -309,7 +312,7 @@ class SafeZip:
                         raise ArchiveError(FAILED, f"{self.label}: member {info.filename!r} is larger than declared",
                                            member=info.filename, code="corrupt")
                     yield chunk
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as error:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as error:
             # Includes CRC mismatches: a member whose data does not match its headers.
             raise ArchiveError(FAILED, f"{self.label}: member {info.filename!r} is corrupt ({error})",
                                member=info.filename, code="corrupt") from error

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -78,6 +79,8 @@ def format_introspect(*, format_id, storage_key: str) -> Format | None:
     try:
         with storage.local_copy(storage_key) as handle:
             report = introspect(fmt.kind, handle, size=fmt.size or 0)
+    except SoftTimeLimitExceeded:
+        raise  # the task records the time-out
     except Exception as exc:  # a parser bug must end as failed, never as clean
         logger.exception("introspection of format %s crashed", format_id)
         report = Report(status=FAILED, message=f"The file could not be read: {type(exc).__name__}: {exc}"[:500])
