@@ -1,0 +1,68 @@
+// Small progressive enhancements; every page also works without JavaScript.
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  // <button data-open-dialog="id"> opens <dialog id="id">; [data-close-dialog] closes it.
+  document.addEventListener("click", function (event) {
+    const opener = event.target.closest("[data-open-dialog]");
+    if (opener) {
+      const dialog = document.getElementById(opener.dataset.openDialog);
+      if (dialog && dialog.showModal) { event.preventDefault(); dialog.showModal(); }
+    }
+    const closer = event.target.closest("[data-close-dialog]");
+    if (closer) { const dialog = closer.closest("dialog"); if (dialog) dialog.close(); }
+  });
+
+  // Reopen a dialog whose form came back with errors.
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("dialog[data-open-on-load]").forEach(function (d) { if (d.showModal) d.showModal(); });
+  });
+
+  // <form data-upload-url="..."> with a file input: PUT the raw file to the API with a progress bar,
+  // then follow data-upload-next. Without JavaScript the form posts to the dashboard instead.
+  document.addEventListener("submit", function (event) {
+    const form = event.target.closest("form[data-upload-url]");
+    if (!form) return;
+    const input = form.querySelector('input[type="file"]');
+    const kindField = form.querySelector('[name="kind"]');
+    if (!input || !input.files.length) return;
+    event.preventDefault();
+    const file = input.files[0];
+    const url = form.dataset.uploadUrl.replace("__kind__", encodeURIComponent(kindField ? kindField.value : ""))
+      + "?filename=" + encodeURIComponent(file.name);
+    const progress = form.querySelector("progress") || form.appendChild(document.createElement("progress"));
+    const status = form.querySelector("[data-upload-status]");
+    const button = form.querySelector('button[type="submit"]');
+    progress.max = file.size || 1; progress.value = 0; progress.hidden = false;
+    if (button) button.disabled = true;
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", url);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.setRequestHeader("X-CSRFToken", csrfToken());
+    xhr.upload.addEventListener("progress", function (e) {
+      if (e.lengthComputable) { progress.max = e.total; progress.value = e.loaded; }
+      if (status) status.textContent = "Uploading… " + Math.round(100 * e.loaded / (e.total || 1)) + "%";
+    });
+    xhr.addEventListener("load", function () {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        if (status) status.textContent = "Uploaded. Checking the file…";
+        window.location = form.dataset.uploadNext || window.location.href;
+      } else {
+        let message = "Upload failed (" + xhr.status + ").";
+        try { message = JSON.parse(xhr.responseText).detail || message; } catch (e) { /* not JSON */ }
+        if (status) { status.textContent = message; status.classList.add("field-error"); }
+        if (button) button.disabled = false;
+      }
+    });
+    xhr.addEventListener("error", function () {
+      if (status) { status.textContent = "The connection failed; try again."; status.classList.add("field-error"); }
+      if (button) button.disabled = false;
+    });
+    xhr.send(file);
+  });
+})();
