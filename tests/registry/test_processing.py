@@ -23,12 +23,11 @@ from django.test import TestCase
 from django.utils import timezone
 from onnx import TensorProto, helper
 
-from registry import services, storage, tasks
+from registry import storage, tasks
 from registry.celery import app
 from registry.introspection import dispatch
 from registry.models import AuditEvent, Format, FormatStatus, Version
 from registry.services import processing
-
 from tests.helpers import PICKLE, upload
 
 pytestmark = pytest.mark.django_db
@@ -491,6 +490,7 @@ def broker_down(monkeypatch):
         raise kombu.exceptions.OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     app.conf.task_always_eager = False
+    monkeypatch.setattr("registry.queue.ensure_broker_folders", lambda: None, raising=False)  # no folders in var/
     monkeypatch.setattr(app, "send_task", refuse)
     yield attempts
     app.conf.task_always_eager = True
@@ -505,6 +505,7 @@ def broker_records(monkeypatch):
         sent.append((name, list(args or [])))
 
     app.conf.task_always_eager = False
+    monkeypatch.setattr("registry.queue.ensure_broker_folders", lambda: None, raising=False)  # no folders in var/
     monkeypatch.setattr(app, "send_task", record)
     yield sent
     app.conf.task_always_eager = True
@@ -630,7 +631,7 @@ def test_the_sweep_marks_a_changed_file_corrupt_and_writes_a_tamper_event(client
 
 
 def test_the_sweep_marks_a_missing_file_corrupt(clients, model_id, number, storage_dir):
-    pkl, onnx_fmt = two_ready_formats(clients, model_id, number)
+    _pkl, onnx_fmt = two_ready_formats(clients, model_id, number)
     stored_path(storage_dir, onnx_fmt).unlink()
     assert tasks.integrity_sweep.apply().get() == 2
     onnx_fmt.refresh_from_db()
