@@ -29,6 +29,9 @@ from tests.factories import UserFactory
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
+# A queue of this run's own, so concurrent runs on one Redis never take each other's messages.
+QUEUE = f"registry-itest-{os.getpid()}"
+HOSTNAME = f"itest-{os.getpid()}@localhost"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -60,9 +63,10 @@ def broker(monkeypatch):
     registry_app.conf.task_always_eager = False
     app = Celery("registry-test")
     app.config_from_object("django.conf:settings", namespace="CELERY")
-    app.conf.update(broker_url=REDIS_URL, task_always_eager=False, broker_transport_options={})
+    app.conf.update(broker_url=REDIS_URL, task_always_eager=False, broker_transport_options={},
+                    task_default_queue=QUEUE)
     with app.connection_for_write() as conn:
-        conn.default_channel.client.delete("celery")  # stale messages of earlier runs
+        conn.default_channel.client.delete(QUEUE)  # stale messages of an earlier run
     monkeypatch.setattr(queue, "app", app)
     yield app
     app.close()
@@ -80,18 +84,19 @@ def worker(broker, tmp_path, settings):
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "REDIS_URL": REDIS_URL,
+        "REGISTRY_CELERY_QUEUE": QUEUE,
         "REGISTRY_DATA_DIR": str(tmp_path),
         "DJANGO_SETTINGS_MODULE": "registry.settings",
     }
     log = open(tmp_path / "worker.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "registry", "worker", "--concurrency", "1",
-         "--loglevel", "INFO", "--hostname", f"itest-{os.getpid()}@localhost", "--without-mingle", "--without-gossip"],
+         "--loglevel", "INFO", "--hostname", HOSTNAME, "--without-mingle", "--without-gossip"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60
-        while not broker.control.ping(timeout=1):
+        while not broker.control.ping(destination=[HOSTNAME], timeout=1):
             assert process.poll() is None, (tmp_path / "worker.log").read_text()
             assert time.monotonic() < deadline, "the worker did not start"
         yield files
