@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from registry.errors import InvalidInput, NotFound
 from registry.models import (
@@ -58,6 +58,18 @@ def member_list(context: Context) -> QuerySet[Membership]:
     return Membership.objects.filter(context=context).select_related("user", "group").order_by(
         "group__name", "user__username"
     )
+
+
+def member_get(context: Context, membership_id) -> Membership:
+    """One membership of `context`; one of another context is simply not found."""
+    try:
+        membership_id = int(membership_id)
+    except (TypeError, ValueError):
+        raise NotFound("Membership not found.") from None
+    membership = member_list(context).filter(pk=membership_id).first()
+    if membership is None:
+        raise NotFound("This membership does not exist (any more).")
+    return membership
 
 
 def _model_base(user) -> QuerySet[Model]:
@@ -132,6 +144,15 @@ def version_list(model: Model) -> QuerySet[Version]:
     )
 
 
+def version_choices(model: Model) -> QuerySet[Version]:
+    """The versions of `model` with only what a version picker shows (number, name, status)."""
+    return (
+        Version.objects.filter(model=model)
+        .only("id", "model_id", "number", "name", "status", "created_at", "published_at")
+        .order_by("-number")
+    )
+
+
 def version_get(model: Model, number) -> Version:
     try:
         number = int(number)
@@ -159,6 +180,21 @@ def metric_list(version: Version, *, key: str = "") -> QuerySet[Metric]:
     if key:
         metrics = metrics.filter(key=key)
     return metrics.order_by("key", "step", "wallclock", "id")
+
+
+def metric_latest(version: Version) -> QuerySet[Metric]:
+    """The latest value of each metric key of `version` (highest step, then newest wallclock).
+
+    One query whatever the number of keys or logged values: each row is kept only if it is
+    the newest of its key, decided by a correlated subquery that the (version, key, step)
+    index serves.
+    """
+    newest = (
+        Metric.objects.filter(version_id=OuterRef("version_id"), key=OuterRef("key"))
+        .order_by(F("step").desc(nulls_last=True), "-wallclock", "-id")
+        .values("id")[:1]
+    )
+    return Metric.objects.filter(version=version, id=Subquery(newest)).order_by("key")
 
 
 def alias_list(model: Model) -> QuerySet[Alias]:
@@ -222,3 +258,15 @@ def audit_list(
 
 def token_list(user) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user).order_by("-created_at")
+
+
+def token_get(user, token_id) -> ApiToken:
+    """One of `user`'s own API tokens; anybody else's token is simply not found (404)."""
+    try:
+        token_id = int(token_id)
+    except (TypeError, ValueError):
+        raise NotFound("Token not found.") from None
+    token = token_list(user).filter(pk=token_id).first()
+    if token is None:
+        raise NotFound("Token not found.")
+    return token

@@ -90,6 +90,7 @@ def clean_text(value: Any, *, field: str, max_length: int | None = None, allow_b
         value = ""
     if not isinstance(value, str):
         raise InvalidInput(f"'{field}' must be a string.", field=field)
+    value = value.replace("\r\n", "\n")  # browsers send form text with CRLF line ends
     value = value.strip() if max_length else value
     if not allow_blank and not value.strip():
         raise InvalidInput(f"'{field}' cannot be empty.", field=field)

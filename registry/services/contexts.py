@@ -19,6 +19,7 @@ from registry.permissions import Perm, require, require_staff
 from registry.services.common import audit, clean_text
 
 TOKEN_PREFIX = "mreg_"
+MAX_TOKEN_DAYS = 3650
 
 
 @transaction.atomic
@@ -130,8 +131,11 @@ def token_create(
     if actor is not None and actor.pk != user.pk:
         require_staff(actor)
     name = clean_text(name, field="name", max_length=100)
-    if expires_in_days is not None and (not isinstance(expires_in_days, int) or expires_in_days < 1):
-        raise InvalidInput("Expiry must be a whole number of days, at least 1.", field="expires_in_days")
+    if expires_in_days is not None and (
+        not isinstance(expires_in_days, int) or not 1 <= expires_in_days <= MAX_TOKEN_DAYS
+    ):
+        raise InvalidInput(f"Expiry must be a whole number of days from 1 to {MAX_TOKEN_DAYS}.",
+                           field="expires_in_days")
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user,

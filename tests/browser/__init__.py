@@ -1,0 +1,1 @@
+"""Journeys through the dashboard in a real browser (Playwright + Debian Chromium)."""
