@@ -1,18 +1,528 @@
-"""The model page: general section, versions, tabs. (Being built; see issue 4.)"""
+"""The model page: general section, versions drop-down, and tabs for the selected version
+(details, formats, metrics), the model's aliases and a new-version form; plus publishing,
+uploads without JavaScript, and deleting a version or the whole model.
 
+Every write goes through a service; every permission question is asked of
+registry.permissions. POST views call `require` first, so a viewer gets 403 whatever
+the form holds.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import path
+from django.views.decorators.http import require_POST
 
-from registry import selectors
+from dashboard.charts import metric_charts
+from dashboard.views.base import add_service_error
+from dashboard.views.catalog import ModelForm
+from registry import selectors, services
+from registry.errors import Conflict, FileTooLarge, InvalidInput
+from registry.models import FormatKind, FormatStatus, VersionStatus
+from registry.permissions import Perm, permissions_in, require
+
+# Rules a user can break by what they typed; PermissionDenied and NotFound are not caught
+# here, so the middleware turns them into 403 and 404.
+USER_ERRORS = (InvalidInput, Conflict, FileTooLarge)
+# Plain strings: templates compare them with the `status` column's value.
+POLLED_STATUSES = {FormatStatus.UPLOADED.value, FormatStatus.HASHING.value, FormatStatus.INTROSPECTING.value}
+ALIAS_HISTORY_SHOWN = 50
+
+
+# --- forms ---------------------------------------------------------------------------------
+
+class JSONObjectField(forms.JSONField):
+    """A JSON object typed in a textarea; empty means {}. Errors say where the JSON breaks."""
+
+    widget = forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "mono"})
+
+    def to_python(self, value):
+        if value in self.empty_values or (isinstance(value, str) and not value.strip()):
+            return {}
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as error:
+                raise forms.ValidationError(
+                    f"This is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}."
+                ) from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Enter a JSON object in braces, e.g. {"learning_rate": 0.01}.')
+        return value
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False) if value else ""
+
+    def bound_data(self, data, initial):
+        # Show what the person typed, even when it is valid JSON but not an object.
+        return forms.fields.InvalidJSONInput(data) if isinstance(data, str) else data
+
+
+class VersionForm(forms.Form):
+    name = forms.CharField(required=False, max_length=200, help_text='Optional, e.g. "nightly retrain"')
+    description = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 4}),
+                                  help_text="Markdown")
+    tags = forms.CharField(required=False, help_text="Comma-separated, e.g. baseline, gpu")
+    framework = forms.CharField(required=False, max_length=100, help_text='e.g. "scikit-learn"')
+    framework_version = forms.CharField(required=False, max_length=100, help_text='e.g. "1.5.2"')
+    hyperparameters = JSONObjectField(required=False, help_text='A JSON object, e.g. {"max_depth": 6}')
+    config = JSONObjectField(required=False, help_text="A JSON object that deployments read")
+    metadata = JSONObjectField(
+        required=False,
+        help_text='A JSON object, e.g. {"provenance": {"repository": "…", "commit": "…"}, "taxonomy": {…}}',
+    )
+    records = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
+                                        label="Training records", help_text="Datasets this version was trained on")
+    signature = JSONObjectField(
+        required=False,
+        help_text='{"inputs": [{"name": "x", "dtype": "float32", "shape": [-1, 4]}], "outputs": […]}; '
+                  "leave empty to take it from the uploaded file",
+    )
+
+    def __init__(self, *args, records=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["records"].choices = [(str(record.pk), record.name) for record in records]
+
+    def clean_description(self):
+        # Browsers send textarea lines with CRLF; keep the stored text as it was typed.
+        return self.cleaned_data["description"].replace("\r\n", "\n")
+
+    @staticmethod
+    def initial_for(version) -> dict:
+        return {
+            "name": version.name, "description": version.description,
+            "tags": ", ".join(tag.name for tag in version.tags.all()),
+            "framework": version.framework, "framework_version": version.framework_version,
+            "hyperparameters": version.hyperparameters, "config": version.config, "metadata": version.metadata,
+            "records": [str(record.pk) for record in version.records.all()], "signature": version.signature,
+        }
+
+
+class NewVersionForm(VersionForm):
+    kind = forms.ChoiceField(required=False, choices=[("", "— no file yet —"), *FormatKind.choices],
+                             label="Kind of the first file")
+    file = forms.FileField(required=False, label="First file", help_text="Optional; more files can be added later")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("file") and not cleaned.get("kind"):
+            self.add_error("kind", "Choose the kind of the file (pkl, onnx, …).")
+        return cleaned
+
+    def version_fields(self) -> dict:
+        return {key: value for key, value in self.cleaned_data.items() if key not in ("kind", "file")}
+
+
+class UploadForm(forms.Form):
+    kind = forms.ChoiceField(choices=FormatKind.choices)
+    file = forms.FileField()
+
+
+class AliasForm(forms.Form):
+    alias = forms.CharField(max_length=64, help_text="e.g. production, staging, champion",
+                            widget=forms.TextInput(attrs={"list": "alias-names", "autocomplete": "off"}))
+    version = forms.TypedChoiceField(coerce=int, help_text="Only published versions can have an alias")
+
+    def __init__(self, *args, published=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["version"].choices = [(v.number, f"Version {v.number}") for v in published]
+
+
+class DeleteModelForm(forms.Form):
+    confirm_name = forms.CharField(label="Type the model's name to confirm", strip=False)
+
+    def __init__(self, *args, model, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_name = model.name
+
+    def clean_confirm_name(self):
+        typed = self.cleaned_data["confirm_name"]
+        if typed != self.model_name:
+            raise forms.ValidationError(f"Type the name exactly as shown: {self.model_name}")
+        return typed
+
+
+class UploadedFileStream:
+    """read(size) over an uploaded file's chunks(), so the service streams it in constant memory."""
+
+    def __init__(self, uploaded):
+        self._chunks = uploaded.chunks()
+        self._buffer = bytearray()
+
+    def read(self, size: int = -1) -> bytes:
+        while size is None or size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if size is None or size < 0:
+            size = len(self._buffer)
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+
+# --- the page --------------------------------------------------------------------------------
+
+VERSION_TABS = {"details": "dashboard:version-detail", "formats": "dashboard:version-formats",
+                "metrics": "dashboard:version-metrics"}
+
+
+def _page(request, model, *, tab: str, version=None, selected: int | None = None, status: int = 200, **extra):
+    """Render the model page with one tab. `version` is the fully loaded selected version
+    (for the version tabs); `selected` a version number to keep in the links otherwise."""
+    perms = permissions_in(request.user, model.context)
+    versions = list(selectors.version_choices(model))
+    alias_names: dict[int, list[str]] = {}
+    for alias in model.aliases.all():
+        alias_names.setdefault(alias.version.number, []).append(alias.name)
+    for item in versions:
+        item.alias_names = alias_names.get(item.number, [])
+    numbers = [item.number for item in versions]
+    if version is not None:
+        selected = version.number
+    if selected not in numbers:
+        selected = numbers[0] if numbers else None
+    older = [n for n in numbers if selected is not None and n < selected]
+    newer = [n for n in numbers if selected is not None and n > selected]
+    compare = (older[0], selected) if older else ((selected, newer[-1]) if newer else None)
+    return render(request, "dashboard/models/detail.html", {
+        "context": model.context, "model": model, "tab": tab, "version": version, "versions": versions,
+        "selected": next((item for item in versions if item.number == selected), None),
+        "menu_url_name": VERSION_TABS.get(tab, "dashboard:version-detail"),
+        "compare": compare,
+        "can_edit": Perm.EDIT_MODEL in perms, "can_publish": Perm.PUBLISH_VERSION in perms,
+        "can_delete": Perm.DELETE_MODEL in perms,
+        "model_form": ModelForm(initial={
+            "name": model.name, "description": model.description, "task": model.task,
+            "tags": ", ".join(tag.name for tag in model.tags.all()),
+        }),
+        **extra,
+    }, status=status)
+
+
+def _model_and_version(request, model_id, number):
+    model = selectors.model_get(request.user, model_id)
+    return model, selectors.version_get(model, number)
+
+
+def _selected_number(request) -> int | None:
+    try:
+        return int(request.GET.get("version", ""))
+    except ValueError:
+        return None
 
 
 @login_required
 def model_detail(request, model_id):
     model = selectors.model_get(request.user, model_id)
-    return render(request, "dashboard/models/detail.html", {"context": model.context, "model": model})
+    latest = selectors.version_choices(model).first()
+    version = selectors.version_get(model, latest.number) if latest else None
+    return _page(request, model, tab="details", version=version)
 
+
+@login_required
+def model_edit(request, model_id):
+    model = selectors.model_get(request.user, model_id)
+    can_edit = Perm.EDIT_MODEL in permissions_in(request.user, model.context)
+    form = ModelForm(request.POST or None, initial={
+        "name": model.name, "description": model.description, "task": model.task,
+        "tags": ", ".join(tag.name for tag in model.tags.all()),
+    })
+    if request.method == "POST":
+        require(request.user, model.context, Perm.EDIT_MODEL)
+        if form.is_valid():
+            try:
+                services.model_update(actor=request.user, model=model, **form.cleaned_data)
+            except USER_ERRORS as error:
+                add_service_error(form, error)
+            else:
+                messages.success(request, "Model saved.")
+                return redirect("dashboard:model-detail", model_id=model.pk)
+    return render(request, "dashboard/models/edit.html", {
+        "context": model.context, "model": model, "form": form, "can_edit": can_edit,
+    }, status=400 if form.errors else 200)
+
+
+@login_required
+def model_delete(request, model_id):
+    model = selectors.model_get(request.user, model_id)
+    can_delete = Perm.DELETE_MODEL in permissions_in(request.user, model.context)
+    form = DeleteModelForm(request.POST or None, model=model)
+    if request.method == "POST":
+        require(request.user, model.context, Perm.DELETE_MODEL)
+        if form.is_valid():
+            context_slug, name = model.context.slug, model.name
+            services.model_delete(actor=request.user, model=model)
+            messages.success(request, f"Model {name} and all its versions and files were deleted.")
+            return redirect("dashboard:model-list", ctx=context_slug)
+    return render(request, "dashboard/models/delete.html", {
+        "context": model.context, "model": model, "form": form, "can_delete": can_delete,
+        "version_count": len(model.versions.all()),
+    }, status=400 if form.errors else 200)
+
+
+# --- version tabs ------------------------------------------------------------------------------
+
+@login_required
+def version_detail(request, model_id, number):
+    model, version = _model_and_version(request, model_id, number)
+    return _page(request, model, tab="details", version=version)
+
+
+@login_required
+def version_edit(request, model_id, number):
+    model, version = _model_and_version(request, model_id, number)
+    records = selectors.record_list(model.context)
+    form = VersionForm(request.POST or None, initial=VersionForm.initial_for(version), records=records)
+    if request.method == "POST":
+        require(request.user, model.context, Perm.EDIT_MODEL)
+        if form.is_valid():
+            # Only what was changed: an untouched signature keeps the source it came from.
+            changed = {key: form.cleaned_data[key] for key in form.changed_data}
+            try:
+                services.version_update(actor=request.user, version=version, **changed)
+            except USER_ERRORS as error:
+                add_service_error(form, error)
+            else:
+                messages.success(request, f"Version {version.number} saved.")
+                return redirect("dashboard:version-detail", model_id=model.pk, number=version.number)
+    return _page(request, model, tab="edit", version=version, form=form, status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def version_publish(request, model_id, number):
+    model, version = _model_and_version(request, model_id, number)
+    require(request.user, model.context, Perm.PUBLISH_VERSION)
+    try:
+        services.version_publish(actor=request.user, version=version)
+    except USER_ERRORS as error:  # NotPublishable: the gate's own words
+        messages.error(request, f"Version {version.number} was not published: {error.message}")
+    else:
+        messages.success(request, f"Version {version.number} is published; its files and fields are now frozen.")
+    return redirect("dashboard:version-detail", model_id=model.pk, number=version.number)
+
+
+@login_required
+def version_delete(request, model_id, number):
+    model, version = _model_and_version(request, model_id, number)
+    can_delete = Perm.DELETE_MODEL in permissions_in(request.user, model.context)
+    error = None
+    if request.method == "POST":
+        require(request.user, model.context, Perm.DELETE_MODEL)
+        try:
+            services.version_delete(actor=request.user, version=version)
+        except USER_ERRORS as refused:  # an alias still points at it
+            error = refused.message
+        else:
+            messages.success(request, f"Version {version.number} and its files were deleted.")
+            return redirect("dashboard:model-detail", model_id=model.pk)
+    return render(request, "dashboard/models/version_delete.html", {
+        "context": model.context, "model": model, "version": version, "can_delete": can_delete, "error": error,
+    }, status=409 if error else 200)
+
+
+@login_required
+def version_create(request, model_id):
+    model = selectors.model_get(request.user, model_id)
+    form = NewVersionForm(request.POST or None, request.FILES or None, records=selectors.record_list(model.context))
+    if request.method == "POST":
+        require(request.user, model.context, Perm.EDIT_MODEL)
+        if form.is_valid():
+            try:
+                version = services.version_create(actor=request.user, model=model, **form.version_fields())
+            except USER_ERRORS as error:
+                add_service_error(form, error)
+            else:
+                return _after_create(request, model, version, form.cleaned_data["kind"], form.cleaned_data["file"])
+    return _page(request, model, tab="new", selected=_selected_number(request), form=form,
+                 status=400 if form.errors else 200)
+
+
+def _after_create(request, model, version, kind, uploaded):
+    """The version exists; store its first file if one came with the form."""
+    if uploaded is None:
+        messages.success(request, f"Version {version.number} created. Add a file in the Formats tab.")
+        return redirect("dashboard:version-detail", model_id=model.pk, number=version.number)
+    try:
+        _store(request, version, kind, uploaded)
+    except USER_ERRORS as error:
+        messages.error(request, f"Version {version.number} was created, but its file was refused: {error.message}")
+    else:
+        messages.success(request, f"Version {version.number} created; its {kind} file is being checked.")
+    return redirect("dashboard:version-formats", model_id=model.pk, number=version.number)
+
+
+def _store(request, version, kind, uploaded):
+    return services.format_upload(
+        actor=request.user, version=version, kind=kind, stream=UploadedFileStream(uploaded),
+        content_length=uploaded.size, filename=uploaded.name or "",
+        content_type=uploaded.content_type or "",
+    )
+
+
+@login_required
+def version_formats(request, model_id, number):
+    model, version = _model_and_version(request, model_id, number)
+    return _formats_page(request, model, version, UploadForm())
+
+
+def _formats_page(request, model, version, upload_form, status=200):
+    formats = list(selectors.format_list(version))
+    kinds = {fmt.kind for fmt in formats}
+    failed_kind = upload_form.data.get("kind") if upload_form.is_bound else None
+    return _page(
+        request, model, tab="formats", version=version, formats=formats, upload_form=upload_form,
+        free_kinds=[(kind, label) for kind, label in FormatKind.choices if kind not in kinds],
+        can_add_format=len(formats) < settings.REGISTRY_MAX_FORMATS, max_formats=settings.REGISTRY_MAX_FORMATS,
+        # A failed upload for a kind that exists came from that format's replace form.
+        replace_failed=failed_kind if failed_kind in kinds else None,
+        polled=POLLED_STATUSES, status=status,
+    )
+
+
+@login_required
+@require_POST
+def format_upload(request, model_id, number):
+    """The upload form without JavaScript: a multipart POST, streamed into the service."""
+    model, version = _model_and_version(request, model_id, number)
+    require(request.user, model.context, Perm.EDIT_MODEL)
+    form = UploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            _store(request, version, form.cleaned_data["kind"], form.cleaned_data["file"])
+        except USER_ERRORS as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, f"The {form.cleaned_data['kind']} file was uploaded and is being checked.")
+            return redirect("dashboard:version-formats", model_id=model.pk, number=version.number)
+    return _formats_page(request, model, version, form, status=400)
+
+
+@login_required
+def format_status(request, model_id, number, kind):
+    """The status part of one format, polled by htmx every 2 s until the status is final."""
+    model, version = _model_and_version(request, model_id, number)
+    fmt = selectors.format_get(version, kind)
+    return render(request, "dashboard/models/partials/format_status.html", {
+        "model": model, "version": version, "fmt": fmt, "polled": POLLED_STATUSES,
+    })
+
+
+@login_required
+@require_POST
+def format_delete(request, model_id, number, kind):
+    model, version = _model_and_version(request, model_id, number)
+    require(request.user, model.context, Perm.EDIT_MODEL)
+    fmt = selectors.format_get(version, kind)
+    try:
+        services.format_delete(actor=request.user, fmt=fmt)
+    except USER_ERRORS as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"The {kind} format and its file were deleted.")
+    return redirect("dashboard:version-formats", model_id=model.pk, number=version.number)
+
+
+@login_required
+def version_metrics(request, model_id, number):
+    model, version = _model_and_version(request, model_id, number)
+    metrics = list(selectors.metric_list(version))
+    return _page(request, model, tab="metrics", version=version, metrics=metrics, charts=metric_charts(metrics))
+
+
+# --- aliases ---------------------------------------------------------------------------------------
+
+@login_required
+def model_aliases(request, model_id):
+    model = selectors.model_get(request.user, model_id)
+    return _aliases_page(request, model, None)
+
+
+def _aliases_page(request, model, form, status=200):
+    published = [v for v in selectors.version_choices(model) if v.status == VersionStatus.PUBLISHED]
+    if form is None:
+        selected = _selected_number(request)
+        numbers = [v.number for v in published]
+        default = selected if selected in numbers else (numbers[0] if numbers else None)
+        form = AliasForm(initial={"version": default}, published=published)
+    return _page(request, model, tab="aliases", selected=_selected_number(request), alias_form=form,
+                 published=published, aliases=selectors.alias_list(model),
+                 alias_moves=selectors.alias_history(model)[:ALIAS_HISTORY_SHOWN], status=status)
+
+
+@login_required
+@require_POST
+def alias_set(request, model_id):
+    model = selectors.model_get(request.user, model_id)
+    require(request.user, model.context, Perm.PUBLISH_VERSION)
+    published = [v for v in selectors.version_choices(model) if v.status == VersionStatus.PUBLISHED]
+    form = AliasForm(request.POST, published=published)
+    if form.is_valid():
+        try:
+            services.alias_set(actor=request.user, model=model, name=form.cleaned_data["alias"],
+                               version_number=form.cleaned_data["version"])
+        except USER_ERRORS as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, f"Alias {form.cleaned_data['alias']} now points to version "
+                                      f"{form.cleaned_data['version']}.")
+            return redirect("dashboard:model-aliases", model_id=model.pk)
+    return _aliases_page(request, model, form, status=400)
+
+
+@login_required
+@require_POST
+def alias_rollback(request, model_id, alias):
+    model = selectors.model_get(request.user, model_id)
+    require(request.user, model.context, Perm.PUBLISH_VERSION)
+    try:
+        moved = services.alias_rollback(actor=request.user, model=model, name=alias)
+    except USER_ERRORS as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Alias {alias} rolled back to version {moved.version.number}.")
+    return redirect("dashboard:model-aliases", model_id=model.pk)
+
+
+@login_required
+@require_POST
+def alias_delete(request, model_id, alias):
+    model = selectors.model_get(request.user, model_id)
+    require(request.user, model.context, Perm.PUBLISH_VERSION)
+    services.alias_delete(actor=request.user, model=model, name=alias)
+    messages.success(request, f"Alias {alias} was removed; its history is kept.")
+    return redirect("dashboard:model-aliases", model_id=model.pk)
+
+
+M = "models/<str:model_id>"
+V = f"{M}/versions/<int:number>"
 
 urlpatterns = [
-    path("models/<str:model_id>/", model_detail, name="model-detail"),
+    path(f"{M}/", model_detail, name="model-detail"),
+    path(f"{M}/edit/", model_edit, name="model-edit"),
+    path(f"{M}/delete/", model_delete, name="model-delete"),
+    path(f"{M}/versions/new/", version_create, name="version-create"),
+    path(f"{V}/", version_detail, name="version-detail"),
+    path(f"{V}/edit/", version_edit, name="version-edit"),
+    path(f"{V}/publish/", version_publish, name="version-publish"),
+    path(f"{V}/delete/", version_delete, name="version-delete"),
+    path(f"{V}/formats/", version_formats, name="version-formats"),
+    path(f"{V}/formats/upload/", format_upload, name="format-upload"),
+    path(f"{V}/formats/<str:kind>/status/", format_status, name="format-status"),
+    path(f"{V}/formats/<str:kind>/delete/", format_delete, name="format-delete"),
+    path(f"{V}/metrics/", version_metrics, name="version-metrics"),
+    path(f"{M}/aliases/", model_aliases, name="model-aliases"),
+    path(f"{M}/aliases/set/", alias_set, name="alias-set"),
+    path(f"{M}/aliases/<str:alias>/rollback/", alias_rollback, name="alias-rollback"),
+    path(f"{M}/aliases/<str:alias>/delete/", alias_delete, name="alias-delete"),
 ]

@@ -66,3 +66,59 @@
     xhr.send(file);
   });
 })();
+
+// Model page enhancements.
+(function () {
+  "use strict";
+
+  // <form data-confirm="question">: ask before an irreversible post.
+  document.addEventListener("submit", function (event) {
+    const form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.dataset.confirm)) { event.preventDefault(); event.stopImmediatePropagation(); }
+  }, true);
+
+  // <form data-progress-submit enctype="multipart/form-data">: post through XHR to show upload
+  // progress, then follow where the server redirected (or show the page it answered with).
+  document.addEventListener("submit", function (event) {
+    const form = event.target.closest("form[data-progress-submit]");
+    if (!form || event.defaultPrevented) return;
+    const input = form.querySelector('input[type="file"]');
+    if (!input || !input.files.length || !window.FormData) return;
+    event.preventDefault();
+    const progress = form.querySelector("progress");
+    const status = form.querySelector("[data-upload-status]");
+    const button = form.querySelector('button[type="submit"]');
+    if (progress) { progress.hidden = false; progress.value = 0; progress.max = 1; }
+    if (button) button.disabled = true;
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.upload.addEventListener("progress", function (e) {
+      if (!e.lengthComputable) return;
+      if (progress) { progress.max = e.total; progress.value = e.loaded; }
+      if (status) status.textContent = "Uploading… " + Math.round(100 * e.loaded / (e.total || 1)) + "%";
+    });
+    xhr.addEventListener("load", function () {
+      if (xhr.status < 300 && xhr.responseURL && xhr.responseURL !== form.action) {
+        window.location = xhr.responseURL;
+        return;
+      }
+      const page = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      const main = document.querySelector("main");
+      const fresh = page.querySelector("main");
+      if (main && fresh) {
+        main.innerHTML = fresh.innerHTML;
+        if (window.htmx) window.htmx.process(main);
+        const firstError = main.querySelector(".field-error, .form-error");
+        if (firstError) firstError.scrollIntoView({block: "center"});
+      } else if (status) {
+        status.textContent = "The upload failed (" + xhr.status + ")."; status.classList.add("field-error");
+        if (button) button.disabled = false;
+      }
+    });
+    xhr.addEventListener("error", function () {
+      if (status) { status.textContent = "The connection failed; try again."; status.classList.add("field-error"); }
+      if (button) button.disabled = false;
+    });
+    xhr.send(new FormData(form));
+  });
+})();
