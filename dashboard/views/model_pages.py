@@ -223,9 +223,12 @@ def _selected_number(request) -> int | None:
 
 @login_required
 def model_detail(request, model_id):
+    """The model page on the latest version, or on `?version=N` (links from a training record)."""
     model = selectors.model_get(request.user, model_id)
-    latest = selectors.version_choices(model).first()
-    version = selectors.version_get(model, latest.number) if latest else None
+    choices = selectors.version_choices(model)
+    wanted = _selected_number(request)
+    shown = (choices.filter(number=wanted).first() if wanted is not None else None) or choices.first()
+    version = selectors.version_get(model, shown.number) if shown else None
     return _page(request, model, tab="details", version=version)
 
 

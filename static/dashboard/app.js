@@ -78,7 +78,13 @@
   }, true);
 
   // <form data-progress-submit enctype="multipart/form-data">: post through XHR to show upload
-  // progress, then follow where the server redirected (or show the page it answered with).
+  // progress, then show the page the server answered with (where it redirected, or the form
+  // with its errors) in place of <main>.
+  let swapped = false;
+  // The address bar moved without a load: Back and Forward load the page they point to.
+  window.addEventListener("popstate", function (event) {
+    if (swapped || (event.state && event.state.swapped)) window.location.reload();
+  });
   document.addEventListener("submit", function (event) {
     const form = event.target.closest("form[data-progress-submit]");
     if (!form || event.defaultPrevented) return;
@@ -98,18 +104,22 @@
       if (status) status.textContent = "Uploading… " + Math.round(100 * e.loaded / (e.total || 1)) + "%";
     });
     xhr.addEventListener("load", function () {
-      if (xhr.status < 300 && xhr.responseURL && xhr.responseURL !== form.action) {
-        window.location = xhr.responseURL;
-        return;
-      }
+      const redirected = xhr.status < 300 && xhr.responseURL && xhr.responseURL !== form.action;
       const page = new DOMParser().parseFromString(xhr.responseText, "text/html");
       const main = document.querySelector("main");
       const fresh = page.querySelector("main");
       if (main && fresh) {
+        // Show the page the server answered with, also after a redirect: loading it again
+        // would lose its one-time messages ("Version 2 created…", or why the file was refused).
+        if (redirected) { history.pushState({swapped: true}, "", xhr.responseURL); swapped = true; }
+        if (page.title) document.title = page.title;
         main.innerHTML = fresh.innerHTML;
         if (window.htmx) window.htmx.process(main);
         const firstError = main.querySelector(".field-error, .form-error");
         if (firstError) firstError.scrollIntoView({block: "center"});
+        else if (redirected) window.scrollTo(0, 0);
+      } else if (redirected) {
+        window.location = xhr.responseURL;
       } else if (status) {
         status.textContent = "The upload failed (" + xhr.status + ")."; status.classList.add("field-error");
         if (button) button.disabled = false;
