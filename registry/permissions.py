@@ -117,10 +117,14 @@ def permissions_in(user, context: Context) -> frozenset[Perm]:
     """Every permission `user` holds in `context`. `None` is the operator (manage.py)."""
     if user is None:
         return frozenset(Perm)
+    cache = user.__dict__.setdefault("_registry_perm_cache", {})  # one request's user object
+    if context.pk in cache:
+        return cache[context.pk]
     role = effective_role(user, context)
     perms = ROLE_PERMISSIONS.get(role, frozenset()) if role else frozenset()
     if is_read_only(user):
         perms = perms & READ_ONLY_PERMISSIONS
+    cache[context.pk] = perms
     return perms
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from registry.errors import InvalidInput, NotFound
 from registry.models import (
@@ -83,6 +85,43 @@ def _model_base(user) -> QuerySet[Model]:
     )
 
 
+USERNAMES = {"owner_name": F("owner__username"), "created_by_name": F("created_by__username"),
+             "updated_by_name": F("updated_by__username")}
+
+
+def _model_light(queryset: QuerySet[Model]) -> QuerySet[Model]:
+    """For the API: usernames instead of three joined User rows and no prefetch_related (the
+    relations of a page are loaded by load_model_relations())."""
+    return queryset.select_related("context").annotate(**USERNAMES)
+
+
+def _version_count():
+    # A correlated count: the GROUP BY over every selected column cost more than the rows.
+    live = Version.objects.filter(model=OuterRef("pk")).order_by().values("model").annotate(n=Count("*")).values("n")
+    return Coalesce(Subquery(live), 0)
+
+
+def load_model_relations(models):
+    """Attach tag names, version numbers and aliases to `models` (a page) in three queries."""
+    models = list(models)
+    if not models:
+        return models
+    ids = [m.pk for m in models]
+    tags, versions, aliases = defaultdict(list), defaultdict(list), defaultdict(dict)
+    through = Model.tags.through.objects.filter(model_id__in=ids).order_by("tag__key")
+    for model_id, name in through.values_list("model_id", "tag__name"):
+        tags[model_id].append(name)
+    numbers = Version.objects.filter(model_id__in=ids).order_by("number").values_list("model_id", "number")
+    for model_id, number in numbers:
+        versions[model_id].append(number)
+    rows = Alias.objects.filter(model_id__in=ids).order_by("name").values_list("model_id", "name", "version__number")
+    for model_id, name, number in rows:
+        aliases[model_id][name] = number
+    for m in models:
+        m.tag_names, m.version_numbers, m.alias_map = tags[m.pk], versions[m.pk], aliases[m.pk]
+    return models
+
+
 def model_list(
     user,
     context: Context,
@@ -91,14 +130,17 @@ def model_list(
     tags: list[str] | None = None,
     name: str = "",
     ordering: str = "",
+    light: bool = False,
 ) -> QuerySet[Model]:
     """Models of a visible context, searched over name, description and tags.
 
     `tags` must all be present; `name` matches the normalised name exactly; `ordering`
     is one of name, created, updated, versions, with '-' for descending.
     """
-    models = _model_base(user).filter(context=context)
-    models = models.annotate(version_count=Count("versions", distinct=True))
+    if light:  # `context` comes from context_get(), which checked visibility: no membership subquery
+        models = _model_light(Model.objects.filter(context=context))
+    else:
+        models = _model_base(user).filter(context=context).annotate(version_count=_version_count())
     if search:
         term = search.strip()
         tag_hit = Tag.models.through.objects.filter(model_id=OuterRef("pk"), tag__key__contains=term.casefold())
@@ -120,14 +162,22 @@ def model_list(
             field="ordering",
         )
     field = field or "name_key"
+    if light and field == "version_count":
+        models = models.annotate(version_count=_version_count())
     return models.order_by(f"-{field}" if descending else field, "name_key", "id")
 
 
-def model_get(user, model_id) -> Model:
-    model = _model_base(user).filter(pk=_uuid(model_id, "Model")).first()
+def model_get(user, model_id, *, light: bool = False) -> Model:
+    base = _model_light(models_for(user, Perm.VIEW_MODEL)) if light else _model_base(user)
+    model = base.filter(pk=_uuid(model_id, "Model")).first()
     if model is None:
         raise NotFound("Model not found.")
     return model
+
+
+def model_get_full(user, model_id) -> Model:
+    """The API's model: the light row plus its relations, for serialization."""
+    return load_model_relations([model_get(user, model_id, light=True)])[0]
 
 
 def version_list(model: Model) -> QuerySet[Version]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.urls import reverse
+import functools
+
+from django.urls import get_script_prefix, reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -91,23 +93,71 @@ class ModelSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField(read_only=True)
     url = serializers.SerializerMethodField()
 
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
-        data["owner"] = _username(instance.owner)
-        return data
+    def to_representation(self, m):
+        # Hand-written for speed (DRF's field-by-field path costs ~0.15 ms per model); the
+        # declared fields above remain the schema. Relations come from
+        # selectors.load_model_relations() when it ran, else from the database.
+        tags = getattr(m, "tag_names", None)
+        if tags is None:
+            tags = [t.name for t in m.tags.all()]
+        numbers = getattr(m, "version_numbers", None)
+        if numbers is None:
+            numbers = [v.number for v in m.versions.all()]
+        aliases = getattr(m, "alias_map", None)
+        if aliases is None:
+            aliases = {a.name: a.version.number for a in m.aliases.all()}
+        return {
+            "id": str(m.pk),
+            "context": m.context.slug,
+            "name": m.name,
+            "description": m.description,
+            "tags": tags,
+            "task": m.task,
+            "owner": _name_of(m, "owner"),
+            "metadata": m.metadata,
+            "version_numbers": numbers,
+            "latest_version": numbers[-1] if numbers else None,
+            "aliases": aliases,
+            "created_by": _name_of(m, "created_by"),
+            "created_at": _DATETIME.to_representation(m.created_at),
+            "updated_by": _name_of(m, "updated_by"),
+            "updated_at": _DATETIME.to_representation(m.updated_at),
+            "url": _model_url(m.pk),
+        }
 
-    def get_version_numbers(self, model) -> list[int]:
-        return [v.number for v in model.versions.all()]
+    def get_version_numbers(self, model) -> list[int]:  # schema only
+        return []
 
-    def get_latest_version(self, model) -> int | None:
-        numbers = self.get_version_numbers(model)
-        return numbers[-1] if numbers else None
+    def get_latest_version(self, model) -> int | None:  # schema only
+        return None
 
-    def get_aliases(self, model) -> dict[str, int]:
-        return {alias.name: alias.version.number for alias in model.aliases.all()}
+    def get_aliases(self, model) -> dict[str, int]:  # schema only
+        return {}
 
-    def get_url(self, model) -> str:
-        return reverse("api:model-detail", kwargs={"model_id": model.pk})
+    def get_url(self, model) -> str:  # schema only
+        return ""
+
+
+_DATETIME = serializers.DateTimeField()
+_MISSING = object()
+_ID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+
+
+def _name_of(obj, field: str) -> str | None:
+    name = getattr(obj, f"{field}_name", _MISSING)  # annotated by the selectors
+    if name is _MISSING:
+        return _username(getattr(obj, field))
+    return name
+
+
+def _model_url(model_id) -> str:
+    return _model_url_template(get_script_prefix()).replace(_ID_PLACEHOLDER, str(model_id))
+
+
+@functools.lru_cache(maxsize=8)
+def _model_url_template(script_prefix: str) -> str:
+    # reverse() costs ~0.05-0.1 ms; the pattern is fixed, so reverse once per script prefix.
+    return reverse("api:model-detail", kwargs={"model_id": _ID_PLACEHOLDER})
 
 
 class ModelCreateSerializer(serializers.Serializer):

@@ -24,9 +24,11 @@ ERRORS = {
 class RegistryView(APIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    def paginated(self, queryset, serializer_class, **context):
+    def paginated(self, queryset, serializer_class, *, prepare=None, **context):
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, self.request, view=self)
+        if prepare is not None:
+            page = prepare(page)
         data = serializer_class(page, many=True, context={"request": self.request, **context}).data
         return paginator.get_paginated_response(data)
 
@@ -38,7 +40,7 @@ class RegistryView(APIView):
         return dict(serializer.validated_data)
 
     def model(self, model_id):
-        return selectors.model_get(self.request.user, model_id)
+        return selectors.model_get(self.request.user, model_id, light=True)
 
     def version(self, model_id, number):
         return selectors.version_get(self.model(model_id), number)
@@ -152,28 +154,28 @@ class ModelListView(RegistryView):
         params = request.query_params
         models = selectors.model_list(
             request.user, context, search=params.get("search", ""), tags=params.getlist("tag"),
-            name=params.get("name", ""), ordering=params.get("ordering", ""),
+            name=params.get("name", ""), ordering=params.get("ordering", ""), light=True,
         )
-        return self.paginated(models, s.ModelSerializer)
+        return self.paginated(models, s.ModelSerializer, prepare=selectors.load_model_relations)
 
     @extend_schema(request=s.ModelCreateSerializer, responses={201: s.ModelSerializer, **ERRORS})
     def post(self, request, ctx):
         context = selectors.context_get(request.user, ctx)
         require(request.user, context, Perm.EDIT_MODEL)
         model = services.model_create(actor=request.user, context=context, **self.input(s.ModelCreateSerializer))
-        return Response(s.ModelSerializer(selectors.model_get(request.user, model.pk)).data, status=201)
+        return Response(s.ModelSerializer(model).data, status=201)
 
 
 class ModelDetailView(RegistryView):
     @extend_schema(responses=s.ModelSerializer)
     def get(self, request, model_id):
-        return Response(s.ModelSerializer(self.model(model_id)).data)
+        return Response(s.ModelSerializer(selectors.model_get_full(request.user, model_id)).data)
 
     @extend_schema(request=s.ModelCreateSerializer, responses={200: s.ModelSerializer, **ERRORS})
     def patch(self, request, model_id):
         model = self.model(model_id)
         services.model_update(actor=request.user, model=model, **self.input(s.ModelCreateSerializer, partial=True))
-        return Response(s.ModelSerializer(self.model(model_id)).data)
+        return Response(s.ModelSerializer(selectors.model_get_full(request.user, model_id)).data)
 
     @extend_schema(responses={204: None, **ERRORS}, summary="Delete a model, its versions and files (admins)")
     def delete(self, request, model_id):

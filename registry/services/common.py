@@ -63,14 +63,23 @@ def clean_tags(value: Any, *, field: str = "tags") -> list[str]:
     return tags
 
 
-def set_tags(obj: models.Model, tags: list[str]) -> None:
-    """Point `obj.tags` at exactly `tags`, creating Tag rows as needed (race-safe)."""
+def set_tags(obj: models.Model, tags: list[str], *, new: bool = False) -> list[Tag]:
+    """Point `obj.tags` at exactly `tags`, creating Tag rows as needed (race-safe).
+
+    `new`: `obj` was just created and has no tags, so they are only added (one INSERT,
+    no read of the current set). Returns the Tag rows, ordered by key."""
     keys = {tag.casefold(): tag for tag in tags}
-    if keys:
-        Tag.objects.bulk_create(
-            [Tag(name=name, key=key) for key, name in keys.items()], ignore_conflicts=True
-        )
-    obj.tags.set(list(Tag.objects.filter(key__in=keys)))
+    if not keys:
+        if not new:
+            obj.tags.clear()
+        return []
+    Tag.objects.bulk_create([Tag(name=name, key=key) for key, name in keys.items()], ignore_conflicts=True)
+    rows = list(Tag.objects.filter(key__in=keys).order_by("key"))
+    if new:
+        obj.tags.add(*rows)
+    else:
+        obj.tags.set(rows)
+    return rows
 
 
 def tag_names(obj) -> list[str]:

@@ -75,8 +75,10 @@ def model_create(
             model.save(force_insert=True)
     except IntegrityError:  # a concurrent create won the race
         raise _name_taken(context, name) from None
-    set_tags(model, tags)
+    rows = set_tags(model, tags, new=True)
     audit(actor=actor, context=context, action="model.create", obj=model, summary=f"created model {name}")
+    # What the API returns, known without reading it back: a new model has no versions or aliases.
+    model.tag_names, model.version_numbers, model.alias_map = [t.name for t in rows], [], {}
     return model
 
 

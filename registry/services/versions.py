@@ -94,7 +94,9 @@ def version_create(*, actor, model: Model, **fields) -> Version:
     values = _version_values(model=model, fields=fields)
     tags = clean_tags(fields.get("tags"))
     records = _clean_records(model, fields.get("records"))
+    context = model.context
     model = Model.objects.select_for_update().get(pk=model.pk)
+    model.context = context  # the same row; saves a query for the audit event
     live = model.versions.count()
     if live >= settings.REGISTRY_MAX_VERSIONS:
         raise LimitReached(
@@ -106,7 +108,7 @@ def version_create(*, actor, model: Model, **fields) -> Version:
     model.updated_by = actor
     model.save(update_fields=["next_version_number", "updated_by", "updated_at"])
     version = Version.objects.create(model=model, number=number, created_by=actor, updated_by=actor, **values)
-    set_tags(version, tags)
+    set_tags(version, tags, new=True)
     if records:
         version.records.set(records)
     audit(actor=actor, context=model.context, action="version.create", obj=version,
