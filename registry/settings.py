@@ -27,6 +27,9 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 DATA_DIR = Path(os.environ.get("REGISTRY_DATA_DIR", BASE_DIR / "var")).resolve()
+if not os.environ.get("DATABASE_URL"):
+    # The zero-service default keeps its SQLite database here: a fresh checkout has no ./var yet.
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-secret-key-change-me-in-production")
 DEBUG = env_bool("DEBUG", True)
