@@ -225,6 +225,14 @@ def format_get(version: Version, kind: str) -> Format:
     return fmt
 
 
+def version_manifest(version: Version, *, frozen: bool = False) -> dict:
+    """The version's model manifest (SPEC §4); frozen adds checksums and a lock checksum."""
+    from registry import manifests
+
+    formats = sorted(version.formats.all(), key=lambda fmt: fmt.kind)  # prefetched by version_get
+    return manifests.build(version, formats, frozen=frozen)
+
+
 def metric_list(version: Version, *, key: str = "") -> QuerySet[Metric]:
     metrics = Metric.objects.filter(version=version)
     if key:

@@ -5,7 +5,7 @@ from django import template
 register = template.Library()
 
 # Audit actions that mean a file can no longer be trusted: shown as alerts in the log.
-ALERT_ACTIONS = {"format.tamper", "format.corrupt", "format.quarantined"}
+ALERT_ACTIONS = {"format.tamper", "format.tamper_reported", "format.corrupt", "format.quarantined"}
 WARNING_ACTIONS = {"format.failed"}
 
 

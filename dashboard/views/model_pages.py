@@ -15,7 +15,9 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.text import slugify
 from django.urls import path
 from django.views.decorators.http import require_POST
 
@@ -437,6 +439,39 @@ def format_delete(request, model_id, number, kind):
 
 
 @login_required
+@require_POST
+def format_manifest_flags(request, model_id, number, kind):
+    """Required or optional, fails on tamper or warns: the format's place in the manifest."""
+    model, version = _model_and_version(request, model_id, number)
+    require(request.user, model.context, Perm.EDIT_MODEL)
+    fmt = selectors.format_get(version, kind)
+    try:
+        services.format_update(actor=request.user, fmt=fmt, required="required" in request.POST,
+                               fail_on_tamper="fail_on_tamper" in request.POST)
+    except USER_ERRORS as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"The {kind} file's place in the manifest was saved.")
+    return redirect("dashboard:version-formats", model_id=model.pk, number=version.number)
+
+
+@login_required
+def version_manifest(request, model_id, number):
+    """The version's manifest as a JSON download; `?frozen=1` for the frozen one."""
+    model, version = _model_and_version(request, model_id, number)
+    frozen = request.GET.get("frozen") == "1"
+    try:
+        manifest = selectors.version_manifest(version, frozen=frozen)
+    except Conflict as error:
+        messages.error(request, error.message)
+        return redirect("dashboard:version-formats", model_id=model.pk, number=version.number)
+    name = f"{slugify(model.name) or 'model'}-v{version.number}-manifest{'-frozen' if frozen else ''}.json"
+    response = JsonResponse(manifest, json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@login_required
 def version_metrics(request, model_id, number):
     model, version = _model_and_version(request, model_id, number)
     metrics = list(selectors.metric_list(version))
@@ -523,6 +558,8 @@ urlpatterns = [
     path(f"{V}/formats/upload/", format_upload, name="format-upload"),
     path(f"{V}/formats/<str:kind>/status/", format_status, name="format-status"),
     path(f"{V}/formats/<str:kind>/delete/", format_delete, name="format-delete"),
+    path(f"{V}/formats/<str:kind>/manifest/", format_manifest_flags, name="format-manifest-flags"),
+    path(f"{V}/manifest.json", version_manifest, name="version-manifest"),
     path(f"{V}/metrics/", version_metrics, name="version-metrics"),
     path(f"{M}/aliases/", model_aliases, name="model-aliases"),
     path(f"{M}/aliases/set/", alias_set, name="alias-set"),

@@ -32,7 +32,7 @@ AUDIT_OBJECT_TYPES = [
 ]
 # Suggestions for the action filter, which matches a prefix ("format" finds every format.* event).
 AUDIT_ACTION_HINTS = [
-    "model", "version", "version.publish", "format", "format.tamper", "format.corrupt", "format.quarantined",
+    "model", "version", "version.publish", "format", "format.tamper", "format.tamper_reported", "format.corrupt", "format.quarantined",
     "alias", "record", "member", "metric.log",
 ]
 TOKEN_MAX_DAYS = MAX_TOKEN_DAYS

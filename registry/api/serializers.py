@@ -245,6 +245,8 @@ class FormatSerializer(serializers.Serializer):
     declared_md5 = serializers.CharField(read_only=True)
     declared_sha256 = serializers.CharField(read_only=True)
     report = serializers.JSONField(read_only=True)
+    required = serializers.BooleanField(read_only=True, help_text="Listed under required_files of the manifest")
+    fail_on_tamper = serializers.BooleanField(read_only=True)
     uploaded_by = user_field()
     uploaded_at = serializers.DateTimeField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
@@ -259,6 +261,51 @@ class FormatSerializer(serializers.Serializer):
 
 class FormatCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=FormatKind.choices)
+    required = serializers.BooleanField(
+        default=True, help_text="A required file is fetched when a consumer loads the manifest; optional ones lazily")
+    fail_on_tamper = serializers.BooleanField(
+        default=True, help_text="A checksum mismatch is an error for the consumer (else a warning)")
+
+
+class FormatUpdateSerializer(serializers.Serializer):
+    required = serializers.BooleanField(required=False)
+    fail_on_tamper = serializers.BooleanField(required=False)
+
+
+# --- manifests --------------------------------------------------------------------------
+
+class ManifestFileSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The format kind")
+    source_uri = serializers.CharField(help_text="registry://<context>/<model-id>/versions/<n>/formats/<kind>")
+    fail_on_tamper = serializers.BooleanField()
+    filename = serializers.CharField()
+    size = serializers.IntegerField(allow_null=True)
+    md5_checksum = serializers.CharField(required=False, help_text="Frozen manifests only")
+    sha256_checksum = serializers.CharField(required=False, help_text="Frozen manifests only")
+
+
+class ManifestSerializer(serializers.Serializer):
+    context = serializers.CharField()
+    model_id = serializers.UUIDField()
+    model_name = serializers.CharField()
+    version = serializers.IntegerField()
+    required_files = ManifestFileSerializer(many=True)
+    optional_files = ManifestFileSerializer(many=True)
+    timestamp = serializers.CharField(required=False, help_text="Frozen manifests only (ISO 8601, UTC)")
+    lock_checksum = serializers.CharField(
+        required=False,
+        help_text="Frozen manifests only: MD5 of the canonical JSON (sorted keys, no spaces, UTF-8) of the rest",
+    )
+
+
+class TamperReportSerializer(serializers.Serializer):
+    file = serializers.CharField(required=False, allow_blank=True, default="",
+                                 help_text="The format kind, or empty for the manifest itself")
+    reason = serializers.ChoiceField(choices=["checksum_mismatch", "lock_mismatch", "missing_file"])
+    expected = serializers.CharField(required=False, allow_blank=True, default="")
+    actual = serializers.CharField(required=False, allow_blank=True, default="")
+    detail = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    fail_on_tamper = serializers.BooleanField(default=True)
 
 
 # --- metrics ----------------------------------------------------------------------------

@@ -256,8 +256,8 @@ class FormatListView(RegistryView):
     def post(self, request, model_id, number):
         version = self.version(model_id, number)
         require(request.user, version.model.context, Perm.EDIT_MODEL)
-        kind = request.data.get("kind") if isinstance(request.data, dict) else None
-        fmt = services.format_create(actor=request.user, version=version, kind=kind)
+        data = self.input(s.FormatCreateSerializer)
+        fmt = services.format_create(actor=request.user, version=version, **data)
         return Response(s.FormatSerializer(selectors.format_get(version, fmt.kind)).data, status=201)
 
 
@@ -265,6 +265,14 @@ class FormatDetailView(RegistryView):
     @extend_schema(responses=s.FormatSerializer)
     def get(self, request, model_id, number, kind):
         return Response(s.FormatSerializer(selectors.format_get(self.version(model_id, number), kind)).data)
+
+    @extend_schema(request=s.FormatUpdateSerializer, responses={200: s.FormatSerializer, **ERRORS},
+                   summary="Set whether the file is required and fails on tamper (until publish)")
+    def patch(self, request, model_id, number, kind):
+        version = self.version(model_id, number)
+        fmt = selectors.format_get(version, kind)
+        services.format_update(actor=request.user, fmt=fmt, **self.input(s.FormatUpdateSerializer, partial=True))
+        return Response(s.FormatSerializer(selectors.format_get(version, kind)).data)
 
     @extend_schema(responses={204: None, **ERRORS}, summary="Delete a format of an unpublished version")
     def delete(self, request, model_id, number, kind):
@@ -315,6 +323,30 @@ class FormatFileView(RegistryView):
         version = self.version(model_id, number)
         fmt = selectors.format_get(version, kind)
         return download_response(request._request, fmt)
+
+
+# --- manifests and tamper reports -------------------------------------------------------
+
+class ManifestView(RegistryView):
+    @extend_schema(
+        responses={200: s.ManifestSerializer, **ERRORS},
+        parameters=[OpenApiParameter("frozen", bool, description="Add checksums, a timestamp and a lock checksum "
+                                                                 "(409 until every file is hashed and ready)")],
+        summary="The version's model manifest",
+    )
+    def get(self, request, model_id, number):
+        version = self.version(model_id, number)
+        frozen = request.query_params.get("frozen", "").lower() in ("1", "true", "yes")
+        return Response(selectors.version_manifest(version, frozen=frozen))
+
+
+class TamperReportView(RegistryView):
+    @extend_schema(request=s.TamperReportSerializer, responses={201: s.AuditEventSerializer, **ERRORS},
+                   summary="Report a checksum or manifest mismatch found by a consumer (read-only tokens too)")
+    def post(self, request, model_id, number):
+        version = self.version(model_id, number)
+        event = services.tamper_report(actor=request.user, version=version, **self.input(s.TamperReportSerializer))
+        return Response(s.AuditEventSerializer(event).data, status=201)
 
 
 # --- aliases ----------------------------------------------------------------------------

@@ -50,6 +50,11 @@ class Format(models.Model):
     status = models.CharField(max_length=16, choices=FormatStatus.choices, default=FormatStatus.PENDING)
     status_message = models.TextField(blank=True, default="")
     report = models.JSONField(default=dict, blank=True)
+    # The version's model manifest (SPEC §4): a required file is fetched eagerly by a
+    # consumer, an optional one lazily; a checksum mismatch on a fail_on_tamper file is an
+    # error for the consumer, otherwise a warning. Editable until the version is published.
+    required = models.BooleanField(default=True)
+    fail_on_tamper = models.BooleanField(default=True)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -13,9 +13,10 @@ from registry.services.contexts import (
     token_create,
     token_revoke,
 )
-from registry.services.formats import format_create, format_delete, format_upload
+from registry.services.formats import format_create, format_delete, format_update, format_upload
 from registry.services.lineage import metrics_log, record_create, record_delete, record_update
 from registry.services.models import model_create, model_delete, model_update
+from registry.services.tamper import tamper_report
 from registry.services.versions import version_create, version_delete, version_publish, version_update
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "context_create",
     "format_create",
     "format_delete",
+    "format_update",
     "format_upload",
     "membership_remove",
     "membership_set",
@@ -35,6 +37,7 @@ __all__ = [
     "record_create",
     "record_delete",
     "record_update",
+    "tamper_report",
     "token_create",
     "token_revoke",
     "version_create",

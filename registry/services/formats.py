@@ -69,7 +69,13 @@ def _lock_draft_version(version: Version) -> Version:
     return version
 
 
-def _add_format(*, actor, version: Version, kind: str) -> Format:
+def clean_flag(value, *, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"'{field}' must be true or false.", field=field)
+    return value
+
+
+def _add_format(*, actor, version: Version, kind: str, required: bool = True, fail_on_tamper: bool = True) -> Format:
     """Insert a pending format; the caller holds the version lock."""
     if version.formats.filter(kind=kind).exists():
         raise KindExists(f"Version {version.number} already has a '{kind}' format.", field="kind")
@@ -82,7 +88,9 @@ def _add_format(*, actor, version: Version, kind: str) -> Format:
         )
     try:
         with transaction.atomic():
-            fmt = Format.objects.create(version=version, kind=kind, created_by=actor)
+            fmt = Format.objects.create(
+                version=version, kind=kind, required=required, fail_on_tamper=fail_on_tamper, created_by=actor
+            )
     except IntegrityError:
         raise KindExists(f"Version {version.number} already has a '{kind}' format.", field="kind") from None
     audit(actor=actor, context=version.model.context, action="format.create", obj=fmt,
@@ -91,12 +99,46 @@ def _add_format(*, actor, version: Version, kind: str) -> Format:
 
 
 @transaction.atomic
-def format_create(*, actor, version: Version, kind: str) -> Format:
-    """Add a format (without a file yet) to an unpublished version."""
+def format_create(*, actor, version: Version, kind: str, required: bool = True, fail_on_tamper: bool = True) -> Format:
+    """Add a format (without a file yet) to an unpublished version.
+
+    `required` and `fail_on_tamper` place it in the version's manifest (SPEC §4).
+    """
     require(actor, version.model.context, Perm.EDIT_MODEL)
     kind = clean_kind(kind)
+    required = clean_flag(required, field="required")
+    fail_on_tamper = clean_flag(fail_on_tamper, field="fail_on_tamper")
     version = _lock_draft_version(version)
-    return _add_format(actor=actor, version=version, kind=kind)
+    return _add_format(actor=actor, version=version, kind=kind, required=required, fail_on_tamper=fail_on_tamper)
+
+
+@transaction.atomic
+def format_update(*, actor, fmt: Format, required: bool | None = None, fail_on_tamper: bool | None = None) -> Format:
+    """Change where a format stands in the manifest; frozen with the version at publish."""
+    version = fmt.version
+    require(actor, version.model.context, Perm.EDIT_MODEL)
+    values = {}
+    if required is not None:
+        values["required"] = clean_flag(required, field="required")
+    if fail_on_tamper is not None:
+        values["fail_on_tamper"] = clean_flag(fail_on_tamper, field="fail_on_tamper")
+    version = _lock_draft_version(version)
+    fmt = Format.objects.select_for_update().filter(pk=fmt.pk).first()
+    if fmt is None:
+        raise NotFound("That format no longer exists.")
+    changes = {name: [getattr(fmt, name), value] for name, value in values.items() if getattr(fmt, name) != value}
+    if not changes:
+        return fmt
+    for name, (_, value) in changes.items():
+        setattr(fmt, name, value)
+    fmt.save(update_fields=list(changes))
+    described = ", ".join(
+        f"{name.replace('_', ' ')} {'on' if new else 'off'}" for name, (_, new) in changes.items()
+    )
+    audit(actor=actor, context=version.model.context, action="format.update", obj=fmt,
+          summary=f"changed the {fmt.kind} format of version {version.number} in the manifest: {described}",
+          changes=changes)
+    return fmt
 
 
 def format_upload(

@@ -118,6 +118,7 @@ CASES = [
     Case("version-formats", "GET", "viewer", "draft"),
     Case("format-status", "GET", "viewer", "draft_pkl"),
     Case("version-metrics", "GET", "viewer", "draft"),
+    Case("version-manifest", "GET", "viewer", "draft"),
     Case("model-aliases", "GET", "viewer"),
     Case("model-edit", "POST", "editor",
          data=lambda w: {"name": "Renamed", "tags": "a, b", "task": "", "description": ""}),
@@ -126,6 +127,7 @@ CASES = [
     Case("format-upload", "POST", "editor", "draft",
          data=lambda w: {"kind": "joblib", "file": SimpleUploadedFile("m.joblib", PICKLE)}),
     Case("format-delete", "POST", "editor", "draft_pkl", data=lambda w: {}),
+    Case("format-manifest-flags", "POST", "editor", "draft_pkl", data=lambda w: {"required": "on"}),
     Case("version-publish", "POST", "publisher", "draft", data=lambda w: {}),
     Case("alias-set", "POST", "publisher", data=lambda w: {"alias": "staging", "version": w.published.number}),
     Case("alias-rollback", "POST", "publisher", "alias", data=lambda w: {}),
@@ -535,6 +537,51 @@ def test_delete_a_format(users, world):
                                          follow=True)
     assert "can no longer change" in html(response)
     assert Format.objects.filter(version=world.published).exists()
+
+
+# --- the manifest --------------------------------------------------------------------------------------------------
+
+def test_manifest_flags_are_edited_on_the_formats_tab(users, world):
+    formats_url = url("version-formats", model_id=world.model.pk, number=1)
+    page = html(web(users["editor"]).get(formats_url))
+    assert 'name="required" checked' in page and 'name="fail_on_tamper" checked' in page
+
+    response = web(users["editor"]).post(
+        url("format-manifest-flags", model_id=world.model.pk, number=1, kind="pkl"), {"fail_on_tamper": "on"},
+        follow=True,
+    )
+
+    fmt = Format.objects.get(version=world.draft, kind="pkl")
+    assert (fmt.required, fmt.fail_on_tamper) == (False, True)
+    assert "place in the manifest was saved" in html(response)
+    assert AuditEvent.objects.filter(action="format.update", object_id=str(fmt.pk)).exists()
+    # A published version shows its manifest flags but no longer offers to change them.
+    published_page = html(web(users["editor"]).get(url("version-formats", model_id=world.model.pk, number=2)))
+    assert "In the manifest: required, fails on tamper." in published_page
+    assert 'name="required"' not in published_page
+
+
+def test_manifest_downloads(users, world):
+    client = web(users["viewer"])
+    plain = client.get(url("version-manifest", model_id=world.model.pk, number=2))
+    frozen = client.get(url("version-manifest", model_id=world.model.pk, number=2) + "?frozen=1")
+
+    assert plain["Content-Disposition"] == 'attachment; filename="churn-classifier-v2-manifest.json"'
+    assert plain.json()["required_files"][0]["source_uri"] == f"registry://acme/{world.model.pk}/versions/2/formats/pkl"
+    assert frozen["Content-Disposition"] == 'attachment; filename="churn-classifier-v2-manifest-frozen.json"'
+    assert frozen.json()["required_files"][0]["sha256_checksum"] == hashlib.sha256(PICKLE).hexdigest()
+    assert len(frozen.json()["lock_checksum"]) == 32
+
+
+def test_frozen_manifest_of_an_unready_version_explains_why(users, world):
+    Format.objects.filter(version=world.draft).update(status=FormatStatus.HASHING)
+
+    response = web(users["viewer"]).get(
+        url("version-manifest", model_id=world.model.pk, number=1) + "?frozen=1", follow=True
+    )
+
+    assert response.redirect_chain[-1][0] == url("version-formats", model_id=world.model.pk, number=1)
+    assert "not yet: pkl (hashing)" in html(response)
 
 
 # --- publish -------------------------------------------------------------------------------------------------------

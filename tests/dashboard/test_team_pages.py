@@ -458,10 +458,13 @@ def test_audit_log_highlights_tamper_events(browser, context):
           object_repr="churn v2 pkl", summary="pkl file of version 2 is quarantined: os.system")
     audit(actor=None, context=context, action="model.create", object_type="model", object_id="3",
           object_repr="churn", summary="created model churn")
+    audit(actor=None, context=context, action="format.tamper_reported", object_type="format", object_id="4",
+          object_repr="churn v3 pkl", summary="tamper reported on the pkl file of version 3")
     page = html(browser("viewer").get(audit_url(context)))
     rows = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("</tr>")
     highlighted = [row for row in rows if 'class="audit-alert"' in row]
-    assert len(highlighted) == 2
+    assert len(highlighted) == 3
+    assert any("format.tamper_reported" in row for row in highlighted)
     assert any("format.tamper" in row for row in highlighted)
     assert any("format.quarantined" in row for row in highlighted)
     assert all("model.create" not in row for row in highlighted)

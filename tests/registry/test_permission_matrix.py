@@ -8,7 +8,8 @@ each persona is derived from that row:
   404 bodies never name the context or the model and match those of objects that do not
   exist; outside any context (the context list) the outsider is an ordinary signed-in user;
 - viewer, editor, publisher, admin: the row's success code at or above its least role, else 403;
-- readonly (a read-only token of the acme admin): reads succeed, every write is 403;
+- readonly (a read-only token of the acme admin): reads succeed, every write is 403 except a
+  tamper report, which changes no model data and comes from consumers holding read-only tokens;
 - staff (a superuser who is a member of nothing): everything succeeds.
 
 Every allowed request is valid, so it must succeed with its exact code, and an allowed write
@@ -57,6 +58,7 @@ class Case:
     success: int
     body: object = None  # JSON, or bytes sent as application/octet-stream
     headers: dict = field(default_factory=dict)
+    readonly_token_may: bool = False  # a write a read-only token may still make
 
     @property
     def in_context(self) -> bool:
@@ -98,9 +100,13 @@ CASES = [
     Case("version-publish",      "POST",   V1 + "/publish/",                     "publisher", 200),
     Case("metrics-list",         "GET",    V1 + "/metrics/",                     "viewer",    200),
     Case("metrics-log",          "POST",   V1 + "/metrics/",                     "editor",    201, [{"key": "auc", "value": 0.93, "step": 2}]),
+    Case("manifest",             "GET",    V1 + "/manifest/",                    "viewer",    200),
+    Case("manifest-frozen",      "GET",    V1 + "/manifest/?frozen=true",        "viewer",    200),
+    Case("tamper-report",        "POST",   V1 + "/tamper-reports/",              "viewer",    201, {"file": "pkl", "reason": "checksum_mismatch", "expected": "ab" * 32, "actual": "cd" * 32}, readonly_token_may=True),
     Case("formats-list",         "GET",    V1 + "/formats/",                     "viewer",    200),
     Case("formats-create",       "POST",   V1 + "/formats/",                     "editor",    201, {"kind": "onnx"}),
     Case("format-detail",        "GET",    V1 + "/formats/pkl/",                 "viewer",    200),
+    Case("format-patch",         "PATCH",  V1 + "/formats/pkl/",                 "editor",    200, {"required": False, "fail_on_tamper": False}),
     Case("format-delete",        "DELETE", V1 + "/formats/pkl/",                 "editor",    204),
     Case("file-upload",          "PUT",    V1 + "/formats/pkl/file",             "editor",    200, NEW_PICKLE_BYTES),
     Case("file-download",        "GET",    V1 + "/formats/pkl/file",             "viewer",    200),
@@ -122,7 +128,7 @@ def expected_status(case: Case, persona: str) -> int:
             return 404
         return case.success if case.least_role == "anyone" else 403
     if persona == "readonly":
-        return 403 if case.is_write else case.success
+        return 403 if case.is_write and not case.readonly_token_may else case.success
     return case.success if RANK[persona] >= RANK[case.least_role] else 403
 
 

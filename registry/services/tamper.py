@@ -1,0 +1,78 @@
+"""Tamper reports: a consumer (the Python client) found bytes or a manifest that do not
+match what the registry froze, and tells the registry."""
+
+from __future__ import annotations
+
+import re
+
+from django.db import transaction
+
+from registry import queue
+from registry.errors import InvalidInput
+from registry.models import AuditEvent, Format, Version
+from registry.permissions import Perm, require
+from registry.services.common import audit, clean_text
+
+REASONS = {
+    "checksum_mismatch": "a file's checksum did not match the frozen manifest",
+    "lock_mismatch": "the manifest's lock checksum did not match its content",
+    "missing_file": "a file listed in the manifest could not be fetched",
+}
+HEX_DIGEST = re.compile(r"^[0-9a-f]{0,128}$")
+
+
+def _clean_digest(value, *, field: str) -> str:
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or not HEX_DIGEST.match(value.strip().lower()):
+        raise InvalidInput(f"'{field}' must be a hexadecimal digest.", field=field)
+    return value.strip().lower()
+
+
+@transaction.atomic
+def tamper_report(
+    *,
+    actor,
+    version: Version,
+    file: str = "",
+    reason: str,
+    expected: str = "",
+    actual: str = "",
+    detail: str = "",
+    fail_on_tamper: bool = True,
+) -> AuditEvent:
+    """Record a consumer's tamper report in the audit log and re-check the stored file.
+
+    Anyone who may see the model can report, read-only tokens included: a report changes
+    no model data, and the consumers that verify downloads are typically deployments with
+    read-only tokens. The stored file named by the report is re-hashed after commit, so a
+    change in storage also turns the format `corrupt`.
+    """
+    context = version.model.context
+    require(actor, context, Perm.VIEW_MODEL)
+    if reason not in REASONS:
+        raise InvalidInput(f"'reason' must be one of {', '.join(REASONS)}.", field="reason")
+    if not isinstance(file, str):
+        raise InvalidInput("'file' must be a format kind (or empty for the manifest).", field="file")
+    if not isinstance(fail_on_tamper, bool):
+        raise InvalidInput("'fail_on_tamper' must be true or false.", field="fail_on_tamper")
+    expected = _clean_digest(expected, field="expected")
+    actual = _clean_digest(actual, field="actual")
+    detail = clean_text(detail, field="detail", max_length=500, allow_blank=True)
+    fmt = Format.objects.filter(version=version, kind=file).first() if file else None
+    if file and fmt is None:
+        raise InvalidInput(f"Version {version.number} has no '{file}' format.", field="file")
+    subject = f"the {file} file" if file else "the manifest"
+    summary = f"tamper reported on {subject} of version {version.number}: {REASONS[reason]}"
+    if detail:
+        summary = f"{summary} ({detail})"
+    event = audit(
+        actor=actor, context=context, action="format.tamper_reported",
+        obj=fmt if fmt is not None else version, summary=summary,
+        changes={"reason": reason, "file": file, "expected": expected, "actual": actual,
+                 "fail_on_tamper": fail_on_tamper},
+    )
+    if fmt is not None and fmt.sha256:
+        format_id = str(fmt.pk)
+        transaction.on_commit(lambda: queue.send("registry.tasks.format_verify", format_id))
+    return event
