@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import pickle
 import re
@@ -635,3 +636,33 @@ def test_model_page_tabs_fit_a_narrow_window(new_page):
     expect(page.locator("#hyperparameters")).to_be_visible()
     screenshot(page, "narrow-compare")
     assert_no_horizontal_overflow(page)
+
+
+def test_make_a_file_optional_in_the_manifest_and_download_the_frozen_manifest(page):
+    acme = make_context("acme", "Acme")
+    make_user("erin", contexts={acme: "editor"})
+    model = services.model_create(actor=None, context=acme, name="Churn predictor")
+    version = services.version_create(actor=None, model=model)
+    upload(version, benign_pickle())
+    upload(version, b"a tokenizer vocabulary", kind="other", filename="vocab.txt")
+
+    log_in(page, "erin")
+    page.get_by_role("link", name="Churn predictor").click()
+    tab(page, "Formats").click()
+    card = page.locator("#format-other")
+    card.get_by_role("checkbox", name=re.compile("Required")).uncheck()
+    card.get_by_role("button", name="Save").click()
+    expect(flash(page)).to_contain_text("The other file's place in the manifest was saved.")
+    expect(page.locator("#format-other").get_by_role("checkbox", name=re.compile("Required"))).not_to_be_checked()
+    expect(page.locator("#format-pkl").get_by_role("checkbox", name=re.compile("Required"))).to_be_checked()
+    screenshot(page, "formats-manifest-flags")
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="frozen, with checksums").click()
+    download = download_info.value
+    assert download.suggested_filename == "churn-predictor-v1-manifest-frozen.json"
+    with open(download.path(), encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    assert [item["name"] for item in manifest["required_files"]] == ["pkl"]
+    assert [item["name"] for item in manifest["optional_files"]] == ["other"]
+    assert manifest["optional_files"][0]["sha256_checksum"] == hashlib.sha256(b"a tokenizer vocabulary").hexdigest()
