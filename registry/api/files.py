@@ -8,6 +8,8 @@ from django.conf import settings
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.utils.cache import parse_etags
 from django.utils.http import content_disposition_header
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import DefaultContentNegotiation
 
 from registry import storage
 from registry.errors import NotFound
@@ -104,3 +106,14 @@ def download_response(request, fmt: Format) -> HttpResponse:
     if etag:
         response["ETag"] = etag
     return response
+
+
+class FileNegotiation(DefaultContentNegotiation):
+    """The file endpoint answers with the stored bytes whatever `Accept` asks for (a client
+    sending `Accept: application/octet-stream` is right to); its errors still render as JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            return renderers[0], renderers[0].media_type

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from registry import selectors, services
 from registry.api import serializers as s
-from registry.api.files import download_response
+from registry.api.files import FileNegotiation, download_response
 from registry.errors import InvalidInput, LengthRequired
 from registry.permissions import Perm, effective_roles, require
 
@@ -283,6 +283,7 @@ class FormatDetailView(RegistryView):
 
 class FormatFileView(RegistryView):
     parser_classes = []  # the body is read as a raw stream, never parsed or buffered
+    content_negotiation_class = FileNegotiation
 
     @extend_schema(
         request={"application/octet-stream": OpenApiTypes.BINARY},

@@ -598,6 +598,21 @@ def test_download_streams_the_bytes_with_safe_headers(clients, version, stored):
     assert content(r) == BODY
 
 
+@pytest.mark.parametrize("accept", ["application/octet-stream", "application/x-pickle", "*/*"])
+def test_download_answers_any_accept_header_with_the_bytes(clients, version, stored, accept):
+    r = clients["viewer"].get(file_url(version), HTTP_ACCEPT=accept)
+    assert r.status_code == 200
+    assert r["Content-Type"] == "application/octet-stream"
+    assert content(r) == BODY
+
+
+def test_download_errors_stay_json_whatever_the_accept_header(clients, version):
+    r = clients["viewer"].get(file_url(version, "onnx"), HTTP_ACCEPT="application/octet-stream")
+    assert r.status_code == 404
+    assert r["Content-Type"] == "application/json"
+    assert "onnx" in r.json()["detail"]
+
+
 @pytest.mark.parametrize("name", [
     'my "best" model.pkl',
     "back\\slash.pkl",

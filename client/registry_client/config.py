@@ -1,0 +1,93 @@
+"""Where the registry URL, the token and the cache live.
+
+Each setting is taken from, in order: the argument given in code, the environment
+(`REGISTRY_URL`, `REGISTRY_TOKEN`, `REGISTRY_CACHE_DIR`), then a TOML file
+(`REGISTRY_CONFIG`, default `~/.config/registry-client/config.toml`) with the keys `url` and
+`token`:
+
+    url = "https://registry.example"
+    token = "..."
+
+The token is a secret: it is never printed, logged, or included in a repr or an error.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from registry_client.errors import ConfigError
+
+
+def config_path() -> Path:
+    explicit = os.environ.get("REGISTRY_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "registry-client" / "config.toml"
+
+
+def cache_dir() -> Path:
+    """Downloaded files, keyed by SHA-256: $REGISTRY_CACHE_DIR or ~/.cache/registry-client."""
+    explicit = os.environ.get("REGISTRY_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "registry-client"
+
+
+@dataclass(frozen=True)
+class Settings:
+    url: str
+    token: str = field(repr=False)
+
+    def __repr__(self) -> str:  # the dataclass repr=False above already hides it; be explicit
+        return f"Settings(url={self.url!r}, token={'<set>' if self.token else '<unset>'})"
+
+
+def _read_file(path: Path) -> dict:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        # The parser's message quotes lines of the file, which may hold the token: keep only where.
+        line = getattr(exc, "lineno", None)
+        raise ConfigError(f"Cannot read the config file {path}" + (f" (line {line})" if line else "")) from None
+    if "token" in data:
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            mode = 0
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            warnings.warn(f"{path} holds a token and is readable by others; chmod 600 it.", stacklevel=3)
+    return data
+
+
+def load_settings(url: str | None = None, token: str | None = None, *, require_token: bool = True) -> Settings:
+    """The registry URL and token from the arguments, the environment or the config file."""
+    file_data: dict | None = None
+
+    def from_file(key: str) -> str:
+        nonlocal file_data
+        if file_data is None:
+            file_data = _read_file(config_path())
+        value = file_data.get(key, "")
+        if not isinstance(value, str):
+            raise ConfigError(f"'{key}' in {config_path()} must be a string.")
+        return value
+
+    url = url or os.environ.get("REGISTRY_URL") or from_file("url")
+    token = token or os.environ.get("REGISTRY_TOKEN") or from_file("token")
+    if not url:
+        raise ConfigError(f"No registry URL: pass url=, set REGISTRY_URL, or put url = \"...\" in {config_path()}.")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"The registry URL must start with http:// or https://, not {url[:40]!r}.")
+    if require_token and not token:
+        raise ConfigError(f"No token: pass token=, set REGISTRY_TOKEN, or put token = \"...\" in {config_path()}.")
+    return Settings(url=url.rstrip("/"), token=token or "")
