@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -31,10 +32,33 @@ if not os.environ.get("DATABASE_URL"):
     # The zero-service default keeps its SQLite database here: a fresh checkout has no ./var yet.
     DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-secret-key-change-me-in-production")
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-in-production"
 DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        # A production process must never sign sessions with a key that is in the source.
+        raise ImproperlyConfigured("DEBUG is false: set SECRET_KEY (50+ random characters).")
+    SECRET_KEY = DEV_SECRET_KEY
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- Production (SPEC §8) -----------------------------------------------------------------
+# Cookies only travel over HTTPS unless DEBUG (local http) or the operator says otherwise.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("REGISTRY_SECURE_COOKIES", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+# Behind a TLS-terminating proxy (nginx, Traefik, a cloud load balancer) that sets
+# X-Forwarded-Proto: trust it, redirect plain http to https and send HSTS.
+REGISTRY_BEHIND_PROXY = env_bool("REGISTRY_BEHIND_PROXY", False)
+if REGISTRY_BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("REGISTRY_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = int(os.environ.get("REGISTRY_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("REGISTRY_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("REGISTRY_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -51,6 +75,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: probes answer before host checks, https redirects and sessions (registry/health.py).
+    "registry.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -85,6 +111,8 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'registry.sqlite3'}"),
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        # A kept connection that the database (or a failover) closed is replaced, not used.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -107,7 +135,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT = Path(os.environ.get("REGISTRY_STATIC_ROOT", DATA_DIR / "static")).resolve()
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 LOGIN_URL = "dashboard:login"
@@ -117,15 +145,30 @@ LOGOUT_REDIRECT_URL = "dashboard:login"
 # --- Storage of model files -------------------------------------------------------------
 REGISTRY_S3_BUCKET = os.environ.get("REGISTRY_S3_BUCKET", "")
 MEDIA_ROOT = DATA_DIR / "files"
+# Downloads redirect to a short-lived presigned GetObject URL instead of streaming through
+# the web process (S3 only; the bucket must be reachable by clients at that address).
+REGISTRY_S3_PRESIGNED_DOWNLOADS = env_bool("REGISTRY_S3_PRESIGNED_DOWNLOADS", False)
+REGISTRY_S3_PRESIGNED_EXPIRY_SECONDS = int(os.environ.get("REGISTRY_S3_PRESIGNED_EXPIRY_SECONDS", "300"))
 if REGISTRY_S3_BUCKET:
+    _s3_endpoint = os.environ.get("AWS_S3_ENDPOINT_URL") or None
     _file_storage = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "registry.s3.StreamingS3Storage",
         "OPTIONS": {
             "bucket_name": REGISTRY_S3_BUCKET,
-            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+            "endpoint_url": _s3_endpoint,
+            # Unset, boto3 finds credentials itself (instance profile, ~/.aws, web identity).
+            "access_key": os.environ.get("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+            "region_name": os.environ.get("REGISTRY_S3_REGION") or None,
+            "signature_version": "s3v4",
+            # MinIO and most S3-compatible servers want path-style addressing.
+            "addressing_style": "path" if _s3_endpoint else None,
             "file_overwrite": False,
             "default_acl": None,
             "querystring_auth": True,
+            "querystring_expire": REGISTRY_S3_PRESIGNED_EXPIRY_SECONDS,
+            "part_size": int(os.environ.get("REGISTRY_S3_PART_BYTES", str(8 * 1024 * 1024))),
+            "public_endpoint_url": os.environ.get("REGISTRY_S3_PUBLIC_ENDPOINT_URL") or None,
         },
     }
 else:
@@ -135,7 +178,13 @@ else:
     }
 STORAGES = {
     "default": _file_storage,
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Served by the app through WhiteNoise. In production (DEBUG false) the names carry a
+    # content hash and files are pre-compressed, so they can be cached forever; that needs
+    # `manage.py collectstatic` first (the Dockerfile runs it at build time).
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage",
+    },
 }
 
 # --- Registry limits (SPEC §1, §8) ------------------------------------------------------
@@ -180,10 +229,18 @@ SPECTACULAR_SETTINGS = {
 # --- Celery -----------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
+# `json`: one JSON object per line on stderr (for Loki, CloudWatch, Elasticsearch...).
+REGISTRY_LOG_FORMAT = os.environ.get("REGISTRY_LOG_FORMAT", "text").strip().lower()
+if REGISTRY_LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured("REGISTRY_LOG_FORMAT must be 'text' or 'json'.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "registry.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": REGISTRY_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -214,6 +271,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Workers keep the registry's log format instead of installing Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Seconds: a task over the soft limit is told to stop (the file is marked failed); the hard
 # limit kills the worker child, so one crafted file cannot stall the queue.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 import shutil
@@ -99,6 +100,29 @@ def save_stream(stream: IO[bytes], *, max_bytes: int, expected: int | None = Non
 
 def open_for_read(key: str) -> IO[bytes]:
     return default_storage.open(key, "rb")
+
+
+def presigned_download_url(key: str, *, filename_header: str) -> str | None:
+    """A short-lived direct URL for `key` when the backend and the operator allow it, else None."""
+    if not settings.REGISTRY_S3_PRESIGNED_DOWNLOADS:
+        return None
+    sign = getattr(default_storage, "presigned_download_url", None)
+    if sign is None:
+        return None
+    return sign(key, filename_header=filename_header, expires_in=settings.REGISTRY_S3_PRESIGNED_EXPIRY_SECONDS)
+
+
+def check_reachable() -> None:
+    """Raise unless the storage answers: the bucket for S3, a writable folder for local files."""
+    check = getattr(default_storage, "check_reachable", None)
+    if check is not None:
+        check()
+        return
+    location = getattr(default_storage, "location", None)
+    if location is not None:
+        os.makedirs(location, exist_ok=True)
+        if not os.access(location, os.W_OK):
+            raise PermissionError(f"the storage folder {location} is not writable")
 
 
 def exists(key: str) -> bool:

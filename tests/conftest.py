@@ -115,3 +115,91 @@ def admin_client(clients):
 @pytest.fixture
 def ctx_obj(context) -> Context:
     return context
+
+
+# --- S3: a real S3 endpoint (moto's server) in a process of its own -------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """The URL of an S3 server for this test session: moto's standalone server, started here.
+
+    It is a test dependency (`.[test]`), so its absence is a failure, never a skip.
+    """
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    try:
+        import moto.server  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - the test extra installs it
+        pytest.fail(f"moto[server] is required for the S3 tests (pip install -e '.[test]'): {exc}")
+    port = _free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the moto S3 server did not start on {url}")
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+    log.close()
+
+
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "registry-test", "AWS_SECRET_ACCESS_KEY": "registry-test-secret"}
+
+
+def s3_client(endpoint: str):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+
+
+def s3_storage_settings(endpoint: str, bucket: str, **extra) -> dict:
+    """The STORAGES['default'] entry registry/settings.py builds for REGISTRY_S3_BUCKET."""
+    return {
+        "BACKEND": "registry.s3.StreamingS3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket, "endpoint_url": endpoint, "region_name": "us-east-1",
+            "access_key": S3_CREDENTIALS["AWS_ACCESS_KEY_ID"], "secret_key": S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            "signature_version": "s3v4", "addressing_style": "path", "file_overwrite": False,
+            "default_acl": None, "querystring_auth": True, **extra,
+        },
+    }
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint):
+    """A fresh, empty bucket on the test S3 server; emptied and removed afterwards."""
+    import uuid
+
+    name = f"registry-test-{uuid.uuid4().hex[:12]}"
+    client = s3_client(s3_endpoint)
+    client.create_bucket(Bucket=name)
+    yield name
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=name, Key=item["Key"])
+    for upload in client.list_multipart_uploads(Bucket=name).get("Uploads", []):
+        client.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+    client.delete_bucket(Bucket=name)

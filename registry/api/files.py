@@ -1,11 +1,11 @@
-"""Streaming downloads with ETag and single-range support."""
+"""Streaming downloads with ETag and single-range support, or a redirect to a presigned S3 URL."""
 
 from __future__ import annotations
 
 import re
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.utils.cache import parse_etags
 from django.utils.http import content_disposition_header
 from rest_framework.exceptions import NotAcceptable
@@ -78,6 +78,16 @@ def download_response(request, fmt: Format) -> HttpResponse:
         response = HttpResponse(status=304)
         response["ETag"] = etag
         return response
+    disposition = content_disposition_header(True, download_filename(fmt))
+    redirect_to = storage.presigned_download_url(fmt.storage_key, filename_header=disposition)
+    if redirect_to:
+        # The bytes come straight from the bucket (which honours Range itself); the web
+        # process only checked who may read them. The URL expires in minutes.
+        response = HttpResponseRedirect(redirect_to)
+        response["Cache-Control"] = "private, no-store"
+        if etag:
+            response["ETag"] = etag
+        return response
     size = fmt.size or 0
     byte_range = _parse_range(request.headers["Range"], size) if "Range" in request.headers else None
     if byte_range == "unsatisfiable":
@@ -99,7 +109,7 @@ def download_response(request, fmt: Format) -> HttpResponse:
         )
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
         response["Content-Length"] = str(end - start + 1)
-    response["Content-Disposition"] = content_disposition_header(True, download_filename(fmt))
+    response["Content-Disposition"] = disposition
     response["X-Content-Type-Options"] = "nosniff"
     response["Accept-Ranges"] = "bytes"
     response["Cache-Control"] = "private, no-transform"
