@@ -154,6 +154,12 @@ def test_ranged_reads(backend, editor, version):
         assert handle.read(3) == body[1:4]
         handle.seek(-2, io.SEEK_END)
         assert handle.read() == body[-2:]
+        handle.seek(100)  # a long read after a seek crosses S3 read windows (1 MiB, then 2 MiB...)
+        pieces = []
+        while data := handle.read(300 * 1024):
+            pieces.append(data)
+        assert b"".join(pieces) == body[100:]
+        assert handle.read(10) == b""
     with storage.local_copy(fmt.storage_key) as copy:
         assert hashlib.sha256(copy.read()).hexdigest() == fmt.sha256
 
