@@ -305,3 +305,35 @@ def test_readiness_checks_the_storage(backend, client):
                 storage.check_reachable()
         finally:
             s3_client(backend.endpoint).create_bucket(Bucket=backend.bucket)
+
+
+def _overwrite(backend, key: str, data: bytes) -> None:
+    """Change stored bytes behind the registry's back, as an attacker or a bad disk would."""
+    if backend.name == "local":
+        with open(f"{backend.folder}/{key}", "wb") as handle:
+            handle.write(data)
+    else:
+        s3_client(backend.endpoint).put_object(Bucket=backend.bucket, Key=key, Body=data)
+
+
+def test_integrity_sweep_finds_changed_bytes(backend, editor, version):
+    assert upload(editor, version.model_id, version.number, body=PICKLE).status_code == 200
+    fmt = Format.objects.get(version=version, kind="pkl")
+    assert processing.format_verify(format_id=fmt.pk).status == FormatStatus.READY
+    _overwrite(backend, fmt.storage_key, b"\x80\x04K\x02.")
+    fmt = processing.format_verify(format_id=fmt.pk)
+    assert fmt.status == FormatStatus.CORRUPT and "hash to" in fmt.status_message
+
+
+def test_orphan_sweep_lists_and_removes_objects_no_format_points_to(backend, editor, version):
+    from datetime import timedelta
+
+    from registry.services import maintenance
+
+    assert upload(editor, version.model_id, version.number, body=PICKLE).status_code == 200
+    kept = Format.objects.get(version=version, kind="pkl").storage_key
+    orphan, _ = storage.save_stream(io.BytesIO(b"left by a killed upload"), max_bytes=100)
+    assert sorted(backend.keys()) == sorted([kept, orphan])
+    assert maintenance.storage_orphans_delete(older_than=timedelta(hours=1)) == []  # too young to judge
+    assert maintenance.storage_orphans_delete(older_than=timedelta(seconds=-5)) == [orphan]
+    assert backend.keys() == [kept]
