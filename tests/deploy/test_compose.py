@@ -307,3 +307,24 @@ def test_dockerfile(compose):
         assert re.search(rf"^COPY {folder} \./{folder}$", text, re.M), folder
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "var", ".env"} <= set(ignored)
+
+
+def test_health_check_commands_are_real(compose, tmp_path):
+    services = compose["services"]
+    worker_probe = shlex.split(interpolate(services["worker"]["healthcheck"]["test"][1], {}).replace("$HOSTNAME", "x"))
+    env = container_env(compose, "worker", tmp_path)
+    result = run(executable(worker_probe) + ["--help"], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("web", "beat"):  # python -c snippets: at least valid Python using what the image has
+        test = services[name]["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python", "-c"], name
+        compile(test[3], f"{name}-healthcheck", "exec")
+    beat_probe = services["beat"]["healthcheck"]["test"][3]
+    assert "REDIS_URL" in beat_probe
+    result = run([sys.executable, "-c", beat_probe], {**env, "REDIS_URL": REDIS_URL_FOR_PROBE})
+    assert result.returncode == 0, result.stderr  # reaches a live Redis: the probe works
+    result = run([sys.executable, "-c", beat_probe], {**env, "REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert result.returncode != 0  # and fails when it cannot
+
+
+REDIS_URL_FOR_PROBE = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
