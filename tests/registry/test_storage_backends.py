@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import tracemalloc
 import urllib.request
@@ -337,3 +338,52 @@ def test_orphan_sweep_lists_and_removes_objects_no_format_points_to(backend, edi
     assert maintenance.storage_orphans_delete(older_than=timedelta(hours=1)) == []  # too young to judge
     assert maintenance.storage_orphans_delete(older_than=timedelta(seconds=-5)) == [orphan]
     assert backend.keys() == [kept]
+
+
+@pytest.mark.slow
+def test_large_http_upload_and_download_stream_in_constant_memory(backend, live_server):
+    """256 MiB through a real HTTP server into the backend and back: this process (server and
+    client; the S3 server runs in its own) grows by about one part, never by the file."""
+    from tests.registry.test_files import RssSampler, _connection, _live_setup, _put, _rss
+
+    size, chunk = 256 * MiB, MiB
+    user, version, token = _live_setup(f"big-{backend.name}")
+    path = file_url(version, "other")
+    assert _put(live_server, token, path, [b"w" * chunk] * 9, 9 * chunk)[0] == 200  # warm up, multipart too
+
+    digest, seed = hashlib.sha256(), os.urandom(chunk)
+
+    def body():
+        for i in range(size // chunk):
+            block = i.to_bytes(8, "big") + seed[8:]
+            digest.update(block)
+            yield block
+
+    baseline = _rss()
+    with RssSampler() as upload_sampler:
+        status, data = _put(live_server, token, path + "?filename=big.bin", body(), size)
+    assert status == 200, data
+    fmt = Format.objects.get(version=version, kind="other")
+    assert fmt.size == size and fmt.sha256 == digest.hexdigest()  # hashed from the backend
+    assert backend.keys() == [fmt.storage_key] and backend.unfinished_uploads() == []
+    upload_growth = upload_sampler.peak - baseline
+
+    baseline = _rss()
+    received, downloaded = 0, hashlib.sha256()
+    with RssSampler() as download_sampler:
+        conn = _connection(live_server)
+        try:
+            conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+            response = conn.getresponse()
+            assert response.status == 200 and response.getheader("Content-Length") == str(size)
+            while block := response.read(chunk):
+                received += len(block)
+                downloaded.update(block)
+        finally:
+            conn.close()
+    download_growth = download_sampler.peak - baseline
+    assert received == size and downloaded.hexdigest() == digest.hexdigest()
+    print(f"\n{backend.name}: upload peak RSS growth {upload_growth / MiB:.1f} MiB, "
+          f"download {download_growth / MiB:.1f} MiB")
+    assert upload_growth < 48 * MiB
+    assert download_growth < 32 * MiB
