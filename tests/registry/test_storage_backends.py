@@ -387,3 +387,34 @@ def test_large_http_upload_and_download_stream_in_constant_memory(backend, live_
           f"download {download_growth / MiB:.1f} MiB")
     assert upload_growth < 48 * MiB
     assert download_growth < 32 * MiB
+
+
+def test_an_s3_outage_during_hashing_is_retried_then_reconciled(s3_endpoint, s3_bucket, settings, editor, version,
+                                                                  monkeypatch):
+    from datetime import timedelta
+
+    from botocore.config import Config
+
+    from registry import tasks
+
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(s3_endpoint, s3_bucket)}
+    r = upload(editor, version.model_id, version.number, body=PICKLE, process=False)
+    fmt = Format.objects.get(pk=r.json()["id"])
+
+    # The bucket's server goes away (nothing listens on port 1).
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(
+        "http://127.0.0.1:1", s3_bucket, client_config=Config(retries={"max_attempts": 1}, connect_timeout=1))}
+    attempts = []
+    real_hash_object = storage.hash_object
+    monkeypatch.setattr(storage, "hash_object", lambda key: attempts.append(key) or real_hash_object(key))
+    result = tasks.format_hash.apply(args=[str(fmt.pk), fmt.storage_key])
+    assert result.state == "FAILURE" and type(result.result).__name__ == "EndpointConnectionError"
+    assert len(attempts) == tasks.RETRY["max_retries"] + 1  # retried, not given up at once
+    fmt.refresh_from_db()
+    assert fmt.status == FormatStatus.HASHING and not fmt.sha256  # shown as in progress, never clean
+
+    # It is back: the periodic reconciler finds the stuck format and a worker finishes it.
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(s3_endpoint, s3_bucket)}
+    assert processing.formats_reconcile(older_than=timedelta(seconds=-1)) == 1
+    fmt.refresh_from_db()
+    assert fmt.status == FormatStatus.READY and fmt.sha256 == hashlib.sha256(PICKLE).hexdigest()
