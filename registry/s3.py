@@ -41,10 +41,15 @@ def _not_found(error: ClientError) -> bool:
 class S3ObjectReader(io.RawIOBase):
     """A seekable, read-only stream over one S3 object, fetched with ranged GetObject calls.
 
-    A GetObject from the current position is opened on the first read and streamed; a seek
-    closes it, and the next read opens one from the new position. Nothing is buffered beyond
-    what the caller asks for.
+    Read from the start (a download, the workers' hashing and copies), it is one GetObject
+    streamed to the end. After a seek (a `Range` request), reads open windows from the new
+    position: small at first, so a short range costs a short request and not a transfer of
+    the rest of the file, and doubling while reads go on. Nothing is buffered beyond what the
+    caller asks for.
     """
+
+    FIRST_WINDOW = 1024 * 1024
+    LARGEST_WINDOW = 64 * 1024 * 1024
 
     def __init__(self, client, bucket: str, key: str, size: int):
         super().__init__()
@@ -55,6 +60,8 @@ class S3ObjectReader(io.RawIOBase):
         self.size = size
         self._position = 0
         self._body = None
+        self._window_end = 0  # exclusive end of the range the open body covers
+        self._window = size  # until a seek: the whole object in one request
 
     def readable(self) -> bool:
         return True
@@ -78,6 +85,7 @@ class S3ObjectReader(io.RawIOBase):
             raise ValueError("negative seek position")
         if position != self._position:
             self._close_body()
+            self._window = self.FIRST_WINDOW
             self._position = position
         return self._position
 
@@ -86,11 +94,19 @@ class S3ObjectReader(io.RawIOBase):
             raise ValueError("read of a closed file")
         if self._position >= self.size:
             return b""
-        if self._body is None:
-            response = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-")
-            self._body = response["Body"]
         want = self.size - self._position if size is None or size < 0 else min(size, self.size - self._position)
-        data = self._body.read(want)
+        if self._body is not None and self._position >= self._window_end:
+            self._close_body()  # window used up: the next one is twice as large
+            self._window = max(self._window, min(self._window * 2, self.LARGEST_WINDOW))
+        if self._body is None:
+            end = min(self.size, self._position + max(self._window, want))
+            response = self._client.get_object(
+                Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-{end - 1}"
+            )
+            self._body, self._window_end = response["Body"], end
+        data = self._body.read(min(want, self._window_end - self._position))
+        if not data:
+            raise OSError(f"{self._key} ended at byte {self._position} of {self.size}")
         self._position += len(data)
         return data
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import botocore.exceptions
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -17,7 +18,10 @@ from registry.services import maintenance, processing
 logger = logging.getLogger(__name__)
 
 # Transient failures (database or storage hiccups) are retried with exponential backoff.
-TRANSIENT = (OperationalError, DatabaseError, ConnectionError, TimeoutError)
+# botocore's connection and HTTP errors (S3 or MinIO unreachable, a dropped connection) are
+# not the builtin ConnectionError.
+TRANSIENT = (OperationalError, DatabaseError, ConnectionError, TimeoutError,
+             botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
 RETRY = {
     "autoretry_for": TRANSIENT,
     "retry_backoff": 2,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import tracemalloc
 import urllib.request
@@ -154,6 +155,12 @@ def test_ranged_reads(backend, editor, version):
         assert handle.read(3) == body[1:4]
         handle.seek(-2, io.SEEK_END)
         assert handle.read() == body[-2:]
+        handle.seek(100)  # a long read after a seek crosses S3 read windows (1 MiB, then 2 MiB...)
+        pieces = []
+        while data := handle.read(300 * 1024):
+            pieces.append(data)
+        assert b"".join(pieces) == body[100:]
+        assert handle.read(10) == b""
     with storage.local_copy(fmt.storage_key) as copy:
         assert hashlib.sha256(copy.read()).hexdigest() == fmt.sha256
 
@@ -299,3 +306,115 @@ def test_readiness_checks_the_storage(backend, client):
                 storage.check_reachable()
         finally:
             s3_client(backend.endpoint).create_bucket(Bucket=backend.bucket)
+
+
+def _overwrite(backend, key: str, data: bytes) -> None:
+    """Change stored bytes behind the registry's back, as an attacker or a bad disk would."""
+    if backend.name == "local":
+        with open(f"{backend.folder}/{key}", "wb") as handle:
+            handle.write(data)
+    else:
+        s3_client(backend.endpoint).put_object(Bucket=backend.bucket, Key=key, Body=data)
+
+
+def test_integrity_sweep_finds_changed_bytes(backend, editor, version):
+    assert upload(editor, version.model_id, version.number, body=PICKLE).status_code == 200
+    fmt = Format.objects.get(version=version, kind="pkl")
+    assert processing.format_verify(format_id=fmt.pk).status == FormatStatus.READY
+    _overwrite(backend, fmt.storage_key, b"\x80\x04K\x02.")
+    fmt = processing.format_verify(format_id=fmt.pk)
+    assert fmt.status == FormatStatus.CORRUPT and "hash to" in fmt.status_message
+
+
+def test_orphan_sweep_lists_and_removes_objects_no_format_points_to(backend, editor, version):
+    from datetime import timedelta
+
+    from registry.services import maintenance
+
+    assert upload(editor, version.model_id, version.number, body=PICKLE).status_code == 200
+    kept = Format.objects.get(version=version, kind="pkl").storage_key
+    orphan, _ = storage.save_stream(io.BytesIO(b"left by a killed upload"), max_bytes=100)
+    assert sorted(backend.keys()) == sorted([kept, orphan])
+    assert maintenance.storage_orphans_delete(older_than=timedelta(hours=1)) == []  # too young to judge
+    assert maintenance.storage_orphans_delete(older_than=timedelta(seconds=-5)) == [orphan]
+    assert backend.keys() == [kept]
+
+
+@pytest.mark.slow
+def test_large_http_upload_and_download_stream_in_constant_memory(backend, live_server):
+    """256 MiB through a real HTTP server into the backend and back: this process (server and
+    client; the S3 server runs in its own) grows by about one part, never by the file."""
+    from tests.registry.test_files import RssSampler, _connection, _live_setup, _put, _rss
+
+    size, chunk = 256 * MiB, MiB
+    user, version, token = _live_setup(f"big-{backend.name}")
+    path = file_url(version, "other")
+    assert _put(live_server, token, path, [b"w" * chunk] * 9, 9 * chunk)[0] == 200  # warm up, multipart too
+
+    digest, seed = hashlib.sha256(), os.urandom(chunk)
+
+    def body():
+        for i in range(size // chunk):
+            block = i.to_bytes(8, "big") + seed[8:]
+            digest.update(block)
+            yield block
+
+    baseline = _rss()
+    with RssSampler() as upload_sampler:
+        status, data = _put(live_server, token, path + "?filename=big.bin", body(), size)
+    assert status == 200, data
+    fmt = Format.objects.get(version=version, kind="other")
+    assert fmt.size == size and fmt.sha256 == digest.hexdigest()  # hashed from the backend
+    assert backend.keys() == [fmt.storage_key] and backend.unfinished_uploads() == []
+    upload_growth = upload_sampler.peak - baseline
+
+    baseline = _rss()
+    received, downloaded = 0, hashlib.sha256()
+    with RssSampler() as download_sampler:
+        conn = _connection(live_server)
+        try:
+            conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+            response = conn.getresponse()
+            assert response.status == 200 and response.getheader("Content-Length") == str(size)
+            while block := response.read(chunk):
+                received += len(block)
+                downloaded.update(block)
+        finally:
+            conn.close()
+    download_growth = download_sampler.peak - baseline
+    assert received == size and downloaded.hexdigest() == digest.hexdigest()
+    print(f"\n{backend.name}: upload peak RSS growth {upload_growth / MiB:.1f} MiB, "
+          f"download {download_growth / MiB:.1f} MiB")
+    assert upload_growth < 48 * MiB
+    assert download_growth < 32 * MiB
+
+
+def test_an_s3_outage_during_hashing_is_retried_then_reconciled(s3_endpoint, s3_bucket, settings, editor, version,
+                                                                  monkeypatch):
+    from datetime import timedelta
+
+    from botocore.config import Config
+
+    from registry import tasks
+
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(s3_endpoint, s3_bucket)}
+    r = upload(editor, version.model_id, version.number, body=PICKLE, process=False)
+    fmt = Format.objects.get(pk=r.json()["id"])
+
+    # The bucket's server goes away (nothing listens on port 1).
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(
+        "http://127.0.0.1:1", s3_bucket, client_config=Config(retries={"max_attempts": 1}, connect_timeout=1))}
+    attempts = []
+    real_hash_object = storage.hash_object
+    monkeypatch.setattr(storage, "hash_object", lambda key: attempts.append(key) or real_hash_object(key))
+    result = tasks.format_hash.apply(args=[str(fmt.pk), fmt.storage_key])
+    assert result.state == "FAILURE" and type(result.result).__name__ == "EndpointConnectionError"
+    assert len(attempts) == tasks.RETRY["max_retries"] + 1  # retried, not given up at once
+    fmt.refresh_from_db()
+    assert fmt.status == FormatStatus.HASHING and not fmt.sha256  # shown as in progress, never clean
+
+    # It is back: the periodic reconciler finds the stuck format and a worker finishes it.
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(s3_endpoint, s3_bucket)}
+    assert processing.formats_reconcile(older_than=timedelta(seconds=-1)) == 1
+    fmt.refresh_from_db()
+    assert fmt.status == FormatStatus.READY and fmt.sha256 == hashlib.sha256(PICKLE).hexdigest()
