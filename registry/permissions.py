@@ -36,6 +36,10 @@ READ_ONLY_PERMISSIONS = frozenset({Perm.VIEW_MODEL})
 
 # Attribute set on a user object by token authentication when the token is read-only.
 READ_ONLY_ATTRIBUTE = "registry_read_only"
+# Attribute set on a request's user object by token authentication: {context id: highest
+# role}, read in the same query as the token, so permission checks need no query of their own.
+ROLES_ATTRIBUTE = "registry_roles"
+_RANK = {role: index for index, role in enumerate(ROLE_ORDER)}
 
 
 def is_staff(user) -> bool:
@@ -60,6 +64,28 @@ def _membership_filter(user, permission: Perm, prefix: str = "") -> Q:
     return direct | via_group
 
 
+def highest_roles(pairs) -> dict[int, str]:
+    """{context id: highest role} from (context id, role) pairs (direct and group grants)."""
+    roles: dict[int, str] = {}
+    for context_id, role in pairs:
+        if context_id not in roles or _RANK[role] > _RANK[roles[context_id]]:
+            roles[context_id] = role
+    return roles
+
+
+def cached_roles(user) -> dict[int, str] | None:
+    """The user's roles read with its API token (see ROLES_ATTRIBUTE), or None when unknown."""
+    return getattr(user, ROLES_ATTRIBUTE, None)
+
+
+def _granted_context_ids(user, permission: Perm) -> list[int] | None:
+    roles = cached_roles(user)
+    if roles is None:
+        return None
+    granting = set(roles_granting(permission))
+    return [context_id for context_id, role in roles.items() if role in granting]
+
+
 def contexts_for(user, permission: Perm = Perm.VIEW_MODEL) -> QuerySet[Context]:
     """Contexts in which `user` holds `permission`."""
     if user is None or not user.is_authenticated:
@@ -68,6 +94,9 @@ def contexts_for(user, permission: Perm = Perm.VIEW_MODEL) -> QuerySet[Context]:
         return Context.objects.none()
     if is_staff(user):
         return Context.objects.all()
+    known = _granted_context_ids(user, permission)
+    if known is not None:
+        return Context.objects.filter(id__in=known)
     roles = roles_granting(permission)
     ids = Membership.objects.filter(
         Q(user=user) | Q(group__in=user.groups.all()), role__in=roles
@@ -79,6 +108,10 @@ def models_for(user, permission: Perm = Perm.VIEW_MODEL) -> QuerySet[Model]:
     """Models in contexts where `user` holds `permission`; the base of every model selector."""
     if is_staff(user) and not (is_read_only(user) and permission not in READ_ONLY_PERMISSIONS):
         return Model.objects.all()
+    if user is not None and user.is_authenticated and not is_staff(user):
+        known = _granted_context_ids(user, permission)
+        if known is not None and not (is_read_only(user) and permission not in READ_ONLY_PERMISSIONS):
+            return Model.objects.filter(context_id__in=known)
     return Model.objects.filter(context__in=contexts_for(user, permission))
 
 
@@ -88,6 +121,9 @@ def effective_role(user, context: Context) -> str | None:
         return None
     if is_staff(user):
         return Role.ADMIN
+    known = cached_roles(user)
+    if known is not None:
+        return known.get(context.pk)
     roles = set(
         Membership.objects.filter(context=context)
         .filter(Q(user=user) | Q(group__in=user.groups.all()))
@@ -103,14 +139,12 @@ def effective_roles(user) -> dict[int, str]:
     """{context id: the highest role `user` holds there, directly or through a group}."""
     if user is None or not user.is_authenticated:
         return {}
-    rank = {role: index for index, role in enumerate(ROLE_ORDER)}
-    roles: dict[int, str] = {}
-    for context_id, role in Membership.objects.filter(
-        Q(user=user) | Q(group__in=user.groups.all())
-    ).values_list("context_id", "role"):
-        if context_id not in roles or rank[role] > rank[roles[context_id]]:
-            roles[context_id] = role
-    return roles
+    known = cached_roles(user)
+    if known is not None:
+        return dict(known)
+    return highest_roles(
+        Membership.objects.filter(Q(user=user) | Q(group__in=user.groups.all())).values_list("context_id", "role")
+    )
 
 
 def permissions_in(user, context: Context) -> frozenset[Perm]:

@@ -195,7 +195,7 @@ class VersionListView(RegistryView):
         model = self.model(model_id)
         require(request.user, model.context, Perm.EDIT_MODEL)
         version = services.version_create(actor=request.user, model=model, **self.input(s.VersionWriteSerializer))
-        return Response(s.VersionSerializer(selectors.version_get(model, version.number)).data, status=201)
+        return Response(s.VersionSerializer(version).data, status=201)
 
 
 class VersionDetailView(RegistryView):

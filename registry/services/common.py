@@ -73,8 +73,14 @@ def set_tags(obj: models.Model, tags: list[str], *, new: bool = False) -> list[T
         if not new:
             obj.tags.clear()
         return []
-    Tag.objects.bulk_create([Tag(name=name, key=key) for key, name in keys.items()], ignore_conflicts=True)
-    rows = list(Tag.objects.filter(key__in=keys).order_by("key"))
+    # Get-or-create in bulk: tags are mostly reused, so read first (one query) and insert only
+    # the missing ones (ignoring a concurrent insert of the same key), then read those back.
+    rows = list(Tag.objects.filter(key__in=keys))
+    missing = keys.keys() - {row.key for row in rows}
+    if missing:
+        Tag.objects.bulk_create([Tag(name=keys[key], key=key) for key in missing], ignore_conflicts=True)
+        rows += Tag.objects.filter(key__in=missing)
+    rows.sort(key=lambda row: row.key)
     if new:
         obj.tags.add(*rows)
     else:

@@ -68,12 +68,12 @@ def model_create(
         created_by=actor if actor is not None else None,
         updated_by=actor if actor is not None else None,
     )
-    if Model.objects.filter(context=context, name_key=name_key).exists():
-        raise _name_taken(context, name)
     try:
-        with transaction.atomic():
-            model.save(force_insert=True)
-    except IntegrityError:  # a concurrent create won the race
+        # No read beforehand: the unique constraint on (context, name_key) decides, for a name
+        # taken long ago as for a concurrent create. No savepoint either: the error leaves this
+        # function, and with it this transaction (or savepoint, when nested), rolled back.
+        model.save(force_insert=True)
+    except IntegrityError:
         raise _name_taken(context, name) from None
     rows = set_tags(model, tags, new=True)
     audit(actor=actor, context=context, action="model.create", obj=model, summary=f"created model {name}")

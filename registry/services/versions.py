@@ -6,11 +6,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from registry import storage
-from registry.errors import Conflict, InvalidInput, LimitReached, NotPublishable, VersionPublished
+from registry.errors import Conflict, InvalidInput, LimitReached, NotFound, NotPublishable, VersionPublished
 from registry.models import Format, FormatStatus, Model, TrainingRecord, Version, VersionStatus
 from registry.permissions import Perm, require
 from registry.services.common import (
@@ -94,26 +94,55 @@ def version_create(*, actor, model: Model, **fields) -> Version:
     values = _version_values(model=model, fields=fields)
     tags = clean_tags(fields.get("tags"))
     records = _clean_records(model, fields.get("records"))
-    context = model.context
-    model = Model.objects.select_for_update().get(pk=model.pk)
-    model.context = context  # the same row; saves a query for the audit event
-    live = model.versions.count()
+    number, name = _take_version_number(model, actor)
+    model.name = name
+    # Counted after the UPDATE above, which holds the model row's lock until commit: a
+    # concurrent create waits for it, and its COUNT (a new statement, so a new snapshot) then
+    # sees this version. The limit cannot be exceeded; raising rolls the counter back too.
+    live = Version.objects.filter(model_id=model.pk).count()
     if live >= settings.REGISTRY_MAX_VERSIONS:
         raise LimitReached(
-            f"Model '{model.name}' already has {live} versions, the most allowed "
+            f"Model '{name}' already has {live} versions, the most allowed "
             f"({settings.REGISTRY_MAX_VERSIONS}); delete an old version first."
         )
-    number = model.next_version_number
-    model.next_version_number = number + 1
-    model.updated_by = actor
-    model.save(update_fields=["next_version_number", "updated_by", "updated_at"])
     version = Version.objects.create(model=model, number=number, created_by=actor, updated_by=actor, **values)
-    set_tags(version, tags, new=True)
+    rows = set_tags(version, tags, new=True)
     if records:
-        version.records.set(records)
+        version.records.add(*records)
     audit(actor=actor, context=model.context, action="version.create", obj=version,
-          summary=f"created version {number} of {model.name}")
+          summary=f"created version {number} of {name}")
+    # What the API returns, known without reading it back.
+    version.tag_names = [row.name for row in rows]
+    version.record_rows = sorted(records, key=lambda record: (record.name, str(record.pk)))
+    version.format_rows, version.alias_names = [], []
     return version
+
+
+def _take_version_number(model: Model, actor) -> tuple[int, str]:
+    """Take the model's next version number in one statement: UPDATE ... RETURNING.
+
+    The UPDATE locks the model row until the transaction ends (as SELECT ... FOR UPDATE did),
+    so concurrent creates are serialised on it and each gets its own number; the counter only
+    grows, so a number is never handed out twice, even after deletions."""
+    table = connection.ops.quote_name(Model._meta.db_table)
+    column = {f: connection.ops.quote_name(Model._meta.get_field(f).column)
+              for f in ("next_version_number", "updated_by", "updated_at", "id", "name")}
+    params = [
+        actor.pk if actor is not None and actor.is_authenticated else None,
+        Model._meta.get_field("updated_at").get_db_prep_value(timezone.now(), connection),
+        Model._meta.pk.get_db_prep_value(model.pk, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {column['next_version_number']} = {column['next_version_number']} + 1, "
+            f"{column['updated_by']} = %s, {column['updated_at']} = %s WHERE {column['id']} = %s "
+            f"RETURNING {column['next_version_number']} - 1, {column['name']}",
+            params,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound("Model not found.")
+    return row[0], row[1]
 
 
 @transaction.atomic
