@@ -86,6 +86,22 @@ def _granted_context_ids(user, permission: Perm) -> list[int] | None:
     return [context_id for context_id, role in roles.items() if role in granting]
 
 
+ALL_CONTEXTS = "all"
+
+
+def context_scope(user, permission: Perm = Perm.VIEW_MODEL) -> list[int] | str | None:
+    """Where `user` holds `permission`, known without a query: ALL_CONTEXTS (site staff), a list
+    of context ids, or None when the roles were not read with an API token (then
+    contexts_for()/models_for() ask the database). Agrees with models_for()."""
+    if user is None or not user.is_authenticated:
+        return []
+    if is_read_only(user) and permission not in READ_ONLY_PERMISSIONS:
+        return []
+    if is_staff(user):
+        return ALL_CONTEXTS
+    return _granted_context_ids(user, permission)
+
+
 def contexts_for(user, permission: Perm = Perm.VIEW_MODEL) -> QuerySet[Context]:
     """Contexts in which `user` holds `permission`."""
     if user is None or not user.is_authenticated:

@@ -23,7 +23,8 @@ from registry.models import (
     TrainingRecord,
     Version,
 )
-from registry.permissions import Perm, contexts_for, models_for
+from registry import sql
+from registry.permissions import ALL_CONTEXTS, Perm, context_scope, contexts_for, models_for
 from registry.services.common import normalize_name
 
 MODEL_ORDERINGS = {
@@ -104,7 +105,7 @@ def _version_count():
 def load_model_relations(models):
     """Attach tag names, version numbers and aliases to `models` (a page) in three queries."""
     models = list(models)
-    if not models:
+    if not models or all(hasattr(m, "alias_map") for m in models):  # none, or read with them
         return models
     ids = [m.pk for m in models]
     tags, versions, aliases = defaultdict(list), defaultdict(list), defaultdict(dict)
@@ -137,6 +138,8 @@ def model_list(
     `tags` must all be present; `name` matches the normalised name exactly; `ordering`
     is one of name, created, updated, versions, with '-' for descending.
     """
+    if light and sql.enabled():
+        return _model_search(context, search=search, tags=tags, name=name, ordering=ordering)
     if light:  # `context` comes from context_get(), which checked visibility: no membership subquery
         models = _model_light(Model.objects.filter(context=context))
     else:
@@ -154,22 +157,47 @@ def model_list(
         except InvalidInput:
             return models.none()
         models = models.filter(name_key=key)
-    descending = ordering.startswith("-")
+    field, descending = _model_ordering(ordering)
+    if light and field == "version_count":
+        models = models.annotate(version_count=_version_count())
+    return models.order_by(f"-{field}" if descending else field, "name_key", "id")
+
+
+def _model_ordering(ordering: str) -> tuple[str, bool]:
     field = MODEL_ORDERINGS.get(ordering.removeprefix("-"))
     if ordering and field is None:
         raise InvalidInput(
             f"Unknown ordering '{ordering}'; use name, created, updated or versions (prefix '-' to reverse).",
             field="ordering",
         )
-    field = field or "name_key"
-    if light and field == "version_count":
-        models = models.annotate(version_count=_version_count())
-    return models.order_by(f"-{field}" if descending else field, "name_key", "id")
+    return field or "name_key", ordering.startswith("-")
+
+
+def _model_search(context: Context, *, search: str, tags: list[str] | None, name: str, ordering: str):
+    """model_list(light=True) in hand-written SQL: a sliceable list of models with relations."""
+    name_key = None
+    if name:
+        try:
+            _, name_key = normalize_name(name)
+        except InvalidInput:
+            return []
+    field, descending = _model_ordering(ordering)
+    return sql.ModelSearch(
+        context_id=context.pk, search=search.strip(), tag_keys=[tag.strip().casefold() for tag in tags or []],
+        name_key=name_key, order_field=field, descending=descending,
+    )
 
 
 def model_get(user, model_id, *, light: bool = False) -> Model:
-    base = _model_light(models_for(user, Perm.VIEW_MODEL)) if light else _model_base(user)
-    model = base.filter(pk=_uuid(model_id, "Model")).first()
+    """A visible model. `light` (the API): usernames instead of User rows, and on PostgreSQL
+    with token-known roles the relations too (registry/sql.py), all in one query."""
+    model_id = _uuid(model_id, "Model")
+    scope = context_scope(user, Perm.VIEW_MODEL) if light and sql.enabled() else None
+    if scope is not None:
+        model = sql.model_get(model_id, None if scope == ALL_CONTEXTS else scope) if scope else None
+    else:
+        base = _model_light(models_for(user, Perm.VIEW_MODEL)) if light else _model_base(user)
+        model = base.filter(pk=model_id).first()
     if model is None:
         raise NotFound("Model not found.")
     return model

@@ -12,6 +12,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from registry import sql
 from registry.models import ApiToken, Membership
 from registry.permissions import READ_ONLY_ATTRIBUTE, ROLES_ATTRIBUTE, highest_roles
 from registry.services.contexts import hash_token
@@ -45,7 +46,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             plain = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
-        token = _tokens().filter(key_hash=hash_token(plain)).first()
+        token = self._token(hash_token(plain))
         now = timezone.now()
         if token is None or token.revoked_at is not None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
@@ -59,11 +60,21 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         user = token.user
         setattr(user, READ_ONLY_ATTRIBUTE, token.read_only)
-        grants = getattr(token, "registry_grants", None)
+        grants = getattr(token, "registry_grants", None)  # roles read with the token
         if grants is not None:
             pairs = (grant.split(":", 1) for grant in grants)
             setattr(user, ROLES_ATTRIBUTE, highest_roles((int(context_id), role) for context_id, role in pairs))
         return user, token
+
+    @staticmethod
+    def _token(key_hash: str) -> ApiToken | None:
+        if sql.enabled():
+            found = sql.token_by_hash(key_hash)
+            if found is None:
+                return None
+            token, token.registry_grants = found
+            return token
+        return _tokens().filter(key_hash=key_hash).first()
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
