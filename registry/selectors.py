@@ -183,7 +183,7 @@ def _model_search(context: Context, *, search: str, tags: list[str] | None, name
             return []
     field, descending = _model_ordering(ordering)
     return sql.ModelSearch(
-        context_id=context.pk, search=search.strip(), tag_keys=[tag.strip().casefold() for tag in tags or []],
+        context=context, search=search.strip(), tag_keys=[tag.strip().casefold() for tag in tags or []],
         name_key=name_key, order_field=field, descending=descending,
     )
 

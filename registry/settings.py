@@ -115,6 +115,14 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+    "DATABASE_SERVER_SIDE_BINDING", True
+):
+    # Parameters travel apart from the SQL, so psycopg prepares a statement on a kept
+    # connection once it ran a few times: PostgreSQL stops re-planning the API's repeated
+    # queries. Off for a pooler in transaction mode (PgBouncer < 1.21), which cannot keep
+    # prepared statements.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; wait for the lock instead of failing at once, and
     # take it at the start of a transaction so select_for_update-style sections hold.

@@ -99,9 +99,10 @@ def token_by_hash(key_hash: str):
 # --- models -----------------------------------------------------------------------------
 
 @cache
-def _model_columns() -> str:
-    """The model, its context, three usernames, then tag names, version numbers, alias names
-    and alias version numbers (arrays in matching order), for a row aliased `m`."""
+def _model_columns(with_context: bool = True) -> str:
+    """The model, its context (unless the caller has it), three usernames, then tag names,
+    version numbers, alias names and alias version numbers (arrays in matching order), for a
+    row aliased `m`."""
     user_model = get_user_model()
     user_pk, username = _q(user_model._meta.pk.column), _q(user_model.USERNAME_FIELD)
     names = ", ".join(
@@ -127,15 +128,20 @@ def _model_columns() -> str:
         f"ARRAY(SELECT a.{_col(Alias, 'name')} {alias_from}), "
         f"ARRAY(SELECT av.{_col(Version, 'number')} {alias_from})"
     )
-    return f"{_select(Model, 'm')}, {_select(Context, 'c')}, {names}, {tags}, {numbers}, {aliases}"
+    context = f"{_select(Context, 'c')}, " if with_context else ""
+    return f"{_select(Model, 'm')}, {context}{names}, {tags}, {numbers}, {aliases}"
 
 
-def _model_from_row(row) -> Model:
+def _model_from_row(row, context: Context | None = None) -> Model:
     split = _width(Model)
     model = _build(Model, row[:split])
-    model.context = _build(Context, row[split: split + _width(Context)])
+    if context is None:
+        model.context = _build(Context, row[split: split + _width(Context)])
+        split += _width(Context)
+    else:
+        model.context = context
     (model.owner_name, model.created_by_name, model.updated_by_name,
-     model.tag_names, model.version_numbers, alias_names, alias_numbers) = row[split + _width(Context):]
+     model.tag_names, model.version_numbers, alias_names, alias_numbers) = row[split:]
     model.alias_map = dict(zip(alias_names, alias_numbers, strict=True))
     return model
 
@@ -166,10 +172,11 @@ class ModelSearch:
 
     ordered = True
 
-    def __init__(self, *, context_id: int, search: str = "", tag_keys: list[str] = (), name_key: str | None = None,
+    def __init__(self, *, context: Context, search: str = "", tag_keys: list[str] = (), name_key: str | None = None,
                  order_field: str = "name_key", descending: bool = False):
-        model_id, context = _q(Model._meta.pk.column), _col(Model, "context")
-        where, params = [f"m.{context} = %s"], [context_id]
+        model_id, context_column = _q(Model._meta.pk.column), _col(Model, "context")
+        where, params = [f"m.{context_column} = %s"], [context.pk]
+        self._context = context
         through = Model.tags.through
         tag_models = (
             f"SELECT mt.{_q(through._meta.get_field('model').column)} FROM {_table(through)} mt "
@@ -220,11 +227,10 @@ class ModelSearch:
         if limit == 0:
             return []
         # The page is chosen first; the relation arrays are computed for its rows only.
-        page = (f"SELECT m.* FROM {_table(Model)} m WHERE {self._where} ORDER BY {self._order} "
+        page = (f"SELECT {_select(Model, 'm')} FROM {_table(Model)} m WHERE {self._where} ORDER BY {self._order} "
                 f"{'' if limit is None else 'LIMIT %s'} OFFSET %s")
         params = [*self._params, *([] if limit is None else [limit]), start]
-        sql = (f"WITH page AS MATERIALIZED ({page}) SELECT {_model_columns()} FROM page m {_context_join()} "
-               f"ORDER BY {self._order}")
+        sql = f"WITH page AS MATERIALIZED ({page}) SELECT {_model_columns(False)} FROM page m ORDER BY {self._order}"
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return [_model_from_row(row) for row in cursor.fetchall()]
+            return [_model_from_row(row, self._context) for row in cursor.fetchall()]

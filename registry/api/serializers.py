@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from django.urls import get_script_prefix, reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -119,9 +120,9 @@ class ModelSerializer(serializers.Serializer):
             "latest_version": numbers[-1] if numbers else None,
             "aliases": aliases,
             "created_by": _name_of(m, "created_by"),
-            "created_at": _DATETIME.to_representation(m.created_at),
+            "created_at": _timestamp(m.created_at),
             "updated_by": _name_of(m, "updated_by"),
-            "updated_at": _DATETIME.to_representation(m.updated_at),
+            "updated_at": _timestamp(m.updated_at),
             "url": _model_url(m.pk),
         }
 
@@ -138,7 +139,15 @@ class ModelSerializer(serializers.Serializer):
         return ""
 
 
-_DATETIME = serializers.DateTimeField()
+def _timestamp(value) -> str | None:
+    """A datetime as DRF's DateTimeField renders it (ISO 8601 in the current time zone, 'Z' for
+    UTC), without the settings and field lookups it repeats on every call."""
+    if value is None:
+        return None
+    text = value.astimezone(timezone.get_current_timezone()).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 _MISSING = object()
 _ID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 
@@ -245,11 +254,11 @@ class VersionSerializer(serializers.Serializer):
             "formats": [{"kind": f.kind, "status": f.status, "size": f.size, "sha256": f.sha256} for f in formats],
             "aliases": aliases,
             "published_by": _name_of(v, "published_by"),
-            "published_at": _DATETIME.to_representation(v.published_at),
+            "published_at": _timestamp(v.published_at),
             "created_by": _name_of(v, "created_by"),
-            "created_at": _DATETIME.to_representation(v.created_at),
+            "created_at": _timestamp(v.created_at),
             "updated_by": _name_of(v, "updated_by"),
-            "updated_at": _DATETIME.to_representation(v.updated_at),
+            "updated_at": _timestamp(v.updated_at),
             "url": _version_url(v.model_id, v.number),
         }
 

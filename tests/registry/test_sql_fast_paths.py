@@ -159,3 +159,23 @@ def test_token_authentication_agrees(monkeypatch, context, users, rich_catalog, 
     expected = {"revoked": 401, "expired": 401, "inactive": 401, "unknown": 401, "read-only": 403}.get(case, 200)
     assert fast[0] == expected
     assert Model.objects.get(pk=model.pk).task == ("asr" if expected == 200 else "")
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/St_Johns"])
+def test_timestamps_render_as_drf_renders_them(zone):
+    from datetime import datetime, timedelta
+    from datetime import timezone as dt_timezone
+
+    from rest_framework import serializers as drf
+
+    from registry.api.serializers import _timestamp
+
+    moments = [
+        datetime(2026, 1, 31, 23, 59, 59, 999999, tzinfo=dt_timezone.utc),
+        datetime(2026, 7, 1, 12, 0, tzinfo=dt_timezone(timedelta(hours=5, minutes=30))),
+        timezone.now(),
+    ]
+    with timezone.override(zone):
+        for moment in moments:
+            assert _timestamp(moment) == drf.DateTimeField().to_representation(moment)
+    assert _timestamp(None) is None
