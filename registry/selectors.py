@@ -301,6 +301,15 @@ def alias_history(model: Model, name: str | None = None) -> QuerySet[AliasMove]:
     return moves.order_by("-created_at", "-id")
 
 
+def alias_history_rows(model: Model, name: str, *, limit: int) -> list[dict]:
+    """The newest `limit` moves of one alias as plain rows (from_number, to_number, actor_name,
+    created_at): what the API shows, without building model instances."""
+    return list(
+        alias_history(model, name).select_related(None)
+        .values("from_number", "to_number", "created_at", actor_name=F("actor__username"))[:limit]
+    )
+
+
 def record_list(context: Context, *, search: str = "") -> QuerySet[TrainingRecord]:
     records = TrainingRecord.objects.filter(context=context).select_related("context", "created_by").annotate(
         version_count=Count("versions", distinct=True)

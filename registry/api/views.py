@@ -360,7 +360,7 @@ class AliasListView(RegistryView):
 
 class AliasDetailView(RegistryView):
     def _detail(self, model, alias):
-        history = list(selectors.alias_history(model, alias)[:100])
+        history = selectors.alias_history_rows(model, alias, limit=100)
         return s.AliasDetailSerializer(selectors.alias_get(model, alias), context={"history": history}).data
 
     @extend_schema(responses=s.AliasDetailSerializer, summary="An alias, its version and its history")

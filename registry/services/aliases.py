@@ -35,7 +35,8 @@ def _published_version(model: Model, number) -> Version:
 
 
 def _move(*, actor, model: Model, name: str, version: Version, action: str) -> Alias:
-    alias = Alias.objects.select_for_update().filter(model=model, name=name).first()
+    alias = Alias.objects.select_for_update(of=("self",), no_key=True).select_related("version").filter(
+        model=model, name=name).first()
     previous = alias.version.number if alias else None
     if alias is None:
         alias = Alias.objects.create(model=model, name=name, version=version, updated_by=actor)
@@ -58,7 +59,7 @@ def alias_set(*, actor, model: Model, name: str, version_number: int) -> Alias:
     """Point alias `name` at a published version, creating or atomically moving it."""
     require(actor, model.context, Perm.PUBLISH_VERSION)
     name = clean_alias_name(name)
-    model = Model.objects.select_for_update().select_related("context").get(pk=model.pk)
+    model = Model.objects.select_for_update(of=("self",), no_key=True).select_related("context").get(pk=model.pk)
     version = _published_version(model, version_number)
     return _move(actor=actor, model=model, name=name, version=version, action="alias.move")
 
@@ -67,7 +68,7 @@ def alias_set(*, actor, model: Model, name: str, version_number: int) -> Alias:
 def alias_rollback(*, actor, model: Model, name: str) -> Alias:
     """Move alias `name` back to the version it pointed to before its last move."""
     require(actor, model.context, Perm.PUBLISH_VERSION)
-    model = Model.objects.select_for_update().select_related("context").get(pk=model.pk)
+    model = Model.objects.select_for_update(of=("self",), no_key=True).select_related("context").get(pk=model.pk)
     alias = Alias.objects.select_related("version").filter(model=model, name=name).first()
     if alias is None:
         raise NotFound(f"Model '{model.name}' has no alias '{name}'.")
@@ -84,7 +85,7 @@ def alias_rollback(*, actor, model: Model, name: str) -> Alias:
 @transaction.atomic
 def alias_delete(*, actor, model: Model, name: str) -> None:
     require(actor, model.context, Perm.PUBLISH_VERSION)
-    model = Model.objects.select_for_update().select_related("context").get(pk=model.pk)
+    model = Model.objects.select_for_update(of=("self",), no_key=True).select_related("context").get(pk=model.pk)
     alias = Alias.objects.select_related("version").filter(model=model, name=name).first()
     if alias is None:
         raise NotFound(f"Model '{model.name}' has no alias '{name}'.")

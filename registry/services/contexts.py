@@ -74,7 +74,7 @@ def membership_set(
     require(actor, context, Perm.MANAGE_CONTEXT)
     role = _clean_role(role)
     principal, label = _principal(username=username, group=group)
-    Context.objects.select_for_update().filter(pk=context.pk).first()
+    Context.objects.select_for_update(of=("self",), no_key=True).filter(pk=context.pk).first()
     membership = Membership.objects.filter(context=context, **principal).first()
     if membership is None:
         membership = Membership.objects.create(context=context, role=role, **principal)
@@ -99,7 +99,7 @@ def membership_set(
 def membership_remove(*, actor, context: Context, username: str | None = None, group: str | None = None) -> None:
     """Take a user's or group's role in `context` away."""
     require(actor, context, Perm.MANAGE_CONTEXT)
-    Context.objects.select_for_update().filter(pk=context.pk).first()
+    Context.objects.select_for_update(of=("self",), no_key=True).filter(pk=context.pk).first()
     filters = {"user__username": username} if username else {"group__name": group}
     membership = Membership.objects.filter(context=context, **filters).first()
     if membership is None:

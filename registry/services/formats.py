@@ -64,7 +64,7 @@ def clean_md5(value: str | None) -> str:
 
 
 def _lock_draft_version(version: Version) -> Version:
-    version = Version.objects.select_for_update().select_related("model__context").get(pk=version.pk)
+    version = Version.objects.select_for_update(of=("self",), no_key=True).select_related("model__context").get(pk=version.pk)
     ensure_draft(version)
     return version
 
@@ -123,7 +123,7 @@ def format_update(*, actor, fmt: Format, required: bool | None = None, fail_on_t
     if fail_on_tamper is not None:
         values["fail_on_tamper"] = clean_flag(fail_on_tamper, field="fail_on_tamper")
     version = _lock_draft_version(version)
-    fmt = Format.objects.select_for_update().filter(pk=fmt.pk).first()
+    fmt = Format.objects.select_for_update(of=("self",), no_key=True).filter(pk=fmt.pk).first()
     if fmt is None:
         raise NotFound("That format no longer exists.")
     changes = {name: [getattr(fmt, name), value] for name, value in values.items() if getattr(fmt, name) != value}
@@ -192,7 +192,7 @@ def format_upload(
 @transaction.atomic
 def _attach_file(*, actor, version, kind, key, size, filename, content_type, declared_sha256, declared_md5) -> Format:
     version = _lock_draft_version(version)
-    fmt = Format.objects.select_for_update().filter(version=version, kind=kind).first()
+    fmt = Format.objects.select_for_update(of=("self",), no_key=True).filter(version=version, kind=kind).first()
     if fmt is None:
         fmt = _add_format(actor=actor, version=version, kind=kind)
     old_key = fmt.storage_key

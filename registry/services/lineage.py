@@ -54,7 +54,7 @@ def record_create(*, actor, context: Context, name: str, uri: str, checksum: str
 @transaction.atomic
 def record_update(*, actor, record: TrainingRecord, **fields) -> TrainingRecord:
     require(actor, record.context, Perm.EDIT_MODEL)
-    record = TrainingRecord.objects.select_for_update().select_related("context").get(pk=record.pk)
+    record = TrainingRecord.objects.select_for_update(of=("self",), no_key=True).select_related("context").get(pk=record.pk)
     values = _record_values(fields)
     changes = apply_changes(record, values)
     if changes:

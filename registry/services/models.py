@@ -96,7 +96,7 @@ def model_update(
 ) -> Model:
     """Edit a model's fields; only the arguments given change."""
     require(actor, model.context, Perm.EDIT_MODEL)
-    model = Model.objects.select_for_update().get(pk=model.pk)
+    model = Model.objects.select_for_update(of=("self",), no_key=True).get(pk=model.pk)
     values: dict[str, Any] = {}
     if name is not UNSET:
         values["name"], values["name_key"] = normalize_name(name)
@@ -137,7 +137,7 @@ def model_update(
 def model_delete(*, actor, model: Model) -> None:
     """Delete a model with all its versions and formats; stored files go after commit."""
     require(actor, model.context, Perm.DELETE_MODEL)
-    model = Model.objects.select_for_update().get(pk=model.pk)
+    model = Model.objects.select_for_update(of=("self",), no_key=True).get(pk=model.pk)
     keys = list(Format.objects.filter(version__model=model).exclude(storage_key="").values_list("storage_key", flat=True))
     context, name, model_id = model.context, model.name, str(model.pk)
     version_count = model.versions.count()

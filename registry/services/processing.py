@@ -29,7 +29,7 @@ VERIFIABLE = [FormatStatus.READY, FormatStatus.QUARANTINED, FormatStatus.FAILED]
 
 def _locked(format_id, storage_key: str, status: str) -> Format | None:
     return (
-        Format.objects.select_for_update()
+        Format.objects.select_for_update(of=("self",), no_key=True)
         .select_related("version__model__context")
         .filter(pk=format_id, storage_key=storage_key, status=status)
         .first()
@@ -108,7 +108,7 @@ def format_record_report(*, format_id, storage_key: str, report: Report) -> Form
 
 def _fill_signature(version: Version, report: Report) -> None:
     """A signature found in a file fills the version's unless the client gave one."""
-    version = Version.objects.select_for_update().get(pk=version.pk)
+    version = Version.objects.select_for_update(of=("self",), no_key=True).get(pk=version.pk)
     if version.status != VersionStatus.DRAFT or version.signature_source == "client":
         return
     source = report.details.get("signature_source", "introspection")
@@ -133,7 +133,7 @@ def format_verify(*, format_id) -> Format | None:
     if problem is None:
         return fmt
     with transaction.atomic():
-        fmt = Format.objects.select_for_update().select_related("version__model__context").filter(
+        fmt = Format.objects.select_for_update(of=("self",), no_key=True).select_related("version__model__context").filter(
             pk=format_id, storage_key=key, status__in=VERIFIABLE
         ).first()
         if fmt is None:

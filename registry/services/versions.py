@@ -149,7 +149,7 @@ def _take_version_number(model: Model, actor) -> tuple[int, str]:
 def version_update(*, actor, version: Version, **fields) -> Version:
     """Edit an unpublished version; only the fields given change."""
     require(actor, version.model.context, Perm.EDIT_MODEL)
-    version = Version.objects.select_for_update().select_related("model__context").get(pk=version.pk)
+    version = Version.objects.select_for_update(of=("self",), no_key=True).select_related("model__context").get(pk=version.pk)
     ensure_draft(version)
     values = _version_values(model=version.model, fields=fields)
     changes = apply_changes(version, values)
@@ -177,7 +177,7 @@ def version_update(*, actor, version: Version, **fields) -> Version:
 def version_publish(*, actor, version: Version) -> Version:
     """Freeze a version. Needs at least one format, and every format in a publishable state."""
     require(actor, version.model.context, Perm.PUBLISH_VERSION)
-    version = Version.objects.select_for_update().select_related("model__context").get(pk=version.pk)
+    version = Version.objects.select_for_update(of=("self",), no_key=True).select_related("model__context").get(pk=version.pk)
     ensure_draft(version)
     formats = list(version.formats.order_by("kind"))
     if not formats:
@@ -204,8 +204,8 @@ def version_publish(*, actor, version: Version) -> Version:
 def version_delete(*, actor, version: Version) -> None:
     """Delete a version and its formats; its number is never reused. Files go after commit."""
     require(actor, version.model.context, Perm.DELETE_MODEL)
-    Model.objects.select_for_update().filter(pk=version.model_id).first()
-    version = Version.objects.select_for_update().select_related("model__context").get(pk=version.pk)
+    Model.objects.select_for_update(of=("self",), no_key=True).filter(pk=version.model_id).first()
+    version = Version.objects.select_for_update(of=("self",), no_key=True).select_related("model__context").get(pk=version.pk)
     aliases = list(version.aliases.values_list("name", flat=True))
     if aliases:
         raise Conflict(

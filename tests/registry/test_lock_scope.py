@@ -1,0 +1,118 @@
+"""A write that locks one model or version does not stall the rest of its context.
+
+Services lock the row they serialise on (FOR NO KEY UPDATE OF that row only). Before, a lock
+taken with select_related also locked the joined context row, and every insert in the
+context (a model, an audit event) waited for it. Here a service is held inside its
+transaction, lock taken, while another connection writes in the same context under a
+short lock_timeout.
+"""
+
+import threading
+
+import pytest
+from django.db import connection, connections, transaction
+
+from registry import services
+from registry.services import aliases as alias_services
+from registry.services import formats as format_services
+
+from tests.helpers import store_file
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are PostgreSQL's"),
+]
+
+
+def _hold_inside(monkeypatch, module, function_name, start):
+    """Make `module.function_name` (called by a service after it took its lock) wait until
+    released; returns (locked event, release event)."""
+    locked, release = threading.Event(), threading.Event()
+    original = getattr(module, function_name)
+
+    def held(*args, **kwargs):
+        result = original(*args, **kwargs)
+        locked.set()
+        assert release.wait(30), "never released"
+        return result
+
+    monkeypatch.setattr(module, function_name, held)
+    errors = []
+
+    def run():
+        try:
+            start()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert locked.wait(30), errors
+    return thread, release, errors
+
+
+def _write_elsewhere_in_context(context, users):
+    """Model create (an insert referencing the context, plus its audit event) under a 2 s lock timeout."""
+    def work():
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            return services.model_create(actor=users["editor"], context=context, name="unrelated")
+
+    outcome = {}
+
+    def run():
+        try:
+            outcome["model"] = work()
+        except BaseException as exc:  # noqa: BLE001
+            outcome["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    return outcome
+
+
+def _published(model, users, number_of_versions=2):
+    for _ in range(number_of_versions):
+        version = services.version_create(actor=users["editor"], model=model)
+        store_file(version)
+        services.version_publish(actor=users["publisher"], version=version)
+
+
+def test_an_alias_move_in_progress_does_not_block_the_context(monkeypatch, context, users):
+    model = services.model_create(actor=users["editor"], context=context, name="m")
+    _published(model, users)
+    thread, release, errors = _hold_inside(
+        monkeypatch, alias_services, "_published_version",
+        lambda: services.alias_set(actor=users["publisher"], model=model, name="production", version_number=2),
+    )
+    try:
+        outcome = _write_elsewhere_in_context(context, users)
+    finally:
+        release.set()
+        thread.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["model"].name == "unrelated"
+    assert not errors
+    assert model.aliases.get(name="production").version.number == 2
+
+
+def test_a_format_being_added_does_not_block_the_context(monkeypatch, context, users):
+    model = services.model_create(actor=users["editor"], context=context, name="m")
+    version = services.version_create(actor=users["editor"], model=model)
+    thread, release, errors = _hold_inside(
+        monkeypatch, format_services, "_lock_draft_version",
+        lambda: services.format_create(actor=users["editor"], version=version, kind="onnx"),
+    )
+    try:
+        outcome = _write_elsewhere_in_context(context, users)
+    finally:
+        release.set()
+        thread.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    assert not errors
