@@ -96,6 +96,21 @@ def token_by_hash(key_hash: str):
     return token, row[-1]
 
 
+# --- contexts ---------------------------------------------------------------------------
+
+def context_get(slug: str, context_ids: list[int] | None) -> Context | None:
+    """The context with this slug if it is one of `context_ids` (None: any, for site staff)."""
+    sql = f"SELECT {_select(Context, 'c')} FROM {_table(Context)} c WHERE c.{_col(Context, 'slug')} = %s"
+    params: list = [slug]
+    if context_ids is not None:
+        sql += f" AND c.{_q(Context._meta.pk.column)} = ANY(%s)"
+        params.append(list(context_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else _build(Context, row)
+
+
 # --- models -----------------------------------------------------------------------------
 
 @cache

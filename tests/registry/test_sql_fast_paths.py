@@ -179,3 +179,13 @@ def test_timestamps_render_as_drf_renders_them(zone):
         for moment in moments:
             assert _timestamp(moment) == drf.DateTimeField().to_representation(moment)
     assert _timestamp(None) is None
+
+
+@pytest.mark.parametrize("persona", ["anonymous", "outsider", "viewer", "readonly", "staff"])
+@pytest.mark.parametrize("slug", ["acme", "elsewhere", "missing", "ACME"])
+def test_context_get_agrees(monkeypatch, clients, rich_catalog, persona, slug):
+    client = client_for(UserFactory(username="root", is_superuser=True)) if persona == "staff" else clients[persona]
+    fast, orm = both_ways(monkeypatch, client, "get", f"/api/v1/contexts/{slug}/")
+    assert fast == orm
+    visible = persona == "staff" and slug in ("acme", "elsewhere") or persona in ("viewer", "readonly") and slug == "acme"
+    assert fast[0] == (401 if persona == "anonymous" else 200 if visible else 404)
