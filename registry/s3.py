@@ -30,6 +30,12 @@ logger = logging.getLogger(__name__)
 
 MIN_PART_BYTES = 8 * 1024 * 1024  # S3 allows 5 MiB; 8 MiB keeps 20 GiB under its 10,000 parts
 MAX_PARTS = 10_000
+# An unreachable store must fail a web request within seconds, so it answers 503: botocore's
+# defaults (60 s to connect, 60 s per read, 5 attempts) outlast the gunicorn timeout, and
+# the user would get a 502 or a cut connection. S3 answers in well under a second; a long
+# CompleteMultipartUpload keeps its connection alive with whitespace. An explicit
+# `client_config` in the storage OPTIONS overrides these.
+CLIENT_DEFAULTS = Config(connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 3})
 
 
 def _not_found(error: ClientError) -> bool:
@@ -137,6 +143,7 @@ class StreamingS3Storage(S3Storage):
         self.part_size = part_size
         self.public_endpoint_url = public_endpoint_url or None
         super().__init__(**settings)
+        self.client_config = CLIENT_DEFAULTS.merge(self.client_config)
         self._public_client = None
 
     @property

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from botocore.config import Config
+from django.core.files.storage import storages
 
 from registry import services, storage
 from registry.models import AuditEvent, Format, Version
@@ -444,6 +445,18 @@ def test_deletes_while_the_store_fails_succeed_and_leave_the_objects_to_the_swee
 
 
 # --- pieces ------------------------------------------------------------------------------------
+
+def test_s3_clients_fail_fast_by_default(s3_endpoint, s3_bucket, settings):
+    """botocore's defaults (60 s to connect, 5 attempts) would outlive the web timeout."""
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(s3_endpoint, s3_bucket)}
+    config = storages["default"].client_config
+    assert (config.connect_timeout, config.read_timeout) == (5, 20)
+    assert config.retries == {"mode": "standard", "max_attempts": 3}
+    assert config.s3 == {"addressing_style": "path"} and config.signature_version == "s3v4"
+    settings.STORAGES = {**settings.STORAGES,
+                         "default": s3_storage_settings(s3_endpoint, s3_bucket, client_config=FAST_FAILING)}
+    assert storages["default"].client_config.connect_timeout == 1  # an operator's explicit choice wins
+
 
 def test_a_client_that_goes_away_is_not_a_failing_store(storage_dir, users, version):
     class Gone(io.RawIOBase):
