@@ -193,8 +193,9 @@ class StreamingS3Storage(S3Storage):
             # The parts stored so far are invisible but billed and kept until aborted.
             try:
                 self.client.abort_multipart_upload(Bucket=self.bucket_name, Key=key, UploadId=upload_id)
-            except Exception:
-                logger.exception("could not abort multipart upload %s of %s", upload_id, key)
+            except Exception as exc:
+                logger.warning("could not abort multipart upload %s of %s (%s: %s); storage_sweep aborts it later",
+                               upload_id, key, type(exc).__name__, exc)
             raise
         return cleaned
 
@@ -248,3 +249,14 @@ class StreamingS3Storage(S3Storage):
     def check_reachable(self) -> None:
         """Raise unless the bucket answers (used by /readyz)."""
         self.client.head_bucket(Bucket=self.bucket_name)
+
+    def unfinished_uploads(self, prefix: str):
+        """(key, upload id, started) of each multipart upload under `prefix` that was neither
+        completed nor aborted: an upload whose connection to S3 failed could not abort its own."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket_name, Prefix=self.key_for(prefix)):
+            for upload in page.get("Uploads", []):
+                yield upload["Key"], upload["UploadId"], upload["Initiated"]
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        self.client.abort_multipart_upload(Bucket=self.bucket_name, Key=key, UploadId=upload_id)

@@ -244,6 +244,25 @@ def iter_keys() -> Iterator[str]:
         yield from (f"{folder}/{f}" for f in files)
 
 
+def unfinished_uploads_abort(cutoff, *, dry_run: bool = False) -> list[str]:
+    """Abort S3 multipart uploads started before `cutoff` and never finished; return their keys.
+
+    S3 keeps (and bills) the parts of an unfinished upload, invisible in any listing of
+    objects, until it is aborted. Local storage has nothing of the kind.
+    """
+    find = getattr(default_storage, "unfinished_uploads", None)
+    if find is None:
+        return []
+    aborted = []
+    for key, upload_id, started in find(f"{KEY_PREFIX}/"):
+        if started >= cutoff:
+            continue
+        if not dry_run:
+            default_storage.abort_upload(key, upload_id)
+        aborted.append(key)
+    return aborted
+
+
 def modified_before(key: str, cutoff) -> bool:
     try:
         return default_storage.get_modified_time(key) < cutoff

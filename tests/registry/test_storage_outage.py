@@ -24,6 +24,7 @@ from botocore.config import Config
 from django.core.files.storage import storages
 
 from registry import services, storage
+from registry.errors import StorageUnavailable
 from registry.models import AuditEvent, Format, Version
 from registry.services import maintenance
 
@@ -351,6 +352,40 @@ def test_a_full_disk_is_507_and_leaves_no_partial_file(full_disk, editor, versio
     assert stored_files(full_disk) == before_keys  # the 4 KiB written before the disk filled are gone
     assert_one_line_for_operators(caplog, "OSError")
     assert "No space left on device" in store_failures(caplog)[0].getMessage()
+
+
+def test_s3_failing_mid_multipart_upload_leaves_nothing_once_swept(s3_front, s3_endpoint, s3_bucket, settings,
+                                                                     storage_dir, users, version, caplog):
+    """The store goes away after the first 8 MiB part: the upload cannot even abort its
+    multipart upload. The format is untouched, and the sweep aborts the unfinished upload."""
+    store = s3_store(settings, s3_front, s3_endpoint, s3_bucket, "down", storage_dir)
+    size = 20 * MiB
+
+    class Body(io.RawIOBase):
+        sent = 0
+
+        def read(self, n=-1):
+            if self.sent >= 9 * MiB and s3_front.mode == "up":
+                s3_front.set("down")  # the network to the bucket fails while parts are going up
+            n = min(MiB if n is None or n < 0 else n, size - self.sent)
+            self.sent += n
+            return b"p" * n
+
+    with pytest.raises(StorageUnavailable) as raised:
+        services.format_upload(actor=users["editor"], version=version, kind="other", stream=Body(),
+                               content_length=size)
+    assert raised.value.status_code == 503
+    assert not Format.objects.filter(version=version).exists()
+    assert_one_line_for_operators(caplog, ("EndpointConnectionError", "ConnectionClosedError"))
+    assert any("could not abort multipart upload" in record.getMessage() for record in caplog.records)
+
+    store.recover()
+    assert store.keys() == [] and len(store.unfinished_uploads()) == 1  # invisible, but S3 keeps its parts
+    # (moto reports every upload as started in 2010, so the age guard cannot be shown here.)
+    assert maintenance.storage_orphans_delete(older_than=timedelta(seconds=-5), dry_run=True) != []
+    assert len(store.unfinished_uploads()) == 1
+    assert len(maintenance.storage_orphans_delete(older_than=timedelta(seconds=-5))) == 1
+    assert store.unfinished_uploads() == [] and store.keys() == []
 
 
 # --- downloads -------------------------------------------------------------------------------
