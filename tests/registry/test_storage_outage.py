@@ -330,6 +330,7 @@ def test_upload_while_the_store_fails_is_503_and_changes_nothing(store, editor, 
     assert len(lines) == 2  # one per request
     assert all(f"raised {EXPECTED_EXCEPTIONS[store.failure]}:" in line.getMessage() for line in lines)
     assert not [record for record in caplog.records if record.exc_info], "a traceback was logged"
+    assert b"".join(editor.get(file_url(version)).streaming_content) == PICKLE  # the old object, intact
     # And once the store is back, the same upload goes through.
     assert upload(editor, version.model_id, version.number, kind="other", body=b"new bytes").status_code == 200
 
