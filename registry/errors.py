@@ -1,4 +1,5 @@
-"""Errors for rules a user broke. The API and the dashboard turn each into a 4xx."""
+"""Errors for rules a user broke, which the API and the dashboard turn into a 4xx; and for a
+file store that failed, which they turn into a 5xx with a message a user can act on."""
 
 
 class RegistryError(Exception):
@@ -59,3 +60,21 @@ class FileTooLarge(RegistryError):
 class LengthRequired(RegistryError):
     status_code = 411
     code = "length_required"
+
+
+class StorageUnavailable(RegistryError):
+    """The file store (S3 or the local disk) did not answer or refused to work: not the
+    user's doing, and nothing was changed. The API answers 503 with `Retry-After`."""
+
+    status_code = 503
+    code = "storage_unavailable"
+    retry_after: int | None = 30
+
+
+class StorageFull(StorageUnavailable):
+    """The local disk has no space left (or the quota is used up). 507, not 503: it will not
+    clear up by itself in seconds, so clients should not re-send gigabytes on a timer."""
+
+    status_code = 507
+    code = "storage_full"
+    retry_after = None

@@ -30,6 +30,12 @@ logger = logging.getLogger(__name__)
 
 MIN_PART_BYTES = 8 * 1024 * 1024  # S3 allows 5 MiB; 8 MiB keeps 20 GiB under its 10,000 parts
 MAX_PARTS = 10_000
+# An unreachable store must fail a web request within seconds, so it answers 503: botocore's
+# defaults (60 s to connect, 60 s per read, 5 attempts) outlast the gunicorn timeout, and
+# the user would get a 502 or a cut connection. S3 answers in well under a second; a long
+# CompleteMultipartUpload keeps its connection alive with whitespace. An explicit
+# `client_config` in the storage OPTIONS overrides these.
+CLIENT_DEFAULTS = Config(connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 3})
 
 
 def _not_found(error: ClientError) -> bool:
@@ -137,6 +143,7 @@ class StreamingS3Storage(S3Storage):
         self.part_size = part_size
         self.public_endpoint_url = public_endpoint_url or None
         super().__init__(**settings)
+        self.client_config = CLIENT_DEFAULTS.merge(self.client_config)
         self._public_client = None
 
     @property
@@ -186,8 +193,9 @@ class StreamingS3Storage(S3Storage):
             # The parts stored so far are invisible but billed and kept until aborted.
             try:
                 self.client.abort_multipart_upload(Bucket=self.bucket_name, Key=key, UploadId=upload_id)
-            except Exception:
-                logger.exception("could not abort multipart upload %s of %s", upload_id, key)
+            except Exception as exc:
+                logger.warning("could not abort multipart upload %s of %s (%s: %s); storage_sweep aborts it later",
+                               upload_id, key, type(exc).__name__, exc)
             raise
         return cleaned
 
@@ -241,3 +249,14 @@ class StreamingS3Storage(S3Storage):
     def check_reachable(self) -> None:
         """Raise unless the bucket answers (used by /readyz)."""
         self.client.head_bucket(Bucket=self.bucket_name)
+
+    def unfinished_uploads(self, prefix: str):
+        """(key, upload id, started) of each multipart upload under `prefix` that was neither
+        completed nor aborted: an upload whose connection to S3 failed could not abort its own."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket_name, Prefix=self.key_for(prefix)):
+            for upload in page.get("Uploads", []):
+                yield upload["Key"], upload["UploadId"], upload["Initiated"]
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        self.client.abort_multipart_upload(Bucket=self.bucket_name, Key=key, UploadId=upload_id)

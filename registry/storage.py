@@ -6,6 +6,7 @@ part of a storage path.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -18,12 +19,13 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import IO
 
+import botocore.exceptions
 from django.conf import settings
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from registry.errors import FileTooLarge
+from registry.errors import FileTooLarge, StorageFull, StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +50,19 @@ class LimitedReader(File):
         self._max = max_bytes
         self._remaining = expected
         self.bytes_read = 0
+        # What reading the client's stream raised: a client that went away is not a failing store.
+        self.source_error: BaseException | None = None
 
     def read(self, size: int = -1) -> bytes:
         if self._remaining is not None:
             if self._remaining <= 0:
                 return b""
             size = self._remaining if size is None or size < 0 else min(size, self._remaining)
-        chunk = self._stream.read(size)
+        try:
+            chunk = self._stream.read(size)
+        except BaseException as exc:
+            self.source_error = exc
+            raise
         self.bytes_read += len(chunk)
         if self._remaining is not None:
             self._remaining -= len(chunk)
@@ -84,15 +92,65 @@ class LimitedReader(File):
         pass
 
 
+# --- a failing store ---------------------------------------------------------------------
+# S3 answers "slow down" or "unavailable" with these codes (HTTP 503 or 500 on AWS; other
+# S3-compatible servers are not always as careful with the status).
+S3_BUSY_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "Throttling", "RequestLimitExceeded"}
+DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+STORE_MESSAGES = {
+    "upload": "The file store is unreachable, so the file was not stored and the format is unchanged. "
+              "Try again in {seconds} seconds.",
+    "download": "The file store is unreachable, so the file cannot be read right now. "
+                "Try again in {seconds} seconds.",
+    "request": "The file store is unreachable right now. Try again in {seconds} seconds.",
+}
+FULL_MESSAGE = ("The file store is full, so the file was not stored and the format is unchanged. "
+                "Ask an operator to free space, then upload again.")
+
+
+def is_store_failure(exc: BaseException) -> bool:
+    """Whether `exc` says the store itself failed, as opposed to a missing object, a rule the
+    user broke or a bug: S3 unreachable, a dropped or timed-out connection, S3 throttling or a
+    5xx; a local disk that is full, read-only, or not where it should be."""
+    if isinstance(exc, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)):
+        return True
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return status >= 500 or error.get("Code") in S3_BUSY_CODES
+    return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
+
+
+def store_failure(exc: BaseException, *, action: str) -> StorageUnavailable:
+    """The error a user sees for a failed store `action` ("upload", "download", "request")."""
+    if action == "upload" and isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+        return StorageFull(FULL_MESSAGE)
+    return StorageUnavailable(STORE_MESSAGES[action].format(seconds=StorageUnavailable.retry_after))
+
+
+def log_store_failure(action: str, key: str, exc: BaseException, *, note: str = "") -> None:
+    """One line for operators: what failed, on which key, and the exception's class."""
+    logger.error("file store failed: %s of %s raised %s: %s%s", action, key, type(exc).__name__, exc, note)
+
+
 def save_stream(stream: IO[bytes], *, max_bytes: int, expected: int | None = None) -> tuple[str, int]:
-    """Stream `stream` into a new key; return (key, size). Nothing is left behind on error."""
+    """Stream `stream` into a new key; return (key, size). Nothing is left behind on error.
+
+    A failing store raises StorageUnavailable (StorageFull for a full disk); what a partial
+    write left is removed, or, if the store cannot even do that, left to `storage_sweep`.
+    """
     key = new_storage_key()
     reader = LimitedReader(stream, max_bytes=max_bytes, expected=expected)
     try:
         saved = default_storage.save(key, reader)
-    except BaseException:
-        delete_quietly([key])
-        raise
+    except BaseException as exc:
+        if reader.source_error is not None or not is_store_failure(exc):
+            delete_quietly([key])
+            raise
+        cleanup_error = _delete(key)
+        log_store_failure("upload", key, exc,
+                          note="; anything it wrote is left for storage_sweep" if cleanup_error else "")
+        raise store_failure(exc, action="upload") from exc
     if saved != key:  # a backend must not rename; if it did, keep what it wrote addressable
         logger.warning("storage renamed %s to %s", key, saved)
     return saved, reader.bytes_read
@@ -100,6 +158,19 @@ def save_stream(stream: IO[bytes], *, max_bytes: int, expected: int | None = Non
 
 def open_for_read(key: str) -> IO[bytes]:
     return default_storage.open(key, "rb")
+
+
+def open_for_download(key: str) -> IO[bytes]:
+    """open_for_read for a web request: a failing store raises StorageUnavailable (503);
+    a missing object stays FileNotFoundError. Workers use open_for_read, whose backend
+    errors their retries know."""
+    try:
+        return open_for_read(key)
+    except Exception as exc:
+        if not is_store_failure(exc):
+            raise
+        log_store_failure("download", key, exc)
+        raise store_failure(exc, action="download") from exc
 
 
 def presigned_download_url(key: str, *, filename_header: str) -> str | None:
@@ -129,17 +200,35 @@ def exists(key: str) -> bool:
     return bool(key) and default_storage.exists(key)
 
 
+def _delete(key: str) -> BaseException | None:
+    """Delete one object; None when it is gone, else what the store raised."""
+    try:
+        default_storage.delete(key)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:
+        return exc
+    return None
+
+
 def delete_quietly(keys: Iterable[str]) -> None:
-    """Remove stored objects; a missing object is already gone, other errors are logged."""
-    for key in keys:
-        if not key:
+    """Remove stored objects; a missing object is already gone, other errors are logged.
+
+    Called after a deletion committed, so it never raises: the rows are gone and an object
+    left in the store is an orphan that `storage_sweep` removes later. When the store itself
+    is failing, the remaining keys are not tried one by one (each could wait out timeouts
+    and retries inside the request); one line says how many were left.
+    """
+    keys = [key for key in keys if key]
+    for position, key in enumerate(keys):
+        error = _delete(key)
+        if error is None:
             continue
-        try:
-            default_storage.delete(key)
-        except FileNotFoundError:
-            pass
-        except Exception:  # storage outages must not undo a committed deletion
-            logger.exception("could not delete stored file %s", key)
+        if is_store_failure(error):
+            log_store_failure("delete", key, error,
+                              note=f"; {len(keys) - position} stored file(s) left for storage_sweep")
+            return
+        logger.error("could not delete stored file %s", key, exc_info=error)
 
 
 def iter_keys() -> Iterator[str]:
@@ -153,6 +242,25 @@ def iter_keys() -> Iterator[str]:
             continue
         pending.extend(f"{folder}/{d}" for d in dirs)
         yield from (f"{folder}/{f}" for f in files)
+
+
+def unfinished_uploads_abort(cutoff, *, dry_run: bool = False) -> list[str]:
+    """Abort S3 multipart uploads started before `cutoff` and never finished; return their keys.
+
+    S3 keeps (and bills) the parts of an unfinished upload, invisible in any listing of
+    objects, until it is aborted. Local storage has nothing of the kind.
+    """
+    find = getattr(default_storage, "unfinished_uploads", None)
+    if find is None:
+        return []
+    aborted = []
+    for key, upload_id, started in find(f"{KEY_PREFIX}/"):
+        if started >= cutoff:
+            continue
+        if not dry_run:
+            default_storage.abort_upload(key, upload_id)
+        aborted.append(key)
+    return aborted
 
 
 def modified_before(key: str, cutoff) -> bool:

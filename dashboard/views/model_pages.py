@@ -25,7 +25,7 @@ from dashboard.charts import metric_charts
 from dashboard.views.base import add_service_error
 from dashboard.views.catalog import ModelForm
 from registry import selectors, services
-from registry.errors import Conflict, FileTooLarge, InvalidInput
+from registry.errors import Conflict, FileTooLarge, InvalidInput, StorageUnavailable
 from registry.models import FormatKind, FormatStatus, VersionStatus
 from registry.permissions import Perm, permissions_in, require
 
@@ -362,6 +362,8 @@ def _after_create(request, model, version, kind, uploaded):
         _store(request, version, kind, uploaded)
     except USER_ERRORS as error:
         messages.error(request, f"Version {version.number} was created, but its file was refused: {error.message}")
+    except StorageUnavailable as error:
+        messages.error(request, f"Version {version.number} was created, but its file was not stored: {error.message}")
     else:
         messages.success(request, f"Version {version.number} created; its {kind} file is being checked.")
     return redirect("dashboard:version-formats", model_id=model.pk, number=version.number)
@@ -402,15 +404,22 @@ def format_upload(request, model_id, number):
     model, version = _model_and_version(request, model_id, number)
     require(request.user, model.context, Perm.EDIT_MODEL)
     form = UploadForm(request.POST, request.FILES)
+    status, retry_after = 400, None
     if form.is_valid():
         try:
             _store(request, version, form.cleaned_data["kind"], form.cleaned_data["file"])
         except USER_ERRORS as error:
             add_service_error(form, error)
+        except StorageUnavailable as error:  # the file store failed: the same words as the API's 503/507
+            add_service_error(form, error)
+            status, retry_after = error.status_code, error.retry_after
         else:
             messages.success(request, f"The {form.cleaned_data['kind']} file was uploaded and is being checked.")
             return redirect("dashboard:version-formats", model_id=model.pk, number=version.number)
-    return _formats_page(request, model, version, form, status=400)
+    response = _formats_page(request, model, version, form, status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 @login_required

@@ -1,13 +1,19 @@
-"""One error shape for every failure: {"detail": message, "code": ..., "field": ...}."""
+"""One error shape for every failure: {"detail": message, "code": ..., "field": ...}.
+
+A failing file store is no exception: 503 `storage_unavailable` with `Retry-After` (507
+`storage_full` for a full disk), never a 500 with a traceback.
+"""
 
 from __future__ import annotations
 
+import botocore.exceptions
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from registry import storage
 from registry.errors import RegistryError
 
 
@@ -25,12 +31,28 @@ def _first_error(detail, prefix: str = ""):
     return prefix or None, str(detail)
 
 
+def _unexpected_store_failure(exc):
+    """An S3 error that reached the API without passing through registry.storage's request
+    helpers (which translate and log it themselves): still a 503, logged in one line."""
+    # Only botocore's own errors: a plain OSError here is not known to come from the store.
+    if not isinstance(exc, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)):
+        return None
+    if not storage.is_store_failure(exc):
+        return None
+    storage.log_store_failure("request", "an object", exc)
+    return storage.store_failure(exc, action="request")
+
+
 def exception_handler(exc, context):
+    exc = _unexpected_store_failure(exc) or exc
     if isinstance(exc, RegistryError):
         body = {"detail": exc.message, "code": exc.code}
         if exc.field:
             body["field"] = exc.field
-        return Response(body, status=exc.status_code)
+        response = Response(body, status=exc.status_code)
+        if getattr(exc, "retry_after", None):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -97,7 +97,7 @@ def download_response(request, fmt: Format) -> HttpResponse:
     if byte_range is not None and request.headers.get("If-Range") not in (None, etag):
         byte_range = None  # the client's copy is stale: send the whole file
     try:
-        handle = storage.open_for_read(fmt.storage_key)
+        handle = storage.open_for_download(fmt.storage_key)  # a failing store: 503
     except FileNotFoundError:
         raise NotFound("The stored file is missing.") from None
     if byte_range is None:

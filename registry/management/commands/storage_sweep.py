@@ -6,7 +6,8 @@ from registry.services.maintenance import storage_orphans_delete
 
 
 class Command(BaseCommand):
-    help = "Delete stored files that no format points to (left by interrupted uploads). Prints each key."
+    help = ("Delete stored files that no format points to (left by interrupted uploads) and abort S3 "
+            "multipart uploads never finished. Prints each key.")
 
     def add_arguments(self, parser):
         parser.add_argument("--older-than-hours", type=float, default=24.0)
