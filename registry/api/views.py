@@ -20,6 +20,9 @@ ERRORS = {
     404: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT,
 }
 
+# The file store failing: 503 with Retry-After (unreachable), 507 (a full disk).
+STORAGE_ERRORS = {503: OpenApiTypes.OBJECT, 507: OpenApiTypes.OBJECT}
+
 
 class RegistryView(APIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
@@ -292,7 +295,8 @@ class FormatFileView(RegistryView):
             OpenApiParameter("Content-MD5", str, OpenApiParameter.HEADER, description="Base64 MD5 of the body"),
             OpenApiParameter("filename", str, description="Original filename, kept as metadata"),
         ],
-        responses={200: s.FormatSerializer, 411: OpenApiTypes.OBJECT, 413: OpenApiTypes.OBJECT, **ERRORS},
+        responses={200: s.FormatSerializer, 411: OpenApiTypes.OBJECT, 413: OpenApiTypes.OBJECT, **ERRORS,
+                   **STORAGE_ERRORS},
         summary="Upload the file of a format (raw body, streamed)",
     )
     def put(self, request, model_id, number, kind):
@@ -318,7 +322,7 @@ class FormatFileView(RegistryView):
         return Response(s.FormatSerializer(selectors.format_get(version, fmt.kind)).data)
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 206: OpenApiTypes.BINARY,
-                              404: OpenApiTypes.OBJECT, 416: OpenApiTypes.OBJECT},
+                              404: OpenApiTypes.OBJECT, 416: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT},
                    summary="Download the file (streamed; honours Range)")
     def get(self, request, model_id, number, kind):
         version = self.version(model_id, number)

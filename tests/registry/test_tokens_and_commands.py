@@ -311,6 +311,8 @@ def test_schema_lists_every_api_path(db):
     assert "bearerAuth" in schema["components"]["securitySchemes"]
     upload = schema["paths"]["/api/v1/models/{model_id}/versions/{number}/formats/{kind}/file"]
     assert "put" in upload and "get" in upload
+    assert {"503", "507"} <= set(upload["put"]["responses"]), "a failing file store is documented"
+    assert "503" in upload["get"]["responses"]
 
 
 def test_docs_page_uses_only_local_assets(db):
