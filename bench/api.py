@@ -29,8 +29,8 @@ request), the rate the server would sustain with every core to itself.
 
 The server is configured as in production: gthread workers (keep-alive; a slow client of a
 512 MiB file holds one thread, not a whole worker; measured as fast as sync, which closes
-every connection), --workers 4 --threads 4, DEBUG off, collected static files, no Celery
-worker (uploads only enqueue their hashing).
+every connection), --workers 2 --threads 8 (the defaults of registry/gunicorn_conf.py), DEBUG
+off, collected static files, no Celery worker (uploads only enqueue their hashing).
 
 The database is dropped and the data directory removed at the end unless --keep.
 Run from anywhere with the project's virtualenv:  .venv/bin/python bench/api.py --help
@@ -894,10 +894,12 @@ def parse_args(argv=None):
         epilog="Scenarios: " + ", ".join(SCENARIOS) + ". Example: .venv/bin/python bench/api.py "
                "--duration 5 --file-mib 128",
     )
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes (default 4)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="gunicorn worker processes (default 2, as registry/gunicorn_conf.py)")
     parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread",
                         help="gunicorn worker class (default gthread: keep-alive; sync closes every connection)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker (default 4)")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="threads per gthread worker (default 8, as registry/gunicorn_conf.py)")
     parser.add_argument("--keep-alive", type=int, default=30, help="gunicorn keep-alive seconds (default 30)")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per scenario (default 10)")

@@ -122,7 +122,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
     # connection once it ran a few times: PostgreSQL stops re-planning the API's repeated
     # queries. Off for a pooler in transaction mode (PgBouncer < 1.21), which cannot keep
     # prepared statements.
-    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; wait for the lock instead of failing at once, and
     # take it at the start of a transaction so select_for_update-style sections hold.
