@@ -192,13 +192,15 @@ def _model_search(context: Context, *, search: str, tags: list[str] | None, name
     )
 
 
-def model_get(user, model_id, *, light: bool = False) -> Model:
+def model_get(user, model_id, *, light: bool = False, relations: bool = False) -> Model:
     """A visible model. `light` (the API): usernames instead of User rows, and on PostgreSQL
-    with token-known roles the relations too (registry/sql.py), all in one query."""
+    with token-known roles (registry/sql.py) also its tags, versions and aliases when
+    `relations` is asked for, all in one query."""
     model_id = _uuid(model_id, "Model")
     scope = context_scope(user, Perm.VIEW_MODEL) if light and sql.enabled() else None
     if scope is not None:
-        model = sql.model_get(model_id, None if scope == ALL_CONTEXTS else scope) if scope else None
+        context_ids = None if scope == ALL_CONTEXTS else scope
+        model = sql.model_get(model_id, context_ids, relations=relations) if scope else None
     else:
         base = _model_light(models_for(user, Perm.VIEW_MODEL)) if light else _model_base(user)
         model = base.filter(pk=model_id).first()
@@ -209,7 +211,7 @@ def model_get(user, model_id, *, light: bool = False) -> Model:
 
 def model_get_full(user, model_id) -> Model:
     """The API's model: the light row plus its relations, for serialization."""
-    return load_model_relations([model_get(user, model_id, light=True)])[0]
+    return load_model_relations([model_get(user, model_id, light=True, relations=True)])[0]
 
 
 def version_list(model: Model) -> QuerySet[Version]:

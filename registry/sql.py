@@ -114,10 +114,10 @@ def context_get(slug: str, context_ids: list[int] | None) -> Context | None:
 # --- models -----------------------------------------------------------------------------
 
 @cache
-def _model_columns(with_context: bool = True) -> str:
-    """The model, its context (unless the caller has it), three usernames, then tag names,
-    version numbers, alias names and alias version numbers (arrays in matching order), for a
-    row aliased `m`."""
+def _model_columns(with_context: bool = True, relations: bool = True) -> str:
+    """The model, its context (unless the caller has it), three usernames, then (with
+    `relations`) tag names, version numbers, alias names and alias version numbers (arrays in
+    matching order), for a row aliased `m`."""
     user_model = get_user_model()
     user_pk, username = _q(user_model._meta.pk.column), _q(user_model.USERNAME_FIELD)
     names = ", ".join(
@@ -144,7 +144,8 @@ def _model_columns(with_context: bool = True) -> str:
         f"ARRAY(SELECT av.{_col(Version, 'number')} {alias_from})"
     )
     context = f"{_select(Context, 'c')}, " if with_context else ""
-    return f"{_select(Model, 'm')}, {context}{names}, {tags}, {numbers}, {aliases}"
+    arrays = f", {tags}, {numbers}, {aliases}" if relations else ""
+    return f"{_select(Model, 'm')}, {context}{names}{arrays}"
 
 
 def _model_from_row(row, context: Context | None = None) -> Model:
@@ -155,9 +156,10 @@ def _model_from_row(row, context: Context | None = None) -> Model:
         split += _width(Context)
     else:
         model.context = context
-    (model.owner_name, model.created_by_name, model.updated_by_name,
-     model.tag_names, model.version_numbers, alias_names, alias_numbers) = row[split:]
-    model.alias_map = dict(zip(alias_names, alias_numbers, strict=True))
+    model.owner_name, model.created_by_name, model.updated_by_name = row[split: split + 3]
+    if len(row) > split + 3:
+        model.tag_names, model.version_numbers, alias_names, alias_numbers = row[split + 3:]
+        model.alias_map = dict(zip(alias_names, alias_numbers, strict=True))
     return model
 
 
@@ -165,10 +167,10 @@ def _context_join() -> str:
     return f"JOIN {_table(Context)} c ON c.{_q(Context._meta.pk.column)} = m.{_col(Model, 'context')}"
 
 
-def model_get(model_id, context_ids: list[int] | None) -> Model | None:
-    """The model with this id (a UUID) with its context, usernames and relations, if it lies in
-    one of `context_ids` (None: any context, for site staff)."""
-    sql = (f"SELECT {_model_columns()} FROM {_table(Model)} m {_context_join()} "
+def model_get(model_id, context_ids: list[int] | None, *, relations: bool = True) -> Model | None:
+    """The model with this id (a UUID) with its context, usernames and (`relations`) tags,
+    versions and aliases, if it lies in one of `context_ids` (None: any context, site staff)."""
+    sql = (f"SELECT {_model_columns(True, relations)} FROM {_table(Model)} m {_context_join()} "
            f"WHERE m.{_q(Model._meta.pk.column)} = %s")
     params: list = [model_id]
     if context_ids is not None:

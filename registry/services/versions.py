@@ -96,10 +96,12 @@ def version_create(*, actor, model: Model, **fields) -> Version:
     records = _clean_records(model, fields.get("records"))
     number, name = _take_version_number(model, actor)
     model.name = name
-    # Counted after the UPDATE above, which holds the model row's lock until commit: a
-    # concurrent create waits for it, and its COUNT (a new statement, so a new snapshot) then
-    # sees this version. The limit cannot be exceeded; raising rolls the counter back too.
-    live = Version.objects.filter(model_id=model.pk).count()
+    # Live versions hold distinct numbers below `number`, so up to the limit there is room
+    # without counting. Past it they are counted after the UPDATE above, which holds the
+    # model row's lock until commit: a concurrent create waits for it, and its COUNT (a new
+    # statement, so a new snapshot) then sees this version. The limit cannot be exceeded;
+    # raising rolls the counter back too.
+    live = 0 if number <= settings.REGISTRY_MAX_VERSIONS else Version.objects.filter(model_id=model.pk).count()
     if live >= settings.REGISTRY_MAX_VERSIONS:
         raise LimitReached(
             f"Model '{name}' already has {live} versions, the most allowed "

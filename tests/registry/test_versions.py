@@ -88,6 +88,12 @@ def test_version_limit_gives_409_naming_the_limit(clients, settings):
     # The limit is on versions that exist at once: deleting one makes room, with a fresh number.
     assert admin.delete(f"/api/v1/models/{model_id}/versions/1/").status_code == 204
     assert new_version(editor, model_id)["number"] == 3
+    # Past the limit's numbers the live versions are counted: still full at 2 (versions 2 and 3).
+    r = editor.post(f"/api/v1/models/{model_id}/versions/", {}, format="json")
+    assert r.status_code == 409 and r.json()["code"] == "limit_reached"
+    assert sorted(Version.objects.filter(model_id=model_id).values_list("number", flat=True)) == [2, 3]
+    assert admin.delete(f"/api/v1/models/{model_id}/versions/2/").status_code == 204
+    assert new_version(editor, model_id)["number"] == 4  # a refused create hands out no number
 
 
 # --- concurrency (real connections) ----------------------------------------------------------
