@@ -364,8 +364,12 @@ class AliasListView(RegistryView):
 
 class AliasDetailView(RegistryView):
     def _detail(self, model, alias):
-        history = selectors.alias_history_rows(model, alias, limit=100)
-        return s.AliasDetailSerializer(selectors.alias_get(model, alias), context={"history": history}).data
+        """`alias`: a name, or the Alias a service just wrote (its version and updater are
+        known, so it is not read again)."""
+        if isinstance(alias, str):
+            alias = selectors.alias_get(model, alias)
+        history = selectors.alias_history_rows(model, alias.name, limit=100)
+        return s.AliasDetailSerializer(alias, context={"history": history}).data
 
     @extend_schema(responses=s.AliasDetailSerializer, summary="An alias, its version and its history")
     def get(self, request, model_id, alias):
@@ -377,8 +381,8 @@ class AliasDetailView(RegistryView):
         model = self.model(model_id)
         require(request.user, model.context, Perm.PUBLISH_VERSION)
         data = self.input(s.AliasSetSerializer)
-        services.alias_set(actor=request.user, model=model, name=alias, version_number=data["version"])
-        return Response(self._detail(model, alias))
+        moved = services.alias_set(actor=request.user, model=model, name=alias, version_number=data["version"])
+        return Response(self._detail(model, moved))
 
     @extend_schema(responses={204: None, **ERRORS})
     def delete(self, request, model_id, alias):

@@ -73,6 +73,21 @@ def test_alias_set_move_rollback_and_history(clients):
     assert viewer.get(f"/api/v1/models/{model_id}/versions/{v2}/").json()["aliases"] == []
 
 
+def test_an_alias_answer_is_what_reading_it_gives(clients):
+    """PUT answers from what the service wrote; GET reads it back: the two agree when the alias
+    is created, moved, and set to where it already points."""
+    publisher = clients["publisher"]
+    model_id = new_model(clients["editor"])
+    first, second = publish_new_version(clients, model_id), publish_new_version(clients, model_id)
+    url = f"/api/v1/models/{model_id}/aliases/production/"
+    for number in (first, second, second, first):
+        put = publisher.put(url, {"version": number}, format="json")
+        assert put.status_code == 200, put.json()
+        assert put.json() == publisher.get(url).json()
+        assert put.json()["version"] == number
+    assert len(publisher.get(url).json()["history"]) == 3
+
+
 def test_several_aliases_are_independent(clients):
     publisher = clients["publisher"]
     model_id = new_model(clients["editor"])
