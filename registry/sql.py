@@ -38,27 +38,40 @@ def _col(model, field: str) -> str:
     return _q(model._meta.get_field(field).column)
 
 
+@cache
+def _fields(model) -> tuple:
+    """The columns read into an instance: the concrete fields but those the database generates
+    (search helpers, never shown), which are left deferred."""
+    return tuple(f for f in model._meta.concrete_fields if not f.generated)
+
+
 def _select(model, alias: str) -> str:
-    return ", ".join(f"{alias}.{_q(f.column)}" for f in model._meta.concrete_fields)
+    return ", ".join(f"{alias}.{_q(f.column)}" for f in _fields(model))
 
 
 @cache
 def _loaders(model):
-    """Per concrete field: the from_db_value converter (JSON text to Python) or None."""
-    return [getattr(f, "from_db_value", None) for f in model._meta.concrete_fields]
+    """Per field read: the from_db_value converter (JSON text to Python) or None."""
+    return [getattr(f, "from_db_value", None) for f in _fields(model)]
+
+
+@cache
+def _attnames(model) -> list[str] | None:
+    fields = _fields(model)
+    return None if len(fields) == len(model._meta.concrete_fields) else [f.attname for f in fields]
 
 
 def _build(model, values):
-    """An instance of `model` from its concrete columns, as the ORM's iterator builds it."""
+    """An instance of `model` from its columns, as the ORM's iterator builds it."""
     values = list(values)
     for index, load in enumerate(_loaders(model)):
         if load is not None and values[index] is not None:
             values[index] = load(values[index], None, connection)
-    return model.from_db(connection.alias, None, values)
+    return model.from_db(connection.alias, _attnames(model), values)
 
 
 def _width(model) -> int:
-    return len(model._meta.concrete_fields)
+    return len(_fields(model))
 
 
 # --- tokens -----------------------------------------------------------------------------
@@ -203,11 +216,12 @@ class ModelSearch:
         if search:
             term = search.strip()
             like = f"%{connection.ops.prep_for_like_query(term)}%"
-            # As the ORM's icontains on PostgreSQL (UPPER ... LIKE UPPER), and the tag keys
-            # (case-folded) containing the case-folded term; the tag subquery runs once.
+            # As the ORM's icontains on PostgreSQL (UPPER ... LIKE UPPER), over the upper-cased
+            # copies the database keeps, and the tag keys (case-folded) containing the
+            # case-folded term; the tag subquery runs once.
             where.append(
-                f"(UPPER(m.{_col(Model, 'name')}::text) LIKE UPPER(%s) "
-                f"OR UPPER(m.{_col(Model, 'description')}::text) LIKE UPPER(%s) "
+                f"(m.{_col(Model, 'name_upper')} LIKE UPPER(%s) "
+                f"OR m.{_col(Model, 'description_upper')} LIKE UPPER(%s) "
                 f"OR m.{model_id} IN ({tag_models} LIKE %s))"
             )
             params += [like, like, f"%{connection.ops.prep_for_like_query(term.casefold())}%"]

@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Cast, Upper
 
 from registry.models.contexts import Context
 
@@ -45,6 +46,14 @@ class Model(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     updated_at = models.DateTimeField(auto_now=True)
+    # What the API's search compares with (UPPER(...) LIKE UPPER(term), as icontains does on
+    # PostgreSQL), kept by the database so a search does not upper-case every row again.
+    name_upper = models.GeneratedField(
+        expression=Upper(Cast("name", models.TextField())), output_field=models.TextField(), db_persist=True
+    )
+    description_upper = models.GeneratedField(
+        expression=Upper("description"), output_field=models.TextField(), db_persist=True
+    )
 
     class Meta:
         ordering = ["name_key"]
