@@ -111,16 +111,20 @@ def token_by_hash(key_hash: str):
 
 # --- contexts ---------------------------------------------------------------------------
 
-def context_get(slug: str, context_ids: list[int] | None) -> Context | None:
-    """The context with this slug if it is one of `context_ids` (None: any, for site staff)."""
-    sql = f"SELECT {_select(Context, 'c')} FROM {_table(Context)} c WHERE c.{_col(Context, 'slug')} = %s"
-    params: list = [slug]
+def _one_in(sql: str, params: list, context_column: str, context_ids: list[int] | None):
+    """The first row of `sql`, restricted to `context_column` in `context_ids` unless None."""
     if context_ids is not None:
-        sql += f" AND c.{_q(Context._meta.pk.column)} = ANY(%s)"
-        params.append(list(context_ids))
+        sql += f" AND {context_column} = ANY(%s)"
+        params = [*params, list(context_ids)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        row = cursor.fetchone()
+        return cursor.fetchone()
+
+
+def context_get(slug: str, context_ids: list[int] | None) -> Context | None:
+    """The context with this slug if it is one of `context_ids` (None: any, for site staff)."""
+    row = _one_in(f"SELECT {_select(Context, 'c')} FROM {_table(Context)} c WHERE c.{_col(Context, 'slug')} = %s",
+                  [slug], f"c.{_q(Context._meta.pk.column)}", context_ids)
     return None if row is None else _build(Context, row)
 
 
@@ -185,13 +189,7 @@ def model_get(model_id, context_ids: list[int] | None, *, relations: bool = True
     versions and aliases, if it lies in one of `context_ids` (None: any context, site staff)."""
     sql = (f"SELECT {_model_columns(True, relations)} FROM {_table(Model)} m {_context_join()} "
            f"WHERE m.{_q(Model._meta.pk.column)} = %s")
-    params: list = [model_id]
-    if context_ids is not None:
-        sql += f" AND m.{_col(Model, 'context')} = ANY(%s)"
-        params.append(list(context_ids))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    row = _one_in(sql, [model_id], f"m.{_col(Model, 'context')}", context_ids)
     return None if row is None else _model_from_row(row)
 
 

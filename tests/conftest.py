@@ -113,6 +113,17 @@ def admin_client(clients):
 
 
 @pytest.fixture
+def model(users, context):
+    """A model of `context`, created by its editor."""
+    return services.model_create(actor=users["editor"], context=context, name="Churn")
+
+
+@pytest.fixture
+def version(model, users):
+    return services.version_create(actor=users["editor"], model=model)
+
+
+@pytest.fixture
 def ctx_obj(context) -> Context:
     return context
 

@@ -27,3 +27,7 @@ def store_file(version, kind="pkl", body: bytes = PICKLE, *, actor=None):
                                      content_length=len(body))
     fmt.refresh_from_db()
     return fmt
+
+
+def file_url(version, kind="pkl") -> str:
+    return f"/api/v1/models/{version.model_id}/versions/{version.number}/formats/{kind}/file"

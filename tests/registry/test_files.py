@@ -31,6 +31,7 @@ from registry.models import Format, FormatStatus, Version
 
 from tests.conftest import stored_files, token_for
 from tests.factories import UserFactory
+from tests.helpers import file_url
 
 pytestmark = pytest.mark.django_db
 
@@ -43,20 +44,6 @@ ROW_FIELDS = [
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-@pytest.fixture
-def model(users, context):
-    return services.model_create(actor=users["editor"], context=context, name="Churn")
-
-
-@pytest.fixture
-def version(model, users):
-    return services.version_create(actor=users["editor"], model=model)
-
-
-def file_url(version, kind="pkl") -> str:
-    return f"/api/v1/models/{version.model_id}/versions/{version.number}/formats/{kind}/file"
-
 
 def upload(client, version, body: bytes, kind="pkl", filename: str | None = "model.pkl",
            content_type="application/octet-stream", **extra):

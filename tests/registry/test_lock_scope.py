@@ -77,6 +77,17 @@ def _write_elsewhere_in_context(context, users):
     return outcome
 
 
+def _write_while_held(monkeypatch, module, function_name, start, context, users):
+    """Hold a service inside its lock (see _hold_inside) while writing elsewhere in the
+    context; (the writer's outcome, the held service's errors)."""
+    thread, release, errors = _hold_inside(monkeypatch, module, function_name, start)
+    try:
+        return _write_elsewhere_in_context(context, users), errors
+    finally:
+        release.set()
+        thread.join(30)
+
+
 def _published(model, users, number_of_versions=2):
     for _ in range(number_of_versions):
         version = services.version_create(actor=users["editor"], model=model)
@@ -87,15 +98,11 @@ def _published(model, users, number_of_versions=2):
 def test_an_alias_move_in_progress_does_not_block_the_context(monkeypatch, context, users):
     model = services.model_create(actor=users["editor"], context=context, name="m")
     _published(model, users)
-    thread, release, errors = _hold_inside(
+    outcome, errors = _write_while_held(
         monkeypatch, alias_services, "_published_version",
         lambda: services.alias_set(actor=users["publisher"], model=model, name="production", version_number=2),
+        context, users,
     )
-    try:
-        outcome = _write_elsewhere_in_context(context, users)
-    finally:
-        release.set()
-        thread.join(30)
     assert "error" not in outcome, outcome.get("error")
     assert outcome["model"].name == "unrelated"
     assert not errors
@@ -105,14 +112,10 @@ def test_an_alias_move_in_progress_does_not_block_the_context(monkeypatch, conte
 def test_a_format_being_added_does_not_block_the_context(monkeypatch, context, users):
     model = services.model_create(actor=users["editor"], context=context, name="m")
     version = services.version_create(actor=users["editor"], model=model)
-    thread, release, errors = _hold_inside(
+    outcome, errors = _write_while_held(
         monkeypatch, format_services, "_lock_draft_version",
         lambda: services.format_create(actor=users["editor"], version=version, kind="onnx"),
+        context, users,
     )
-    try:
-        outcome = _write_elsewhere_in_context(context, users)
-    finally:
-        release.set()
-        thread.join(30)
     assert "error" not in outcome, outcome.get("error")
     assert not errors

@@ -25,7 +25,7 @@ from registry.models import Format, FormatStatus
 from registry.services import processing
 
 from tests.conftest import s3_client, s3_storage_settings, stored_files
-from tests.helpers import PICKLE, upload
+from tests.helpers import PICKLE, file_url, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -58,20 +58,6 @@ def backend(request, settings, storage_dir):
     bucket = request.getfixturevalue("s3_bucket")
     settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(endpoint, bucket)}
     yield Backend("s3", endpoint=endpoint, bucket=bucket)
-
-
-@pytest.fixture
-def model(users, context):
-    return services.model_create(actor=users["editor"], context=context, name="Churn")
-
-
-@pytest.fixture
-def version(model, users):
-    return services.version_create(actor=users["editor"], model=model)
-
-
-def file_url(version, kind="pkl") -> str:
-    return f"/api/v1/models/{version.model_id}/versions/{version.number}/formats/{kind}/file"
 
 
 def pattern(size: int) -> bytes:

@@ -29,7 +29,7 @@ from registry.models import AuditEvent, Format, Version
 from registry.services import maintenance
 
 from tests.conftest import _free_port, s3_client, s3_storage_settings, stored_files
-from tests.helpers import PICKLE, upload
+from tests.helpers import PICKLE, file_url, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -261,20 +261,6 @@ def full_disk(storage_dir, monkeypatch):
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-@pytest.fixture
-def model(users, context):
-    return services.model_create(actor=users["editor"], context=context, name="Churn")
-
-
-@pytest.fixture
-def version(model, users):
-    return services.version_create(actor=users["editor"], model=model)
-
-
-def file_url(version, kind="pkl") -> str:
-    return f"/api/v1/models/{version.model_id}/versions/{version.number}/formats/{kind}/file"
-
 
 def rows(version) -> list[dict]:
     return list(Format.objects.filter(version=version).order_by("kind").values(*ROW_FIELDS))
