@@ -19,7 +19,7 @@ from functools import cache
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from registry.models import Alias, ApiToken, Context, Membership, Model, Tag, Version
+from registry.models import Alias, ApiToken, Context, Format, Membership, Model, Tag, TrainingRecord, Version
 
 
 def enabled() -> bool:
@@ -263,3 +263,65 @@ class ModelSearch:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return [_model_from_row(row, self._context) for row in cursor.fetchall()]
+
+
+# --- versions ---------------------------------------------------------------------------
+
+@cache
+def _version_sql() -> tuple[str, dict[str, str]]:
+    """The version row with three usernames, and one statement per relation that
+    selectors.version_list() prefetches, in the same order."""
+    user_model = get_user_model()
+    user_pk, username = _q(user_model._meta.pk.column), _q(user_model.USERNAME_FIELD)
+    names = ", ".join(
+        f"(SELECT {username} FROM {_table(user_model)} WHERE {user_pk} = v.{_col(Version, field)})"
+        for field in ("published_by", "created_by", "updated_by")
+    )
+    row = (f"SELECT {_select(Version, 'v')}, {names} FROM {_table(Version)} v "
+           f"WHERE v.{_col(Version, 'model')} = %s AND v.{_col(Version, 'number')} = %s")
+
+    def through(field: str, target, order: str) -> str:
+        link = Version._meta.get_field(field).remote_field.through
+        target_column = link._meta.get_field(target._meta.model_name).column
+        return (f"SELECT {_select(target, 'x')} FROM {_table(link)} l JOIN {_table(target)} x "
+                f"ON x.{_q(target._meta.pk.column)} = l.{_q(target_column)} "
+                f"WHERE l.{_q(link._meta.get_field('version').column)} = %s ORDER BY x.{_col(target, order)}")
+
+    def reverse(target, order: str) -> str:
+        return (f"SELECT {_select(target, 'x')} FROM {_table(target)} x WHERE x.{_col(target, 'version')} = %s "
+                f"ORDER BY x.{_col(target, order)}")
+
+    relations = {
+        "tags": through("tags", Tag, "key"),
+        "records": through("records", TrainingRecord, "name"),
+        "formats": reverse(Format, "kind"),
+        "aliases": reverse(Alias, "name"),
+    }
+    return row, relations
+
+
+RELATED = {"tags": Tag, "records": TrainingRecord, "formats": Format, "aliases": Alias}
+
+
+def version_get(model: Model, number: int) -> Version | None:
+    """Version `number` of `model` (already checked visible) as selectors.version_get() returns
+    it: usernames instead of User rows, its model set, and tags, records, formats and aliases
+    prefetched (the related managers' .all() answer from memory)."""
+    row_sql, relations = _version_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(row_sql, [model.pk, number])
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        split = _width(Version)
+        version = _build(Version, row[:split])
+        version.published_by_name, version.created_by_name, version.updated_by_name = row[split:]
+        version.model = model
+        version._prefetched_objects_cache = {}
+        for name, sql in relations.items():
+            cursor.execute(sql, [version.pk])
+            rows = [_build(RELATED[name], values) for values in cursor.fetchall()]
+            related = getattr(version, name).get_queryset()  # the manager's own filter, unevaluated
+            related._result_cache, related._prefetch_done = rows, True
+            version._prefetched_objects_cache[name] = related
+    return version

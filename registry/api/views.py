@@ -46,7 +46,7 @@ class RegistryView(APIView):
         return selectors.model_get(self.request.user, model_id, light=True)
 
     def version(self, model_id, number):
-        return selectors.version_get(self.model(model_id), number)
+        return selectors.version_get(self.model(model_id), number, light=True)
 
 
 def _roles(user) -> dict:

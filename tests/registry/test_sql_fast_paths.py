@@ -189,3 +189,59 @@ def test_context_get_agrees(monkeypatch, clients, rich_catalog, persona, slug):
     assert fast == orm
     visible = persona == "staff" and slug in ("acme", "elsewhere") or persona in ("viewer", "readonly") and slug == "acme"
     assert fast[0] == (401 if persona == "anonymous" else 200 if visible else 404)
+
+
+def _version_reads(model, number):
+    base = f"/api/v1/models/{model.pk}/versions/{number}"
+    return [f"{base}/", f"{base}/formats/", f"{base}/formats/pkl/", f"{base}/formats/onnx/", f"{base}/manifest/",
+            f"{base}/manifest/?frozen=true", f"{base}/metrics/"]
+
+
+@pytest.mark.parametrize("persona", ["outsider", "viewer", "readonly", "staff"])
+def test_version_reads_agree(monkeypatch, clients, rich_catalog, users, persona):
+    """Version detail and everything under it read the version through sql.version_get()."""
+    client = client_for(UserFactory(username="root", is_superuser=True)) if persona == "staff" else clients[persona]
+    fraud = rich_catalog["fraud_detector"]
+    version = fraud.versions.get(number=3)
+    services.version_update(actor=users["editor"], version=version, tags=["b", "A"], name="third")
+    record = services.record_create(actor=users["editor"], context=fraud.context, name="snapshot", uri="s3://d/1")
+    services.version_update(actor=users["editor"], version=version, records=[str(record.pk)])
+    store_file(version, kind="onnx", body=b"not really onnx")
+    urls = [url for number in (1, 2, 3, 4, 99999999999999999999) for url in _version_reads(fraud, number)]
+    urls += _version_reads(rich_catalog["speech"], 1)
+    for url in urls:
+        fast, orm = both_ways(monkeypatch, client, "get", url)
+        if url.endswith("frozen=true"):  # stamped with the time it is made, and checksummed with it
+            for _, body in (fast, orm):
+                body.pop("timestamp", None), body.pop("lock_checksum", None)
+        assert fast == orm, url
+    (status, body), _ = both_ways(monkeypatch, client, "get", f"/api/v1/models/{fraud.pk}/versions/3/")
+    if persona == "outsider":
+        assert status == 404
+    else:
+        assert status == 200
+        assert (body["name"], body["tags"], [r["name"] for r in body["records"]]) == ("third", ["A", "b"], ["snapshot"])
+        assert [f["kind"] for f in body["formats"]] == ["onnx"]
+    (status, body), _ = both_ways(monkeypatch, client, "get", f"/api/v1/models/{fraud.pk}/versions/2/")
+    if persona != "outsider":
+        assert body["aliases"] == ["production"] and body["published_by"] == "publisher"
+
+
+def test_version_file_download_and_writes_agree(monkeypatch, clients, rich_catalog, users):
+    fraud = rich_catalog["fraud_detector"]
+    client = clients["editor"]
+    url = f"/api/v1/models/{fraud.pk}/versions/1/formats/pkl/file"
+    answers = []
+    for fast in (True, False):
+        monkeypatch.setattr(sql, "enabled", lambda fast=fast: fast)
+        response = client.get(url)
+        answers.append((response.status_code, b"".join(response.streaming_content),
+                        {k: v for k, v in response.headers.items() if k != "Date"}))
+    assert answers[0] == answers[1] and answers[0][0] == 200
+    # Writes through the fast read: a published version stays frozen, a draft is edited.
+    fast, orm = both_ways(monkeypatch, client, "patch", f"/api/v1/models/{fraud.pk}/versions/1/",
+                          data={"name": "x"}, format="json")
+    assert fast == orm and fast[0] == 409
+    fast, orm = both_ways(monkeypatch, client, "patch", f"/api/v1/models/{fraud.pk}/versions/3/",
+                          data={"tags": ["z"]}, format="json")
+    assert fast[0] == orm[0] == 200 and fast[1]["tags"] == orm[1]["tags"] == ["z"]
