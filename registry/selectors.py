@@ -298,8 +298,13 @@ def alias_list(model: Model) -> QuerySet[Alias]:
     return Alias.objects.filter(model=model).select_related("version", "updated_by").order_by("name")
 
 
-def alias_get(model: Model, name: str) -> Alias:
-    alias = alias_list(model).filter(name=name).first()
+def alias_get(model: Model, name: str, *, light: bool = False) -> Alias:
+    """Alias `name` of a visible `model`. `light` (the API): on PostgreSQL, one hand-written
+    query that reads the version's number and the updater's name, not their rows."""
+    if light and sql.enabled():
+        alias = sql.alias_get(model, name)
+    else:
+        alias = alias_list(model).filter(name=name).first()
     if alias is None:
         raise NotFound(f"Model '{model.name}' has no alias '{name}'.")
     return alias
@@ -315,6 +320,8 @@ def alias_history(model: Model, name: str | None = None) -> QuerySet[AliasMove]:
 def alias_history_rows(model: Model, name: str, *, limit: int) -> list[dict]:
     """The newest `limit` moves of one alias as plain rows (from_number, to_number, actor_name,
     created_at): what the API shows, without building model instances."""
+    if sql.enabled():
+        return sql.alias_history_rows(model, name, limit=limit)
     return list(
         alias_history(model, name).select_related(None)
         .values("from_number", "to_number", "created_at", actor_name=F("actor__username"))[:limit]

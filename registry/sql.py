@@ -19,7 +19,7 @@ from functools import cache
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from registry.models import Alias, ApiToken, Context, Format, Membership, Model, Tag, TrainingRecord, Version
+from registry.models import Alias, AliasMove, ApiToken, Context, Format, Membership, Model, Tag, TrainingRecord, Version
 
 
 def enabled() -> bool:
@@ -325,3 +325,40 @@ def version_get(model: Model, number: int) -> Version | None:
             related._result_cache, related._prefetch_done = rows, True
             version._prefetched_objects_cache[name] = related
     return version
+
+
+# --- aliases ----------------------------------------------------------------------------
+
+def _username_of(alias: str, column: str) -> str:
+    user_model = get_user_model()
+    return (f"(SELECT {_q(user_model.USERNAME_FIELD)} FROM {_table(user_model)} "
+            f"WHERE {_q(user_model._meta.pk.column)} = {alias}.{column})")
+
+
+def alias_get(model: Model, name: str) -> Alias | None:
+    """Alias `name` of `model` with .version_number and .updated_by_name set (no Version or
+    User rows built)."""
+    sql = (f"SELECT {_select(Alias, 'a')}, v.{_col(Version, 'number')}, {_username_of('a', _col(Alias, 'updated_by'))} "
+           f"FROM {_table(Alias)} a JOIN {_table(Version)} v ON v.{_q(Version._meta.pk.column)} = a.{_col(Alias, 'version')} "
+           f"WHERE a.{_col(Alias, 'model')} = %s AND a.{_col(Alias, 'name')} = %s")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [model.pk, name])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    alias = _build(Alias, row[:-2])
+    alias.version_number, alias.updated_by_name = row[-2:]
+    alias.model = model
+    return alias
+
+
+def alias_history_rows(model: Model, name: str, *, limit: int) -> list[dict]:
+    """As selectors.alias_history_rows(): the newest moves first."""
+    sql = (f"SELECT m.{_col(AliasMove, 'from_number')}, m.{_col(AliasMove, 'to_number')}, "
+           f"m.{_col(AliasMove, 'created_at')}, {_username_of('m', _col(AliasMove, 'actor'))} "
+           f"FROM {_table(AliasMove)} m WHERE m.{_col(AliasMove, 'model')} = %s AND m.{_col(AliasMove, 'alias_name')} = %s "
+           f"ORDER BY m.{_col(AliasMove, 'created_at')} DESC, m.{_q(AliasMove._meta.pk.column)} DESC LIMIT %s")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [model.pk, name, limit])
+        keys = ("from_number", "to_number", "created_at", "actor_name")
+        return [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]

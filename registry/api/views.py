@@ -367,7 +367,7 @@ class AliasDetailView(RegistryView):
         """`alias`: a name, or the Alias a service just wrote (its version and updater are
         known, so it is not read again)."""
         if isinstance(alias, str):
-            alias = selectors.alias_get(model, alias)
+            alias = selectors.alias_get(model, alias, light=True)
         history = selectors.alias_history_rows(model, alias.name, limit=100)
         return s.AliasDetailSerializer(alias, context={"history": history}).data
 

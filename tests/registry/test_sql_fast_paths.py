@@ -245,3 +245,22 @@ def test_version_file_download_and_writes_agree(monkeypatch, clients, rich_catal
     fast, orm = both_ways(monkeypatch, client, "patch", f"/api/v1/models/{fraud.pk}/versions/3/",
                           data={"tags": ["z"]}, format="json")
     assert fast[0] == orm[0] == 200 and fast[1]["tags"] == orm[1]["tags"] == ["z"]
+
+
+@pytest.mark.parametrize("persona", ["outsider", "viewer", "readonly", "staff"])
+def test_alias_reads_agree(monkeypatch, clients, rich_catalog, users, persona):
+    client = client_for(UserFactory(username="root", is_superuser=True)) if persona == "staff" else clients[persona]
+    fraud = rich_catalog["fraud_detector"]
+    for number in (1, 2, 1):  # a history of several moves, newest first
+        services.alias_set(actor=users["admin"], model=fraud, name="canary", version_number=number)
+    type(users["admin"]).objects.filter(pk=users["admin"].pk).update(username="renamed-admin")
+    base = f"/api/v1/models/{fraud.pk}/aliases"
+    for url in (f"{base}/production/", f"{base}/canary/", f"{base}/missing/", f"{base}/"):
+        fast, orm = both_ways(monkeypatch, client, "get", url)
+        assert fast == orm, url
+    (status, body), _ = both_ways(monkeypatch, client, "get", f"{base}/canary/")
+    if persona == "outsider":
+        assert status == 404
+    else:
+        assert (body["version"], body["updated_by"]) == (1, "renamed-admin")
+        assert [(m["from_version"], m["to_version"]) for m in body["history"]] == [(2, 1), (1, 2), (None, 1)]
