@@ -13,6 +13,9 @@ each scenario for a fixed time (or a fixed number of requests):
   get-model-1       the same with a single client: unloaded latency (a 40 ms p50 would mean a
                     Nagle / delayed-ACK stall on the keep-alive connection)
   get-alias         GET  /api/v1/models/{id}/aliases/production/
+  get-version       GET  /api/v1/models/{id}/versions/2/        (a published version with a file)
+  get-manifest      GET  /api/v1/models/{id}/versions/2/manifest/?frozen=true  (what a client
+                         loading a model asks for after resolving the alias)
   set-alias         PUT  /api/v1/models/{id}/aliases/production/  (moves between published
                          versions; each client its own model)
   set-alias-shared  the same, every client moving the alias of one model (row-lock contention)
@@ -75,8 +78,8 @@ ALIAS_VERSIONS = 3  # published versions per model the alias moves between
 # A clean pickle (builtins only), so that introspection, where it runs, finds it publishable.
 SMALL_PICKLE = pickle.dumps({"coef": [0.25 * i for i in range(200)], "intercept": 0.5, "classes": ["no", "yes"]})
 SCENARIOS = [
-    "create-model", "create-version", "search", "get-model", "get-model-1", "get-alias", "set-alias",
-    "set-alias-shared", "transfer",
+    "create-model", "create-version", "search", "get-model", "get-model-1", "get-alias", "get-version",
+    "get-manifest", "set-alias", "set-alias-shared", "transfer",
 ]
 
 
@@ -686,6 +689,18 @@ class Bench:
 
         return self.runner.run("get alias", step, self._per_client())
 
+    def s_get_version(self) -> Result:
+        def step(client, state, timed):
+            timed("GET", f"/api/v1/models/{state['model']}/versions/2/", 200)
+
+        return self.runner.run("get version", step, self._per_client())
+
+    def s_get_manifest(self) -> Result:
+        def step(client, state, timed):
+            timed("GET", f"/api/v1/models/{state['model']}/versions/2/manifest/?frozen=true", 200)
+
+        return self.runner.run("get frozen manifest", step, self._per_client())
+
     def _set_alias(self, name: str, shared: bool) -> Result:
         def check(response):
             return None if response.json().get("version") is not None else "no version in the alias"
@@ -962,13 +977,16 @@ def main(argv=None) -> int:
             ("get-model", bench.s_get_model),
             ("get-model-1", bench.s_get_model_single),
             ("get-alias", bench.s_get_alias),  # before set-alias: a short alias history
+            ("get-version", bench.s_get_version),
+            ("get-manifest", bench.s_get_manifest),
             ("set-alias", bench.s_set_alias),
             ("set-alias-shared", bench.s_set_alias_shared),
         ]
         for key, scenario in plan:
             if key not in args.scenarios:
                 continue
-            if key in {"get-model", "get-model-1", "get-alias", "set-alias", "set-alias-shared"}:
+            if key in {"get-model", "get-model-1", "get-alias", "get-version", "get-manifest", "set-alias",
+                       "set-alias-shared"}:
                 bench.prepare_alias_models()
             log(f"scenario {key} ...")
             result = scenario()
