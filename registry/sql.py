@@ -1,10 +1,10 @@
 """Hand-written SQL for the API's hottest reads, on PostgreSQL.
 
 Building a query through the ORM costs more CPU than running it (0.2-0.5 ms a query, against
-0.05 ms of PostgreSQL's time for a lookup by key). Token authentication, reading one model and
-listing or searching a context's models run on every API request a notebook makes, so they are
-written here once as SQL, with the relations a page shows (tags, version numbers, aliases)
-gathered by the same statement. Each function answers exactly what its ORM counterpart in
+0.05 ms of PostgreSQL's time for a lookup by key). Token authentication, reading a model, a
+version or an alias, and listing or searching a context's models run on every API request a
+notebook makes, so they are written here once as SQL, with the relations a page shows gathered
+by the same statement where they can be. Each function answers exactly what its ORM counterpart in
 selectors.py / api/authentication.py answers (tests/registry/test_sql_fast_paths.py compares
 them); the ORM path stays for other databases and for browser sessions.
 
