@@ -670,36 +670,28 @@ class Bench:
     def _per_client(self, key: str = "model", shared: bool = False) -> list[dict]:
         return [{key: self.alias_models[0 if shared else i], "next": 2} for i in range(self.args.concurrency)]
 
-    def s_get_model(self) -> Result:
+    def _get(self, name: str, path: str, clients: int = 0) -> Result:
+        """GET `path` (under /api/v1/models/{model}/) of each client's own alias model."""
         def step(client, state, timed):
-            timed("GET", f"/api/v1/models/{state['model']}/", 200)
+            timed("GET", f"/api/v1/models/{state['model']}/{path}", 200)
 
-        return self.runner.run("get model", step, self._per_client())
+        return self.runner.run(name, step, self._per_client(), clients=clients)
+
+    def s_get_model(self) -> Result:
+        return self._get("get model", "")
 
     def s_get_model_single(self) -> Result:
         """One client: the unloaded latency (and proof that no 40 ms Nagle/delayed-ACK stall hides in it)."""
-        def step(client, state, timed):
-            timed("GET", f"/api/v1/models/{state['model']}/", 200)
-
-        return self.runner.run("get model, 1 client", step, self._per_client(), clients=1)
+        return self._get("get model, 1 client", "", clients=1)
 
     def s_get_alias(self) -> Result:
-        def step(client, state, timed):
-            timed("GET", f"/api/v1/models/{state['model']}/aliases/{ALIAS}/", 200)
-
-        return self.runner.run("get alias", step, self._per_client())
+        return self._get("get alias", f"aliases/{ALIAS}/")
 
     def s_get_version(self) -> Result:
-        def step(client, state, timed):
-            timed("GET", f"/api/v1/models/{state['model']}/versions/2/", 200)
-
-        return self.runner.run("get version", step, self._per_client())
+        return self._get("get version", "versions/2/")
 
     def s_get_manifest(self) -> Result:
-        def step(client, state, timed):
-            timed("GET", f"/api/v1/models/{state['model']}/versions/2/manifest/?frozen=true", 200)
-
-        return self.runner.run("get frozen manifest", step, self._per_client())
+        return self._get("get frozen manifest", "versions/2/manifest/?frozen=true")
 
     def _set_alias(self, name: str, shared: bool) -> Result:
         def check(response):
