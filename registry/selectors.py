@@ -24,7 +24,7 @@ from registry.models import (
     Version,
 )
 from registry import sql
-from registry.permissions import ALL_CONTEXTS, Perm, context_scope, contexts_for, models_for
+from registry.permissions import Perm, context_scope, contexts_for, models_for
 from registry.services.common import normalize_name
 
 MODEL_ORDERINGS = {
@@ -50,10 +50,16 @@ def context_list(user) -> QuerySet[Context]:
     return contexts_for(user, Perm.VIEW_MODEL).order_by("slug")
 
 
+def _sql_scope(user):
+    """Where `user` may view, when the hand-written SQL can use it: on PostgreSQL with the roles
+    read with the token (permissions.context_scope); otherwise None, and the ORM asks."""
+    return context_scope(user, Perm.VIEW_MODEL) if sql.enabled() else None
+
+
 def context_get(user, slug: str) -> Context:
-    scope = context_scope(user, Perm.VIEW_MODEL) if sql.enabled() else None
+    scope = _sql_scope(user)
     if scope is not None:  # roles known from the token: one hand-written query
-        context = sql.context_get(slug, None if scope == ALL_CONTEXTS else scope) if scope else None
+        context = sql.context_get(slug, scope)
     else:
         context = contexts_for(user, Perm.VIEW_MODEL).filter(slug=slug).first()
     if context is None:
@@ -197,10 +203,9 @@ def model_get(user, model_id, *, light: bool = False, relations: bool = False) -
     with token-known roles (registry/sql.py) also its tags, versions and aliases when
     `relations` is asked for, all in one query."""
     model_id = _uuid(model_id, "Model")
-    scope = context_scope(user, Perm.VIEW_MODEL) if light and sql.enabled() else None
+    scope = _sql_scope(user) if light else None
     if scope is not None:
-        context_ids = None if scope == ALL_CONTEXTS else scope
-        model = sql.model_get(model_id, context_ids, relations=relations) if scope else None
+        model = sql.model_get(model_id, scope, relations=relations)
     else:
         base = _model_light(models_for(user, Perm.VIEW_MODEL)) if light else _model_base(user)
         model = base.filter(pk=model_id).first()

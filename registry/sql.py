@@ -20,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from registry.models import Alias, AliasMove, ApiToken, Context, Format, Membership, Model, Tag, TrainingRecord, Version
+from registry.permissions import ALL_CONTEXTS
 
 
 def enabled() -> bool:
@@ -111,20 +112,21 @@ def token_by_hash(key_hash: str):
 
 # --- contexts ---------------------------------------------------------------------------
 
-def _one_in(sql: str, params: list, context_column: str, context_ids: list[int] | None):
-    """The first row of `sql`, restricted to `context_column` in `context_ids` unless None."""
-    if context_ids is not None:
+def _one_in(sql: str, params: list, context_column: str, scope: list[int] | str):
+    """The first row of `sql`, restricted to `context_column` in `scope` (a list of context ids,
+    or permissions.ALL_CONTEXTS)."""
+    if scope != ALL_CONTEXTS:
         sql += f" AND {context_column} = ANY(%s)"
-        params = [*params, list(context_ids)]
+        params = [*params, list(scope)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
 
 
-def context_get(slug: str, context_ids: list[int] | None) -> Context | None:
-    """The context with this slug if it is one of `context_ids` (None: any, for site staff)."""
+def context_get(slug: str, scope: list[int] | str) -> Context | None:
+    """The context with this slug if it lies in `scope` (see _one_in)."""
     row = _one_in(f"SELECT {_select(Context, 'c')} FROM {_table(Context)} c WHERE c.{_col(Context, 'slug')} = %s",
-                  [slug], f"c.{_q(Context._meta.pk.column)}", context_ids)
+                  [slug], f"c.{_q(Context._meta.pk.column)}", scope)
     return None if row is None else _build(Context, row)
 
 
@@ -184,12 +186,12 @@ def _context_join() -> str:
     return f"JOIN {_table(Context)} c ON c.{_q(Context._meta.pk.column)} = m.{_col(Model, 'context')}"
 
 
-def model_get(model_id, context_ids: list[int] | None, *, relations: bool = True) -> Model | None:
+def model_get(model_id, scope: list[int] | str, *, relations: bool = True) -> Model | None:
     """The model with this id (a UUID) with its context, usernames and (`relations`) tags,
-    versions and aliases, if it lies in one of `context_ids` (None: any context, site staff)."""
+    versions and aliases, if it lies in `scope` (see _one_in)."""
     sql = (f"SELECT {_model_columns(True, relations)} FROM {_table(Model)} m {_context_join()} "
            f"WHERE m.{_q(Model._meta.pk.column)} = %s")
-    row = _one_in(sql, [model_id], f"m.{_col(Model, 'context')}", context_ids)
+    row = _one_in(sql, [model_id], f"m.{_col(Model, 'context')}", scope)
     return None if row is None else _model_from_row(row)
 
 
@@ -268,7 +270,7 @@ class ModelSearch:
 # --- versions ---------------------------------------------------------------------------
 
 @cache
-def _version_sql() -> tuple[str, dict[str, str]]:
+def _version_sql() -> tuple[str, dict[str, tuple]]:
     """The version row with three usernames, and one statement per relation that
     selectors.version_list() prefetches, in the same order."""
     user_model = get_user_model()
@@ -291,16 +293,13 @@ def _version_sql() -> tuple[str, dict[str, str]]:
         return (f"SELECT {_select(target, 'x')} FROM {_table(target)} x WHERE x.{_col(target, 'version')} = %s "
                 f"ORDER BY x.{_col(target, order)}")
 
-    relations = {
-        "tags": through("tags", Tag, "key"),
-        "records": through("records", TrainingRecord, "name"),
-        "formats": reverse(Format, "kind"),
-        "aliases": reverse(Alias, "name"),
+    relations = {  # accessor: (model, statement)
+        "tags": (Tag, through("tags", Tag, "key")),
+        "records": (TrainingRecord, through("records", TrainingRecord, "name")),
+        "formats": (Format, reverse(Format, "kind")),
+        "aliases": (Alias, reverse(Alias, "name")),
     }
     return row, relations
-
-
-RELATED = {"tags": Tag, "records": TrainingRecord, "formats": Format, "aliases": Alias}
 
 
 def version_get(model: Model, number: int) -> Version | None:
@@ -318,9 +317,9 @@ def version_get(model: Model, number: int) -> Version | None:
         version.published_by_name, version.created_by_name, version.updated_by_name = row[split:]
         version.model = model
         version._prefetched_objects_cache = {}
-        for name, sql in relations.items():
+        for name, (related_model, sql) in relations.items():
             cursor.execute(sql, [version.pk])
-            rows = [_build(RELATED[name], values) for values in cursor.fetchall()]
+            rows = [_build(related_model, values) for values in cursor.fetchall()]
             related = getattr(version, name).get_queryset()  # the manager's own filter, unevaluated
             related._result_cache, related._prefetch_done = rows, True
             version._prefetched_objects_cache[name] = related

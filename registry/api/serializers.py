@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from types import SimpleNamespace
 
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
@@ -395,12 +394,11 @@ class AliasMoveSerializer(serializers.Serializer):
     def to_representation(self, move):
         # Hand-written for speed: an alias's detail carries up to 100 moves. `move` is a row of
         # selectors.alias_history_rows() or an AliasMove.
-        if isinstance(move, dict):
-            actor, move = move["actor_name"], SimpleNamespace(**move)
-        else:
-            actor = _username(move.actor)
-        return {"from_version": move.from_number, "to_version": move.to_number, "actor": actor,
-                "at": _timestamp(move.created_at)}
+        if not isinstance(move, dict):
+            move = {"from_number": move.from_number, "to_number": move.to_number,
+                    "actor_name": _username(move.actor), "created_at": move.created_at}
+        return {"from_version": move["from_number"], "to_version": move["to_number"], "actor": move["actor_name"],
+                "at": _timestamp(move["created_at"])}
 
 
 class AliasSerializer(serializers.Serializer):
