@@ -399,7 +399,7 @@ class _Scan:
             pass
         elif entry is None:
             if len(self.globals) < _MAX_GLOBALS_LISTED:
-                self.globals[key] = {"module": module, "name": name, "verdict": verdict, "count": 1}
+                self.globals[key] = {"module": module, "name": name, "verdict": verdict, "count": 1, "called": False}
             else:
                 self.globals_truncated = True
         else:
@@ -408,6 +408,13 @@ class _Scan:
             self.dangerous(f"{module}.{name}", f"dangerous global {module}.{name}: {reason}", where, offset,
                            kind="dangerous_global")
         return _Global(module, name, verdict)
+
+    def mark_called(self, value) -> None:
+        """An imported global is called with arguments from the file (REDUCE, INST, OBJ, a forwarder)."""
+        if isinstance(value, _Global):
+            entry = self.globals.get((value.module, value.name))
+            if entry is not None:
+                entry["called"] = True
 
     def dangerous(self, label: str, message: str, where: str, offset: int | None, *, kind: str):
         self.finding_count += 1
@@ -663,8 +670,12 @@ class _Machine:
                 return self.import_global(items[0], items[1])
             self.dangerous(func.label, f"{func.label} imports a name that is not a constant", kind="unresolved_global")
             return _Global("<unresolved>", func.label, DANGEROUS)
+        if not self.lenient:
+            self.scan.mark_called(func)
         for position in _FORWARDERS.get(func.key, ()):
             argument = items[position] if items and position < len(items) else None
+            if not self.lenient:
+                self.scan.mark_called(argument)
             if items is None or not (argument is None or isinstance(argument, (_Global, str))):
                 self.dangerous(f"indirect call (through {func.label})",
                                f"{func.label} would call {_describe(argument)} passed as its argument: "

@@ -7,8 +7,16 @@ from __future__ import annotations
 
 import _compat_pickle
 import re
+import sys
 
-ALLOWED, DANGEROUS, UNKNOWN = "allowed", "dangerous", "unknown"
+ALLOWED, DANGEROUS, UNVETTED = "allowed", "dangerous", "unvetted"
+
+# The standard library is enumerable, private modules included, so it is closed: a global from
+# it that is not on the allow-list of value types is dangerous (it has dozens of command runners
+# and file openers no deny-list would ever name). Python 2 names are included as pickle maps them.
+STDLIB_MODULES = frozenset(name.lower() for name in (
+    *sys.stdlib_module_names, *_compat_pickle.IMPORT_MAPPING, "__builtin__", "exceptions", "copy_reg",
+))
 
 # --- allow-list ---------------------------------------------------------------------------------
 
@@ -57,8 +65,8 @@ _ALLOWED_EXACT = {
     "fractions": {"Fraction"},
     "uuid": {"UUID"},
     "numpy": {"dtype", "ndarray", "matrix", *_NUMPY_SCALAR_TYPES, *_NUMPY_UFUNCS},
-    "numpy.core.multiarray": {"_reconstruct", "scalar"},
-    "numpy._core.multiarray": {"_reconstruct", "scalar"},
+    "numpy.core.multiarray": {"_reconstruct", "scalar", "dtype"},
+    "numpy._core.multiarray": {"_reconstruct", "scalar", "dtype"},
     "numpy.core.numeric": {"_frombuffer"},
     "numpy._core.numeric": {"_frombuffer"},
     # Imports a ufunc by module and name: handled as an import (see _IMPORT_GADGETS).
@@ -250,7 +258,11 @@ def _danger(module: str, name: str) -> str | None:
 
 
 def classify_global(module: str, name: str) -> tuple[str, str | None]:
-    """(verdict, reason) for importing `name` from `module`; reason is set when dangerous."""
+    """(verdict, reason) for importing `name` from `module`; reason is set when dangerous.
+
+    Dangerous: on the deny-list, or from the standard library and not allowed. Allowed: on the
+    allow-list. Unvetted: any other (third-party) global, which needs a person's approval.
+    """
     candidates = [(module, name)]
     mapped = _py3_name(module, name)
     if mapped != (module, name):
@@ -261,5 +273,10 @@ def classify_global(module: str, name: str) -> tuple[str, str | None]:
             return DANGEROUS, reason
     if any(_is_allowed(*candidate) for candidate in candidates):
         return ALLOWED, None
-    return UNKNOWN, None
+    for candidate_module, candidate_name in candidates:
+        top_level = candidate_module.split(".", 1)[0].strip().lower()
+        if top_level in STDLIB_MODULES:
+            return DANGEROUS, (f"{candidate_module}.{candidate_name} is from the standard library and not on "
+                               "the allow-list of value types")
+    return UNVETTED, None
 

@@ -118,10 +118,10 @@ from registry.introspection.pickle_machine import (
     _HIGHEST_PROTOCOL, DEFAULT_LIMITS, DEFAULT_MAX_BYTES, TORCH_LEGACY_MAGIC, ScanLimits, _ChunkStream, _Global,
     _LimitExceeded, _Machine, _Scan, _ScanError, _Source, _tuple_items, _ZlibStream, _describe,
 )
-from registry.introspection.pickle_policy import _TORCH_STORAGE_SIZES, ALLOWED, DANGEROUS, UNKNOWN, classify_global
-from registry.introspection.report import FAILED, QUARANTINED, READY, Report
+from registry.introspection.pickle_policy import _TORCH_STORAGE_SIZES, ALLOWED, DANGEROUS, UNVETTED, classify_global
+from registry.introspection.report import FAILED, QUARANTINED, READY, REVIEW, Report
 
-__all__ = ["ALLOWED", "DANGEROUS", "UNKNOWN", "TORCH_LEGACY_MAGIC", "ScanLimits", "classify_global", "scan_joblib",
+__all__ = ["ALLOWED", "DANGEROUS", "UNVETTED", "TORCH_LEGACY_MAGIC", "ScanLimits", "classify_global", "scan_joblib",
            "scan_pickle_stream", "scan_serialized", "scan_torch"]
 
 
@@ -189,7 +189,7 @@ def _walk_stream(machine: _Machine, *, done: int = 0) -> int:
 def _report(scan: _Scan, *, detected_kind: str | None, error: _ScanError | None = None, extra: dict | None = None,
             notes: list[str] | None = None) -> Report:
     globals_list = sorted(scan.globals.values(), key=lambda entry: (
-        {DANGEROUS: 0, UNKNOWN: 1, ALLOWED: 2}[entry["verdict"]], entry["module"], entry["name"]))
+        {DANGEROUS: 0, UNVETTED: 1, ALLOWED: 2}[entry["verdict"]], entry["module"], entry["name"]))
     details = {
         "globals": globals_list,
         "opcodes": scan.opcodes,
@@ -209,7 +209,7 @@ def _report(scan: _Scan, *, detected_kind: str | None, error: _ScanError | None 
     if error is not None:
         details["error"] = error.describe()
     counts = {verdict: sum(1 for entry in globals_list if entry["verdict"] == verdict)
-              for verdict in (ALLOWED, UNKNOWN, DANGEROUS)}
+              for verdict in (ALLOWED, UNVETTED, DANGEROUS)}
     if scan.dangerous_labels:
         labels = list(scan.dangerous_labels)
         shown = ", ".join(labels[:3])
@@ -218,18 +218,24 @@ def _report(scan: _Scan, *, detected_kind: str | None, error: _ScanError | None 
         if error is not None:
             message += f"; also unreadable: {error.describe()}"
         return Report(QUARANTINED, message, detected_kind=detected_kind, details=details)
+    if error is None and scan.globals_truncated:
+        error = _ScanError(f"more distinct globals than the scanner lists ({len(globals_list)}): cannot be vetted")
+        details["error"] = error.describe()
     if error is not None:
         return Report(FAILED, f"cannot be scanned: {error.describe()}", detected_kind=detected_kind, details=details)
     total = len(globals_list)
-    if not counts[UNKNOWN]:
+    if not counts[UNVETTED]:
         message = f"{total} global{'s' if total != 1 else ''}, all allowed" if total else "no globals: plain data"
-    else:
-        unknown = [f"{entry['module']}.{entry['name']}" for entry in globals_list if entry["verdict"] == UNKNOWN]
-        shown = ", ".join(unknown[:5]) + (f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else "")
-        message = f"{total} globals: {counts[ALLOWED]} allowed, {counts[UNKNOWN]} not on the allow-list ({shown})"
-    if notes:
-        message += "; " + "; ".join(notes)
-    return Report(READY, message, detected_kind=detected_kind, details=details)
+        if notes:
+            message += "; " + "; ".join(notes)
+        return Report(READY, message, detected_kind=detected_kind, details=details)
+    unvetted = [entry for entry in globals_list if entry["verdict"] == UNVETTED]
+    details["unvetted"] = [{"import": f"{entry['module']}.{entry['name']}", "module": entry["module"],
+                            "name": entry["name"], "called": entry["called"]} for entry in unvetted]
+    names = [item["import"] for item in details["unvetted"]]
+    shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
+    message = f"needs review: {len(names)} import{'s' if len(names) != 1 else ''} not on the allow-list ({shown})"
+    return Report(REVIEW, message, detected_kind=detected_kind, details=details)
 
 
 def _scan_raw(fileobj, limits: ScanLimits, *, torch_semantics: bool) -> Report:

@@ -2,12 +2,14 @@
 
 from dataclasses import asdict, dataclass, field
 
-READY, QUARANTINED, FAILED = "ready", "quarantined", "failed"
+READY, REVIEW, QUARANTINED, FAILED = "ready", "review", "quarantined", "failed"
 
 
 @dataclass
 class Report:
-    status: str                 # READY, QUARANTINED or FAILED: the format status this leads to
+    status: str                 # READY, REVIEW, QUARANTINED or FAILED: the format status this leads to
+    # REVIEW: details["unvetted"] lists the third-party imports a person must approve, each
+    # {"import": "module.qualname", "module", "name", "called": bool}.
     message: str                # one line a person can read
     detected_kind: str | None = None   # from magic bytes / content
     details: dict = field(default_factory=dict)   # kind-specific, JSON-serialisable

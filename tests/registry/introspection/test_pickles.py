@@ -29,7 +29,7 @@ from registry.introspection.pickles import (
     ALLOWED,
     DANGEROUS,
     TORCH_LEGACY_MAGIC,
-    UNKNOWN,
+    UNVETTED,
     ScanLimits,
     classify_global,
     scan_joblib,
@@ -37,7 +37,7 @@ from registry.introspection.pickles import (
     scan_serialized,
     scan_torch,
 )
-from registry.introspection.report import FAILED, QUARANTINED, READY
+from registry.introspection.report import FAILED, QUARANTINED, READY, REVIEW
 
 # --- no test may ever run a payload -----------------------------------------------------------
 
@@ -181,7 +181,7 @@ def test_pickled_logistic_regression_is_ready(fitted_model, protocol):
     assert DANGEROUS not in verdicts(report).values()
     assert report.details["protocol"] == protocol
     for entry in report.details["globals"]:
-        assert set(entry) == {"module", "name", "verdict", "count"}
+        assert set(entry) == {"module", "name", "verdict", "count", "called"}
 
 
 @pytest.mark.parametrize("compress", [0, 3, ("zlib", 3), ("gzip", 3), ("bz2", 3), ("xz", 3), ("lzma", 3)])
@@ -237,14 +237,32 @@ def test_sklearn_models_with_random_state_and_numpy_functions_are_ready():
         assert scan(dumped(lambda handle: joblib.dump(model, handle, compress=3)), scan_joblib).status == READY
 
 
-def test_unknown_globals_are_listed_but_do_not_quarantine():
-    data = proto(2) + call(global_("mylibrary.models", "Scorer"), text("f1")) + STOP
+def test_unvetted_third_party_globals_need_review():
+    data = proto(2) + call(global_("mylibrary.models", "Scorer"), text("f1")) + global_("mylibrary.models", "Kind") + STOP
 
     report = scan(data)
 
-    assert report.status == READY
+    assert report.status == REVIEW
     assert "mylibrary.models.Scorer" in report.message
-    assert verdicts(report) == {"mylibrary.models.Scorer": UNKNOWN}
+    assert verdicts(report) == {"mylibrary.models.Scorer": UNVETTED, "mylibrary.models.Kind": UNVETTED}
+    assert report.details["unvetted"] == [
+        {"import": "mylibrary.models.Kind", "module": "mylibrary.models", "name": "Kind", "called": False},
+        {"import": "mylibrary.models.Scorer", "module": "mylibrary.models", "name": "Scorer", "called": True},
+    ]
+
+
+@pytest.mark.parametrize("module, name", [
+    ("_osx_support", "_read_output"), ("_osx_support", "_find_build_tool"), ("uuid", "_get_command_stdout"),
+    ("logging", "FileHandler"), ("os.path", "join"), ("builtins", "print"), ("functools", "partial"),
+    ("__builtin__", "print"), ("Logging", "FileHandler"), ("_posixsubprocess", "fork_exec"),
+])
+def test_the_standard_library_is_closed(module, name):
+    data = proto(2) + call(global_(module, name), text("/tmp/x")) + STOP
+
+    report = scan(data)
+
+    assert report.status == QUARANTINED, report.message
+    assert verdicts(report) == {f"{module}.{name}": DANGEROUS}
 
 
 def test_several_pickles_in_one_stream_are_all_scanned():
@@ -337,8 +355,8 @@ def test_deny_list(marker, module, name):
     ("torch", "FloatStorage", ALLOWED), ("torch.nn.modules.linear", "Linear", ALLOWED),
     ("joblib.numpy_pickle", "NumpyArrayWrapper", ALLOWED), ("numpy.dtypes", "Float64DType", ALLOWED),
     ("numpy", "log1p", ALLOWED), ("numpy.random._pickle", "__randomstate_ctor", ALLOWED),
-    ("os.path", "join", UNKNOWN), ("xgboost.sklearn", "XGBClassifier", UNKNOWN),
-    ("sklearn.datasets", "load_iris", UNKNOWN), ("scipy.sparse", "save_npz", UNKNOWN), ("builtins", "print", UNKNOWN),
+    ("os.path", "join", DANGEROUS), ("mylibrary.models", "Scorer", UNVETTED),
+    ("sklearn.datasets", "load_iris", UNVETTED), ("scipy.sparse", "save_npz", UNVETTED), ("builtins", "print", DANGEROUS),
 ])
 def test_allow_list(module, name, verdict):
     assert classify_global(module, name)[0] == verdict
