@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from registry.introspection.pickle_policy import (
-    ALLOWED, DANGEROUS, _FORWARDERS, _IMPORT_GADGETS, _NUMPY_DTYPE, _WRAPPER_CLASSES, _py3_name, classify_global,
+    ALLOWED, ATTRIBUTE_GETTERS, CONSTRUCT_ONLY, DANGEROUS, UNVETTED, _FORWARDERS, _IMPORT_GADGETS, _NUMPY_DTYPE, _WRAPPER_CLASSES, _py3_name, classify_global,
 )
 
 @dataclass(frozen=True)
@@ -306,6 +306,10 @@ class _Map:
         return self.length == len(self.pairs)
 
 
+_GETTER = "attribute getter"  # the verdict of a builtins.getattr reference until it is settled
+_GETTER_NAMES = {("builtins", "getattr"), ("__builtin__", "getattr")}
+
+
 class _Global:
     __slots__ = ("module", "name", "key", "verdict")
 
@@ -385,6 +389,10 @@ class _Scan:
         self.array_bytes = 0
         self.text_bytes = 0
         self.persistent_ids: list = []
+        # builtins.getattr references put on the stack, and those consumed reading a named
+        # attribute of an imported class (see ATTRIBUTE_GETTERS): any difference is dangerous.
+        self.getter_pushes = 0
+        self.getter_uses = 0
         self._verdicts: dict[tuple[str, str], tuple[str, str | None]] = {}
 
     def record_global(self, module: str, name: str, where: str, offset: int, *, hypothetical: bool = False
@@ -408,6 +416,17 @@ class _Scan:
             self.dangerous(f"{module}.{name}", f"dangerous global {module}.{name}: {reason}", where, offset,
                            kind="dangerous_global")
         return _Global(module, name, verdict)
+
+    def settle_getters(self) -> None:
+        """After the walk: a getattr reference not consumed as an attribute read is dangerous."""
+        if self.getter_pushes > self.getter_uses:
+            for entry in self.globals.values():
+                if (entry["module"], entry["name"]) in _GETTER_NAMES:
+                    entry["verdict"] = DANGEROUS
+            self.dangerous("builtins.getattr", "builtins.getattr is used other than to read a named attribute of "
+                           "an imported class: it can reach any attribute of any object", "pickle", None,
+                           kind="dangerous_global")
+            self.getter_uses = self.getter_pushes
 
     def mark_called(self, value) -> None:
         """An imported global is called with arguments from the file (REDUCE, INST, OBJ, a forwarder)."""
@@ -664,6 +683,8 @@ class _Machine:
         if not isinstance(func, _Global):
             self.callee_problem(func, opname)
             return self.new_instance(func, args, init=True)
+        if func.verdict == _GETTER:
+            return self.read_attribute(func, args)
         items = _tuple_items(args)
         if func.key in _IMPORT_GADGETS:
             if items and len(items) == 2 and all(isinstance(item, str) for item in items):
@@ -672,18 +693,45 @@ class _Machine:
             return _Global("<unresolved>", func.label, DANGEROUS)
         if not self.lenient:
             self.scan.mark_called(func)
+        self.check_construct_only(func, func.label)
         for position in _FORWARDERS.get(func.key, ()):
             argument = items[position] if items and position < len(items) else None
             if not self.lenient:
                 self.scan.mark_called(argument)
+            if func.key == ("copyreg", "_reconstructor") and position == 1:
+                self.check_construct_only(argument, f"copyreg._reconstructor with {_describe(argument)} as base")
             if items is None or not (argument is None or isinstance(argument, (_Global, str))):
                 self.dangerous(f"indirect call (through {func.label})",
                                f"{func.label} would call {_describe(argument)} passed as its argument: "
                                "an obfuscated call", kind="indirect_call")
         return self.new_instance(func, args, init=True)
 
+    def check_construct_only(self, value, how: str):
+        if isinstance(value, _Global) and value.key in CONSTRUCT_ONLY:
+            self.dangerous(f"{value.label} called", f"{how} calls the constructor of {value.label}, which loads a "
+                           "model from a file path it is given; files rebuild it without calling it",
+                           kind="dangerous_call")
+
     def import_global(self, module: str, name: str) -> _Global:
+        if not self.lenient and _py3_name(module, name) in ATTRIBUTE_GETTERS:
+            entry = self.scan.globals.setdefault((module, name), {
+                "module": module, "name": name, "verdict": ALLOWED, "count": 0, "called": False})
+            entry["count"] += 1
+            self.scan.getter_pushes += 1
+            return _Global(module, name, _GETTER)
         return self.scan.record_global(module, name, self.where, self.op_offset, hypothetical=self.lenient)
+
+    def read_attribute(self, getter: _Global, args):
+        """getattr(class, "name") with constants: the import of class.name; anything else is dangerous."""
+        items = _tuple_items(args)
+        if (items and len(items) == 2 and isinstance(items[0], _Global) and items[0].verdict in (ALLOWED, UNVETTED)
+                and isinstance(items[1], str) and items[1].isidentifier()):
+            if not self.lenient:
+                self.scan.getter_uses += 1
+            return self.import_global(items[0].module, f"{items[0].name}.{items[1]}")
+        self.dangerous(getter.label, f"{getter.label} is called on {_describe(args)}, not to read a named attribute "
+                       "of an imported class", kind="dangerous_global")
+        return self.new_instance(getter, args, init=True)
 
     def mutate(self, target, what: str):
         if isinstance(target, _Global):
@@ -894,6 +942,7 @@ class _Machine:
         self.pop_mark()
 
     def op_DUP(self):
+        self.pushed(self.top())
         self.stack.append(self.top())
 
     def op_MARK(self):
@@ -905,9 +954,16 @@ class _Machine:
 
     def _get(self, index: int):
         try:
-            self.stack.append(self.memo[index])
+            value = self.memo[index]
         except KeyError:
             self.fail(f"memo entry {index} is read before it is written")
+        self.pushed(value)
+        self.stack.append(value)
+
+    def pushed(self, value) -> None:
+        """A reference copied onto the stack (from the memo, or DUP): getattr's are counted."""
+        if isinstance(value, _Global) and value.verdict == _GETTER and not self.lenient:
+            self.scan.getter_pushes += 1
 
     def op_GET(self):
         self._get(self.memo_index_line())
@@ -980,9 +1036,12 @@ class _Machine:
             if not self.lenient:
                 return True
             # A what-if reading: an instance of an allowed class (a joblib wrapper, an array)
-            # is no string; only calls of other things could have made one.
-            return not self.allowed_instance(value) or (
-                isinstance(value.cls, _Global) and value.cls.key == ("builtins", "str"))
+            # is no string; only calls of other things could have made one. An unvetted class
+            # already puts the file in review, where a person vets what its code makes.
+            vetted = (ALLOWED, UNVETTED)
+            made_by_vetted = isinstance(value.factory, _Global) and value.factory.verdict in vetted and (
+                value.cls is None or isinstance(value.cls, _Global) and value.cls.verdict in vetted)
+            return not made_by_vetted or (isinstance(value.cls, _Global) and value.cls.key == ("builtins", "str"))
         return False
 
     @staticmethod

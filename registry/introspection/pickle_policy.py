@@ -1,6 +1,33 @@
 """The pickle scanner's policy: which imported globals are allowed, dangerous or unvetted.
 
-Pure tables and one function, classify_global(module, name) -> (verdict, reason).
+Pure tables and one function, classify_global(module, name) -> (verdict, reason). It fails
+closed: nothing is allowed because it is merely not denied.
+
+Dangerous
+    The deny-list: whole modules that run commands, load code or touch files and the network
+    (os, subprocess, socket, shutil, importlib, pickle, marshal, ctypes, pandas.io, torch.hub,
+    numpy.testing...), builtins such as eval, exec, open, __import__, getattr, operator's
+    attrgetter/methodcaller, types.FunctionType/CodeType, names that are dangerous in any
+    module (system, popen, read_*, load*, save*, dump*, fetch_*, tofile, rmtree...), libraries'
+    test helpers (any module path segment "testing", "_testing" or "conftest"), attribute
+    paths that reach a module or a method of an allowed class, special attributes. And
+    beyond any deny-list: every global of the standard library (sys.stdlib_module_names,
+    private modules included, and Python 2's names as pickle maps them) that is not on the
+    allow-list of value types below. The standard library is enumerable, so it is closed.
+Allowed (the shipped list)
+    Value types of the standard library (builtin containers and numbers, collections,
+    datetime, decimal, fractions, uuid.UUID, zoneinfo.ZoneInfo, copyreg's reconstructors,
+    _codecs.encode); numpy's array, dtype, scalar, masked array and random generator
+    reconstruction and its math ufuncs; joblib's NumpyArrayWrapper; torch's tensor, parameter
+    and storage rebuilders and dtypes; pandas' public data structures and their named
+    reconstructors; and by rule the model classes of scikit-learn, scipy.sparse, pandas'
+    internals, xgboost, lightgbm, catboost, statsmodels and torch.nn.modules (_CLASS_TREES):
+    classes only, never functions, outside the parts of each library that do I/O or testing.
+    Classes whose constructor loads a file from a path (CONSTRUCT_ONLY) are allowed only when
+    the file rebuilds them without calling them, as the libraries' own pickles do.
+Unvetted
+    Every other (third-party) global: not dangerous by any rule we know, not vetted either.
+    The file needs a person's review before it can be published.
 """
 
 from __future__ import annotations
@@ -73,6 +100,31 @@ _ALLOWED_EXACT = {
     "numpy.core": {"_ufunc_reconstruct"},
     "numpy._core": {"_ufunc_reconstruct"},
     "numpy.ma.core": {"_mareconstruct", "MaskedArray"},
+    "numpy.ma": {"MaskedArray"},
+    # zoneinfo looks zones up by key in the system's tz database, refusing absolute and ".." keys;
+    # pandas pickles a ZoneInfo as getattr(ZoneInfo, "_unpickle")(key, from_cache).
+    "zoneinfo": {"ZoneInfo", "ZoneInfo._unpickle"},
+    # pandas' reconstructors of its data structures (each rebuilds one object from its state).
+    "pandas.core.indexes.base": {"_new_Index"},
+    "pandas.core.indexes.period": {"_new_PeriodIndex"},
+    "pandas.core.indexes.datetimes": {"_new_DatetimeIndex"},
+    "pandas.core.internals.blocks": {"new_block", "new_block_2d"},
+    "pandas._libs.internals": {"_unpickle_block"},
+    "pandas._libs.tslibs.nattype": {"_nat_unpickle"},
+    "pandas._libs.tslibs.timedeltas": {"_timedelta_unpickle"},
+    "pandas._libs.tslibs.timestamps": {"_unpickle_timestamp"},
+    "pandas": {
+        "DataFrame", "Series", "Index", "RangeIndex", "MultiIndex", "CategoricalIndex", "DatetimeIndex",
+        "TimedeltaIndex", "PeriodIndex", "IntervalIndex", "Categorical", "CategoricalDtype", "DatetimeTZDtype",
+        "PeriodDtype", "IntervalDtype", "SparseDtype", "StringDtype", "BooleanDtype", "Int8Dtype", "Int16Dtype",
+        "Int32Dtype", "Int64Dtype", "UInt8Dtype", "UInt16Dtype", "UInt32Dtype", "UInt64Dtype", "Float32Dtype",
+        "Float64Dtype", "Timestamp", "Timedelta", "Period", "Interval", "NA", "NaT", "DateOffset", "Flags",
+    },
+    # Cython classes pickle through newObj(cls), which is cls.__new__(cls).
+    "sklearn.metrics._dist_metrics": {"newObj"},
+    "sklearn.neighbors._kd_tree": {"newObj"},
+    "sklearn.neighbors._ball_tree": {"newObj"},
+    "sklearn.neighbors._binary_tree": {"newObj"},
     "numpy.matrixlib.defmatrix": {"matrix"},
     "numpy.random._pickle": {"__randomstate_ctor", "__generator_ctor", "__bit_generator_ctor"},
     "numpy.random.mtrand": {"RandomState"},
@@ -97,13 +149,35 @@ _ALLOWED_EXACT = {
     "torch.nn.parameter": {"Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"},
     "torch.serialization": {"_get_layout"},
 }
-# sklearn estimators live in hundreds of private modules; these parts of it read or write
-# files, download data or exist only for tests, and are not needed to rebuild a model.
-_SKLEARN_EXCLUDED = (
-    "sklearn.datasets", "sklearn.externals", "sklearn.utils._testing", "sklearn.utils._joblib",
-    "sklearn.utils._show_versions", "sklearn._build_utils", "sklearn.__check_build", "sklearn.conftest",
-    "sklearn.tests", "sklearn.experimental",
+# Libraries whose model classes are allowed by rule, because they live in hundreds of private
+# modules that change between releases: a class (a capitalised name, or Cython's
+# __pyx_unpickle_<Class> reconstructor of one) from these module trees. Functions are never
+# allowed by rule, nor anything from a module that reads or writes files, downloads data or
+# exists for tests (any module path with "test" in it is excluded everywhere).
+# (tree, excluded subtrees, the condition on the name when it is not "a class name")
+_CLASS_TREES = (
+    ("sklearn", ("sklearn.datasets", "sklearn.externals", "sklearn.utils._joblib", "sklearn.utils._show_versions",
+                 "sklearn._build_utils", "sklearn.__check_build", "sklearn.experimental"), None),
+    ("scipy.sparse", ("scipy.sparse.linalg", "scipy.sparse.csgraph"), lambda name: name.endswith(("_matrix", "_array"))),
+    ("pandas.arrays", (), lambda name: name.endswith("Array")),
+    ("pandas.core", ("pandas.core.computation", "pandas.core.interchange", "pandas.core.groupby", "pandas.core.window",
+                     "pandas.core.resample", "pandas.core.reshape", "pandas.core.tools", "pandas.core.methods",
+                     "pandas.core.util", "pandas.core.strings", "pandas.core.config_init", "pandas.core.api"), None),
+    ("pandas._libs", ("pandas._libs.lib", "pandas._libs.parsers", "pandas._libs.writers", "pandas._libs.json",
+                      "pandas._libs.testing", "pandas._libs.window"), None),
+    ("pandas.tseries.offsets", (), None),
+    ("xgboost.sklearn", (), lambda name: name.startswith("XGB")),
+    ("xgboost.core", (), lambda name: name == "Booster"),
+    ("lightgbm.sklearn", (), lambda name: name.startswith("LGBM")),
+    ("lightgbm.basic", (), lambda name: name == "Booster"),
+    ("catboost.core", (), lambda name: name.startswith("CatBoost")),
+    ("statsmodels", ("statsmodels.iolib", "statsmodels.datasets", "statsmodels.sandbox", "statsmodels.graphics",
+                     "statsmodels.api", "statsmodels.tools.web", "statsmodels.tools.print_version"), None),
+    ("torch.nn.modules", (), None),
 )
+# Allowed classes whose constructor loads a model from a path it is given: a file may only
+# rebuild them without calling them (NEWOBJ, copyreg's reconstructors), as the libraries do.
+CONSTRUCT_ONLY = {("xgboost.core", "Booster"), ("lightgbm.basic", "Booster")}
 
 # --- deny-list ----------------------------------------------------------------------------------
 
@@ -156,7 +230,14 @@ _DANGEROUS_NAMES = {
     "makedirs", "chmod", "chown", "kill", "killpg", "startfile", "_load_from_bytes", "attrgetter",
     "methodcaller", "dump_svmlight_file", "add_extension",
 }
-_DANGEROUS_NAME_PATTERN = re.compile(r"(spawn[lv]p?e?|exec[lv]p?e?|posix_spawnp?|fork\w*|popen\d*)")
+_DANGEROUS_NAME_PATTERN = re.compile(
+    r"spawn[lv]p?e?|exec[lv]p?e?|posix_spawnp?|fork\w*|popen\d*"
+    # Readers, loaders and writers of files and URLs in any library: read_csv, load_npz,
+    # _load_from_bytes, fetch_openml, urlretrieve, save_model, dump_svmlight_file...
+    r"|_*(read|load|fetch|download|save|dump|write|urlopen|urlretrieve)(_\w*|s|txt|file)?"
+    r"|\w+_(read|load|fetch|download|save|dump|write)(_\w*)?")
+# Test helpers run code by design (sklearn.utils._testing.assert_run_python_script...).
+_TEST_HELPER_SEGMENT = re.compile(r"_*testing|conftest")
 # An attribute with one of these names is (almost always) the module itself: sklearn.x.os
 # is os once imported there.
 _MODULE_ATTRIBUTES = {
@@ -187,6 +268,10 @@ _FORWARDERS = {
     ("numpy.random._pickle", "__generator_ctor"): (1,),
     ("numpy.random._pickle", "__bit_generator_ctor"): (0,),
 }
+# getattr(<imported class>, "<constant name>") is how some types pickle a classmethod (zoneinfo's
+# ZoneInfo._unpickle): used only that way, it is an import of class.name and classified as one.
+# Any other use of it (called on something else, stored, passed along) is dangerous.
+ATTRIBUTE_GETTERS = {("builtins", "getattr")}
 _NUMPY_DTYPE = {("numpy", "dtype"), ("numpy.core.multiarray", "dtype"), ("numpy._core.multiarray", "dtype")}
 
 
@@ -201,21 +286,25 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + ".")
 
 
+def _is_class_name(name: str) -> bool:
+    """A class by the naming convention every one of these libraries follows (Tree, _BinMapper)."""
+    name = name.removeprefix("__pyx_unpickle_").lstrip("_")
+    return name[:1].isupper() and name.isidentifier()
+
+
 def _is_allowed(module: str, name: str) -> bool:
     if name in _ALLOWED_EXACT.get(module, ()):
         return True
-    if "." in name or name.startswith("__") and name.endswith("__"):
+    if "." in name or name.startswith("__") and name.endswith("__") or "test" in module.lower():
         return False
-    if _under(module, "sklearn"):
-        return not any(_under(module, excluded) for excluded in _SKLEARN_EXCLUDED)
-    if module.startswith("torch.nn.modules."):
-        return True
     if module == "numpy.dtypes":
         return name.endswith("DType")
-    if _under(module, "scipy.sparse"):
-        return name.endswith(("_matrix", "_array"))
     if module in ("torch", "torch.cuda"):
         return name in _TORCH_STORAGE_SIZES
+    for tree, excluded, condition in _CLASS_TREES:
+        if _under(module, tree):
+            return (not any(_under(module, subtree) for subtree in excluded)
+                    and (condition(name) if condition else _is_class_name(name)))
     return False
 
 
@@ -233,6 +322,8 @@ def _danger(module: str, name: str) -> str | None:
             prefix = ".".join(parts[:end])
             if prefix in _DANGEROUS_MODULES:
                 return f"module {prefix} can run commands, load code or touch files"
+    if any(_TEST_HELPER_SEGMENT.fullmatch(part.strip()) for part in low_module.split(".")):
+        return f"module {module} is a library's test helpers, which run code by design"
     segments = name.split(".")
     if segments[0].strip().lower() in _DANGEROUS_BY_MODULE.get(low_module, ()):
         return f"{module}.{segments[0]} can run code or reach arbitrary objects"
@@ -245,7 +336,7 @@ def _danger(module: str, name: str) -> str | None:
         if len(low) > 4 and low.startswith("__") and low.endswith("__") and not (
                 _is_allowed(module, name) or _is_allowed(*_py3_name(module, name))):
             return f"special attribute {segment}"
-    if len(segments) > 1:
+    if len(segments) > 1 and name not in _ALLOWED_EXACT.get(module, ()):
         parent = ".".join(segments[:-1])
         if _is_allowed(module, parent) or _is_allowed(*_py3_name(module, parent)):
             return (f"{module}.{name} reaches an attribute of an allowed object; methods such as "

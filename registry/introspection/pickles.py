@@ -22,45 +22,33 @@ Why our own walker rather than picklescan, modelscan or fickling
     not READY.
 
 What is reported
-    Every imported global (GLOBAL, STACK_GLOBAL, INST, and what numpy's
-    _ufunc_reconstruct would import) with a verdict: "allowed" (the vetted allow-list below),
-    "dangerous" (the deny-list below, or anything that reaches through an attribute path,
-    a special attribute, or a module such as os or sys), or "unknown". The status follows:
+    Every imported global (GLOBAL, STACK_GLOBAL, INST, what numpy's _ufunc_reconstruct would
+    import, and getattr(class, "name") read as the import of class.name) with a verdict from
+    pickle_policy: "allowed", "dangerous" or "unvetted", and whether the file calls it. The
+    status follows, worst first:
 
-    - QUARANTINED when anything dangerous is seen: a dangerous global; a STACK_GLOBAL whose
+    - QUARANTINED when anything dangerous is seen: a dangerous global (the deny-list, or any
+      standard-library global that is not an allowed value type); a STACK_GLOBAL whose
       module or name is not a constant string (memo entries and DUP are followed, calls are
       not); an extension-registry code (EXT1/2/4, which names a global we cannot see); a
       call whose callee is not an imported global (the result of another call, a persistent
       object), including through allowed functions that call their arguments
-      (copyreg._reconstructor, torch's _rebuild_from_type_v2...); BUILD, APPEND or SETITEM
-      applied to an imported global (monkey-patching a module or class); or an embedded
-      pickle (a bytes or text constant that is itself a pickle, as pickle.loads would run
-      it) that contains any of these. Embedded pickles are scanned recursively up to a depth
-      limit; the loader they need (pickle.loads, torch.load...) is itself on the deny-list.
+      (copyreg._reconstructor, torch's _rebuild_from_type_v2...); a construct-only class
+      called with arguments (a Booster given a model path); getattr used other than to read
+      a named attribute of an imported class; BUILD, APPEND or SETITEM applied to an
+      imported global (monkey-patching a module or class); or an embedded pickle (a bytes or
+      text constant that is itself a pickle, as pickle.loads would run it) that contains any
+      of these. Embedded pickles are scanned recursively up to a depth limit; the loader
+      they need (pickle.loads, torch.load...) is itself on the deny-list.
     - FAILED when the stream cannot be fully parsed or a limit is reached: truncated data,
       an invalid opcode, bytes after STOP that are not another pickle, stack underflow, a
       missing memo entry, a pickle frame that does not line up, a joblib array whose size
-      cannot be computed statically. When something dangerous was seen before the error
-      the status is QUARANTINED instead; the message carries both.
-    - READY otherwise. Unknown globals do not quarantine on their own: every model library
-      (xgboost, lightgbm, pandas, user code...) would be unknown and nothing could be
-      published. They are listed in the message and in details so a reviewer sees them.
-      This is a deliberate trade-off: an unknown global is imported (its module's import-
-      time code runs) and may be called with constant arguments when the file is loaded.
-
-The lists (see _ALLOWED_EXACT, _DANGEROUS_MODULES, _DANGEROUS_BY_MODULE, _DANGEROUS_NAMES)
-    Allowed: builtin value types (set, frozenset, slice, complex, bytearray...), copyreg's
-    reconstructors, _codecs.encode, collections (OrderedDict, defaultdict...), numpy's array
-    and dtype reconstruction, scalar types, random generators and math ufuncs, sklearn.*
-    (outside datasets, externals and test helpers), scipy.sparse matrices and arrays,
-    joblib's NumpyArrayWrapper, torch's tensor and parameter rebuilders, storages, dtypes
-    and torch.nn.modules.*. Dangerous: whole modules that run commands, load code or touch
-    files and the network (os, posix, nt, subprocess, socket, shutil, sys, importlib, runpy,
-    pty, webbrowser, pickle, marshal, code, ctypes, pydoc, io, pathlib, tempfile, ...; os.path
-    excepted), builtins such as eval, exec, compile, open, __import__, getattr, operator's
-    attrgetter/methodcaller/itemgetter, types.FunctionType/CodeType, and names that are
-    dangerous in any module (system, popen, loads, load, save, tofile, rmtree, ...). Python 2
-    names are also checked as pickle maps them (__builtin__ -> builtins, cPickle -> pickle).
+      cannot be computed statically, more distinct globals than can be listed. When
+      something dangerous was seen before the error the status is QUARANTINED instead.
+    - REVIEW when a third-party global is neither allowed nor dangerous: details["unvetted"]
+      lists each ({"import": "module.qualname", "module", "name", "called"}) for a person
+      to approve; the registry then trusts them in that context (services.trusted_imports).
+    - READY otherwise: every global is on the allow-list, or there are none.
 
 Which reading
     The content decides, not the declared kind: a zip is read as PyTorch does, a compressed
@@ -188,6 +176,7 @@ def _walk_stream(machine: _Machine, *, done: int = 0) -> int:
 
 def _report(scan: _Scan, *, detected_kind: str | None, error: _ScanError | None = None, extra: dict | None = None,
             notes: list[str] | None = None) -> Report:
+    scan.settle_getters()
     globals_list = sorted(scan.globals.values(), key=lambda entry: (
         {DANGEROUS: 0, UNVETTED: 1, ALLOWED: 2}[entry["verdict"]], entry["module"], entry["name"]))
     details = {

@@ -356,7 +356,7 @@ def test_deny_list(marker, module, name):
     ("joblib.numpy_pickle", "NumpyArrayWrapper", ALLOWED), ("numpy.dtypes", "Float64DType", ALLOWED),
     ("numpy", "log1p", ALLOWED), ("numpy.random._pickle", "__randomstate_ctor", ALLOWED),
     ("os.path", "join", DANGEROUS), ("mylibrary.models", "Scorer", UNVETTED),
-    ("sklearn.datasets", "load_iris", UNVETTED), ("scipy.sparse", "save_npz", UNVETTED), ("builtins", "print", DANGEROUS),
+    ("sklearn.datasets", "load_iris", DANGEROUS), ("scipy.sparse", "save_npz", DANGEROUS), ("builtins", "print", DANGEROUS),
 ])
 def test_allow_list(module, name, verdict):
     assert classify_global(module, name)[0] == verdict
@@ -810,3 +810,93 @@ def test_scan_serialized_dispatches_by_kind(marker):
             assert scan_serialized(kind, handle).status == QUARANTINED
     with pytest.raises(ValueError):
         scan_serialized("onnx", io.BytesIO(data))
+
+
+# --- getattr as an attribute read, the shipped class allow-list -----------------------------------
+
+GETATTR = global_("builtins", "getattr")
+ZONEINFO = global_("zoneinfo", "ZoneInfo")
+
+
+def test_getattr_reading_a_named_attribute_of_a_class_is_an_import_of_it():
+    # What pickle.dumps(zoneinfo.ZoneInfo("Europe/Paris")) writes.
+    data = proto(4) + call(call(GETATTR, ZONEINFO, text("_unpickle")), text("Europe/Paris"), integer(1)) + STOP
+
+    report = scan(data)
+
+    assert report.status == READY, report.message
+    assert verdicts(report) == {"builtins.getattr": ALLOWED, "zoneinfo.ZoneInfo": ALLOWED,
+                                "zoneinfo.ZoneInfo._unpickle": ALLOWED}
+
+
+def test_getattr_reused_from_the_memo_for_attribute_reads_only_is_allowed():
+    data = (proto(4) + GETATTR + MEMOIZE + ZONEINFO + text("_unpickle") + TUPLE2 + REDUCE + POP
+            + binget(0) + ZONEINFO + text("_unpickle") + TUPLE2 + REDUCE + STOP)
+
+    assert scan(data).status == READY
+
+
+@pytest.mark.parametrize("name, body", [
+    ("stored in a list", b"]" + GETATTR + b"a"),
+    ("duplicated and one copy dropped", GETATTR + b"2" + POP + ZONEINFO + text("_unpickle") + TUPLE2 + REDUCE),
+    ("kept in the memo and popped", GETATTR + MEMOIZE + POP + NONE),
+    ("called on a string", call(GETATTR, text("os"), text("system"))),
+    ("called with a computed name", call(GETATTR, ZONEINFO, call(global_("builtins", "str"), text("x")))),
+    ("reaching a method of an allowed class", call(GETATTR, global_("numpy", "ndarray"), text("tofile"))),
+    ("reaching a special attribute", call(GETATTR, ZONEINFO, text("__init__"))),
+])
+def test_getattr_used_any_other_way_is_dangerous(name, body):
+    report = scan(proto(4) + body + STOP)
+
+    assert report.status == QUARANTINED, (name, report.message)
+
+
+def test_getattr_on_an_unvetted_class_is_an_unvetted_import():
+    report = scan(proto(4) + call(GETATTR, global_("mylibrary.models", "Scorer"), text("from_state")) + STOP)
+
+    assert report.status == REVIEW
+    assert [item["import"] for item in report.details["unvetted"]] == [
+        "mylibrary.models.Scorer", "mylibrary.models.Scorer.from_state"]
+
+
+@pytest.mark.parametrize("module, name, verdict", [
+    ("pandas", "DataFrame", ALLOWED), ("pandas.core.frame", "DataFrame", ALLOWED),
+    ("pandas._libs.internals", "_unpickle_block", ALLOWED), ("pandas.arrays", "StringArray", ALLOWED),
+    ("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked", ALLOWED), ("pandas", "read_csv", DANGEROUS),
+    ("pandas.core.computation.eval", "Expr", UNVETTED), ("pandas.io.parsers.readers", "TextFileReader", DANGEROUS),
+    ("pandas.core.frame", "from_records", UNVETTED), ("pandas._testing", "Thing", DANGEROUS),
+    ("sklearn.ensemble._hist_gradient_boosting.binning", "_BinMapper", ALLOWED),
+    ("sklearn.utils._testing", "TempMemmap", DANGEROUS),
+    ("sklearn.utils._testing", "assert_run_python_script_without_output", DANGEROUS),
+    ("sklearn.utils", "check_random_state", UNVETTED), ("sklearn.datasets._base", "Bunch", UNVETTED),
+    ("xgboost.sklearn", "XGBClassifier", ALLOWED), ("xgboost.core", "Booster", ALLOWED),
+    ("xgboost.core", "DMatrix", UNVETTED), ("lightgbm.sklearn", "LGBMRegressor", ALLOWED),
+    ("lightgbm.basic", "Booster", ALLOWED), ("catboost.core", "CatBoostClassifier", ALLOWED),
+    ("statsmodels.regression.linear_model", "RegressionResultsWrapper", ALLOWED),
+    ("statsmodels.iolib.smpickle", "load_pickle", DANGEROUS), ("statsmodels.iolib.table", "SimpleTable", UNVETTED),
+    ("statsmodels.regression.tests.test_regression", "TestOLS", UNVETTED),
+    ("torch.nn.modules.linear", "Linear", ALLOWED), ("torch.nn.modules.module", "register_module_forward_hook", UNVETTED),
+    ("scipy.sparse._csr", "csr_matrix", ALLOWED), ("scipy.sparse", "load_npz", DANGEROUS),
+    ("numpy.ma", "MaskedArray", ALLOWED), ("zoneinfo", "ZoneInfo", ALLOWED),
+    ("zoneinfo._common", "load_data", DANGEROUS),
+])
+def test_shipped_allow_list_takes_model_classes_not_functions(module, name, verdict):
+    assert classify_global(module, name)[0] == verdict
+
+
+@pytest.mark.parametrize("module", ["xgboost.core", "lightgbm.basic"])
+def test_a_booster_called_with_a_path_is_dangerous(module):
+    # Booster(params, cache/train_set, model_file) reads a model from the path it is given.
+    data = proto(2) + call(global_(module, "Booster"), NONE, NONE, text("/etc/hostname")) + STOP
+
+    report = scan(data)
+
+    assert report.status == QUARANTINED, report.message
+    assert "Booster" in report.message
+
+
+@pytest.mark.parametrize("module", ["xgboost.core", "lightgbm.basic"])
+def test_a_booster_rebuilt_without_calling_it_is_ready(module):
+    data = proto(2) + global_(module, "Booster") + EMPTY_TUPLE + NEWOBJ + EMPTY_DICT + BUILD + STOP
+
+    assert scan(data).status == READY

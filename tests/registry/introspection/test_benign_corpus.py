@@ -1,0 +1,28 @@
+"""No false alarms: real model files written by the libraries themselves are all `ready`."""
+
+import io
+
+import pytest
+
+from registry.introspection.dispatch import introspect
+from registry.introspection.report import READY
+from tests.registry.introspection import benign_corpus
+
+OBJECTS = list(benign_corpus.objects())
+
+
+@pytest.mark.parametrize("name, obj", OBJECTS, ids=[name for name, _ in OBJECTS])
+def test_every_serialization_of_a_real_model_is_ready(name, obj):
+    problems = []
+    for suffix, kind, data in benign_corpus.serialized(obj):
+        report = introspect(kind, io.BytesIO(data), size=len(data))
+        if report.status != READY:
+            problems.append(f"{name}.{suffix}: {report.status}: {report.message}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_corpus_covers_the_libraries_and_compressions_the_issue_names():
+    names = {name for name, _ in OBJECTS}
+    assert {"frame_all", "frame_cat_only", "columntransformer", "xgb_clf", "lgbm_clf", "csr", "arr_struct",
+            "arr_obj"} <= names
+    assert {0, 1, 3, 9, ("xz", 3), ("gzip", 3)} <= {c if isinstance(c, int) else c for c in benign_corpus.COMPRESSIONS}
