@@ -162,9 +162,10 @@ _CLASS_TREES = (
     ("pandas.arrays", (), lambda name: name.endswith("Array")),
     ("pandas.core", ("pandas.core.computation", "pandas.core.interchange", "pandas.core.groupby", "pandas.core.window",
                      "pandas.core.resample", "pandas.core.reshape", "pandas.core.tools", "pandas.core.methods",
-                     "pandas.core.util", "pandas.core.strings", "pandas.core.config_init", "pandas.core.api"), None),
+                     "pandas.core.util", "pandas.core.strings", "pandas.core.config_init", "pandas.core.api",
+                     "pandas.core.apply", "pandas.core.ops", "pandas.core.accessor"), None),
     ("pandas._libs", ("pandas._libs.lib", "pandas._libs.parsers", "pandas._libs.writers", "pandas._libs.json",
-                      "pandas._libs.testing", "pandas._libs.window"), None),
+                      "pandas._libs.testing", "pandas._libs.window", "pandas._libs.sas"), None),
     ("pandas.tseries.offsets", (), None),
     ("xgboost.sklearn", (), lambda name: name.startswith("XGB")),
     ("xgboost.core", (), lambda name: name == "Booster"),
@@ -172,7 +173,8 @@ _CLASS_TREES = (
     ("lightgbm.basic", (), lambda name: name == "Booster"),
     ("catboost.core", (), lambda name: name.startswith("CatBoost")),
     ("statsmodels", ("statsmodels.iolib", "statsmodels.datasets", "statsmodels.sandbox", "statsmodels.graphics",
-                     "statsmodels.api", "statsmodels.tools.web", "statsmodels.tools.print_version"), None),
+                     "statsmodels.api", "statsmodels.tools.web", "statsmodels.tools.print_version",
+                     "statsmodels.tsa.x13"), None),
     ("torch.nn.modules", (), None),
 )
 # Allowed classes whose constructor loads a model from a path it is given: a file may only
@@ -235,7 +237,9 @@ _DANGEROUS_NAME_PATTERN = re.compile(
     # Readers, loaders and writers of files and URLs in any library: read_csv, load_npz,
     # _load_from_bytes, fetch_openml, urlretrieve, save_model, dump_svmlight_file...
     r"|_*(read|load|fetch|download|save|dump|write|urlopen|urlretrieve)(_\w*|s|txt|file)?"
-    r"|\w+_(read|load|fetch|download|save|dump|write)(_\w*)?")
+    r"|\w+_(read|load|fetch|download|save|dump|write)(_\w*)?"
+    # Constructors from a hub, a file or a URL (transformers' from_pretrained runs remote code).
+    r"|from_(pretrained|file|url|path|hub|single_file)")
 # Test helpers run code by design (sklearn.utils._testing.assert_run_python_script...).
 _TEST_HELPER_SEGMENT = re.compile(r"_*testing|conftest")
 # An attribute with one of these names is (almost always) the module itself: sklearn.x.os
