@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from registry.introspection.pickle_policy import (
-    ALLOWED, ATTRIBUTE_GETTERS, CONSTRUCT_ONLY, DANGEROUS, UNVETTED, _FORWARDERS, _IMPORT_GADGETS, _NUMPY_DTYPE, _WRAPPER_CLASSES, _py3_name, classify_global,
+    ALLOWED, ATTRIBUTE_GETTERS, CONSTRUCT_ONLY, DANGEROUS, UNVETTED, forwarded_positions, _IMPORT_GADGETS, _NUMPY_DTYPE, _WRAPPER_CLASSES, _py3_name, classify_global,
 )
 
 @dataclass(frozen=True)
@@ -694,7 +694,7 @@ class _Machine:
         if not self.lenient:
             self.scan.mark_called(func)
         self.check_construct_only(func, func.label)
-        for position in _FORWARDERS.get(func.key, ()):
+        for position in forwarded_positions(func.key):
             argument = items[position] if items and position < len(items) else None
             if not self.lenient:
                 self.scan.mark_called(argument)

@@ -271,7 +271,22 @@ _FORWARDERS = {
     ("numpy.random._pickle", "__randomstate_ctor"): (1,),
     ("numpy.random._pickle", "__generator_ctor"): (1,),
     ("numpy.random._pickle", "__bit_generator_ctor"): (0,),
+    # cls.__new__(cls, ...) of the class they are given.
+    ("pandas.core.indexes.base", "_new_Index"): (0,),
+    ("pandas.core.indexes.period", "_new_PeriodIndex"): (0,),
+    ("pandas.core.indexes.datetimes", "_new_DatetimeIndex"): (0,),
+    ("sklearn.metrics._dist_metrics", "newObj"): (0,),
+    ("sklearn.neighbors._kd_tree", "newObj"): (0,),
+    ("sklearn.neighbors._ball_tree", "newObj"): (0,),
+    ("sklearn.neighbors._binary_tree", "newObj"): (0,),
 }
+
+
+def forwarded_positions(key: tuple[str, str]) -> tuple[int, ...]:
+    """Which arguments an allowed function calls or instantiates (Cython's __pyx_unpickle_X(cls, ...) too)."""
+    if key[1].startswith("__pyx_unpickle_"):
+        return (0,)
+    return _FORWARDERS.get(key, ())
 # getattr(<imported class>, "<constant name>") is how some types pickle a classmethod (zoneinfo's
 # ZoneInfo._unpickle): used only that way, it is an import of class.name and classified as one.
 # Any other use of it (called on something else, stored, passed along) is dangerous.

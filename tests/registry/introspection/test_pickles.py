@@ -900,3 +900,16 @@ def test_a_booster_rebuilt_without_calling_it_is_ready(module):
     data = proto(2) + global_(module, "Booster") + EMPTY_TUPLE + NEWOBJ + EMPTY_DICT + BUILD + STOP
 
     assert scan(data).status == READY
+
+
+@pytest.mark.parametrize("reconstructor", [
+    global_("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked"), global_("pandas.core.indexes.base", "_new_Index"),
+    global_("sklearn.neighbors._kd_tree", "newObj"),
+])
+def test_reconstructors_that_instantiate_their_argument_take_only_imported_classes(reconstructor):
+    computed = call(global_("builtins", "str"), text("x"))
+
+    report = scan(proto(2) + call(reconstructor, computed, integer(1)) + STOP)
+
+    assert report.status == QUARANTINED
+    assert any(finding["kind"] == "indirect_call" for finding in report.details["findings"])
