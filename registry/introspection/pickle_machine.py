@@ -1161,6 +1161,13 @@ class _Machine:
             if len(self.scan.persistent_ids) >= self.scan.limits.max_memo:
                 raise _LimitExceeded("too many persistent ids (limit)", self.op_offset)
             self.scan.persistent_ids.append(pid)
+            # torch's legacy persistent_load answers ("module", cls, source file, source) with
+            # cls itself: the class of a saved nn.Module, imported in the id like any global.
+            items = _tuple_items(pid)
+            if items and len(items) == 4 and items[0] == "module" and isinstance(items[1], _Global):
+                self.pushed(items[1])
+                self.stack.append(items[1])
+                return
         self.stack.append(_Persistent(pid))
 
     def op_NEXT_BUFFER(self):

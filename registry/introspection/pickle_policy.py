@@ -91,6 +91,7 @@ _ALLOWED_EXACT = {
     "decimal": {"Decimal"},
     "fractions": {"Fraction"},
     "uuid": {"UUID"},
+    "types": {"SimpleNamespace"},  # statsmodels keeps fit details in one
     "numpy": {"dtype", "ndarray", "matrix", *_NUMPY_SCALAR_TYPES, *_NUMPY_UFUNCS},
     "numpy.core.multiarray": {"_reconstruct", "scalar", "dtype"},
     "numpy._core.multiarray": {"_reconstruct", "scalar", "dtype"},
@@ -136,7 +137,12 @@ _ALLOWED_EXACT = {
     "numpy.random.bit_generator": {"SeedSequence", "__pyx_unpickle_SeedSequence"},
     "joblib.numpy_pickle": {"NumpyArrayWrapper"},
     "sklearn.externals.joblib.numpy_pickle": {"NumpyArrayWrapper"},
-    "torch": {"Size", "Tensor", "device", "dtype", "layout", "memory_format", *_TORCH_DTYPES},
+    "torch": {"Size", "Tensor", "device", "dtype", "layout", "memory_format", "per_tensor_affine",
+              "per_channel_affine", "per_tensor_symmetric", "per_channel_symmetric",
+              "per_channel_affine_float_qparams", *_TORCH_DTYPES},
+    # Activation functions that modules keep as attributes (TransformerEncoderLayer's activation).
+    "torch.nn.functional": {"relu", "gelu", "silu", "mish", "elu", "selu", "celu", "leaky_relu", "tanh", "sigmoid",
+                            "softmax", "log_softmax", "softplus", "hardswish", "hardsigmoid", "relu6", "glu"},
     "torch._utils": {
         "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
         "_rebuild_parameter_with_state", "_rebuild_qtensor", "_rebuild_sparse_tensor",
@@ -174,7 +180,9 @@ _CLASS_TREES = (
     ("catboost.core", (), lambda name: name.startswith("CatBoost")),
     ("statsmodels", ("statsmodels.iolib", "statsmodels.datasets", "statsmodels.sandbox", "statsmodels.graphics",
                      "statsmodels.api", "statsmodels.tools.web", "statsmodels.tools.print_version",
-                     "statsmodels.tsa.x13"), None),
+                     "statsmodels.tsa.x13"),
+     # and its Cython state-space classes, one per BLAS type: sKalmanFilter, dInitialization...
+     lambda name: _is_class_name(name) or re.fullmatch(r"[sdcz][A-Z][A-Za-z0-9]*", name) is not None),
     ("torch.nn.modules", (), None),
 )
 # Allowed classes whose constructor loads a model from a path it is given: a file may only

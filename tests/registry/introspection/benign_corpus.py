@@ -1,6 +1,7 @@
 """Benign model files made by the libraries themselves: every one must scan `ready`.
 
 Estimators, pipelines and ColumnTransformers from scikit-learn, xgboost and lightgbm models,
+statsmodels results, catboost models, PyTorch modules, tensors and optimizer states (torch.save zips and legacy files),
 pandas frames and series of every dtype, numpy arrays (structured, object, masked), scipy
 sparse matrices and plain Python values, each written with pickle protocols 2 to 5 and with
 joblib.dump uncompressed and with every compressor it has (lz4 when installed). Used by the
@@ -141,11 +142,70 @@ def models():
     yield "lgbm_reg", lightgbm.LGBMRegressor(n_estimators=3, verbose=-1).fit(Xr, yr)
     yield "lgbm_booster", lightgbm.train({"verbose": -1}, lightgbm.Dataset(X, label=y), 2)
 
+def statistics_models():
+    """statsmodels results (arrays and pandas, formulas, time series) and catboost models."""
+    import catboost
+    import statsmodels.api as sm
+    import statsmodels.formula.api as smf
+    from statsmodels.tsa.arima.model import ARIMA
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(60, 3))
+    target = features @ [1.0, 2.0, 3.0] + rng.normal(size=60)
+    labels = (target > 0).astype(int)
+    frame = pd.DataFrame(features, columns=["a", "b", "c"]).assign(y=target, g=["x", "y"] * 30)
+    yield "sm_ols", sm.OLS(target, sm.add_constant(features)).fit()
+    yield "sm_logit", sm.Logit(labels, sm.add_constant(features)).fit(disp=0)
+    yield "sm_glm", sm.GLM(labels, sm.add_constant(features), family=sm.families.Binomial()).fit()
+    yield "sm_ols_pandas", sm.OLS(frame["y"], sm.add_constant(frame[["a", "b", "c"]])).fit()
+    yield "sm_formula", smf.ols("y ~ a + b + C(g)", data=frame).fit()
+    yield "sm_arima", ARIMA(target, order=(1, 0, 0)).fit()
+    yield "catboost_classifier", catboost.CatBoostClassifier(iterations=3, verbose=0).fit(features, labels)
+    yield "catboost_regressor", catboost.CatBoostRegressor(iterations=3, verbose=0).fit(features, target)
+
+
+def torch_modules():
+    """PyTorch modules and tensors, saved whole and as state dicts (see torch_files)."""
+    import torch
+    from torch import nn
+
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16)
+    yield "torch_linear", nn.Linear(4, 2)
+    yield "torch_mlp", nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.1), nn.BatchNorm1d(8), nn.Linear(8, 1),
+                                     nn.Sigmoid())
+    yield "torch_conv", nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2), nn.Flatten())
+    yield "torch_lstm", nn.LSTM(4, 8, batch_first=True)
+    yield "torch_transformer", nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    yield "torch_embedding", nn.Sequential(nn.Embedding(10, 4), nn.LayerNorm(4), nn.GELU(), nn.SiLU())
+    yield "torch_attention", nn.MultiheadAttention(8, 2)
+    yield "torch_tensors", {"f16": torch.zeros(2, 3, dtype=torch.float16), "i64": torch.ones(3, dtype=torch.int64),
+                            "bool": torch.tensor([True]), "bf16": torch.zeros(2, dtype=torch.bfloat16),
+                            "c64": torch.zeros(2, dtype=torch.complex64), "view": torch.arange(12.0).reshape(3, 4).t(),
+                            "sparse": torch.eye(3).to_sparse(), "param": nn.Parameter(torch.ones(2)),
+                            "quantized": torch.quantize_per_tensor(torch.rand(4), 0.1, 10, torch.quint8)}
+    yield "torch_optimizer_state", torch.optim.Adam(nn.Linear(2, 2).parameters()).state_dict()
+
+
+def torch_files():
+    """(name, "pt", bytes): torch.save zips and legacy files of every module, whole and state dict."""
+    import torch
+
+    for name, obj in torch_modules():
+        saved = [("whole", obj)] + ([("state_dict", obj.state_dict())] if hasattr(obj, "state_dict") and
+                                    isinstance(obj, torch.nn.Module) else [])
+        for label, value in saved:
+            for zipped in (True, False):
+                buffer = io.BytesIO()
+                torch.save(value, buffer, _use_new_zipfile_serialization=zipped)
+                yield f"{name}.{label}.{'zip' if zipped else 'legacy'}.pt", "pt", buffer.getvalue()
+
+
 def objects():
     """(name, object) of every benign object in the corpus."""
     yield from arrays()
     yield from frames()
     yield from models()
+    yield from statistics_models()
 
 COMPRESSIONS = [0, 1, 3, 9, ("xz", 3), ("gzip", 3), ("bz2", 3), ("lzma", 3)]
 try:
@@ -172,3 +232,4 @@ def files():
     for name, obj in objects():
         for suffix, kind, data in serialized(obj):
             yield f"{name}.{suffix}", kind, data
+    yield from torch_files()

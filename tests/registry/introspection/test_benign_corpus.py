@@ -26,3 +26,11 @@ def test_the_corpus_covers_the_libraries_and_compressions_the_issue_names():
     assert {"frame_all", "frame_cat_only", "columntransformer", "xgb_clf", "lgbm_clf", "csr", "arr_struct",
             "arr_obj"} <= names
     assert {0, 1, 3, 9, ("xz", 3), ("gzip", 3)} <= {c if isinstance(c, int) else c for c in benign_corpus.COMPRESSIONS}
+
+
+@pytest.mark.parametrize("name, kind, data", list(benign_corpus.torch_files()),
+                         ids=[name for name, _, _ in benign_corpus.torch_files()])
+def test_every_pytorch_save_is_ready(name, kind, data):
+    report = introspect(kind, io.BytesIO(data), size=len(data))
+
+    assert report.status == READY, report.message
