@@ -78,7 +78,7 @@ joblib
 PyTorch
     A .pt zip (torch.save since 1.6) is opened with archives.SafeZip (the registry's zip
     validation) and every member named *.pkl is scanned (data.pkl, and constants.pkl of
-    TorchScript archives; TorchScript code is noted, not executed). A legacy .pt is a
+    TorchScript archives, whose code cannot be checked: they fail). A legacy .pt is a
     sequence of pickles (magic number, protocol version, system info, the object, the
     storage keys) followed by raw storages, each an int64 element count and that many
     elements of the storage type's size; they are skipped exactly. Tar-era files fail.
@@ -377,7 +377,7 @@ def _scan_zip(fileobj, limits: ScanLimits) -> Report:
             "storages": sum(1 for name in names if re.fullmatch(r"(?:[^/]+/)?data/\d+", name)),
             "torchscript": torchscript,
         }
-        notes = ["TorchScript code in the archive is not checked"] if torchscript else []
+        notes = []
         try:
             if not has_data:
                 raise _ScanError("a zip archive without data.pkl: not a PyTorch file")
@@ -389,6 +389,10 @@ def _scan_zip(fileobj, limits: ScanLimits) -> Report:
                     _walk_stream(_Machine(scan, source, where=name))
                 except _ScanError as error:
                     raise _ScanError(f"{name}: {error.message}", error.offset) from error
+            if torchscript:
+                raise _ScanError("a TorchScript archive: its compiled code (code/) runs when torch.jit.load reads it "
+                                 "and cannot be checked; upload the state_dict (torch.save(model.state_dict())) or an "
+                                 "ONNX export")
         except _ScanError as error:
             return _report(scan, detected_kind=detected, error=error, extra=extra, notes=notes)
     return _report(scan, detected_kind=detected, extra=extra, notes=notes)

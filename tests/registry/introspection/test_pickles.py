@@ -38,6 +38,7 @@ from registry.introspection.pickles import (
     scan_torch,
 )
 from registry.introspection.report import FAILED, QUARANTINED, READY, REVIEW
+from tests.registry.introspection.sandbox import zip_bytes
 
 # --- no test may ever run a payload -----------------------------------------------------------
 
@@ -913,3 +914,15 @@ def test_reconstructors_that_instantiate_their_argument_take_only_imported_class
 
     assert report.status == QUARANTINED
     assert any(finding["kind"] == "indirect_call" for finding in report.details["findings"])
+
+
+def test_a_torchscript_archive_is_never_ready():
+    # torch.jit.save writes compiled code under code/: the registry cannot check what it does.
+    data = zip_bytes({"model/data.pkl": pickle.dumps({"w": 1}, protocol=2), "model/version": b"3\n",
+                      "model/code/__torch__.py": b"def forward(self, x):\n    return x\n",
+                      "model/constants.pkl": pickle.dumps((), protocol=2)})
+
+    report = scan(data, scanner=scan_torch)
+
+    assert report.status == FAILED
+    assert "TorchScript" in report.message
