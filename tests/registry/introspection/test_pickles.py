@@ -926,3 +926,35 @@ def test_a_torchscript_archive_is_never_ready():
 
     assert report.status == FAILED
     assert "TorchScript" in report.message
+
+
+def test_the_shipped_class_list_holds_only_classes_of_their_libraries():
+    """Every entry that the installed libraries have is a class of that library (or its Cython
+    reconstructor) whose bases are the library's, the numeric ecosystem's or abstract types."""
+    import importlib
+
+    from registry.introspection import allowlist_generate
+    from registry.introspection.pickle_policy import _ALLOWED_CLASSES
+
+    assert len(_ALLOWED_CLASSES) > 1000
+    checked = 0
+    for module_name, name in sorted(_ALLOWED_CLASSES):
+        try:
+            module = importlib.import_module(module_name)
+        except Exception:  # noqa: BLE001 - a module needing an optional dependency
+            continue
+        try:
+            value = getattr(module, name, None)
+        except ImportError:  # sklearn's experimental estimators ask for an explicit import
+            continue
+        if value is None:
+            continue  # another release of the library: nothing to check here
+        checked += 1
+        library = module_name.split(".")[0]
+        if name.startswith("__pyx_unpickle_"):
+            assert callable(value) and (module_name, name.removeprefix("__pyx_unpickle_")) in _ALLOWED_CLASSES
+            continue
+        assert isinstance(value, type), f"{module_name}.{name} is not a class"
+        assert value.__module__.split(".")[0] == library, f"{module_name}.{name} comes from {value.__module__}"
+        assert all(allowlist_generate._safe_base(base, library) for base in value.__mro__[1:]), (module_name, name)
+    assert checked > 1000
