@@ -25,8 +25,8 @@ import zlib
 from tests.corpus import wrappers
 from tests.corpus.opcodes import (
     BUILD, DUP, EMPTY_DICT, EMPTY_TUPLE, MARK, MARKER, MEMOIZE, NEWFALSE, NEWOBJ, NEWTRUE, NONE, OBJ, POP, PYTHON,
-    REDUCE, SETITEM, SETITEMS, SHELL, STACK_GLOBAL, STOP, TUPLE, TUPLE1, attr, binstring, blob, call, dict_,
-    global_, imported, integer, list_, method, pickle_of, proto, short_text, string0, text, text0, tuple_,
+    REDUCE, SETITEM, SETITEMS, SHELL, STACK_GLOBAL, STOP, TUPLE1, binstring, blob, call, dict_,
+    global_, imported, integer, list_, method, pickle_of, proto, short_text, string0, text, tuple_,
 )
 from tests.corpus.sample import NOT_READY, QUARANTINED, Sample
 
