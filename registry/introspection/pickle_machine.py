@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from registry.introspection.pickle_policy import (
-    ALLOWED, ATTRIBUTE_GETTERS, CONSTRUCT_ONLY, DANGEROUS, UNVETTED, forwarded_positions, _IMPORT_GADGETS, _NUMPY_DTYPE, _WRAPPER_CLASSES, _py3_name, classify_global,
+    ALLOWED, ATTRIBUTE_GETTERS, CONSTRUCT_ONLY, DANGEROUS, UNVETTED, forwarded_positions, never_text, _IMPORT_GADGETS, _NUMPY_DTYPE, _WRAPPER_CLASSES, _py3_name, classify_global,
 )
 
 @dataclass(frozen=True)
@@ -306,6 +306,17 @@ class _Map:
         return self.length == len(self.pairs)
 
 
+_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _importable_name(module: str, name: str) -> bool:
+    """Whether pickle could import this: otherwise the import fails before any code runs."""
+    return bool(_DOTTED_NAME.fullmatch(module) and _DOTTED_NAME.fullmatch(name))
+
+
+# Packages a loading machine has when it loads a model file at all.
+_MODEL_LIBRARIES = {"numpy", "scipy", "sklearn", "pandas", "joblib", "torch", "xgboost", "lightgbm", "catboost",
+                    "statsmodels"}
 _GETTER = "attribute getter"  # the verdict of a builtins.getattr reference until it is settled
 _GETTER_NAMES = {("builtins", "getattr"), ("__builtin__", "getattr")}
 
@@ -327,7 +338,7 @@ class _Global:
 class _Instance:
     """What a call, NEWOBJ or INST produced. `attrs` is its __dict__ as far as it is known."""
 
-    __slots__ = ("factory", "cls", "args", "attrs", "state", "built")
+    __slots__ = ("factory", "cls", "args", "attrs", "state", "built", "may_be_wrapper")
 
     def __init__(self, factory, cls, args, attrs):
         self.factory = factory  # the callee
@@ -336,6 +347,13 @@ class _Instance:
         self.attrs = attrs  # dict of str -> value, or None when unknown
         self.state = None  # the last BUILD state
         self.built = 0
+        # Made by a call that was given a joblib array wrapper: it may be that wrapper itself
+        # (an identity function), and joblib would read array data after its BUILD.
+        self.may_be_wrapper = False
+
+    @property
+    def is_wrapper(self) -> bool:
+        return isinstance(self.cls, _Global) and self.cls.key in _WRAPPER_CLASSES
 
 
 class _Persistent:
@@ -393,6 +411,7 @@ class _Scan:
         # attribute of an imported class (see ATTRIBUTE_GETTERS): any difference is dangerous.
         self.getter_pushes = 0
         self.getter_uses = 0
+        self.wrappers = 0  # joblib array wrappers made (holds_wrapper is only needed after one)
         self._verdicts: dict[tuple[str, str], tuple[str, str | None]] = {}
 
     def record_global(self, module: str, name: str, where: str, offset: int, *, hypothetical: bool = False
@@ -404,7 +423,7 @@ class _Scan:
             self._verdicts[key] = (verdict, reason)
         entry = self.globals.get(key)
         if hypothetical and verdict != DANGEROUS:
-            pass
+            pass  # a what-if reading: only what is dangerous counts here (and unvetted calls, see call())
         elif entry is None:
             if len(self.globals) < _MAX_GLOBALS_LISTED:
                 self.globals[key] = {"module": module, "name": name, "verdict": verdict, "count": 1, "called": False}
@@ -427,6 +446,11 @@ class _Scan:
                            "an imported class: it can reach any attribute of any object", "pickle", None,
                            kind="dangerous_global")
             self.getter_uses = self.getter_pushes
+
+    def known_package(self, module: str) -> bool:
+        top_level = module.split(".", 1)[0]
+        return top_level in _MODEL_LIBRARIES or any(
+            entry["module"].split(".", 1)[0] == top_level for entry in self.globals.values())
 
     def mark_called(self, value) -> None:
         """An imported global is called with arguments from the file (REDUCE, INST, OBJ, a forwarder)."""
@@ -665,13 +689,44 @@ class _Machine:
                         attrs = {"allow_mmap": False, "numpy_array_alignment_bytes": 16, **dict(zip(names, items))}
                     else:
                         attrs = None
-        return _Instance(factory, cls, args, attrs)
+        instance = _Instance(factory, cls, args, attrs)
+        if instance.is_wrapper:
+            self.scan.wrappers += 1
+        elif self.scan.wrappers and self.holds_wrapper(args):
+            instance.may_be_wrapper = True
+        return instance
+
+    def holds_wrapper(self, value) -> bool:
+        """Whether a joblib array wrapper may be among these arguments (followed into containers).
+
+        A container whose items are not all tracked, or one nested beyond what is followed,
+        may hold one: fail closed.
+        """
+        pending, budget = [(value, 0)], 256
+        while pending:
+            item, depth = pending.pop()
+            if isinstance(item, _Instance):
+                if item.is_wrapper or item.may_be_wrapper:
+                    return True
+                continue
+            if isinstance(item, _Seq):
+                children, complete = item.items, item.complete
+            elif isinstance(item, _Map):
+                children, complete = [part for pair in item.pairs for part in pair], item.complete
+            else:
+                continue
+            budget -= len(children)
+            if not complete or depth >= 8 or budget < 0:
+                return True
+            pending += [(child, depth + 1) for child in children]
+        return False
 
     def callee_problem(self, func, opname: str) -> bool:
         """Report a call whose callee is not an imported global; True if the walk can go on."""
         if isinstance(func, (_Instance, _Persistent)):
             if self.lenient and isinstance(func, _Instance) and self.allowed_instance(func):
-                self.fail("what-if reading calls an instance of an allowed class")
+                # Some are callable (sklearn's kernels): a real load goes on, and so does this reading.
+                return True
             self.dangerous(f"indirect call ({opname} on {_describe(func)})",
                            f"{opname} calls {_describe(func)}, not an imported global: an obfuscated call",
                            kind="indirect_call")
@@ -680,6 +735,12 @@ class _Machine:
         self.fail(f"{opname} calls {_describe(func)}, which is not callable")
 
     def call(self, func, args, opname: str):
+        if (self.lenient and isinstance(func, _Global) and func.verdict == UNVETTED
+                and _importable_name(func.module, func.name) and self.scan.known_package(func.module)):
+            # A what-if reading that calls an unvetted import of a package that exists (one the
+            # file imports for real, or a model library): a real load would run it.
+            self.scan.record_global(func.module, func.name, self.where, self.op_offset)
+            self.scan.mark_called(func)
         if not isinstance(func, _Global):
             self.callee_problem(func, opname)
             return self.new_instance(func, args, init=True)
@@ -1036,12 +1097,13 @@ class _Machine:
             if not self.lenient:
                 return True
             # A what-if reading: an instance of an allowed class (a joblib wrapper, an array)
-            # is no string; only calls of other things could have made one. An unvetted class
-            # already puts the file in review, where a person vets what its code makes.
-            vetted = (ALLOWED, UNVETTED)
-            made_by_vetted = isinstance(value.factory, _Global) and value.factory.verdict in vetted and (
-                value.cls is None or isinstance(value.cls, _Global) and value.cls.verdict in vetted)
-            return not made_by_vetted or (isinstance(value.cls, _Global) and value.cls.key == ("builtins", "str"))
+            # is no string; what an allowed function (copyreg's reconstructors, numpy's
+            # scalar, _codecs.encode) or any other callable returned may be one.
+            def never_text_global(value) -> bool:
+                return isinstance(value, _Global) and value.verdict == ALLOWED and never_text(value.key)
+
+            return not (never_text_global(value.factory) and (
+                value.cls is None or value.cls is value.factory or never_text_global(value.cls)))
         return False
 
     @staticmethod
@@ -1126,8 +1188,14 @@ class _Machine:
                 else:
                     instance.attrs = None
                     break
-        if self.joblib_arrays and isinstance(instance.cls, _Global) and instance.cls.key in _WRAPPER_CLASSES:
+        if self.joblib_arrays and instance.is_wrapper:
             self.joblib_array(instance)
+            # joblib puts the array where the wrapper was; the memo still holds the wrapper.
+            subclass = instance.attrs.get("subclass")
+            self.stack[-1] = _Instance(subclass, subclass, None, None)
+        elif self.joblib_arrays and instance.may_be_wrapper:
+            self.fail("BUILD on what a call returned when given a joblib array wrapper: joblib may read array "
+                      "data here, so where the pickle goes on cannot be determined")
 
     # -- opcodes: framing, persistence, the rest --
 

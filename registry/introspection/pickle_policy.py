@@ -295,6 +295,36 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + ".")
 
 
+# Allowed callables with lower-case names that are classes, or functions that return arrays:
+# what they make is never exactly a str (see never_text).
+_NON_TEXT_LOWERCASE = {
+    *(("builtins", name) for name in ("set", "frozenset", "slice", "complex", "bytearray", "bytes", "list", "dict",
+                                      "tuple", "int", "float", "bool", "range", "object")),
+    ("collections", "defaultdict"), ("collections", "deque"),
+    *(("datetime", name) for name in ("datetime", "date", "time", "timedelta", "timezone")),
+    *(("numpy", name) for name in ("dtype", "ndarray", "matrix", *_NUMPY_SCALAR_TYPES, *_NUMPY_UFUNCS)),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "dtype"), ("numpy._core.multiarray", "dtype"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"), ("numpy.ma.core", "_mareconstruct"),
+}
+
+
+def never_text(key: tuple[str, str]) -> bool:
+    """Whether what an allowed callable returns is never exactly a str (STACK_GLOBAL's operands).
+
+    Classes make their instances; the allowed functions that rebuild objects from their
+    arguments (copyreg's reconstructors, numpy's scalar, _codecs.encode...) may return a str.
+    """
+    module, name = key
+    if key == ("builtins", "str") or "." in name:
+        return False
+    if key in _ALLOWED_CLASSES:
+        return not name.startswith("__pyx_unpickle_")
+    if name in _ALLOWED_EXACT.get(module, ()):
+        return key in _NON_TEXT_LOWERCASE or name[:1].isupper()
+    return module == "numpy.dtypes" and _is_allowed(module, name)
+
+
 def _is_allowed(module: str, name: str) -> bool:
     if name in _ALLOWED_EXACT.get(module, ()) or (module, name) in _ALLOWED_CLASSES:
         return True
