@@ -148,11 +148,20 @@ def torch_samples() -> list[Sample]:
     return [Sample("torch/state-dict/pt-zip", wrappers.torch_zip(data_pkl), "pt", "torch")]
 
 
+def library_corpus_samples() -> list[Sample]:
+    """The benign-corpus test's files (tests/registry/introspection/benign_corpus.py): every
+    library the allow-list names, pickle protocols 2-5 and joblib at every compression."""
+    from tests.registry.introspection import benign_corpus
+
+    return [Sample(f"library/{name}", data, kind, "library") for name, kind, data in benign_corpus.files()]
+
+
 BUILDERS = {
     "numpy": numpy_samples,
     "sklearn": sklearn_samples,
     "pandas": pandas_samples,
     "torch": torch_samples,
+    "library": library_corpus_samples,
 }
 
 

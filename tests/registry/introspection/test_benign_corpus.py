@@ -6,6 +6,7 @@ import pytest
 
 from registry.introspection.dispatch import introspect
 from registry.introspection.report import READY
+from tests.corpus import benign
 from tests.registry.introspection import benign_corpus
 
 OBJECTS = list(benign_corpus.objects())
@@ -34,3 +35,14 @@ def test_every_pytorch_save_is_ready(name, kind, data):
     report = introspect(kind, io.BytesIO(data), size=len(data))
 
     assert report.status == READY, report.message
+
+
+# The bench's own benign families (tests/corpus/benign.py), which wrap files as users do.
+SAMPLES = benign.benign_corpus(families=("numpy", "sklearn", "pandas", "torch"))
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[sample.name for sample in SAMPLES])
+def test_every_benign_sample_of_the_bench_is_ready(sample):
+    report = introspect(sample.kind, io.BytesIO(sample.data), size=len(sample.data))
+
+    assert report.status == READY, f"{sample.name}: {report.message}"
