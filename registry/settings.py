@@ -77,6 +77,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: probes answer before host checks, https redirects and sessions (registry/health.py).
     "registry.health.HealthCheckMiddleware",
+    # A view failing on the database answers 503 with Retry-After (registry/outage.py).
+    "registry.outage.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
