@@ -223,6 +223,17 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "registry.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # 429 with Retry-After past a rate (registry/api/throttling.py; README "Limits").
+    "DEFAULT_THROTTLE_CLASSES": [
+        "registry.api.throttling.TokenRateThrottle",
+        "registry.api.throttling.ScopedTokenThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        # Any request, per token (a browser session counts per user).
+        "token": os.environ.get("REGISTRY_API_RATE", "3000/minute"),
+        # Tamper reports, per token: each may queue a re-hash of a large file.
+        "tamper_report": os.environ.get("REGISTRY_TAMPER_REPORT_RATE", "10/hour"),
+    },
 }
 
 SPECTACULAR_SETTINGS = {
@@ -240,6 +251,23 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery -----------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+
+# --- Cache: the API's request counts --------------------------------------------------------
+# Shared by every web process when there is a Redis (one Redis may serve several registries:
+# keys carry the queue name); otherwise each process counts alone.
+REGISTRY_CACHE_URL = os.environ.get("REGISTRY_CACHE_URL", REDIS_URL)
+if REGISTRY_CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REGISTRY_CACHE_URL,
+            "KEY_PREFIX": os.environ.get("REGISTRY_CELERY_QUEUE", "registry"),
+            # A cache that does not answer must not hold requests up (throttles then let them through).
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "registry"}}
 
 # `json`: one JSON object per line on stderr (for Loki, CloudWatch, Elasticsearch...).
 REGISTRY_LOG_FORMAT = os.environ.get("REGISTRY_LOG_FORMAT", "text").strip().lower()

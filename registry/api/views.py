@@ -346,7 +346,11 @@ class ManifestView(RegistryView):
 
 
 class TamperReportView(RegistryView):
-    @extend_schema(request=s.TamperReportSerializer, responses={201: s.AuditEventSerializer, **ERRORS},
+    # Each report may queue a re-hash of a file of up to 20 GiB: a token sends only so many.
+    throttle_scope = "tamper_report"
+
+    @extend_schema(request=s.TamperReportSerializer, responses={201: s.AuditEventSerializer, **ERRORS,
+                                                                429: OpenApiTypes.OBJECT},
                    summary="Report a checksum or manifest mismatch found by a consumer (read-only tokens too)")
     def post(self, request, model_id, number):
         version = self.version(model_id, number)
