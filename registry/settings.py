@@ -5,6 +5,7 @@ storage under REGISTRY_DATA_DIR, which is what `make run` uses.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "registry",
     "dashboard",
 ]
@@ -90,6 +92,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "dashboard.middleware.RegistryErrorMiddleware",
+    # Last, as django-axes asks: it turns a refused sign-in into the locked-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "registry.urls"
@@ -136,6 +140,28 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = [
+    # First: a locked-out username or address is refused before its password is checked.
+    "registry.signin.SignInLimitBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# --- Sign-in limits (django-axes; README "Limits") --------------------------------------------
+# This many failed sign-ins for one username (from any address), or from one address (for
+# any username), within the lockout time lock that username or address out for that time.
+AXES_FAILURE_LIMIT = int(os.environ.get("REGISTRY_SIGNIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("REGISTRY_SIGNIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True  # a successful sign-in forgets that user's failures
+# Retrying while locked out does not push the end of the lockout further away.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "registry.signin.client_address"
+AXES_LOCKOUT_CALLABLE = "dashboard.views.signin.locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+# Failures are kept (the admin lists them; `manage.py axes_reset` lifts lockouts); successful
+# sign-ins are not logged by axes.
+AXES_DISABLE_ACCESS_LOG = True
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
