@@ -77,11 +77,10 @@ class WindowThrottle(BaseThrottle):
         window = int(now // seconds)
         key = f"throttle:{scope}:{who}:{seconds}:{window}"
         try:
-            cache.add(key, 0, timeout=seconds + 5)
             try:
                 used = cache.incr(key)
-            except ValueError:  # expired between add and incr: this request opens the window
-                cache.set(key, used := 1, timeout=seconds + 5)
+            except ValueError:  # this request opens the window (or another one just did)
+                used = 1 if cache.add(key, 1, timeout=seconds + 5) else cache.incr(key)
         except _cache_errors() as exc:
             logger.warning("throttle %s not applied, the cache failed: %s", scope, describe(exc))
             return True

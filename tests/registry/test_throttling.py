@@ -93,3 +93,31 @@ def test_a_cache_that_does_not_answer_lets_requests_through(settings, users, rat
     warnings = [r for r in caplog.records if r.name == "registry.api.throttling"]
     assert len(warnings) == 3 and warnings[0].levelno == logging.WARNING and warnings[0].exc_info is None
     assert "throttle token not applied, the cache failed: ConnectionError" in warnings[0].getMessage()
+
+
+def test_counts_are_shared_through_redis(settings, users, rate):
+    """The production cache: every web process increments the same counter."""
+    import uuid
+
+    import redis
+
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI runs with REDIS_URL")
+        pytest.skip("needs Redis (REDIS_URL)")
+    prefix = f"registry-test-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": url, "KEY_PREFIX": prefix}}
+    rate("token", "4/minute")
+    token = client_for(users["viewer"])
+    try:
+        assert [token.get("/api/v1/contexts/").status_code for _ in range(5)] == [200] * 4 + [429]
+        server = redis.Redis.from_url(url)
+        keys = server.keys(f"{prefix}:*")
+        assert len(keys) == 1 and int(server.get(keys[0])) == 5
+        assert 0 < server.ttl(keys[0]) <= 65  # the window's counter expires by itself
+    finally:
+        server = redis.Redis.from_url(url)
+        for key in server.keys(f"{prefix}:*"):
+            server.delete(key)
