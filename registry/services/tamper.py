@@ -4,7 +4,6 @@ match what the registry froze, and tells the registry."""
 from __future__ import annotations
 
 import re
-
 from datetime import timedelta
 
 from django.conf import settings
