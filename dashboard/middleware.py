@@ -1,9 +1,13 @@
-"""Turn the services' rule errors into the dashboard's 404/403 pages."""
+"""Turn the services' rule errors into the dashboard's 404/403 pages, and refuse a multipart
+form too large to carry an allowed file before its body is read."""
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
+from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
 
-from registry.errors import NotFound, PermissionDenied
+from registry.errors import FileTooLarge, NotFound, PermissionDenied
+from registry.limits import form_upload_size_check
 
 
 class RegistryErrorMiddleware:
@@ -18,4 +22,34 @@ class RegistryErrorMiddleware:
             raise Http404(exception.message)
         if isinstance(exception, PermissionDenied):
             raise DjangoPermissionDenied(exception.message)
+        return None
+
+
+class UploadSizeMiddleware:
+    """The dashboard's upload forms are multipart: Django spools a file part to a temporary
+    file as it parses, and the first to parse is CsrfViewMiddleware (it reads the form's
+    token). Listed before it, this answers a form declaring more bytes than a file may have
+    with 413 and the styled page at once, as the API's PUT does (registry.limits)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.content_type != "multipart/form-data" or request.path.startswith("/api/"):
+            return None  # the API reads no multipart body: JSON, or a raw PUT checked by its view
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return None  # Django reads no body with an unreadable length
+        try:
+            form_upload_size_check(length)
+        except FileTooLarge as error:
+            back = request.META.get("HTTP_REFERER", "")
+            if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                                   require_https=request.is_secure()):
+                back = ""
+            return render(request, "413.html", {"detail": error.message, "back": back}, status=413)
         return None

@@ -78,3 +78,12 @@ class StorageFull(StorageUnavailable):
     status_code = 507
     code = "storage_full"
     retry_after = None
+
+
+class DatabaseUnavailable(RegistryError):
+    """The database refused or dropped the connection (down, restarting, out of connection
+    slots): not the user's doing. Every door answers 503 with `Retry-After` (registry.outage)."""
+
+    status_code = 503
+    code = "database_unavailable"
+    retry_after: int | None = 10

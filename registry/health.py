@@ -17,6 +17,8 @@ import time
 from django.db import connections
 from django.http import JsonResponse
 
+from registry.outage import describe, mark_logged
+
 logger = logging.getLogger(__name__)
 
 LIVENESS_PATH = "/healthz"
@@ -57,7 +59,8 @@ def readiness() -> tuple[bool, dict[str, str]]:
         except Exception as exc:
             ready = False
             results[name] = f"unavailable ({type(exc).__name__})"
-            logger.warning("readiness check %s failed", name, exc_info=True)
+            # One line naming the cause: probes repeat every few seconds through an outage.
+            logger.warning("readiness check %s failed: %s", name, describe(exc))
         else:
             results[name] = f"ok ({(time.monotonic() - started) * 1000:.0f} ms)"
     return ready, results
@@ -85,4 +88,4 @@ class HealthCheckMiddleware:
             return response
         response = JsonResponse(body, status=status)
         response["Cache-Control"] = "no-store"
-        return response
+        return mark_logged(response) if status == 503 else response

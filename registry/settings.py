@@ -5,6 +5,7 @@ storage under REGISTRY_DATA_DIR, which is what `make run` uses.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "registry",
     "dashboard",
 ]
@@ -77,15 +79,21 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: probes answer before host checks, https redirects and sessions (registry/health.py).
     "registry.health.HealthCheckMiddleware",
+    # A view failing on the database answers 503 with Retry-After (registry/outage.py).
+    "registry.outage.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CSRF, the first to parse a form: an oversized upload is refused unread.
+    "dashboard.middleware.UploadSizeMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "dashboard.middleware.RegistryErrorMiddleware",
+    # Last, as django-axes asks: it turns a refused sign-in into the locked-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "registry.urls"
@@ -132,6 +140,28 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = [
+    # First: a locked-out username or address is refused before its password is checked.
+    "registry.signin.SignInLimitBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# --- Sign-in limits (django-axes; README "Limits") --------------------------------------------
+# This many failed sign-ins for one username (from any address), or from one address (for
+# any username), within the lockout time lock that username or address out for that time.
+AXES_FAILURE_LIMIT = int(os.environ.get("REGISTRY_SIGNIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("REGISTRY_SIGNIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True  # a successful sign-in forgets that user's failures
+# Retrying while locked out does not push the end of the lockout further away.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "registry.signin.client_address"
+AXES_LOCKOUT_CALLABLE = "dashboard.views.signin.locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+# Failures are kept (the admin lists them; `manage.py axes_reset` lifts lockouts); successful
+# sign-ins are not logged by axes.
+AXES_DISABLE_ACCESS_LOG = True
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -219,6 +249,17 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "registry.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # 429 with Retry-After past a rate (registry/api/throttling.py; README "Limits").
+    "DEFAULT_THROTTLE_CLASSES": [
+        "registry.api.throttling.TokenRateThrottle",
+        "registry.api.throttling.ScopedTokenThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        # Any request, per token (a browser session counts per user).
+        "token": os.environ.get("REGISTRY_API_RATE", "3000/minute"),
+        # Tamper reports, per token: each may queue a re-hash of a large file.
+        "tamper_report": os.environ.get("REGISTRY_TAMPER_REPORT_RATE", "10/hour"),
+    },
 }
 
 SPECTACULAR_SETTINGS = {
@@ -236,6 +277,23 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery -----------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+
+# --- Cache: the API's request counts --------------------------------------------------------
+# Shared by every web process when there is a Redis (one Redis may serve several registries:
+# keys carry the queue name); otherwise each process counts alone.
+REGISTRY_CACHE_URL = os.environ.get("REGISTRY_CACHE_URL", REDIS_URL)
+if REGISTRY_CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REGISTRY_CACHE_URL,
+            "KEY_PREFIX": os.environ.get("REGISTRY_CELERY_QUEUE", "registry"),
+            # A cache that does not answer must not hold requests up (throttles then let them through).
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "registry"}}
 
 # `json`: one JSON object per line on stderr (for Loki, CloudWatch, Elasticsearch...).
 REGISTRY_LOG_FORMAT = os.environ.get("REGISTRY_LOG_FORMAT", "text").strip().lower()

@@ -13,7 +13,7 @@ from django.db import DatabaseError, OperationalError
 from registry import queue
 from registry.introspection.report import FAILED, Report
 from registry.models import Format
-from registry.services import maintenance, processing
+from registry.services import maintenance, processing, tamper
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ def format_introspect(format_id: str, storage_key: str) -> str | None:
     soft_time_limit=settings.REGISTRY_HASH_SOFT_TIME_LIMIT, time_limit=settings.REGISTRY_HASH_SOFT_TIME_LIMIT + 60,
 )
 def format_verify(format_id: str) -> str | None:
+    tamper.format_verification_release(format_id=format_id)  # a report from now on queues another
     fmt = processing.format_verify(format_id=format_id)
     return fmt.status if fmt is not None else None
 

@@ -10,3 +10,6 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("", include("dashboard.urls")),
 ]
+
+# A database failure raised outside a view still answers 503, not the bare 500 page.
+handler500 = "registry.outage.server_error"

@@ -38,6 +38,21 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def fresh_cache(settings):
+    """Every test counts API requests (throttles) from zero, in a private in-memory cache:
+    never the Redis that REDIS_URL names, which the broker and other runs share."""
+    import uuid
+
+    from django.core.cache import caches
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                   "LOCATION": f"test-{uuid.uuid4().hex}"}}
+    private = caches["default"]
+    yield
+    private.clear()
+
+
+@pytest.fixture(autouse=True)
 def storage_dir(settings):
     """Each test stores files in a fresh folder, so leftovers can be asserted on."""
     folder = tempfile.mkdtemp(prefix="registry-test-files-")

@@ -1,7 +1,8 @@
 """One error shape for every failure: {"detail": message, "code": ..., "field": ...}.
 
 A failing file store is no exception: 503 `storage_unavailable` with `Retry-After` (507
-`storage_full` for a full disk), never a 500 with a traceback.
+`storage_full` for a full disk), never a 500 with a traceback; nor is a database that does not
+answer: 503 `database_unavailable` with `Retry-After` (registry/outage.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from registry import storage
+from registry import outage, storage
 from registry.errors import RegistryError
 
 
@@ -44,7 +45,9 @@ def _unexpected_store_failure(exc):
 
 
 def exception_handler(exc, context):
-    exc = _unexpected_store_failure(exc) or exc
+    request = context.get("request")
+    database_down = outage.database_failure(exc, request)  # logged there, in one line
+    exc = database_down or _unexpected_store_failure(exc) or exc
     if isinstance(exc, RegistryError):
         body = {"detail": exc.message, "code": exc.code}
         if exc.field:
@@ -52,7 +55,7 @@ def exception_handler(exc, context):
         response = Response(body, status=exc.status_code)
         if getattr(exc, "retry_after", None):
             response["Retry-After"] = str(exc.retry_after)
-        return response
+        return outage.mark_logged(response) if database_down else response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -18,6 +18,8 @@ from registry.permissions import Perm, effective_roles, require
 ERRORS = {
     400: OpenApiTypes.OBJECT, 401: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT,
     404: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT,
+    # Any request: past a rate (registry/api/throttling.py), the database not answering.
+    429: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT,
 }
 
 # The file store failing: 503 with Retry-After (unreachable), 507 (a full disk).
@@ -346,6 +348,9 @@ class ManifestView(RegistryView):
 
 
 class TamperReportView(RegistryView):
+    # Each report may queue a re-hash of a file of up to 20 GiB: a token sends only so many.
+    throttle_scope = "tamper_report"
+
     @extend_schema(request=s.TamperReportSerializer, responses={201: s.AuditEventSerializer, **ERRORS},
                    summary="Report a checksum or manifest mismatch found by a consumer (read-only tokens too)")
     def post(self, request, model_id, number):

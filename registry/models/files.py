@@ -59,6 +59,9 @@ class Format(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     uploaded_at = models.DateTimeField(null=True, blank=True)
+    # A verification (re-hash) of the stored file asked for by a tamper report and not started
+    # yet: later reports add none while it waits (registry.services.tamper).
+    verify_requested_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -13,7 +13,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from registry import queue, storage
-from registry.errors import FileTooLarge, InvalidInput, KindExists, LimitReached, NotFound
+from registry.errors import InvalidInput, KindExists, LimitReached, NotFound
+from registry.limits import max_upload_bytes, upload_size_check
 from registry.models import Format, FormatKind, FormatStatus, Version
 from registry.permissions import Perm, require
 from registry.services.common import audit
@@ -166,9 +167,8 @@ def format_upload(
     declared_sha256 = clean_sha256(declared_sha256)
     declared_md5 = clean_md5(declared_md5)
     filename = clean_filename(filename)
-    max_bytes = settings.REGISTRY_MAX_UPLOAD_BYTES
-    if content_length is not None and content_length > max_bytes:
-        raise FileTooLarge(f"The file is {content_length} bytes; the limit is {max_bytes} bytes.")
+    upload_size_check(content_length)
+    max_bytes = max_upload_bytes()
     # Cheap checks first, so a client does not stream gigabytes to be refused at the end.
     ensure_draft(version)
     if not version.formats.filter(kind=kind).exists() and version.formats.count() >= settings.REGISTRY_MAX_FORMATS:

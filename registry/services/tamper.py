@@ -4,8 +4,12 @@ match what the registry froze, and tells the registry."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from registry import queue
 from registry.errors import InvalidInput
@@ -46,7 +50,9 @@ def tamper_report(
     Anyone who may see the model can report, read-only tokens included: a report changes
     no model data, and the consumers that verify downloads are typically deployments with
     read-only tokens. The stored file named by the report is re-hashed after commit, so a
-    change in storage also turns the format `corrupt`.
+    change in storage also turns the format `corrupt`; while such a re-hash waits in the
+    queue, further reports on the file are recorded but queue nothing more. The API limits
+    how many reports a token may send (the `tamper_report` throttle rate).
     """
     context = version.model.context
     require(actor, context, Perm.VIEW_MODEL)
@@ -72,7 +78,36 @@ def tamper_report(
         changes={"reason": reason, "file": file, "expected": expected, "actual": actual,
                  "fail_on_tamper": fail_on_tamper},
     )
-    if fmt is not None and fmt.sha256:
+    if fmt is not None and fmt.sha256 and format_verification_claim(format_id=fmt.pk):
         format_id = str(fmt.pk)
-        transaction.on_commit(lambda: queue.send("registry.tasks.format_verify", format_id))
+        transaction.on_commit(lambda: _send_verification(format_id))
     return event
+
+
+def _send_verification(format_id: str) -> None:
+    if not queue.send("registry.tasks.format_verify", format_id):
+        # The broker refused it: nothing waits, so the next report may queue one.
+        format_verification_release(format_id=format_id)
+
+
+def format_verification_claim(*, format_id) -> bool:
+    """Mark a verification of the file as pending; False if one already is, so reports on
+    one file (a hundred deployments, or one client in a loop) queue one re-hash, not one each.
+
+    One conditional UPDATE: of two reports at once, the second finds the row already marked.
+    A mark older than the hashing time limit belongs to a verification that was lost on the
+    way (the integrity sweep would re-check the file anyway) and is taken over.
+    """
+    now = timezone.now()
+    lost_before = now - timedelta(seconds=settings.REGISTRY_HASH_SOFT_TIME_LIMIT)
+    return bool(
+        Format.objects.filter(pk=format_id)
+        .filter(Q(verify_requested_at__isnull=True) | Q(verify_requested_at__lt=lost_before))
+        .update(verify_requested_at=now)
+    )
+
+
+def format_verification_release(*, format_id) -> None:
+    """The pending verification started (or was never queued): from now on the stored bytes
+    are being read, so a new report may queue another."""
+    Format.objects.filter(pk=format_id, verify_requested_at__isnull=False).update(verify_requested_at=None)
