@@ -106,11 +106,13 @@ from registry.introspection.pickle_machine import (
     _HIGHEST_PROTOCOL, DEFAULT_LIMITS, DEFAULT_MAX_BYTES, TORCH_LEGACY_MAGIC, ScanLimits, _ChunkStream, _Global,
     _LimitExceeded, _Machine, _Scan, _ScanError, _Source, _tuple_items, _ZlibStream, _describe,
 )
-from registry.introspection.pickle_policy import _TORCH_STORAGE_SIZES, ALLOWED, DANGEROUS, UNVETTED, classify_global
-from registry.introspection.report import FAILED, QUARANTINED, READY, REVIEW, Report
+from registry.introspection.pickle_policy import (
+    _FORWARDERS, _TORCH_STORAGE_SIZES, _WRAPPER_CLASSES, ALLOWED, DANGEROUS, UNVETTED, classify_global,
+)
+from registry.introspection.report import FAILED, QUARANTINED, READY, REVIEW, Report, combine
 
 __all__ = ["ALLOWED", "DANGEROUS", "UNVETTED", "TORCH_LEGACY_MAGIC", "ScanLimits", "classify_global", "scan_joblib",
-           "scan_pickle_stream", "scan_serialized", "scan_torch"]
+           "scan_as_loaded", "scan_pickle_stream", "scan_serialized", "scan_torch"]
 
 
 # --- the file kinds -----------------------------------------------------------------------------
@@ -463,3 +465,244 @@ def scan_serialized(kind: str, fileobj) -> Report:
         raise ValueError(f"not a pickle-family kind: {kind}")
     return scanner(fileobj)
 
+
+
+
+# --- any file, read as pickle.load reads it -----------------------------------------------------
+#
+# A file of any declared kind (an HDF5 file whose user block is a pickle, "other" data with two
+# harmless opcodes in front of one, a zip member named README) is a pickle to whoever calls
+# pickle.load on it. scan_as_loaded models that call: the opcodes from byte 0, with the state
+# pickle's unpickler keeps, up to STOP or the first error. pickle.load executes each opcode as it
+# reads it, so an import or a call before the error has happened: it counts even though the
+# file is not a pickle. What counts:
+#
+# - anything dangerous (a dangerous global, an unresolvable import, an indirect call, a
+#   monkey-patched global): QUARANTINED, STOP or not.
+# - STOP reached (pickle.load accepts the file: it is a pickle): every third-party import not on
+#   the allow-list makes it REVIEW, as for a pkl file (the object handed back carries them);
+#   with only allowed globals, or none, it is harmless data: READY.
+# - no STOP: a third-party import not on the allow-list that is called or instantiated before
+#   the error makes it REVIEW (its code ran with the file's arguments). One that is only
+#   imported does not count: the import runs that module's import-time code, which is the
+#   loading environment's installed software, not the file's, and nothing is handed back.
+#   Without this, a text file such as "cat\ndog\n..." (import at.dog, then an error) would need
+#   a person's approval. Such imports are listed in details["notes"].
+# - A module name that is not a dotted identifier cannot be imported (ModuleNotFoundError) and a
+#   name that is not one cannot be looked up: loading stops there, as it really would.
+# - After a STOP the bytes that follow are read on as the next pickle, as a loop of pickle.load
+#   calls on one file would (the memo kept, as when one Unpickler's load() is called again).
+#
+# The other pickle-family loaders read the same bytes differently in three places, all followed:
+# joblib.load decompresses a file that starts with a compression it knows (the decompressed
+# stream is walked the same way), and reads a NumpyArrayWrapper's array data where pickle.load
+# sees more opcodes; torch.load reads a legacy file (first pickle: its magic number) with
+# persistent ids. When a walk imports joblib's wrapper, or the file starts with torch's magic
+# number, the whole pickle scanner (scan_joblib, scan_torch) also reads the file; the worst
+# verdict wins. A file whose pickle uses neither is the same data to every loader.
+#
+# The walk is the machine's lenient what-if reading (EXT codes and persistent ids stop it, as
+# they stop plain pickle.load) with real imports and calls.
+
+_NOTHING = object()
+
+
+def _dotted_identifier(text: str) -> bool:
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
+class _LoadMachine(_Machine):
+    """The lenient walk with real imports and calls: what pickle.load would import and run."""
+
+    def __init__(self, scan: _Scan, source: _Source, *, where: str):
+        super().__init__(scan, source, where=where, lenient=True)
+        self.imported: set[tuple[str, str]] = set()  # imported by the pickle being walked
+        self.used: set[tuple[str, str]] = set()  # called or instantiated, in any pickle walked
+        self.value = _NOTHING  # what the last pickle walked to its STOP returns
+
+    def import_global(self, module: str, name: str) -> _Global:
+        if not _dotted_identifier(module):
+            self.fail(f"module {module[:100]!r} cannot be imported: loading stops here")
+        imported = self.scan.record_global(module, name, self.where, self.op_offset)
+        self.imported.add((module, name))
+        if not _dotted_identifier(name):
+            self.fail(f"{module}.{name[:100]!r} cannot be looked up: loading stops here")
+        return imported
+
+    def _use(self, value):
+        if isinstance(value, _Global):
+            self.scan.mark_called(value)
+            self.used.add((value.module, value.name))
+
+    def call(self, func, args, opname: str):
+        if isinstance(func, _Global):
+            self._use(func)
+            items = _tuple_items(args)
+            for position in _FORWARDERS.get(func.key, ()):
+                if items is not None and position < len(items):
+                    self._use(items[position])
+        return super().call(func, args, opname)
+
+    def _new(self, cls, args, opname: str):
+        if isinstance(cls, _Global):
+            self.used.add((cls.module, cls.name))
+        super()._new(cls, args, opname)
+
+    def load(self) -> _ScanError | None:
+        """Walk one pickle as pickle.load does: None when it reaches STOP, else the error that ends it."""
+        self.stack, self.metastack, self.meta_items, self.proto, self.frame_end = [], [], 0, 0, None
+        self.imported, self.value = set(), _NOTHING
+        handlers, src, scan = self.handlers, self.src, self.scan
+        steps = 0
+        while True:
+            self.op_offset = src.pos
+            try:
+                code = src.read_byte()
+                handler = handlers.get(code)
+                if handler is None:
+                    raise _ScanError(f"invalid pickle opcode 0x{code:02x}", self.op_offset)
+                scan.opcodes += 1
+                if scan.opcodes > scan.limits.max_opcodes:
+                    raise _LimitExceeded(f"more than {scan.limits.max_opcodes} opcodes (limit)", self.op_offset)
+                result = handler()
+            except _LimitExceeded:
+                raise
+            except _ScanError as error:
+                return error
+            if result is not None:
+                self.value = result[0]
+                return None
+            steps += 1
+            if steps & 0xFFF == 0:
+                self._check_stack()
+
+
+class _LoadWalk:
+    """One reading of a stream from its start by a loader: every pickle until one does not end."""
+
+    def __init__(self, scan: _Scan, source: _Source, *, where: str):
+        self.machine = _LoadMachine(scan, source, where=where)
+        self.accepted = 0  # pickles read to their STOP
+        self.counted: set[tuple[str, str]] = set()  # imports of those pickles
+        self.first = _NOTHING  # what the first one returns
+        self.stop: _ScanError | None = None
+        machine, limits = self.machine, scan.limits
+        while True:
+            if self.accepted >= limits.max_pickles:
+                raise _LimitExceeded(f"more than {limits.max_pickles} pickles in one stream (limit)", source.pos)
+            self.stop = machine.load()
+            if self.stop is not None:
+                return
+            if not self.accepted:
+                self.first = machine.value
+            self.accepted += 1
+            self.counted |= machine.imported
+            try:
+                if source.at_eof():
+                    return
+            except _LimitExceeded:
+                raise
+            except _ScanError as error:
+                self.stop = error
+                return
+
+    def summary(self) -> dict:
+        stop = self.stop
+        return {"accepted": bool(self.accepted), "pickles": self.accepted,
+                "stopped_at": None if stop is None else stop.offset,
+                "stop_reason": None if stop is None else stop.message}
+
+
+def _decompressed(fileobj, compression: str):
+    """The stream joblib.load would unpickle from a compressed file (see _scan_compressed)."""
+    if compression == "zfile":
+        header = fileobj.read(2 + 19)  # "ZF" and the length in hex, padded
+        if fileobj.read(1) != b" ":
+            fileobj.seek(len(header))
+        return _ZlibStream(fileobj, 15)
+    if compression in ("zlib", "gzip"):
+        return _ZlibStream(fileobj, 15 if compression == "zlib" else 31)
+    if compression == "bz2":
+        return bz2.BZ2File(fileobj)
+    if compression in ("xz", "lzma"):
+        return lzma.LZMAFile(fileobj, format=lzma.FORMAT_XZ if compression == "xz" else lzma.FORMAT_ALONE)
+    import lz4.frame  # ImportError: the caller fails the file
+
+    return lz4.frame.LZ4FrameFile(fileobj)
+
+
+def _scan_as_loaded(fileobj, limits: ScanLimits, size: int) -> Report | None:
+    head = fileobj.read(8)
+    fileobj.seek(0)
+    scan = _Scan(limits)
+    walks, error, notes = {}, None, []
+    try:
+        walks["pickle.load"] = _LoadWalk(scan, _Source(fileobj, max_bytes=limits.max_bytes, size=size),
+                                         where="the file read by pickle.load")
+        compression = _compression(head)
+        if compression:
+            fileobj.seek(0)
+            try:
+                stream = _decompressed(fileobj, compression)
+            except ImportError:
+                raise _ScanError(f"{compression}-compressed data that joblib.load would unpickle, and the "
+                                 f"{compression} package is not installed to read it") from None
+            walks["joblib.load"] = _LoadWalk(scan, _Source(stream, max_bytes=limits.max_bytes),
+                                             where=f"the {compression}-decompressed data read by joblib.load")
+    except _ScanError as limit:  # a scan limit, or data that cannot be read at all
+        error = limit
+    if error is None:
+        # Unvetted imports of a pickle that never reached its STOP, neither called nor instantiated.
+        counted = set().union(*(walk.counted | walk.machine.used for walk in walks.values()))
+        for key in sorted(key for key, entry in scan.globals.items()
+                          if entry["verdict"] == UNVETTED and key not in counted):
+            del scan.globals[key]
+            notes.append(f"a loader would import {key[0]}.{key[1]} before it stops, without calling it")
+    accepted_by = [loader for loader, walk in walks.items() if walk.accepted]
+    raw = walks.get("pickle.load")
+    torch_legacy = raw is not None and isinstance(raw.first, int) and not isinstance(raw.first, bool) \
+        and raw.first == TORCH_LEGACY_MAGIC
+    joblib_arrays = any(key in _WRAPPER_CLASSES for key in scan.globals)
+    if (error is None and not accepted_by and not scan.dangerous_labels and not torch_legacy and not joblib_arrays
+            and not any(entry["verdict"] == UNVETTED for entry in scan.globals.values())):
+        return None  # no loader would do anything that matters with this file
+    report = _report(scan, detected_kind="pkl" if accepted_by else None, error=error, notes=notes[:20])
+    report.details["as_loaded"] = {"accepted_by": accepted_by,
+                                   **{loader: walk.summary() for loader, walk in walks.items()}}
+    if accepted_by:
+        report.message = f"read by {' and '.join(accepted_by)}, this file is a pickle: {report.message}"
+    else:
+        report.message = f"pickle-family loaders would act on this file before failing: {report.message}"
+    for needed, scanner, kind, loader in ((joblib_arrays, scan_joblib, "joblib", "joblib.load"),
+                                          (torch_legacy, scan_torch, "pt", "torch.load")):
+        if needed:
+            fileobj.seek(0)
+            whole = scanner(fileobj, limits=limits)
+            if whole.status != FAILED and loader not in accepted_by:
+                accepted_by.append(loader)  # the scanner read it whole, as that loader would
+            whole.message = f"scanned whole as {loader} reads it: {whole.message}"
+            report = combine(report, whole, key=f"scanned_as_{kind}")
+    return report
+
+
+def scan_as_loaded(fileobj, *, size: int | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
+                   limits: ScanLimits | None = None) -> Report | None:
+    """What pickle.load (and joblib.load, torch.load) would do with this file, whatever its kind.
+
+    None when no loader would do anything that counts: almost every file that is not a pickle,
+    whose first bytes are no valid opcodes. Otherwise a Report: QUARANTINED (something
+    dangerous would run), REVIEW (third-party imports not on the allow-list), READY (a loader
+    accepts the file and it is harmless data) or FAILED (a scan limit was reached, or data a
+    loader would read cannot be: what it would do is not known). details["as_loaded"]
+    ["accepted_by"] names the loaders that read the file to a STOP: then it is a pickle. See
+    the comment above for what counts. `fileobj` is a seekable binary file, read from its start;
+    give its `size` when finding it by seeking to the end is costly (a zip member decompresses).
+    """
+    try:
+        if size is None:
+            size = fileobj.seek(0, os.SEEK_END)
+        fileobj.seek(0)
+        return _scan_as_loaded(fileobj, _limits(limits, max_bytes), size)
+    except Exception as error:  # a scanner bug or an unreadable file is a failed scan, never a clean one
+        message = f"the scanner could not read this file as pickle.load would: {type(error).__name__}: {error}"[:500]
+        return Report(FAILED, message, details={"globals": [], "error": message, "internal_error": True})

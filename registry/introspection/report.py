@@ -18,3 +18,42 @@ class Report:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+# Which status wins when two verdicts on one file (or on an archive's members) combine.
+SEVERITY = {READY: 0, REVIEW: 1, FAILED: 2, QUARANTINED: 3}
+
+
+def merge_unvetted(lists) -> list[dict]:
+    """details["unvetted"] lists as one: an entry per import, first seen first, "called" if called anywhere."""
+    merged: dict[str, dict] = {}
+    for items in lists:
+        for item in items or ():
+            entry = merged.setdefault(item["import"], {**item, "called": False})
+            entry["called"] = entry["called"] or bool(item.get("called"))
+    return list(merged.values())
+
+
+def combine(report: Report, other: Report, *, key: str, status: str | None = None, message: str | None = None
+            ) -> Report:
+    """Two verdicts on one file as one Report: the worst status wins and its message comes first.
+
+    The other message follows when it is not ready (or when both are ready); `other` is kept
+    whole in details[key]; a review lists the union of both unvetted lists. `status` and
+    `message` override how `other` counts, when a caller judges it more severely.
+    """
+    status, message = status or other.status, message or other.message
+    verdicts = [(report.status, report.message), (status, message)]
+    if SEVERITY[status] > SEVERITY[report.status]:
+        verdicts.reverse()
+    (worst, first), (second_status, second) = verdicts
+    if second_status != READY:
+        first = f"{first}; also {second}"
+    elif worst == READY:
+        first = f"{first}; {second}"
+    details = {**report.details, key: {"status": other.status, "message": other.message, "details": other.details}}
+    details.pop("unvetted", None)
+    if worst == REVIEW:
+        details["unvetted"] = merge_unvetted([report.details.get("unvetted"), other.details.get("unvetted")])
+    return Report(worst, first, detected_kind=report.detected_kind or other.detected_kind, details=details,
+                  signature=report.signature, checks=report.checks)
