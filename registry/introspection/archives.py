@@ -339,6 +339,21 @@ class SafeZip:
                                member=info.filename, code="corrupt") from error
 
     @contextmanager
+    def open_member(self, info: zipfile.ZipInfo):
+        """The member as a seekable stream, decompressed as it is read: for readers that stop early.
+
+        zipfile never reads past the member's declared size and checks its CRC at the end; a
+        seek backwards decompresses again from the start, and seeking to the end reads it all.
+        """
+        try:
+            stream = self._zip.open(info)
+        except Exception as error:
+            raise ArchiveError(FAILED, f"{self.label}: member {info.filename!r} is corrupt ({error})",
+                               member=info.filename, code="corrupt") from error
+        with stream:
+            yield stream
+
+    @contextmanager
     def spool(self, info: zipfile.ZipInfo):
         """The member copied, chunk by chunk, to an anonymous temporary file (deleted on exit).
 

@@ -8,22 +8,30 @@ an optional contract file (contract.yaml or serving.yaml) and the serialized mod
 Every check is a dict {key, category, description, passed, message}. Checks that depend on a
 missing file are not listed; the missing file's own check says what is wrong.
 
-Status:
+Status (the worst wins):
 - QUARANTINED when the archive structure is an attack (see archives.py), when runtime.yaml
   or the contract uses YAML tags that construct Python objects (python/object, python/name,
   python/module: harmless to safe_load, which refuses them, but code execution for any
   consumer that uses yaml.load), or when a serialized model inside is quarantined.
 - FAILED when any check fails: the artifact could not be deployed as it is, so it must not
   be published; the message names the failed checks.
+- REVIEW when every check passes but some serialized models inside are in review (third-party
+  imports not on the allow-list): details["unvetted"] is the union of their unvetted lists,
+  one entry per import, "called" if it is called in any of them; the message names them.
+  Their serialized_model checks do not pass, but only wait for a person's approval.
 - READY otherwise.
 
 Nothing from the archive is imported, executed or extracted: score.py is read with ast.parse,
 YAML with yaml.safe_load, and each serialized model is spooled to an anonymous temporary file
-and handed to an inspector. Pickle-family members (pkl, joblib, pt) go to the
-`scan_serialized(kind, fileobj) -> Report` callback; without one they cannot be checked, and
-the artifact fails. ONNX, PMML, safetensors, HDF5 and R members are read by this package's
-own inspectors. Zips inside the archive are opened (up to the nesting limit) and their
-members checked the same way.
+and handed to an inspector. Members are serialized models by their content or their name.
+Pickle-family members (pkl, joblib, pt) go to the `scan_serialized(kind, fileobj) -> Report`
+callback; without one they cannot be checked, and the artifact fails. ONNX, PMML,
+safetensors, HDF5 and R members are read by this package's own inspectors. Every other
+member, whatever its name (README, weights.bin), is read as pickle.load would read it
+(pickles.scan_as_loaded, decompressed only as far as that reading goes): a member pickle.load
+acts on is a serialized model too, and a model file that is also a pickle is judged both
+ways. Zips inside the archive are opened (up to the nesting limit) and their members checked
+the same way.
 
 Signature: a contract file wins over the schema files. details["signature_source"] is
 "contract" or "introspection" (schemas), details["signature_file"] names the file.
@@ -39,7 +47,8 @@ import yaml
 
 from registry.introspection import headers, protowire, savedmodel_proto
 from registry.introspection.archives import DEFAULT_LIMITS, ArchiveError, ArchiveLimits, SafeZip, normalized_name
-from registry.introspection.report import FAILED, QUARANTINED, READY, Report
+from registry.introspection.pickles import scan_as_loaded
+from registry.introspection.report import FAILED, QUARANTINED, READY, REVIEW, SEVERITY, Report, combine, merge_unvetted
 
 MAX_RUNTIME_YAML_BYTES = 1024 * 1024
 MAX_SCORE_PY_BYTES = 2 * 1024 * 1024
@@ -489,16 +498,16 @@ def _call_scanner(scan_serialized, kind: str, fileobj) -> tuple[str, str, dict]:
         result = scan_serialized(kind, fileobj)
     except Exception as error:  # a scanner crash is a failed scan, never a clean one
         return FAILED, f"the {kind} scanner failed: {type(error).__name__}: {error}"[:500], {}
-    if isinstance(result, Report):
+    if isinstance(result, Report) and result.status in SEVERITY:
         return result.status, result.message, result.details
-    if isinstance(result, dict) and result.get("status") in (READY, QUARANTINED, FAILED):
+    if isinstance(result, dict) and result.get("status") in SEVERITY:
         return result["status"], str(result.get("message", "")), result.get("details") or {}
     return FAILED, f"the {kind} scanner returned no report", {}
 
 
-def _scan_member(archive: SafeZip, info, name: str, scan_serialized) -> list[dict]:
+def _member_kind(name: str, head: bytes) -> tuple[str | None, str | None]:
+    """(the kind a member is checked as, the kind its content shows); None when it is no model."""
     extension_kind = _extension_kind(name)
-    head = archive.read_head(info, SNIFF_BYTES)
     content_kind = _sniff(head)
     if content_kind in PICKLE_KINDS:
         kind = extension_kind if extension_kind in PICKLE_KINDS else content_kind
@@ -509,38 +518,61 @@ def _scan_member(archive: SafeZip, info, name: str, scan_serialized) -> list[dic
         kind = "npy"
     else:
         kind = extension_kind if extension_kind not in ("zip", "npy") else None
-    if kind is None:
-        return []
+    return kind, content_kind
+
+
+def _scan_member(archive: SafeZip, info, name: str, scan_serialized) -> list[dict]:
+    kind, content_kind = _member_kind(name, archive.read_head(info, SNIFF_BYTES))
     if kind == "zip":
         with archive.open_nested(info) as nested:
             return _scan_archive(nested, scan_serialized, prefix=f"{name}/")
+    if kind is None:
+        # Not a model by name or content; still a pickle if pickle.load accepts it (README, weights.bin).
+        with archive.open_member(info) as member:
+            as_pickle = scan_as_loaded(member, size=info.file_size)
+        if as_pickle is None:
+            return []
+        accepted = as_pickle.details.get("as_loaded", {}).get("accepted_by")
+        return [{"member": name, "kind": "pkl" if accepted else "data", "status": as_pickle.status,
+                 "message": as_pickle.message, "details": as_pickle.details}]
     with archive.spool(info) as spooled:
-        if kind == "npy":
-            try:
-                offset = _npy_object_payload_offset(spooled)
-            except (ValueError, SyntaxError, MemoryError, RecursionError) as error:
-                return [{"member": name, "kind": "npy", "status": FAILED, "message": f"unreadable .npy: {error}"}]
-            if offset is None:
-                return [{"member": name, "kind": "npy", "status": READY, "message": "numeric array"}]
-            with tempfile.TemporaryFile(prefix="registry-npy-") as payload:
-                spooled.seek(offset)
-                while chunk := spooled.read(1024 * 1024):
-                    payload.write(chunk)
-                payload.seek(0)
-                status, message, details = _call_scanner(scan_serialized, "pkl", payload)
-            return [{"member": name, "kind": "npy", "status": status,
-                     "message": f"object array (pickled): {message}", "details": details}]
         if kind in PICKLE_KINDS:
+            # The pickle scanner reads the member from byte 0 as pickle.load does, and more.
             status, message, details = _call_scanner(scan_serialized, kind, spooled)
-        else:
-            try:
-                report = _builtin_inspector(kind)(spooled)
-                status, message, details = report.status, report.message, {}
-            except Exception as error:  # an inspector crash is a failed check, never a pass
-                status, message, details = FAILED, f"could not be read: {type(error).__name__}", {}
-            if content_kind and content_kind != kind and report.status == READY:
-                status, message = FAILED, f"named like {kind} but the content is {headers.KIND_LABELS[content_kind]}"
-        return [{"member": name, "kind": kind, "status": status, "message": message, "details": details}]
+            return [{"member": name, "kind": kind, "status": status, "message": message, "details": details}]
+        status, message, details = _inspect_member(kind, content_kind, spooled, scan_serialized)
+        spooled.seek(0)
+        as_pickle = scan_as_loaded(spooled)
+    result = {"member": name, "kind": kind, "status": status, "message": message, "details": details}
+    if as_pickle is not None:
+        combined = combine(Report(status, message, details=details), as_pickle, key="read_as_pickle")
+        result.update(status=combined.status, message=combined.message, details=combined.details)
+    return [result]
+
+
+def _inspect_member(kind: str, content_kind: str | None, spooled, scan_serialized) -> tuple[str, str, dict]:
+    """(status, message, details) of a member that is no pickle-family file, by its kind's inspector."""
+    if kind == "npy":
+        try:
+            offset = _npy_object_payload_offset(spooled)
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as error:
+            return FAILED, f"unreadable .npy: {error}", {}
+        if offset is None:
+            return READY, "numeric array", {}
+        with tempfile.TemporaryFile(prefix="registry-npy-") as payload:
+            spooled.seek(offset)
+            while chunk := spooled.read(1024 * 1024):
+                payload.write(chunk)
+            payload.seek(0)
+            status, message, details = _call_scanner(scan_serialized, "pkl", payload)
+        return status, f"object array (pickled): {message}", details
+    try:
+        report = _builtin_inspector(kind)(spooled)
+    except Exception as error:  # an inspector crash is a failed check, never a pass
+        return FAILED, f"could not be read: {type(error).__name__}", {}
+    if content_kind and content_kind != kind and report.status == READY:
+        return FAILED, f"named like {kind} but the content is {headers.KIND_LABELS[content_kind]}", {}
+    return report.status, report.message, {}
 
 
 def _scan_archive(archive: SafeZip, scan_serialized, prefix: str = "") -> list[dict]:
@@ -568,8 +600,16 @@ def _archive_failure(error: ArchiveError, detected_kind: str | None) -> Report:
 
 
 def _finish(checks: list[dict], details: dict, *, label: str, detected_kind: str | None,
-            signature: dict | None, quarantine_reasons: list[str]) -> Report:
-    failed = [check for check in checks if not check["passed"]]
+            signature: dict | None, quarantine_reasons: list[str], results: list[dict]) -> Report:
+    """The archive's status from its checks and its members' results (the worst wins)."""
+    details["serialized_models"] = results[:MAX_LISTED]
+    checks = checks + _serialized_checks(results)
+    quarantine_reasons = quarantine_reasons + [f"{result['member']}: {result['message']}" for result in results
+                                               if result["status"] == QUARANTINED]
+    review = [result for result in results if result["status"] == REVIEW]
+    # A member waiting for a person's review fails no check of the archive's own.
+    pending = {f"serialized_model:{result['member']}" for result in review}
+    failed = [check for check in checks if not check["passed"] and check["key"] not in pending]
     if quarantine_reasons:
         status = QUARANTINED
         message = f"dangerous content: {quarantine_reasons[0]}"
@@ -579,6 +619,15 @@ def _finish(checks: list[dict], details: dict, *, label: str, detected_kind: str
         status = FAILED
         keys = ", ".join(check["key"] for check in failed[:5]) + (", ..." if len(failed) > 5 else "")
         message = f"{label} fails {len(failed)} of {len(checks)} checks ({keys}): {failed[0]['message']}"
+    elif review:
+        status = REVIEW
+        details["unvetted"] = merge_unvetted(result.get("details", {}).get("unvetted") for result in review)
+        names = [item["import"] for item in details["unvetted"]]
+        members = [result["member"] for result in review]
+        shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
+        message = (f"{label} needs review: {len(names)} import{'s' if len(names) != 1 else ''} not on the "
+                   f"allow-list ({shown}) in {', '.join(members[:3])}" + (" and more" if len(members) > 3 else "")
+                   + f"; it passes its other {len(checks) - len(pending)} checks")
     else:
         status = READY
         message = f"{label} passes all {len(checks)} checks"
@@ -708,13 +757,8 @@ def _inspect_artifact(archive: SafeZip, scan_serialized, detected) -> Report:
         details["signature_source"] = "contract" if signature_file in CONTRACT_FILES else "introspection"
         details["signature_file"] = signature_file
 
-    results = _scan_archive(archive, scan_serialized)
-    details["serialized_models"] = results[:MAX_LISTED]
-    checks += _serialized_checks(results)
-    quarantine += [f"{result['member']}: {result['message']}" for result in results
-                   if result["status"] == QUARANTINED]
     return _finish(checks, details, label="artifact", detected_kind=detected, signature=signature,
-                   quarantine_reasons=quarantine)
+                   quarantine_reasons=quarantine, results=_scan_archive(archive, scan_serialized))
 
 
 def inspect_zip(fileobj, *, scan_serialized=None, limits: ArchiveLimits = DEFAULT_LIMITS) -> Report:
@@ -726,12 +770,9 @@ def inspect_zip(fileobj, *, scan_serialized=None, limits: ArchiveLimits = DEFAUL
             results = _scan_archive(archive, scan_serialized)
     except ArchiveError as error:
         return _archive_failure(error, detected)
-    details["serialized_models"] = results[:MAX_LISTED]
     checks = [_check("archive_safety", "archive", "the zip can be read safely within the limits", True, "safe")]
-    checks += _serialized_checks(results)
-    quarantine = [f"{result['member']}: {result['message']}" for result in results if result["status"] == QUARANTINED]
-    return _finish(checks, details, label="zip", detected_kind=detected, signature=None,
-                   quarantine_reasons=quarantine)
+    return _finish(checks, details, label="zip", detected_kind=detected, signature=None, quarantine_reasons=[],
+                   results=results)
 
 
 def inspect_savedmodel(fileobj, *, scan_serialized=None, limits: ArchiveLimits = DEFAULT_LIMITS) -> Report:
@@ -784,12 +825,8 @@ def _inspect_savedmodel(archive: SafeZip, scan_serialized, detected) -> Report:
             signature = _savedmodel_signature_check(archive, archive.get(graph_file), checks, details)
         else:
             details["signature_note"] = "signatures are not read from saved_model.pbtxt"
-    results = _scan_archive(archive, scan_serialized)
-    details["serialized_models"] = results[:MAX_LISTED]
-    checks += _serialized_checks(results)
-    quarantine = [f"{result['member']}: {result['message']}" for result in results if result["status"] == QUARANTINED]
     return _finish(checks, details, label="SavedModel", detected_kind=detected, signature=signature,
-                   quarantine_reasons=quarantine)
+                   quarantine_reasons=[], results=_scan_archive(archive, scan_serialized))
 
 
 def _savedmodel_signature_check(archive: SafeZip, info, checks: list[dict], details: dict) -> dict | None:

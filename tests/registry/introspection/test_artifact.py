@@ -4,6 +4,7 @@ import os
 import pickle
 import tempfile
 import zipfile
+from contextlib import contextmanager
 
 import numpy as np
 import onnx
@@ -14,7 +15,7 @@ from registry.introspection import artifact
 from registry.introspection.archives import ArchiveLimits
 from registry.introspection.artifact import inspect_artifact, inspect_savedmodel, inspect_zip, parse_contract
 from registry.introspection.protowire import VARINT, Field, encode_len_field, encode_scalar_field
-from registry.introspection.report import FAILED, QUARANTINED, READY, Report
+from registry.introspection.report import FAILED, QUARANTINED, READY, REVIEW, Report
 from tests.registry.introspection.sandbox import (  # noqa: F401 (fixture)
     BENIGN_PICKLE,
     MALICIOUS_PICKLE,
@@ -628,3 +629,129 @@ def test_pickle_module_is_never_used(sandbox, monkeypatch):
                         lambda *args, **kwargs: pytest.fail("external data loaded"))
     run(artifact_members(**{"model.onnx": helper.make_model(helper.make_graph([], "g", [], [])).SerializeToString()}))
     assert artifact.PICKLE_KINDS == {"pkl", "joblib", "pt"}
+
+
+# --- pickles wherever they hide, and review -----------------------------------------------------
+
+HIDDEN_PICKLE = b"N0" + MALICIOUS_PICKLE  # two harmless opcodes: no header says pickle, pickle.load runs it
+
+
+def unvetted(name: str, called: bool) -> dict:
+    module, _, attribute = name.rpartition(".")
+    return {"import": name, "module": module, "name": attribute, "called": called}
+
+
+class ReviewingScanner(RecordingScanner):
+    """Puts pickles that import mylibrary in review, naming the imports it finds."""
+
+    def __call__(self, kind, fileobj):
+        report = super().__call__(kind, fileobj)
+        data = self.calls[-1][1]
+        if report.status == READY and b"mylibrary" in data:
+            items = [unvetted(f"mylibrary.{name.decode()}", b"called-" + name in data)
+                     for name in (b"Scorer", b"Kind") if name in data]
+            return Report(REVIEW, "needs review", details={"unvetted": items})
+        return report
+
+
+@pytest.mark.parametrize("name", ["README", "weights.bin", "assets/notes.txt", "deep/er/LICENSE"])
+def test_a_pickle_under_any_name_is_found_by_what_pickle_load_would_do(sandbox, name):
+    report = run(artifact_members(**{name: HIDDEN_PICKLE}))
+    assert report.status == QUARANTINED  # was ready: the member was never read
+    assert f"{name}: " in report.message
+    result = next(result for result in report.details["serialized_models"] if result["member"] == name)
+    assert result["kind"] == "pkl"
+    assert checks_by_key(report)[f"serialized_model:{name}"]["passed"] is False
+
+
+def test_a_hidden_pickle_with_unvetted_imports_makes_the_artifact_review(sandbox):
+    hidden = b"N0\x80\x02cmylibrary.models\nScorer\n(X\x02\x00\x00\x00f1tR."
+    report = run(artifact_members(**{"weights.bin": hidden}))
+    assert report.status == REVIEW, report.message
+    assert report.details["unvetted"] == [unvetted("mylibrary.models.Scorer", True)]
+    assert "mylibrary.models.Scorer" in report.message and "weights.bin" in report.message
+    assert checks_by_key(report)["serialized_model:weights.bin"]["passed"] is False
+
+
+def test_members_in_review_make_the_archive_review_with_one_list_of_imports(sandbox):
+    members = artifact_members(**{"model.pkl": BENIGN_PICKLE + b"mylibrary Scorer Kind",
+                                  "extra/second.pkl": BENIGN_PICKLE + b"mylibrary called-Scorer"})
+    report = run(members, ReviewingScanner())
+    assert report.status == REVIEW, report.message
+    assert report.details["unvetted"] == [unvetted("mylibrary.Scorer", True), unvetted("mylibrary.Kind", False)]
+    assert "2 imports" in report.message and "model.pkl" in report.message
+    assert "passes its other" in report.message
+    json.dumps(report.as_dict())
+
+
+@pytest.mark.parametrize("extra, status", [
+    ({"score.py": None}, FAILED),
+    ({"other.pkl": MALICIOUS_PICKLE}, QUARANTINED),
+])
+def test_review_gives_way_to_worse(sandbox, extra, status):
+    report = run(artifact_members(**{"model.pkl": BENIGN_PICKLE + b"mylibrary Scorer"}, **extra), ReviewingScanner())
+    assert report.status == status
+    assert "unvetted" not in report.details
+
+
+def test_zips_and_savedmodels_propagate_review_too(sandbox):
+    member = {"model.pkl": BENIGN_PICKLE + b"mylibrary Kind"}
+    report = inspect_zip(io.BytesIO(zip_bytes(member)), scan_serialized=ReviewingScanner())
+    assert report.status == REVIEW
+    assert report.details["unvetted"] == [unvetted("mylibrary.Kind", False)]
+    report = run_savedmodel({**savedmodel_members(), **member}, ReviewingScanner())
+    assert report.status == REVIEW
+
+
+def test_scanner_results_in_review_as_dicts_are_accepted(sandbox):
+    report = run(artifact_members(), lambda kind, fileobj: {
+        "status": "review", "message": "needs review", "details": {"unvetted": [unvetted("x.y", False)]}})
+    assert report.status == REVIEW
+    assert report.details["unvetted"] == [unvetted("x.y", False)]
+
+
+def test_a_model_file_that_is_also_a_pickle_is_judged_both_ways(sandbox):
+    hdf5 = b"\x89HDF\r\n\x1a\n" + bytes([0, 0, 0, 0, 0, 8, 8, 0]) + bytes(80)
+    polyglot = MALICIOUS_PICKLE + bytes(512 - len(MALICIOUS_PICKLE)) + hdf5  # a pickle as HDF5's user block
+    report = run(artifact_members(**{"model.h5": polyglot}))
+    assert report.status == QUARANTINED
+    result = next(result for result in report.details["serialized_models"] if result["member"] == "model.h5")
+    assert result["kind"] == "h5"
+    assert result["details"]["read_as_pickle"]["status"] == QUARANTINED
+
+
+def test_hidden_pickles_in_plain_zips_and_savedmodels_are_found(sandbox):
+    report = inspect_zip(io.BytesIO(zip_bytes({"data/blob": HIDDEN_PICKLE})), scan_serialized=RecordingScanner())
+    assert report.status == QUARANTINED
+    report = run_savedmodel({**savedmodel_members(), "saved_model/assets/vocab.bin": HIDDEN_PICKLE})
+    assert report.status == QUARANTINED
+
+
+def test_large_members_are_read_only_as_far_as_pickle_load_would(sandbox, monkeypatch):
+    monkeypatch.setattr(artifact.SafeZip, "spool", lambda *args: pytest.fail("an unknown member was spooled"))
+    opened, read = artifact.SafeZip.open_member, []
+
+    @contextmanager
+    def counting(self, info):
+        with opened(self, info) as stream:
+            original = stream.read
+            stream.read = lambda *args: read.append(len(data := original(*args))) or data
+            yield stream
+
+    monkeypatch.setattr(artifact.SafeZip, "open_member", counting)
+    # "This is text" starts a BINSTRING of 544 MB: pickle.load would stop at the end of the data.
+    members = {"notes.txt": b"This is text. " + os.urandom(3_000_000), "weights.bin": b"\x00" + os.urandom(3_000_000)}
+    report = inspect_zip(io.BytesIO(zip_bytes(members)), scan_serialized=RecordingScanner())
+    assert report.status == READY
+    assert report.details["serialized_models"] == []
+    assert 0 < sum(read) < 300_000
+
+
+def test_an_inspector_crash_fails_the_member_check(sandbox, monkeypatch):
+    def crash(fileobj):
+        raise RuntimeError("inspector exploded")
+
+    monkeypatch.setattr(artifact, "_builtin_inspector", lambda kind: crash)
+    report = run(artifact_members(**{"model.onnx": b"<?xml version='1.0'?><not-onnx/>"}))
+    assert report.status == FAILED
+    assert "could not be read: RuntimeError" in checks_by_key(report)["serialized_model:model.onnx"]["message"]
