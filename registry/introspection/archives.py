@@ -2,9 +2,9 @@
 
 Every archive is validated as a whole before any member is read: member count, declared
 sizes, compression ratio, names (no "..", absolute paths or drive letters), member types
-(no symlinks or device files), duplicates and overlapping entries. Members are then read as
-streams in bounded chunks, or spooled to an anonymous temporary file when a reader needs to
-seek. The inspectors never extract. For a caller that needs files on disk, `extracted()`
+(no symlinks or device files), duplicates (also where case is ignored) and overlapping
+entries. Members are then read as streams in bounded chunks, or spooled to an anonymous
+temporary file when a reader needs to seek. The inspectors never extract. For a caller that needs files on disk, `extracted()`
 writes only inside a fresh tempfile.TemporaryDirectory, checking every resolved path and
 creating files exclusively, and removes everything on exit.
 
@@ -14,7 +14,10 @@ Status decisions (see ArchiveError):
   duplicate names, overlapping entries, compression ratios of a zip bomb, data prepended to
   the archive (polyglot files).
 - FAILED for archives that cannot be read within the limits or at all: not a zip, corrupt,
-  encrypted, unknown compression, too many members, too much data, nested too deep.
+  encrypted, unknown compression, too many members, too much data, nested too deep; and for
+  archives that cannot be extracted faithfully: two members whose names are equal once case
+  is folded (score.py and SCORE.PY: on Windows or macOS one overwrites the other), or a file
+  named like another member's folder.
 Either way the format cannot be published.
 """
 
@@ -24,6 +27,7 @@ import shutil
 import stat
 import struct
 import tempfile
+import unicodedata
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -146,6 +150,16 @@ def normalized_name(name: str) -> str:
     return name.replace("\\", "/")
 
 
+def folded_name(name: str) -> str:
+    """The path a case-insensitive file system (Windows, macOS) makes of a member name.
+
+    Case folded, in NFC (macOS stores names decomposed), with empty and "." segments dropped
+    ("a//b" and "a/./b" are "a/b" everywhere).
+    """
+    parts = [part for part in normalized_name(name).split("/") if part not in ("", ".")]
+    return unicodedata.normalize("NFC", "/".join(parts)).casefold()
+
+
 class SafeZip:
     """A validated zip archive. Construct with a seekable binary file; raises ArchiveError."""
 
@@ -246,10 +260,38 @@ class SafeZip:
                     )
             total += info.file_size
         self._budget.spend(total, label)
+        self._check_case_collisions(infos)
         self._check_overlaps(infos)
         if infos and min(info.header_offset for info in infos) != 0:
             raise ArchiveError(QUARANTINED, f"{label}: data before the zip archive "
                                "(a file that is two formats at once)", code="polyglot")
+
+    def _check_case_collisions(self, infos):
+        # Extracted where case is ignored, two such members are one file (one overwrites the
+        # other: which score.py is deployed would depend on the machine), and a file named like
+        # another member's folder cannot be created at all.
+        members: dict[str, str] = {}
+        folders: dict[str, str] = {}  # folded folder -> a member inside it
+        for info in infos:
+            key = folded_name(info.filename)
+            first = members.setdefault(key, info.filename)
+            if first != info.filename:
+                raise ArchiveError(
+                    FAILED, f"{self.label}: members {first!r} and {info.filename!r} are the same file where case "
+                    "is ignored (Windows, macOS): extracting one would overwrite the other",
+                    member=info.filename, code="case_collision",
+                )
+            parts = key.split("/")
+            for depth in range(1, len(parts)):
+                folders.setdefault("/".join(parts[:depth]), info.filename)
+        for info in infos:
+            key = folded_name(info.filename)
+            if not info.is_dir() and key in folders:
+                raise ArchiveError(
+                    FAILED, f"{self.label}: member {info.filename!r} is a file, but {folders[key]!r} needs a folder "
+                    "of that name (case ignored): the archive cannot be extracted",
+                    member=info.filename, code="case_collision",
+                )
 
     def _check_overlaps(self, infos):
         # Each entry takes at least its local header, its name and its compressed data. If the

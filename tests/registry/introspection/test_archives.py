@@ -144,6 +144,38 @@ def test_duplicate_names_are_quarantined(sandbox):
     assert error.code == "duplicate"
 
 
+@pytest.mark.parametrize("first, second", [
+    ("score.py", "SCORE.PY"),
+    ("model/score.py", "Model/Score.py"),
+    ("assets/Vocab.txt", "ASSETS/vocab.TXT"),
+    ("a/./b.txt", "a/b.txt"),
+    ("caf\u00e9.txt", "cafe\u0301.txt"),  # NFC and NFD: macOS stores both as one name
+    ("stra\u00dfe.txt", "STRASSE.txt"),
+    ("dir/", "DIR/"),
+])
+def test_names_equal_once_case_is_folded_fail(sandbox, first, second):
+    error = refused(zip_bytes({first: b"one", second: b"two"}))
+    assert error.status == FAILED
+    assert error.code == "case_collision"
+    assert repr(first) in error.reason and repr(second) in error.reason
+    assert "overwrite" in error.reason
+
+
+def test_a_file_named_like_a_folder_once_case_is_folded_fails(sandbox):
+    error = refused(zip_bytes({"data/train.csv": b"x", "DATA": b"a file"}))
+    assert error.status == FAILED
+    assert error.code == "case_collision"
+    error = refused(zip_bytes({"DATA": b"a file", "data/train.csv": b"x"}))
+    assert error.code == "case_collision"
+
+
+def test_names_that_differ_once_case_is_folded_are_fine(sandbox):
+    members = {"dir/": b"", "dir/a.txt": b"", "DIR2/a.txt": b"", "Dir/b.txt": b"", "model.pkl": b"",
+               "model.pkl.bak": b"", "a/b/c": b"", "A/b/d": b""}
+    with open_zip(zip_bytes(members)) as archive:
+        assert len(archive.names()) == len(members) - 1
+
+
 def test_overlapping_entries_are_quarantined(sandbox):
     data = zip_bytes({"a.bin": os.urandom(1000), "b.bin": os.urandom(1000)}, compression=zipfile.ZIP_STORED)
 

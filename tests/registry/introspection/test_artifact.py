@@ -431,6 +431,14 @@ def test_hostile_member_names_quarantine_the_artifact(sandbox, hostile, status):
                               "message": report.message}]
 
 
+def test_score_py_twice_in_different_case_fails_the_artifact(sandbox):
+    report = run(artifact_members(**{"SCORE.PY": b"import os\nos.system('evil')\n"}))
+    assert report.status == FAILED
+    assert report.details["archive_error"] == "case_collision"
+    assert checks_by_key(report)["archive_safety"]["passed"] is False
+    assert "'score.py' and 'SCORE.PY'" in report.message
+
+
 def test_an_absolute_member_quarantines_the_artifact(sandbox):
     data = zip_bytes(artifact_members(**{"QQetc/evil": b"x"})).replace(b"QQetc/evil", b"/etc/evil.")
     report = run(data)
