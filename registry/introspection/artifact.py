@@ -2,8 +2,10 @@
 
 An artifact is a zip with, at its top level (or inside one top-level folder, as zipping a
 directory produces): runtime.yaml (how to deploy: conda environment, Python version),
-score.py (load_model() and predict(data)), optional input_schema.json/output_schema.json,
-an optional contract file (contract.yaml or serving.yaml) and the serialized model(s).
+score.py (load_model() and predict(data), opening and loading only files inside the
+artifact: no absolute path, no ".."; see score_paths.py), optional
+input_schema.json/output_schema.json, an optional contract file (contract.yaml or
+serving.yaml) and the serialized model(s). Archive-wide checks come from archives.SafeZip.
 
 Every check is a dict {key, category, description, passed, message}. Checks that depend on a
 missing file are not listed; the missing file's own check says what is wrong.
@@ -49,6 +51,7 @@ from registry.introspection import headers, protowire, savedmodel_proto
 from registry.introspection.archives import DEFAULT_LIMITS, ArchiveError, ArchiveLimits, SafeZip, normalized_name
 from registry.introspection.pickles import scan_as_loaded
 from registry.introspection.report import FAILED, QUARANTINED, READY, REVIEW, SEVERITY, Report, combine, merge_unvetted
+from registry.introspection.score_paths import TooComplex, outside_paths
 
 MAX_RUNTIME_YAML_BYTES = 1024 * 1024
 MAX_SCORE_PY_BYTES = 2 * 1024 * 1024
@@ -246,6 +249,7 @@ def _score_checks(data: bytes) -> tuple[list[dict], dict]:
                              f"score.py cannot be parsed: {type(error).__name__}"))
         return checks, details
     checks.append(_check("score_py_syntax", "score", description, True, "parsed"))
+    checks.append(_paths_check(tree, details))
 
     functions, async_functions = {}, set()
     imports = set()
@@ -298,6 +302,22 @@ def _score_checks(data: bytes) -> tuple[list[dict], dict]:
             else f"arguments after the first need defaults: {', '.join(required)}",
         ))
     return checks, details
+
+
+def _paths_check(tree: ast.Module, details: dict) -> dict:
+    description = "score.py opens and loads files only inside the artifact (no absolute path, no '..')"
+    try:
+        outside = outside_paths(tree)
+    except (TooComplex, RecursionError, MemoryError) as error:  # not understood is not passed
+        return _check("score_py_paths", "score", description, False,
+                      f"the paths score.py opens cannot be followed ({error or type(error).__name__})")
+    if not outside:
+        return _check("score_py_paths", "score", description, True, "no path outside the artifact")
+    details["outside_paths"] = outside
+    shown = "; ".join(f"line {item['line']}: {item['code']} uses {item['path']!r}: {item['problem']}"
+                      for item in outside[:3])
+    more = f" (+{len(outside) - 3} more)" if len(outside) > 3 else ""
+    return _check("score_py_paths", "score", description, False, shown + more)
 
 
 def _required_arguments(arguments: ast.arguments) -> list[str]:

@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from registry.introspection import artifact
+from registry.introspection import artifact, score_paths
 from registry.introspection.archives import ArchiveLimits
 from registry.introspection.artifact import inspect_artifact, inspect_savedmodel, inspect_zip, parse_contract
 from registry.introspection.protowire import VARINT, Field, encode_len_field, encode_scalar_field
@@ -54,7 +54,7 @@ def test_a_complete_artifact_passes_every_check(sandbox):
     assert set(checks_by_key(report)) == {
         "runtime_yaml_present", "runtime_yaml_valid", "runtime_artifact_version", "runtime_env_type",
         "runtime_env_path", "runtime_env_slug", "runtime_python_version", "score_py_present", "score_py_syntax",
-        "score_load_model", "score_predict", "score_predict_arguments", "input_schema", "output_schema",
+        "score_py_paths", "score_load_model", "score_predict", "score_predict_arguments", "input_schema", "output_schema",
         "serialized_model:model.pkl",
     }
     for check in report.checks:
@@ -77,7 +77,7 @@ def test_a_complete_artifact_passes_every_check(sandbox):
     assert details["score"]["functions"] == ["load_model", "predict"]
     assert details["score"]["imports"] == ["os", "pickle"]
     assert details["member_count"] == 5
-    assert "passes all 15 checks" in report.message
+    assert "passes all 16 checks" in report.message
     json.dumps(report.as_dict())
 
 
@@ -119,7 +119,8 @@ def test_valid_score_py_is_parsed_not_imported(sandbox):
     sentinel = os.path.join(str(sandbox.root), f"imported-{sandbox.token}")
     sandbox.sentinels.append(sentinel)
     source = SCORE_PY + f"\nopen({sentinel!r}, 'w').write('imported')\n".encode()
-    assert run(artifact_members(score__py=source)).status == READY
+    report = run(artifact_members(score__py=source))
+    assert failed_keys(report) == ["score_py_paths"]  # it would write outside the artifact, had it run
 
 
 @pytest.mark.parametrize("source, key, fragment", [
@@ -135,6 +136,88 @@ def test_score_py_shape_problems(sandbox, source, key, fragment):
     assert report.status == FAILED
     assert key in failed_keys(report)
     assert fragment in checks_by_key(report)[key]["message"]
+
+
+def score_py(body: str) -> bytes:
+    """A valid score.py whose load_model runs `body` (a few lines, indented as its body)."""
+    lines = "\n".join(f"    {line}" for line in body.strip().splitlines())
+    return (b"import io, os, sys, json, pickle\nimport numpy as np\nimport pandas as pd\nimport joblib\n"
+            b"import onnxruntime as ort\nimport torch\nimport yaml\nfrom pathlib import Path\n"
+            b"from os.path import dirname, join as pjoin\n\n"
+            + f"def load_model(path=None, base=None, name='model.pkl'):\n{lines}\n\n".encode()
+            + b"def predict(data, model=None):\n    return data\n")
+
+
+@pytest.mark.parametrize("body, path", [
+    ('return open("/etc/passwd").read()', "/etc/passwd"),
+    ('return open("../secrets", "rb")', "../secrets"),
+    ('return joblib.load(os.path.join(base, "..", "x.pkl"))', "…/../x.pkl"),
+    ('return np.load("/data/weights.npy")', "/data/weights.npy"),
+    ('return joblib.load(os.path.join(os.path.dirname(os.path.dirname(__file__)), "m.pkl"))', "<artifact>/../m.pkl"),
+    ('return torch.load(Path(__file__).parent.parent / "model.pt")', "<artifact>/../model.pt"),
+    ('return Path(__file__).resolve().parents[1].joinpath("m.onnx").read_bytes()', "<artifact>/../m.onnx"),
+    ('return open(f"/opt/models/{name}")', "/opt/models/model.pkl"),
+    ('folder = "/opt/"\nreturn pickle.load(open(folder + name, "rb"))', "/opt/model.pkl"),
+    ('return pd.read_csv("C:\\\\data\\\\x.csv")', "C:\\data\\x.csv"),
+    ('return torch.load("~/.cache/model.pt")', "~/.cache/model.pt"),
+    ('return pickle.load(open("../../model.pkl", "rb"))', "../../model.pkl"),
+    ('sys.path.insert(0, "/opt/libs")', "/opt/libs"),
+    ('return (Path("/etc") / "shadow").read_text()', "/etc/shadow"),
+    ('booster = None\nbooster.load_model("/models/xgb.json")', "/models/xgb.json"),
+    ('return json.load(open("{}/../config.json".format(base)))', "…/../config.json"),
+    ('return yaml.safe_load(open("/etc/app.yaml"))', "/etc/app.yaml"),
+    ('return ort.InferenceSession("/models/m.onnx")', "/models/m.onnx"),
+    ('return os.open("/dev/mem", os.O_RDONLY)', "/dev/mem"),
+    ('return io.open("/etc/hosts")', "/etc/hosts"),
+    ('return np.load(pjoin(dirname(dirname(__file__)), "w.npy"))', "<artifact>/../w.npy"),
+    ('return open(path or "/srv/default.pkl")', "/srv/default.pkl"),
+    ('return open("%s/../x" % base)', "…/../x"),
+])
+def test_score_py_opening_a_path_outside_the_artifact_fails(sandbox, body, path):
+    report = run(artifact_members(score__py=score_py(body)))
+    assert report.status == FAILED
+    assert failed_keys(report) == ["score_py_paths"], report.message
+    check = checks_by_key(report)["score_py_paths"]
+    assert check["category"] == "score"
+    assert repr(path) in check["message"]
+    assert report.details["score"]["outside_paths"][0]["path"] == path
+
+
+def test_a_default_argument_outside_the_artifact_fails(sandbox):
+    source = (b"import joblib\nMODEL = '/opt/model.pkl'\n"
+              b"def load_model(model_file=MODEL):\n    return joblib.load(model_file)\n"
+              b"def predict(data, model=load_model()):\n    return model.predict(data)\n")
+    report = run(artifact_members(score__py=source))
+    assert failed_keys(report) == ["score_py_paths"]
+    assert report.details["score"]["outside_paths"][0]["line"] == 4
+
+
+@pytest.mark.parametrize("body", [
+    'return open("model.pkl", "rb")',
+    'return open("./data/vocab.txt")',
+    'return joblib.load(os.path.join(os.path.dirname(__file__), "model.pkl"))',
+    'return joblib.load(os.path.join(os.path.dirname(os.path.realpath(__file__)), name))',
+    'return torch.load(Path(__file__).parent / "model.pt")',
+    'return ort.InferenceSession(str(Path(__file__).resolve().parent.joinpath("m.onnx")))',
+    'return np.load(pjoin(dirname(__file__), "assets", "w.npy"))',
+    'return open(path)',
+    'return open(os.environ["MODEL_PATH"])',
+    'model_dir = os.path.dirname(os.path.abspath(__file__))\nsys.path.insert(0, model_dir)\n'
+    'return os.listdir(model_dir)',
+    'url = "https://example.com/models/../m"\nprint("/etc/passwd", url)\nreturn "/a/b".split("/")',
+    'return "..".join(["a", "b"]).replace("/", "_")',
+    'return len(os.sep) / 2',
+    'return json.loads("{\\"path\\": \\"/etc\\"}")',
+])
+def test_score_py_opening_files_inside_the_artifact_passes(sandbox, body):
+    report = run(artifact_members(score__py=score_py(body)))
+    assert report.status == READY, report.message
+    assert checks_by_key(report)["score_py_paths"]["passed"] is True
+
+
+def test_the_paths_check_survives_a_score_py_that_refers_to_itself(sandbox):
+    source = score_py('a = b\nb = a + "/x"\na += b\nreturn open(a)')
+    assert run(artifact_members(score__py=source)).status == READY
 
 
 def test_predict_with_varargs_or_defaults_is_fine(sandbox):
@@ -763,3 +846,14 @@ def test_an_inspector_crash_fails_the_member_check(sandbox, monkeypatch):
     report = run(artifact_members(**{"model.onnx": b"<?xml version='1.0'?><not-onnx/>"}))
     assert report.status == FAILED
     assert "could not be read: RuntimeError" in checks_by_key(report)["serialized_model:model.onnx"]["message"]
+
+
+def test_following_paths_is_bounded_and_what_cannot_be_followed_fails(sandbox, monkeypatch):
+    # Each name doubles the work if values are not remembered: 2**300 without memory.
+    names = "".join(f"p{index} = p{index + 1} + p{index + 1} + '/x'\n" for index in range(300))
+    report = run(artifact_members(score__py=score_py(names + "return open(p0)")))
+    assert report.status == READY, report.message
+    monkeypatch.setattr(score_paths, "MAX_STEPS", 5)
+    report = run(artifact_members(score__py=score_py(names + "return open(p0)")))
+    assert failed_keys(report) == ["score_py_paths"]
+    assert "cannot be followed" in checks_by_key(report)["score_py_paths"]["message"]
