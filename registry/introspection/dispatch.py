@@ -9,7 +9,8 @@ The two verdicts combine, the worst winning (quarantined > failed > review > rea
 keep both, the second under details["read_as_pickle"], and a review lists the union of both
 unvetted lists. A file of kind "other" that such a loader accepts is a pickle: it fails with
 a request to upload it as kind pkl, joblib or pt (where the pickle scanner reads all of it), or
-is quarantined when dangerous.
+is quarantined when dangerous; only a pickle that imports nothing at all (constants, which
+random data sometimes is: "N." is a pickle of None) is plain data to every loader, and passes.
 """
 
 from __future__ import annotations
@@ -71,10 +72,12 @@ def introspect(kind: str, handle: IO[bytes], *, size: int) -> Report:
 def with_pickle_reading(kind: str, report: Report, as_pickle: Report) -> Report:
     """A kind's report combined with what pickle.load would do with the same file (report.combine)."""
     status = message = None
-    accepted_by = as_pickle.details.get("as_loaded", {}).get("accepted_by")
-    if kind == "other" and accepted_by and as_pickle.status != QUARANTINED:
+    reading = as_pickle.details.get("as_loaded", {})
+    accepted_by = reading.get("accepted_by")
+    if kind == "other" and accepted_by and not reading.get("constants_only") and as_pickle.status != QUARANTINED:
         # Nothing recognised is no reason to pass a pickle: as a pickle kind it is scanned whole.
-        # (inspect_other has failed it already when its header says pickle, and says so.)
+        # (inspect_other has failed it already when its header says pickle, and says so.) A
+        # pickle of constants only (no import: "N." is one) is plain data to every loader.
         status, message = FAILED, as_pickle.message
         if report.status != FAILED:
             real_kind = "pt" if "torch.load" in accepted_by else "joblib" if "joblib.load" in accepted_by else "pkl"

@@ -325,8 +325,9 @@ def inspect_other(fileobj, *, scan_serialized=None) -> Report:
 
     A pickle (or a PyTorch or joblib file) uploaded as "other" would skip the pickle scanner,
     so it fails with a message asking for the right kind. A plain zip is checked like an
-    artifact's archive (limits, unsafe members, serialized models inside). Anything else is
-    accepted as opaque data.
+    artifact's archive (limits, unsafe members, serialized models inside, members in review
+    make it review). Anything else is accepted as opaque data here; dispatch.introspect also
+    reads every file as pickle.load would, which finds a pickle no header announces.
     """
     detected = detect_kind(fileobj)
     size = file_size(fileobj)

@@ -499,7 +499,9 @@ def scan_serialized(kind: str, fileobj) -> Report:
 # sees more opcodes; torch.load reads a legacy file (first pickle: its magic number) with
 # persistent ids. When a walk imports joblib's wrapper, or the file starts with torch's magic
 # number, the whole pickle scanner (scan_joblib, scan_torch) also reads the file; the worst
-# verdict wins. A file whose pickle uses neither is the same data to every loader.
+# verdict wins. A file whose pickle uses neither is the same data to every loader; one whose
+# pickles import nothing at all is constants to every loader (details["as_loaded"]
+# ["constants_only"]): random data does that now and then ("N." is a pickle of None).
 #
 # The walk is the machine's lenient what-if reading (EXT codes and persistent ids stop it, as
 # they stop plain pickle.load) with real imports and calls.
@@ -667,7 +669,10 @@ def _scan_as_loaded(fileobj, limits: ScanLimits, size: int) -> Report | None:
             and not any(entry["verdict"] == UNVETTED for entry in scan.globals.values())):
         return None  # no loader would do anything that matters with this file
     report = _report(scan, detected_kind="pkl" if accepted_by else None, error=error, notes=notes[:20])
-    report.details["as_loaded"] = {"accepted_by": accepted_by,
+    # A pickle that imports nothing is the same constants to every loader, whatever follows it.
+    constants_only = bool(accepted_by) and not scan.dangerous_labels and not joblib_arrays and not torch_legacy \
+        and not set().union(*(walk.counted for walk in walks.values()))
+    report.details["as_loaded"] = {"accepted_by": accepted_by, "constants_only": constants_only,
                                    **{loader: walk.summary() for loader, walk in walks.items()}}
     if accepted_by:
         report.message = f"read by {' and '.join(accepted_by)}, this file is a pickle: {report.message}"

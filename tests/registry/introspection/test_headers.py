@@ -216,6 +216,13 @@ def test_inspect_other_checks_a_zip_and_the_pickles_inside(sandbox):
     assert report.status == QUARANTINED
 
 
+def test_inspect_other_finds_a_pickle_hidden_in_a_zip_member(sandbox):
+    data = zip_bytes({"tokenizer.json": b"{}", "README": b"N0" + MALICIOUS_PICKLE})
+    report = inspect_other(io.BytesIO(data), scan_serialized=RecordingScanner())
+    assert report.status == QUARANTINED
+    assert "README" in report.message
+
+
 def test_inspect_other_refuses_model_zips(sandbox):
     data = zip_bytes({"runtime.yaml": RUNTIME_YAML, "score.py": b""})
     report = inspect_other(io.BytesIO(data))

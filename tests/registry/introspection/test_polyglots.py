@@ -213,6 +213,15 @@ def test_random_bytes_after_a_valid_opcode_raise_no_alarm():
         assert report is None or report.status == READY, report.message
 
 
+def test_random_blobs_uploaded_as_other_stay_ready():
+    opcodes = sorted(set(b"().012BCFGIJKLMNPQRSTUVX]abcdeghijlopqrstu}") | set(range(0x80, 0x99)))
+    generator = random.Random(7)
+    for _ in range(500):
+        data = bytes([generator.choice(opcodes)]) + generator.randbytes(generator.choice([2, 40, 700]))
+        report = introspect("other", data)
+        assert report.status == READY, (data[:20], report.message)
+
+
 def test_a_seekable_file_is_read_from_its_start_and_left_alone_otherwise(marker):
     handle = io.BytesIO(b"N0" + system_pickle(marker))
     handle.seek(5)
@@ -229,10 +238,18 @@ def test_a_prefixed_pickle_uploaded_as_other_is_quarantined(marker):
 
 
 def test_a_harmless_pickle_uploaded_as_other_fails_and_asks_for_its_kind():
-    report = introspect("other", b"N0" + BENIGN_PICKLE)
-    assert report.status == FAILED
+    report = introspect("other", b"N0" + pickle.dumps({"labels": {"cat", "dog"}}, protocol=2))  # imports set
+    assert report.status == FAILED  # was ready
     assert "kind 'pkl'" in report.message
     assert report.details["read_as_pickle"]["status"] == READY
+
+
+@pytest.mark.parametrize("data", [b"N0" + BENIGN_PICKLE, b"N.B. read this first", b"}.\x9f\x03binary blob"])
+def test_a_pickle_of_constants_only_is_plain_data_even_as_other(data):
+    report = introspect("other", data)
+    assert report.status == READY
+    assert "this file is a pickle: no globals: plain data" in report.message
+    assert report.details["read_as_pickle"]["details"]["as_loaded"]["constants_only"] is True
 
 
 def test_a_pickle_other_recognises_still_fails_and_keeps_the_pickle_verdict():
