@@ -107,7 +107,7 @@ from registry.introspection.pickle_machine import (
     _LimitExceeded, _Machine, _Scan, _ScanError, _Source, _tuple_items, _ZlibStream, _describe,
 )
 from registry.introspection.pickle_policy import (
-    _FORWARDERS, _TORCH_STORAGE_SIZES, _WRAPPER_CLASSES, ALLOWED, DANGEROUS, UNVETTED, classify_global,
+    _TORCH_STORAGE_SIZES, _WRAPPER_CLASSES, ALLOWED, DANGEROUS, UNVETTED, classify_global, forwarded_positions,
 )
 from registry.introspection.report import FAILED, QUARANTINED, READY, REVIEW, Report, combine
 
@@ -503,8 +503,11 @@ def scan_serialized(kind: str, fileobj) -> Report:
 # pickles import nothing at all is constants to every loader (details["as_loaded"]
 # ["constants_only"]): random data does that now and then ("N." is a pickle of None).
 #
-# The walk is the machine's lenient what-if reading (EXT codes and persistent ids stop it, as
-# they stop plain pickle.load) with real imports and calls.
+# The walk is the pickle scanner's own (the same policy: getattr reads, construct-only classes,
+# embedded pickles, indirect calls), stopping where plain pickle.load stops: at the first error,
+# at a persistent id (it has no persistent_load) and at an import that cannot succeed. An EXT
+# code stops it too (Python's extension registry is empty) unless the pickle reaches its STOP:
+# then the code counts as dangerous, as in the pickle scanner.
 
 _NOTHING = object()
 
@@ -514,18 +517,22 @@ def _dotted_identifier(text: str) -> bool:
 
 
 class _LoadMachine(_Machine):
-    """The lenient walk with real imports and calls: what pickle.load would import and run."""
+    """The scanner's walk where pickle.load stops (see the comment above), recording what counts."""
 
     def __init__(self, scan: _Scan, source: _Source, *, where: str):
-        super().__init__(scan, source, where=where, lenient=True)
+        super().__init__(scan, source, where=where)
         self.imported: set[tuple[str, str]] = set()  # imported by the pickle being walked
         self.used: set[tuple[str, str]] = set()  # called or instantiated, in any pickle walked
+        self.extensions: list[tuple[int, int]] = []  # EXT codes of the pickle being walked, and where
         self.value = _NOTHING  # what the last pickle walked to its STOP returns
 
     def import_global(self, module: str, name: str) -> _Global:
         if not _dotted_identifier(module):
+            # The import fails: nothing runs. What the policy calls dangerous ("os ", "o\u200bs"
+            # may be os somewhere) still counts, as in the pickle scanner.
+            self.scan.record_global(module, name, self.where, self.op_offset, hypothetical=True)
             self.fail(f"module {module[:100]!r} cannot be imported: loading stops here")
-        imported = self.scan.record_global(module, name, self.where, self.op_offset)
+        imported = super().import_global(module, name)
         self.imported.add((module, name))
         if not _dotted_identifier(name):
             self.fail(f"{module}.{name[:100]!r} cannot be looked up: loading stops here")
@@ -533,45 +540,62 @@ class _LoadMachine(_Machine):
 
     def _use(self, value):
         if isinstance(value, _Global):
-            self.scan.mark_called(value)
             self.used.add((value.module, value.name))
 
     def call(self, func, args, opname: str):
         if isinstance(func, _Global):
             self._use(func)
             items = _tuple_items(args)
-            for position in _FORWARDERS.get(func.key, ()):
+            for position in forwarded_positions(func.key):
                 if items is not None and position < len(items):
                     self._use(items[position])
         return super().call(func, args, opname)
 
     def _new(self, cls, args, opname: str):
-        if isinstance(cls, _Global):
-            self.used.add((cls.module, cls.name))
+        self._use(cls)
         super()._new(cls, args, opname)
+
+    def _ext(self, code: int):
+        # Python's extension registry is empty unless the loading process fills it: there
+        # pickle.load stops. A whole pickle that uses a code counts as the pickle scanner
+        # counts it (dangerous, see load()); random bytes starting with 0x82 do not.
+        self.extensions.append((code, self.op_offset))
+        self.stack.append(_Global("<extension>", str(code), DANGEROUS))
+
+    def op_PERSID(self):
+        self.fail("plain pickle.load has no persistent_load: loading stops here")
+
+    def op_BINPERSID(self):
+        self.fail("plain pickle.load has no persistent_load: loading stops here")
 
     def load(self) -> _ScanError | None:
         """Walk one pickle as pickle.load does: None when it reaches STOP, else the error that ends it."""
         self.stack, self.metastack, self.meta_items, self.proto, self.frame_end = [], [], 0, 0, None
-        self.imported, self.value = set(), _NOTHING
+        self.imported, self.extensions, self.value = set(), [], _NOTHING
         handlers, src, scan = self.handlers, self.src, self.scan
         steps = 0
         while True:
-            self.op_offset = src.pos
+            self.op_offset = offset = src.pos
+            if self.frame_end is not None and offset >= self.frame_end:
+                self.frame_end = None
             try:
                 code = src.read_byte()
                 handler = handlers.get(code)
                 if handler is None:
-                    raise _ScanError(f"invalid pickle opcode 0x{code:02x}", self.op_offset)
+                    raise _ScanError(f"invalid pickle opcode 0x{code:02x}", offset)
                 scan.opcodes += 1
                 if scan.opcodes > scan.limits.max_opcodes:
-                    raise _LimitExceeded(f"more than {scan.limits.max_opcodes} opcodes (limit)", self.op_offset)
+                    raise _LimitExceeded(f"more than {scan.limits.max_opcodes} opcodes (limit)", offset)
                 result = handler()
             except _LimitExceeded:
                 raise
             except _ScanError as error:
                 return error
             if result is not None:
+                for code, where in self.extensions:
+                    scan.dangerous(f"extension code {code}", f"EXT opcode imports extension code {code}, which "
+                                   "cannot be resolved without the loading process's copyreg registry",
+                                   self.where, where, kind="unresolved_global")
                 self.value = result[0]
                 return None
             steps += 1
