@@ -489,7 +489,8 @@ def scan_serialized(kind: str, fileobj) -> Report:
 #   Without this, a text file such as "cat\ndog\n..." (import at.dog, then an error) would need
 #   a person's approval. Such imports are listed in details["notes"].
 # - A module name that is not a dotted identifier cannot be imported (ModuleNotFoundError) and a
-#   name that is not one cannot be looked up: loading stops there, as it really would.
+#   name that is not one cannot be looked up: loading stops there, as it really would. Such a
+#   name that the policy calls dangerous ("os " may be os somewhere) still counts.
 # - After a STOP the bytes that follow are read on as the next pickle, as a loop of pickle.load
 #   calls on one file would (the memo kept, as when one Unpickler's load() is called again).
 #
@@ -506,8 +507,9 @@ def scan_serialized(kind: str, fileobj) -> Report:
 # The walk is the pickle scanner's own (the same policy: getattr reads, construct-only classes,
 # embedded pickles, indirect calls), stopping where plain pickle.load stops: at the first error,
 # at a persistent id (it has no persistent_load) and at an import that cannot succeed. An EXT
-# code stops it too (Python's extension registry is empty) unless the pickle reaches its STOP:
-# then the code counts as dangerous, as in the pickle scanner.
+# code counts as dangerous, as in the pickle scanner, in a pickle that reaches its STOP; in one
+# that does not, it does not (Python's extension registry is empty: plain pickle.load stops
+# there), or random bytes starting with 0x82 would be quarantined.
 
 _NOTHING = object()
 
@@ -692,7 +694,8 @@ def _scan_as_loaded(fileobj, limits: ScanLimits, size: int) -> Report | None:
     if (error is None and not accepted_by and not scan.dangerous_labels and not torch_legacy and not joblib_arrays
             and not any(entry["verdict"] == UNVETTED for entry in scan.globals.values())):
         return None  # no loader would do anything that matters with this file
-    report = _report(scan, detected_kind="pkl" if accepted_by else None, error=error, notes=notes[:20])
+    detected = None if not accepted_by else "pkl" if "pickle.load" in accepted_by else "joblib"
+    report = _report(scan, detected_kind=detected, error=error, notes=notes[:20])
     # A pickle that imports nothing is the same constants to every loader, whatever follows it.
     constants_only = bool(accepted_by) and not scan.dangerous_labels and not joblib_arrays and not torch_legacy \
         and not set().union(*(walk.counted for walk in walks.values()))

@@ -149,6 +149,17 @@ def test_imports_that_are_never_called_before_loading_stops_count_for_nothing(da
     assert as_loaded(data) is None
 
 
+def test_an_extension_code_counts_in_a_whole_pickle_only():
+    whole = b"N0\x80\x02\x82\x05(X\x02\x00\x00\x00lstR."  # EXT1 5, called: who knows what code 5 is
+    assert as_loaded(whole).status == QUARANTINED
+    assert as_loaded(b"\x82\x05(X\x02\x00\x00\x00lstR\xff") is None  # plain pickle.load stops at EXT
+
+
+def test_a_dangerous_name_that_cannot_be_imported_still_counts():
+    report = as_loaded(b"cos \nsystem\n(S'ls'\ntR.")  # "os " is os to the policy, as in the pickle scanner
+    assert report.status == QUARANTINED
+
+
 def test_every_pickle_in_a_row_is_read(marker):
     report = as_loaded(BENIGN_PICKLE + system_pickle(marker))
     assert report.status == QUARANTINED
