@@ -160,8 +160,8 @@ def statistics_models():
     yield "sm_ols_pandas", sm.OLS(frame["y"], sm.add_constant(frame[["a", "b", "c"]])).fit()
     yield "sm_formula", smf.ols("y ~ a + b + C(g)", data=frame).fit()
     yield "sm_arima", ARIMA(target, order=(1, 0, 0)).fit()
-    yield "catboost_classifier", catboost.CatBoostClassifier(iterations=3, verbose=0).fit(features, labels)
-    yield "catboost_regressor", catboost.CatBoostRegressor(iterations=3, verbose=0).fit(features, target)
+    yield "catboost_classifier", catboost.CatBoostClassifier(iterations=3, verbose=0, allow_writing_files=False).fit(features, labels)
+    yield "catboost_regressor", catboost.CatBoostRegressor(iterations=3, verbose=0, allow_writing_files=False).fit(features, target)
 
 
 def torch_modules():
