@@ -21,6 +21,7 @@ from registry.models import (
     Model,
     Tag,
     TrainingRecord,
+    TrustedImport,
     Version,
 )
 from registry import sql
@@ -357,6 +358,23 @@ def record_get(user, record_id) -> TrainingRecord:
 def record_versions(record: TrainingRecord) -> QuerySet[Version]:
     """Every version trained on `record` (the other direction of lineage)."""
     return record.versions.select_related("model").order_by("model__name_key", "number")
+
+
+def trusted_import_list(context: Context) -> QuerySet[TrustedImport]:
+    """The imports trusted in a visible context, with who trusted them (the API and the page)."""
+    return TrustedImport.objects.filter(context=context).select_related("created_by").order_by("name", "id")
+
+
+def trusted_import_get(context: Context, trusted_id) -> TrustedImport:
+    """One trusted import of `context` by id; one of another context is simply not found."""
+    try:
+        trusted_id = int(trusted_id)
+    except (TypeError, ValueError):
+        raise NotFound("Trusted import not found.") from None
+    row = trusted_import_list(context).filter(pk=trusted_id).first()
+    if row is None:
+        raise NotFound("This import is not trusted here (any more).")
+    return row
 
 
 def audit_list(

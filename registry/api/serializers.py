@@ -298,6 +298,23 @@ class VersionWriteSerializer(serializers.Serializer):
 
 # --- formats ----------------------------------------------------------------------------
 
+UNVETTED_IMPORTS_SCHEMA = {
+    "type": "array",
+    "description": "While the report says review: the third-party imports a publisher must approve "
+                   "(`called`: the file calls it with arguments, else it only references it).",
+    "items": {
+        "type": "object",
+        "properties": {
+            "import": {"type": "string", "description": "module.qualname"},
+            "module": {"type": "string"},
+            "name": {"type": "string"},
+            "called": {"type": "boolean"},
+        },
+        "required": ["import", "module", "name", "called"],
+    },
+}
+
+
 class FormatSerializer(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
     kind = serializers.CharField(read_only=True)
@@ -316,7 +333,18 @@ class FormatSerializer(serializers.Serializer):
     uploaded_by = user_field()
     uploaded_at = serializers.DateTimeField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
+    unvetted_imports = serializers.SerializerMethodField()
     file_url = serializers.SerializerMethodField()
+
+    @extend_schema_field(UNVETTED_IMPORTS_SCHEMA)
+    def get_unvetted_imports(self, fmt) -> list:
+        # From the stored report, which keeps saying "review" after the imports were trusted.
+        report = fmt.report if isinstance(fmt.report, dict) else {}
+        details = report.get("details") if isinstance(report.get("details"), dict) else {}
+        items = details.get("unvetted") if report.get("status") == "review" else None
+        return [{"import": str(item.get("import", "")), "module": str(item.get("module", "")),
+                 "name": str(item.get("name", "")), "called": bool(item.get("called"))}
+                for item in items or [] if isinstance(item, dict)]
 
     def get_file_url(self, fmt) -> str:
         return reverse(
@@ -336,6 +364,27 @@ class FormatCreateSerializer(serializers.Serializer):
 class FormatUpdateSerializer(serializers.Serializer):
     required = serializers.BooleanField(required=False)
     fail_on_tamper = serializers.BooleanField(required=False)
+
+
+class ApproveImportsSerializer(serializers.Serializer):
+    reason = serializers.CharField(allow_blank=True, trim_whitespace=False,
+                                   help_text="Why these imports can be trusted; kept with them and in the audit log")
+
+
+# --- trusted imports --------------------------------------------------------------------
+
+class TrustedImportSerializer(serializers.Serializer):
+    name = serializers.CharField(read_only=True, help_text="module.qualname, as the pickle scanner reports it")
+    reason = serializers.CharField(read_only=True)
+    created_by = user_field()
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class TrustedImportCreateSerializer(serializers.Serializer):
+    imports = serializers.ListField(child=serializers.CharField(trim_whitespace=False),
+                                    help_text="Dotted Python paths, e.g. mylibrary.models.Scorer")
+    reason = serializers.CharField(allow_blank=True, trim_whitespace=False,
+                                   help_text="Why these imports can be trusted; kept with them and in the audit log")
 
 
 # --- manifests --------------------------------------------------------------------------

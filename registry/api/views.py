@@ -141,6 +141,44 @@ class AuditListView(RegistryView):
         return self.paginated(events, s.AuditEventSerializer)
 
 
+# --- trusted imports --------------------------------------------------------------------
+
+class TrustedImportListView(RegistryView):
+    @extend_schema(responses=s.TrustedImportSerializer(many=True),
+                   summary="Third-party imports trusted in pickles of this context, with who, when and why")
+    def get(self, request, ctx):
+        context = selectors.context_get(request.user, ctx)
+        return self.paginated(selectors.trusted_import_list(context), s.TrustedImportSerializer)
+
+    @extend_schema(
+        request=s.TrustedImportCreateSerializer,
+        responses={201: s.TrustedImportSerializer(many=True), 200: s.TrustedImportSerializer(many=True), **ERRORS},
+        summary="Trust imports (publishers); formats in review whose imports are now all trusted become ready",
+        description="Idempotent: 201 when at least one import was new, 200 when all were trusted already. "
+                    "A name the scanner treats as dangerous can never be trusted (400).",
+    )
+    def post(self, request, ctx):
+        context = selectors.context_get(request.user, ctx)
+        require(request.user, context, Perm.PUBLISH_VERSION)
+        data = self.input(s.TrustedImportCreateSerializer)
+        rows = services.trusted_imports_add(actor=request.user, context=context, names=data["imports"],
+                                            reason=data["reason"])
+        created = any(row.newly_trusted for row in rows)
+        return Response(s.TrustedImportSerializer(rows, many=True).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class TrustedImportDetailView(RegistryView):
+    @extend_schema(responses={204: None, **ERRORS},
+                   summary="Stop trusting an import (publishers); draft formats ready only because of it "
+                           "go back to review, published versions stay as they are")
+    def delete(self, request, ctx, name):
+        context = selectors.context_get(request.user, ctx)
+        require(request.user, context, Perm.PUBLISH_VERSION)
+        services.trusted_import_revoke(actor=request.user, context=context, name=name)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 # --- models -----------------------------------------------------------------------------
 
 class ModelListView(RegistryView):
@@ -284,6 +322,19 @@ class FormatDetailView(RegistryView):
         fmt = selectors.format_get(self.version(model_id, number), kind)
         services.format_delete(actor=request.user, fmt=fmt)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class FormatApproveImportsView(RegistryView):
+    @extend_schema(request=s.ApproveImportsSerializer, responses={200: s.FormatSerializer, **ERRORS},
+                   summary="Approve the unvetted imports of a format in review (publishers): they become "
+                           "trusted in the context, and the format is answered after re-evaluation")
+    def post(self, request, model_id, number, kind):
+        version = self.version(model_id, number)
+        require(request.user, version.model.context, Perm.PUBLISH_VERSION)
+        fmt = selectors.format_get(version, kind)
+        data = self.input(s.ApproveImportsSerializer)
+        services.format_imports_approve(actor=request.user, fmt=fmt, reason=data["reason"])
+        return Response(s.FormatSerializer(selectors.format_get(version, kind)).data)
 
 
 class FormatFileView(RegistryView):

@@ -3,6 +3,7 @@ from registry.models.catalog import Alias, AliasMove, Model, Tag, Version, Versi
 from registry.models.contexts import ApiToken, Context, Membership, Role
 from registry.models.files import Format, FormatKind, FormatStatus
 from registry.models.lineage import Metric, TrainingRecord
+from registry.models.trust import TrustedImport
 
 __all__ = [
     "Alias",
@@ -19,6 +20,7 @@ __all__ = [
     "Role",
     "Tag",
     "TrainingRecord",
+    "TrustedImport",
     "Version",
     "VersionStatus",
 ]

@@ -29,6 +29,9 @@ class FormatStatus(models.TextChoices):
     HASHING = "hashing", "Hashing"
     INTROSPECTING = "introspecting", "Introspecting"
     READY = "ready", "Ready"
+    # Imports third-party globals that are neither on the scanner's allow-list nor trusted in
+    # the context: a publisher approves them (registry.services.trusted_imports).
+    REVIEW = "review", "Needs review"
     CORRUPT = "corrupt", "Corrupt"
     QUARANTINED = "quarantined", "Quarantined"
     FAILED = "failed", "Failed"

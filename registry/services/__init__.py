@@ -13,10 +13,16 @@ from registry.services.contexts import (
     token_create,
     token_revoke,
 )
-from registry.services.formats import format_create, format_delete, format_update, format_upload
+from registry.services.formats import (
+    format_create,
+    format_delete,
+    format_update,
+    format_upload,
+)
 from registry.services.lineage import metrics_log, record_create, record_delete, record_update
 from registry.services.models import model_create, model_delete, model_update
 from registry.services.tamper import tamper_report
+from registry.services.trusted_imports import format_imports_approve, trusted_import_revoke, trusted_imports_add
 from registry.services.versions import version_create, version_delete, version_publish, version_update
 
 __all__ = [
@@ -26,6 +32,7 @@ __all__ = [
     "context_create",
     "format_create",
     "format_delete",
+    "format_imports_approve",
     "format_update",
     "format_upload",
     "membership_remove",
@@ -40,6 +47,8 @@ __all__ = [
     "tamper_report",
     "token_create",
     "token_revoke",
+    "trusted_import_revoke",
+    "trusted_imports_add",
     "version_create",
     "version_delete",
     "version_publish",

@@ -17,14 +17,15 @@ from django.utils import timezone
 
 from registry import queue, storage
 from registry.introspection.dispatch import introspect
-from registry.introspection.report import FAILED, Report
-from registry.models import Format, FormatStatus, Version, VersionStatus
+from registry.introspection.report import FAILED, REVIEW, Report
+from registry.models import Context, Format, FormatStatus, Version, VersionStatus
 from registry.services.common import audit
+from registry.services.trusted_imports import review_outcome, trusted_names
 
 logger = logging.getLogger(__name__)
 
 IN_PROGRESS = [FormatStatus.UPLOADED, FormatStatus.HASHING, FormatStatus.INTROSPECTING]
-VERIFIABLE = [FormatStatus.READY, FormatStatus.QUARANTINED, FormatStatus.FAILED]
+VERIFIABLE = [FormatStatus.READY, FormatStatus.REVIEW, FormatStatus.QUARANTINED, FormatStatus.FAILED]
 
 
 def _locked(format_id, storage_key: str, status: str) -> Format | None:
@@ -89,18 +90,37 @@ def format_introspect(*, format_id, storage_key: str) -> Format | None:
 
 @transaction.atomic
 def format_record_report(*, format_id, storage_key: str, report: Report) -> Format | None:
-    """Store an introspection report and the status it leads to (also used for time-outs)."""
+    """Store an introspection report and the status it leads to (also used for time-outs).
+
+    A `review` report becomes `ready` when every import it names is trusted in the format's
+    context (registry.services.trusted_imports); the report itself is stored as it is.
+    """
+    if report.status == REVIEW:
+        # The context first, as the trusted-import services lock it: an approval committing now
+        # is either seen here or sees this format in review.
+        Context.objects.select_for_update(of=("self",), no_key=True).filter(
+            models__versions__formats__pk=format_id).first()
     fmt = _locked(format_id, storage_key, FormatStatus.INTROSPECTING)
     if fmt is None:
         return None
-    fmt.report = report.as_dict()
-    fmt.status = report.status
-    fmt.status_message = report.message[:2000] if report.status != FormatStatus.READY else ""
-    fmt.save(update_fields=["report", "status", "status_message"])
     version = fmt.version
-    if fmt.status != FormatStatus.READY:
+    fmt.report = report.as_dict()
+    if report.status == REVIEW:
+        fmt.status, message = review_outcome(fmt.report, trusted_names(version.model.context))
+    else:
+        fmt.status, message = report.status, report.message if report.status != FormatStatus.READY else ""
+    fmt.status_message = message[:2000]
+    fmt.save(update_fields=["report", "status", "status_message"])
+    where = f"{fmt.kind} file of version {version.number}"
+    if fmt.status == FormatStatus.REVIEW:
+        audit(actor=None, context=version.model.context, action="format.review", obj=fmt,
+              summary=f"{where}: {message}"[:500])
+    elif fmt.status != FormatStatus.READY:
         audit(actor=None, context=version.model.context, action=f"format.{fmt.status}", obj=fmt,
-              summary=f"{fmt.kind} file of version {version.number} is {fmt.status}: {report.message}"[:500])
+              summary=f"{where} is {fmt.status}: {report.message}"[:500])
+    elif report.status == REVIEW:
+        audit(actor=None, context=version.model.context, action="format.trusted", obj=fmt,
+              summary=f"{where}: {message}"[:500])
     if report.signature:
         _fill_signature(version, report)
     return fmt

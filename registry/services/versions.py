@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from registry import storage
 from registry.errors import Conflict, InvalidInput, LimitReached, NotFound, NotPublishable, VersionPublished
-from registry.models import Format, FormatStatus, Model, TrainingRecord, Version, VersionStatus
+from registry.models import Context, Format, FormatStatus, Model, TrainingRecord, Version, VersionStatus
 from registry.permissions import Perm, require
 from registry.services.common import (
     apply_changes,
@@ -23,6 +23,12 @@ from registry.services.common import (
     describe_changes,
     set_tags,
     tag_names,
+)
+from registry.services.trusted_imports import (
+    describe_imports,
+    trusted_names,
+    untrusted_imports,
+    unvetted_imports,
 )
 
 UNSET: Any = object()
@@ -182,9 +188,23 @@ def version_publish(*, actor, version: Version) -> Version:
     version = Version.objects.select_for_update(of=("self",), no_key=True).select_related("model__context").get(pk=version.pk)
     ensure_draft(version)
     formats = list(version.formats.order_by("kind"))
+    if any(unvetted_imports(fmt.report) for fmt in formats):
+        # A file that is ready only because its imports are trusted: hold the context, as a
+        # revoke does, so a revoke committing now is seen here or sees this version published.
+        Context.objects.select_for_update(of=("self",), no_key=True).filter(pk=version.model.context_id).first()
+        formats = list(version.formats.order_by("kind"))
     if not formats:
         raise NotPublishable(f"Version {version.number} has no format yet; upload a file first.")
     for fmt in formats:
+        if fmt.status == FormatStatus.REVIEW:
+            untrusted = untrusted_imports(fmt.report, trusted_names(version.model.context))
+            named = f" ({describe_imports(untrusted)})" if untrusted else ""
+            raise NotPublishable(
+                f"Format '{fmt.kind}' needs review: it imports third-party code not trusted in this "
+                f"context{named}. A publisher can approve these imports (the Formats tab, or POST "
+                f".../formats/{fmt.kind}/approve-imports/), then publish.",
+                field=fmt.kind,
+            )
         if fmt.status not in PUBLISHABLE_FORMAT_STATUSES:
             detail = f" ({fmt.status_message})" if fmt.status_message else ""
             waiting = " and still being checked" if fmt.status in IN_PROGRESS_FORMAT_STATUSES else ""

@@ -33,6 +33,7 @@ from registry.models import AuditEvent, Format, FormatStatus
 
 from tests.conftest import client_for, stored_files
 from tests.factories import UserFactory
+from tests.helpers import store_file
 
 pytestmark = pytest.mark.django_db
 
@@ -43,10 +44,13 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # Plain data pickled here, never unpickled: what a clean model file looks like to the scanner.
 PICKLE_BYTES = pickle.dumps({"weights": [0.25, 0.5, 0.25]}, protocol=4)
 NEW_PICKLE_BYTES = pickle.dumps({"weights": [0.3, 0.4, 0.3]}, protocol=4)
+# Calls mylibrary.models.Scorer("f1"): a third-party import the scanner cannot vet, so `review`.
+REVIEW_PICKLE_BYTES = b"\x80\x02cmylibrary.models\nScorer\nX\x02\x00\x00\x00f1\x85R."
 
 CTX = "/api/v1/contexts/{ctx}"
 MODEL = "/api/v1/models/{model}"
 V1 = MODEL + "/versions/1"
+V4 = MODEL + "/versions/4"
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,9 @@ CASES = [
     Case("records-list",         "GET",    CTX + "/records/",                    "viewer",    200),
     Case("records-create",       "POST",   CTX + "/records/",                    "editor",    201, {"name": "eval-2025", "uri": "s3://data/eval.parquet"}),
     Case("audit-list",           "GET",    CTX + "/audit/",                      "viewer",    200),
+    Case("trusted-imports-list", "GET",    CTX + "/trusted-imports/",            "viewer",    200),
+    Case("trusted-imports-add",  "POST",   CTX + "/trusted-imports/",            "publisher", 201, {"imports": ["mylibrary.models.Scorer"], "reason": "our own package"}),
+    Case("trusted-import-revoke", "DELETE", CTX + "/trusted-imports/vendorlib.text.Tokenizer/", "publisher", 204),
     Case("record-detail",        "GET",    "/api/v1/records/{record}/",          "viewer",    200),
     Case("record-patch",         "PATCH",  "/api/v1/records/{record}/",          "editor",    200, {"description": "cleaned"}),
     Case("record-delete",        "DELETE", "/api/v1/records/{record}/",          "admin",     204),
@@ -108,6 +115,7 @@ CASES = [
     Case("format-detail",        "GET",    V1 + "/formats/pkl/",                 "viewer",    200),
     Case("format-patch",         "PATCH",  V1 + "/formats/pkl/",                 "editor",    200, {"required": False, "fail_on_tamper": False}),
     Case("format-delete",        "DELETE", V1 + "/formats/pkl/",                 "editor",    204),
+    Case("format-approve-imports", "POST", V4 + "/formats/pkl/approve-imports/", "publisher", 200, {"reason": "reviewed in PR 412"}),
     Case("file-upload",          "PUT",    V1 + "/formats/pkl/file",             "editor",    200, NEW_PICKLE_BYTES),
     Case("file-download",        "GET",    V1 + "/formats/pkl/file",             "viewer",    200),
     Case("file-download-range",  "GET",    V1 + "/formats/pkl/file",             "viewer",    206, headers={"HTTP_RANGE": "bytes=0-9"}),
@@ -149,8 +157,9 @@ def world(context, users):
     """Acme's data, built by the operator, such that every allowed request can succeed.
 
     Model with v1 (draft, uploaded pkl, trained on a record, one metric), v2 and v3
-    (published); alias production moved v2 -> v3, so it can roll back; a second user and
-    a group holding roles, to change and remove; a user who is not a member yet.
+    (published), v4 (draft, a pkl in review); alias production moved v2 -> v3, so it can roll
+    back; a trusted import to revoke; a second user and a group holding roles, to change and
+    remove; a user who is not a member yet.
     """
     UserFactory(username="member2")
     UserFactory(username="newcomer")
@@ -169,6 +178,10 @@ def world(context, users):
         services.version_publish(actor=None, version=version)
     services.alias_set(actor=None, model=model, name="production", version_number=2)
     services.alias_set(actor=None, model=model, name="production", version_number=3)
+    v4 = services.version_create(actor=None, model=model, framework="scikit-learn")
+    store_file(v4, "pkl", REVIEW_PICKLE_BYTES)
+    assert Format.objects.get(version=v4).status == FormatStatus.REVIEW
+    services.trusted_imports_add(actor=None, context=context, names=["vendorlib.text.Tokenizer"], reason="vendored")
     return {"ctx": context.slug, "model": str(model.pk), "record": str(record.pk)}
 
 

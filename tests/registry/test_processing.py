@@ -688,7 +688,8 @@ def test_hash_object_hashes_the_stored_bytes(clients, model_id, number, storage_
 
 # --- the publish gate ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("state", ["pending", "uploaded", "hashing", "introspecting", "corrupt", "quarantined", "failed"])
+@pytest.mark.parametrize("state", ["pending", "uploaded", "hashing", "introspecting", "review", "corrupt", "quarantined",
+                                   "failed"])
 def test_publish_is_refused_unless_every_format_is_ready(clients, model_id, number, state):
     editor = clients["editor"]
     assert upload(editor, model_id, number, "pkl", PICKLE).status_code == 200
