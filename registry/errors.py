@@ -52,6 +52,13 @@ class NotPublishable(Conflict):
     code = "not_publishable"
 
 
+class NotReady(Conflict):
+    """A file the registry flagged (in review, quarantined, corrupt, failed) asked for without
+    an explicit acknowledgement."""
+
+    code = "not_ready"
+
+
 class FileTooLarge(RegistryError):
     status_code = 413
     code = "file_too_large"

@@ -14,6 +14,7 @@ from registry.api import serializers as s
 from registry.api.files import FileNegotiation, download_response
 from registry.errors import InvalidInput, LengthRequired
 from registry.permissions import Perm, effective_roles, require
+from registry.services.formats import ACKNOWLEDGE_NOT_READY
 
 ERRORS = {
     400: OpenApiTypes.OBJECT, 401: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT,
@@ -374,12 +375,22 @@ class FormatFileView(RegistryView):
         )
         return Response(s.FormatSerializer(selectors.format_get(version, fmt.kind)).data)
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 206: OpenApiTypes.BINARY,
-                              404: OpenApiTypes.OBJECT, 416: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT},
-                   summary="Download the file (streamed; honours Range)")
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 206: OpenApiTypes.BINARY,
+                   404: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT, 416: OpenApiTypes.OBJECT,
+                   503: OpenApiTypes.OBJECT},
+        parameters=[OpenApiParameter(
+            "acknowledge", str, enum=[ACKNOWLEDGE_NOT_READY],
+            description="Needed (and audited) to download a file in review, quarantined, corrupt or failed; "
+                        "without it such a file answers 409 not_ready")],
+        summary="Download the file (streamed; honours Range)",
+    )
     def get(self, request, model_id, number, kind):
         version = self.version(model_id, number)
         fmt = selectors.format_get(version, kind)
+        services.format_download_gate(
+            actor=request.user, fmt=fmt,
+            acknowledged=request.query_params.get("acknowledge") == ACKNOWLEDGE_NOT_READY)
         return download_response(request._request, fmt)
 
 

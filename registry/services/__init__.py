@@ -16,6 +16,7 @@ from registry.services.contexts import (
 from registry.services.formats import (
     format_create,
     format_delete,
+    format_download_gate,
     format_update,
     format_upload,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "context_create",
     "format_create",
     "format_delete",
+    "format_download_gate",
     "format_imports_approve",
     "format_update",
     "format_upload",

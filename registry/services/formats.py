@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from registry import queue, storage
-from registry.errors import InvalidInput, KindExists, LimitReached, NotFound
+from registry.errors import InvalidInput, KindExists, LimitReached, NotFound, NotReady
 from registry.limits import max_upload_bytes, upload_size_check
 from registry.models import Format, FormatKind, FormatStatus, Version
 from registry.permissions import Perm, require
@@ -22,6 +22,13 @@ from registry.services.versions import ensure_draft
 
 HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 HEX_MD5 = re.compile(r"^[0-9a-f]{32}$")
+# Files the registry found something wrong with download only with an explicit acknowledgement,
+# which is audited (SPEC §1). Files still being checked download as they are: the client says
+# they are unverified, and the dashboard shows them as being checked.
+ACKNOWLEDGED_DOWNLOAD_STATUSES = frozenset({
+    FormatStatus.REVIEW, FormatStatus.QUARANTINED, FormatStatus.CORRUPT, FormatStatus.FAILED,
+})
+ACKNOWLEDGE_NOT_READY = "not-ready"  # ?acknowledge=not-ready on the file's URL
 
 
 def clean_kind(kind) -> str:
@@ -240,3 +247,26 @@ def format_delete(*, actor, fmt: Format) -> None:
     audit(actor=actor, context=version.model.context, action="format.delete", object_type="format",
           object_id=format_id, object_repr=f"{version} [{kind}]",
           summary=f"deleted format {kind} of version {version.number}")
+
+
+@transaction.atomic
+def format_download_gate(*, actor, fmt: Format, acknowledged: bool) -> None:
+    """Let a flagged file (in review, quarantined, corrupt or failed) be downloaded only with an
+    explicit acknowledgement, and write down who took it. Other files pass without a trace.
+
+    Anyone who may see the model may acknowledge, read-only tokens included: it changes no data.
+    """
+    if fmt.status not in ACKNOWLEDGED_DOWNLOAD_STATUSES:
+        return
+    version = fmt.version
+    state = "needs review" if fmt.status == FormatStatus.REVIEW else f"is {fmt.status}"
+    if not acknowledged:
+        why = f" ({fmt.status_message})" if fmt.status_message else ""
+        raise NotReady(
+            f"The {fmt.kind} file {state}{why}. Loading it may be unsafe; to download it anyway, ask "
+            f"again with ?acknowledge={ACKNOWLEDGE_NOT_READY} (the download is audited).",
+            field="acknowledge",
+        )
+    audit(actor=actor, context=version.model.context, action="format.download_not_ready", obj=fmt,
+          summary=f"downloaded the {fmt.kind} file of version {version.number}, which {state}, acknowledging it",
+          changes={"status": fmt.status})

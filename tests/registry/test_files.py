@@ -14,6 +14,7 @@ import http.client
 import io
 import json
 import os
+import pickle
 import re
 import socket
 import threading
@@ -27,11 +28,11 @@ from django.utils import timezone
 
 from registry import services
 from registry.errors import FileTooLarge, InvalidInput, VersionPublished
-from registry.models import Format, FormatStatus, Version
+from registry.models import AuditEvent, Format, FormatStatus, Version
 
 from tests.conftest import stored_files, token_for
 from tests.factories import UserFactory
-from tests.helpers import file_url
+from tests.helpers import PICKLE, file_url
 
 pytestmark = pytest.mark.django_db
 
@@ -562,7 +563,10 @@ def test_real_commits_remove_replaced_and_deleted_files(storage_dir):
 
 # --- download -------------------------------------------------------------------------------
 
-BODY = bytes(range(100))
+# 100 bytes that are a real, benign pickle (bytes 0-84), so the file ends `ready` and downloads
+# without the acknowledgement a flagged file needs (see test_trusted_imports.py).
+BODY = pickle.dumps(bytes(range(85)), protocol=4)
+assert len(BODY) == 100
 
 
 @pytest.fixture
@@ -633,7 +637,7 @@ def test_download_name_falls_back_to_model_version_and_kind(clients, users, cont
                                                             django_capture_on_commit_callbacks):
     model = services.model_create(actor=users["editor"], context=context, name='Mod\u00e8le "x"')
     version = services.version_create(actor=users["editor"], model=model)
-    committed_upload(clients["editor"], version, b"abc", django_capture_on_commit_callbacks, filename=None)
+    committed_upload(clients["editor"], version, PICKLE, django_capture_on_commit_callbacks, filename=None)
     r = clients["viewer"].get(file_url(version))
     assert r.status_code == 200
     assert disposition_filename(r["Content-Disposition"]) == 'Mod\u00e8le "x"-v1.pkl'
@@ -758,6 +762,46 @@ def test_download_visibility(clients, version, stored, persona, status):
     assert (body == BODY) == (status == 200)
 
 
+# --- flagged files need an acknowledgement ---------------------------------------------------
+
+FLAGGED = ["review", "quarantined", "corrupt", "failed"]
+
+
+@pytest.mark.parametrize("status", FLAGGED)
+def test_a_flagged_file_downloads_only_with_an_acknowledgement(clients, users, version, stored, status):
+    Format.objects.filter(pk=stored.pk).update(status=status, status_message="something is wrong with it")
+    refused = clients["viewer"].get(file_url(version))
+    assert refused.status_code == 409
+    body = refused.json()
+    assert body["code"] == "not_ready" and body["field"] == "acknowledge"
+    assert status in body["detail"] and "something is wrong with it" in body["detail"]
+    assert "?acknowledge=not-ready" in body["detail"]
+    assert not AuditEvent.objects.filter(action="format.download_not_ready").exists()
+
+    r = clients["viewer"].get(file_url(version) + "?acknowledge=not-ready")
+    assert r.status_code == 200
+    assert content(r) == BODY
+    [event] = AuditEvent.objects.filter(action="format.download_not_ready")
+    assert event.actor == users["viewer"] and event.object_id == str(stored.pk)
+    assert status in event.summary and event.changes == {"status": status}
+
+
+def test_a_read_only_token_may_acknowledge_too(clients, version, stored):
+    Format.objects.filter(pk=stored.pk).update(status=FormatStatus.QUARANTINED)
+    assert clients["readonly"].get(file_url(version)).status_code == 409
+    r = clients["readonly"].get(file_url(version), {"acknowledge": "not-ready"}, HTTP_RANGE="bytes=0-9")
+    assert r.status_code == 206 and content(r) == BODY[:10]
+
+
+@pytest.mark.parametrize("status", ["ready", "uploaded", "hashing", "introspecting"])
+def test_ready_files_and_files_being_checked_download_without_a_trace(clients, version, stored, status):
+    Format.objects.filter(pk=stored.pk).update(status=status)
+    before = AuditEvent.objects.count()
+    r = clients["viewer"].get(file_url(version) + "?acknowledge=not-ready")
+    assert r.status_code == 200 and content(r) == BODY
+    assert AuditEvent.objects.count() == before
+
+
 # --- through a real HTTP server -------------------------------------------------------------
 
 class RssSampler(threading.Thread):
@@ -823,7 +867,7 @@ def _rss() -> int:
 def test_large_upload_and_download_stream_in_constant_memory(live_server, storage_dir):
     size, chunk = 256 * MiB, MiB
     user, version, token = _live_setup("big")
-    path = file_url(version)
+    path = file_url(version, "other")  # any bytes end `ready` as "other", so they download plainly
 
     # Warm up: imports, server threads, database connections, allocator pools.
     status, _ = _put(live_server, token, path + "?filename=warm.bin", [b"w" * chunk] * 4, 4 * chunk)

@@ -103,6 +103,19 @@ def test_a_pickle_with_unvetted_imports_needs_review(clients, in_review):
     assert event.actor_name == "operator" and SCORER_NAME in event.summary
 
 
+def test_a_file_in_review_downloads_only_with_an_acknowledgement(clients, in_review):
+    model_id, number = in_review
+    url = fmt_url(model_id, number) + "file"
+    r = clients["viewer"].get(url)
+    assert r.status_code == 409 and r.json()["code"] == "not_ready"
+    assert "needs review" in r.json()["detail"] and SCORER_NAME in r.json()["detail"]
+    r = clients["viewer"].get(url, {"acknowledge": "not-ready"})
+    assert r.status_code == 200 and b"".join(r.streaming_content) == SCORER
+    assert approve(clients["publisher"], model_id, number).status_code == 200
+    r = clients["viewer"].get(url)
+    assert r.status_code == 200 and b"".join(r.streaming_content) == SCORER
+
+
 def test_publish_is_refused_naming_the_imports_to_review(clients, in_review):
     model_id, number = in_review
     r = publish(clients["publisher"], model_id, number)
