@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard.views import catalog, model_pages, team
+from dashboard.views import catalog, model_pages, team, trusted_imports
 
 app_name = "dashboard"
 
@@ -13,4 +13,5 @@ urlpatterns = [
     *catalog.urlpatterns,
     *model_pages.urlpatterns,
     *team.urlpatterns,
+    *trusted_imports.urlpatterns,
 ]

@@ -2,6 +2,7 @@ from django import template
 from django.utils.safestring import mark_safe
 
 from registry.markdown import render_markdown
+from registry.services.formats import ACKNOWLEDGED_DOWNLOAD_STATUSES
 
 register = template.Library()
 
@@ -16,13 +17,23 @@ STATUS_TONES = {
     "ready": "ok", "published": "ok",
     "pending": "muted", "draft": "muted",
     "uploaded": "busy", "hashing": "busy", "introspecting": "busy",
+    "review": "warn",
     "corrupt": "bad", "quarantined": "bad", "failed": "bad",
 }
+# Words shown instead of a status value that would not read on its own.
+STATUS_WORDS = {"review": "needs review"}
 
 
 @register.inclusion_tag("dashboard/partials/badge.html")
 def status_badge(status: str, message: str = ""):
-    return {"status": status, "tone": STATUS_TONES.get(status, "muted"), "message": message}
+    return {"status": STATUS_WORDS.get(status, status), "tone": STATUS_TONES.get(status, "muted"),
+            "message": message}
+
+
+@register.filter
+def needs_acknowledgement(status: str) -> bool:
+    """True when a file in this status downloads only with an explicit acknowledgement."""
+    return status in ACKNOWLEDGED_DOWNLOAD_STATUSES
 
 
 @register.filter

@@ -424,11 +424,13 @@ def format_upload(request, model_id, number):
 
 @login_required
 def format_status(request, model_id, number, kind):
-    """The status part of one format, polled by htmx every 2 s until the status is final."""
+    """The status part of one format, polled by htmx every 2 s until the status is final; its
+    Download control comes along out of band, since a file in review needs an acknowledgement."""
     model, version = _model_and_version(request, model_id, number)
     fmt = selectors.format_get(version, kind)
     return render(request, "dashboard/models/partials/format_status.html", {
-        "model": model, "version": version, "fmt": fmt, "polled": POLLED_STATUSES,
+        "model": model, "version": version, "fmt": fmt, "polled": POLLED_STATUSES, "oob": True,
+        "can_publish": Perm.PUBLISH_VERSION in permissions_in(request.user, model.context),
     })
 
 
