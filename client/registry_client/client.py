@@ -24,7 +24,9 @@ from registry_client.config import load_settings
 from registry_client.errors import Conflict, NotFound, RegistryError, TamperError, TamperWarning
 
 FINAL_OK = {"ready"}
-FINAL_BAD = {"corrupt", "quarantined", "failed"}
+# Final states short of ready: a file in review waits for a person (a publisher approving its
+# imports), not for the workers, so waiting longer would not help.
+FINAL_BAD = {"review", "corrupt", "quarantined", "failed"}
 MAX_METRICS_PER_CALL = 10_000
 
 if TYPE_CHECKING:
@@ -39,6 +41,14 @@ def _is_uuid(value: Any) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _review_message(artifact) -> str:
+    names = [item.get("import", "?") for item in artifact.data.get("unvetted_imports") or []]
+    shown = ", ".join(names) if names else artifact.data.get("status_message") or "see its report"
+    return (f"The {artifact.kind} file needs review: it imports third-party code that is not on the registry's "
+            f"allow-list nor trusted in this context ({shown}). A publisher must approve these imports "
+            f"(the dashboard's Formats tab, or Version.approve_imports) before the version can be published.")
 
 
 class _Resource:
@@ -471,13 +481,16 @@ class Version(_Resource):
         """Wait until the workers have hashed and inspected every file.
 
         Returns the artifacts when all are `ready`; raises Conflict (code `not_ready`) naming the
-        file when one ends `corrupt`, `quarantined` or `failed`, or when `timeout` passes."""
+        file when one ends `review` (naming the imports a publisher must approve), `corrupt`,
+        `quarantined` or `failed`, or when `timeout` passes."""
         deadline = time.monotonic() + timeout
         while True:
             artifacts = self.artifacts()
             bad = [a for a in artifacts if a.status in FINAL_BAD]
             if bad:
                 a = bad[0]
+                if a.status == "review":
+                    raise Conflict(_review_message(a), status=409, code="not_ready", field=a.kind)
                 raise Conflict(f"The {a.kind} file is {a.status}: {a.data.get('status_message') or 'see its report'}.",
                                status=409, code="not_ready", field=a.kind)
             if all(a.status in FINAL_OK for a in artifacts):
@@ -548,7 +561,7 @@ class Version(_Resource):
         return artifact
 
     def download(self, kind: str, dest: str | os.PathLike = ".", *, progress: bool | None = None,
-                 fail_on_tamper: bool | None = None) -> Path:
+                 fail_on_tamper: bool | None = None, acknowledge_not_ready: bool = False) -> Path:
         """Download a format's file to `dest` (a folder, or a file path), verified.
 
         The bytes go to a temporary file beside the destination, are checked against the
@@ -556,6 +569,10 @@ class Version(_Resource):
         not hashed the file yet), and only then renamed into place. A mismatch is reported to
         the registry and raises TamperError when the format's fail_on_tamper is set (or the
         argument says so); otherwise it warns and keeps the file.
+
+        A file the registry flagged (in review, quarantined, corrupt, failed) is refused with
+        Conflict `not_ready` unless `acknowledge_not_ready` says you mean it (the registry
+        records that download in its audit log).
         """
         artifact = self.artifact(kind)
         dest = Path(dest)
@@ -566,8 +583,10 @@ class Version(_Resource):
             warnings.warn(f"The registry has no checksum for the {kind} file yet: it is downloaded unverified.",
                           RuntimeWarning, stacklevel=2)
         show = transfer.want_progress(self._registry.progress if progress is None else progress)
-        got = transfer.download_to(self._t, f"{self._path}formats/{segment(kind)}/file", target, progress=show,
-                                   expected_size=artifact.data.get("size"))
+        url = f"{self._path}formats/{segment(kind)}/file"
+        if acknowledge_not_ready:
+            url += "?acknowledge=not-ready"
+        got = transfer.download_to(self._t, url, target, progress=show, expected_size=artifact.data.get("size"))
         problem = None
         if expected_sha and got.sha256 != expected_sha:
             problem = ("sha256", expected_sha, got.sha256)
@@ -586,6 +605,12 @@ class Version(_Resource):
             raise TamperError(message, file=kind, reason="checksum_mismatch", expected=expected, actual=actual)
         warnings.warn(message, TamperWarning, stacklevel=2)
         return transfer.place(got.path, target)
+
+    def approve_imports(self, kind: str, reason: str) -> Artifact:
+        """Approve the third-party imports of a file in review (publishers): they become trusted
+        in the context, with `reason` kept beside them, and the file becomes ready."""
+        return Artifact(self, self._t.post(f"{self._path}formats/{segment(kind)}/approve-imports/",
+                                           {"reason": reason}))
 
     def delete_artifact(self, kind: str) -> None:
         """Delete a format (and its file) of a draft."""

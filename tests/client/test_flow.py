@@ -152,6 +152,36 @@ def test_artifacts_download_and_track_external_artifact(connect, model_file, tmp
         v.track_artifact("s3://other/vectors.parquet", "sha256:1111")
 
 
+# Calls mylibrary.models.Scorer("f1") when loaded: third-party code the scanner cannot vet. Never loaded.
+REVIEW_BYTES = b"\x80\x02cmylibrary.models\nScorer\nX\x02\x00\x00\x00f1\x85R."
+
+
+def test_a_file_in_review_stops_publish_naming_its_imports_until_a_publisher_approves(connect, tmp_path):
+    path = tmp_path / "scorer.pkl"
+    path.write_bytes(REVIEW_BYTES)
+    editor = connect("editor")
+    v = editor.context("acme").model("scorer", create=True).create_version()
+    artifact = v.upload("pkl", path, wait=False)
+    assert artifact.status == "review"  # the workers ran as the upload committed
+    assert artifact.unvetted_imports == [
+        {"import": "mylibrary.models.Scorer", "module": "mylibrary.models", "name": "Scorer", "called": True}]
+    with pytest.raises(Conflict) as caught:
+        v.wait_ready(timeout=30)
+    assert caught.value.code == "not_ready" and caught.value.field == "pkl"
+    assert "needs review" in str(caught.value) and "mylibrary.models.Scorer" in str(caught.value)
+    assert "publisher must approve" in str(caught.value)
+
+    with pytest.raises(Conflict) as refused:
+        v.download("pkl", tmp_path / "out.pkl")
+    assert refused.value.code == "not_ready" and not (tmp_path / "out.pkl").exists()
+    assert v.download("pkl", tmp_path / "out.pkl", acknowledge_not_ready=True).read_bytes() == REVIEW_BYTES
+
+    publisher = connect("publisher").context("acme").model("scorer").version(1)
+    approved = publisher.approve_imports("pkl", "our own package, reviewed in PR 412")
+    assert isinstance(approved, Artifact) and approved.status == "ready"
+    assert publisher.publish().status == "published"
+
+
 def test_freeze_writes_a_manifest_whose_lock_matches(published, tmp_path):
     _, model, version = published
     path = tmp_path / "manifest.json"

@@ -85,10 +85,12 @@ def test_changed_stored_bytes_raise_a_tamper_error_and_are_reported(published, c
     assert events[0]["actor"] == "viewer"
 
     # The report made the registry re-hash the stored file: it is corrupt now, so a direct download
-    # needs an acknowledgement.
+    # needs an acknowledgement, and the client still verifies what it receives.
     direct = connect("viewer").context("acme").model("churn").version(1)
     with pytest.raises(Conflict, match="corrupt"):
         direct.download("pkl", tmp_path / "direct.pkl")
+    with pytest.raises(TamperError):
+        direct.download("pkl", tmp_path / "direct.pkl", acknowledge_not_ready=True)
     assert not (tmp_path / "direct.pkl").exists()
 
 
