@@ -8,15 +8,19 @@ The pickles here are written by hand as bytes and never loaded.
 
 from __future__ import annotations
 
+import io
+import threading
+
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from registry import services, storage
+from registry import queue, services, storage
 from registry.introspection.report import REVIEW, Report
 from registry.models import AuditEvent, Format, FormatStatus, TrustedImport, Version
 from registry.services import processing
+from registry.services import trusted_imports as trusted_import_services
 from registry.services.trusted_imports import dangerous_reason, review_outcome
 from tests.helpers import PICKLE, upload
 
@@ -342,7 +346,7 @@ def test_revoking_an_import_that_is_not_trusted_is_404(clients):
 # --- the rules around it ------------------------------------------------------------------
 
 def test_the_integrity_sweep_rechecks_files_in_review(clients, in_review, storage_dir):
-    model_id, number = in_review
+    model_id, _ = in_review
     fmt = Format.objects.get(version__model_id=model_id)
     assert fmt.status == FormatStatus.REVIEW
     with open(f"{storage_dir}/{fmt.storage_key}", "ab") as handle:
@@ -401,3 +405,56 @@ def test_json_keys_match_the_openapi_schema(clients, in_review):
     assert "post" in paths["/api/v1/contexts/{ctx}/trusted-imports/"]
     assert "delete" in paths["/api/v1/contexts/{ctx}/trusted-imports/{name}/"]
     assert "post" in paths["/api/v1/models/{model_id}/versions/{number}/formats/{kind}/approve-imports/"]
+
+
+# --- concurrency (PostgreSQL's row locks) ---------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are PostgreSQL's")
+def test_a_report_recorded_while_an_approval_commits_sees_it(monkeypatch, context, users):
+    """The worker records a review report while a publisher's trust is being written: it waits
+    for the context lock, then reads the new trust, so the file is not left in review."""
+    model = services.model_create(actor=users["editor"], context=context, name="raced")
+    version = services.version_create(actor=users["editor"], model=model)
+    monkeypatch.setattr(queue, "format_processing", lambda *args: True)  # the worker runs below, by hand
+    fmt = services.format_upload(actor=users["editor"], version=version, kind="pkl",
+                                 stream=io.BytesIO(SCORER), content_length=len(SCORER))
+    assert processing.format_hash(format_id=fmt.pk, storage_key=fmt.storage_key).status == "introspecting"
+
+    locked, release = threading.Event(), threading.Event()
+    original = trusted_import_services._trust
+
+    def held(**kwargs):
+        rows = original(**kwargs)
+        locked.set()
+        assert release.wait(30)
+        return rows
+
+    monkeypatch.setattr(trusted_import_services, "_trust", held)
+    outcome: dict = {}
+
+    def in_thread(name, work):
+        def run():
+            try:
+                outcome[name] = work()
+            except BaseException as exc:  # noqa: BLE001 - asserted below
+                outcome[name] = exc
+            finally:
+                connections.close_all()
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    approving = in_thread("approve", lambda: services.trusted_imports_add(
+        actor=users["publisher"], context=context, names=[SCORER_NAME], reason="ours"))
+    assert locked.wait(30), outcome
+    recording = in_thread("record", lambda: processing.format_introspect(format_id=fmt.pk,
+                                                                          storage_key=fmt.storage_key))
+    recording.join(1)
+    assert recording.is_alive(), "the worker must wait for the context lock"
+    release.set()
+    approving.join(30)
+    recording.join(30)
+    assert not isinstance(outcome["approve"], BaseException), outcome["approve"]
+    assert not isinstance(outcome["record"], BaseException), outcome["record"]
+    assert Format.objects.get(pk=fmt.pk).status == FormatStatus.READY
