@@ -23,6 +23,7 @@ from registry.services import processing
 from registry.services import trusted_imports as trusted_import_services
 from registry.services.trusted_imports import dangerous_reason, review_outcome
 from tests.helpers import PICKLE, upload
+from tests.registry.introspection.sandbox import artifact_members, zip_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -282,8 +283,21 @@ def test_a_review_report_that_names_no_import_stays_in_review(clients):
     assert r.status_code == 409 and "names no import" in r.json()["detail"]
 
 
-def test_archives_members_imports_are_decided_the_same_way(clients):
-    """Code against details["unvetted"] only: an artifact's report carries its members' imports."""
+def test_an_artifact_whose_member_needs_review_is_approved_the_same_way(clients):
+    """The archive inspectors report their members' unvetted imports in details["unvetted"] too."""
+    model_id, number = new_version(clients["editor"])
+    body = zip_bytes(artifact_members(model__pkl=SCORER))
+    assert upload(clients["editor"], model_id, number, "artifact", body).status_code == 200
+    pending = get_format(clients["viewer"], model_id, number, "artifact")
+    assert pending["status"] == "review" and SCORER_NAME in pending["status_message"]
+    assert [item["import"] for item in pending["unvetted_imports"]] == [SCORER_NAME]
+    r = approve(clients["publisher"], model_id, number, kind="artifact")
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+    assert TrustedImport.objects.get().name == SCORER_NAME
+
+
+def test_a_review_report_is_decided_from_its_unvetted_list_only(clients):
+    """Whatever produced it: two imports, both trusted, make the file ready."""
     assert trust(clients["publisher"], [SCORER_NAME, TOKENIZER_NAME]).status_code == 201
     model_id, number = new_version(clients["editor"])
     assert upload(clients["editor"], model_id, number, "artifact", PICKLE, process=False).status_code == 200
