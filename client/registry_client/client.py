@@ -570,11 +570,17 @@ class Version(_Resource):
         the registry and raises TamperError when the format's fail_on_tamper is set (or the
         argument says so); otherwise it warns and keeps the file.
 
-        A file the registry flagged (in review, quarantined, corrupt, failed) is refused with
-        Conflict `not_ready` unless `acknowledge_not_ready` says you mean it (the registry
-        records that download in its audit log).
+        A file that is not `ready` (still being checked, in review, quarantined, corrupt, failed)
+        is refused with Conflict `not_ready` unless `acknowledge_not_ready` says you mean it: the
+        registry then wants the file's status named, and records that download in its audit log.
         """
         artifact = self.artifact(kind)
+        status = artifact.data.get("status", "")
+        if status != "ready" and not acknowledge_not_ready:
+            message = (_review_message(artifact) if status == "review" else
+                       f"The {kind} file is {status}: {artifact.data.get('status_message') or 'not ready'}.")
+            raise Conflict(f"{message} Pass acknowledge_not_ready=True to download it anyway (audited).",
+                           status=409, code="not_ready", field=kind)
         dest = Path(dest)
         target = dest / artifact.filename if dest.is_dir() or str(dest).endswith(os.sep) else dest
         expected_sha = artifact.data.get("sha256") or artifact.data.get("declared_sha256") or ""
@@ -584,8 +590,8 @@ class Version(_Resource):
                           RuntimeWarning, stacklevel=2)
         show = transfer.want_progress(self._registry.progress if progress is None else progress)
         url = f"{self._path}formats/{segment(kind)}/file"
-        if acknowledge_not_ready:
-            url += "?acknowledge=not-ready"
+        if status != "ready":
+            url += f"?acknowledge={segment(status)}"
         got = transfer.download_to(self._t, url, target, progress=show, expected_size=artifact.data.get("size"))
         problem = None
         if expected_sha and got.sha256 != expected_sha:

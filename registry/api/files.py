@@ -73,6 +73,13 @@ def download_response(request, fmt: Format) -> HttpResponse:
     """Stream the stored bytes of `fmt` as an attachment."""
     if not fmt.storage_key:
         raise NotFound(f"The '{fmt.kind}' format has no file yet.")
+    response = _file_response(request, fmt)
+    # Whoever holds the bytes can tell what the registry thought of them when they left.
+    response["X-Registry-Format-Status"] = fmt.status
+    return response
+
+
+def _file_response(request, fmt: Format) -> HttpResponse:
     etag = f'"{fmt.sha256}"' if fmt.sha256 else None
     if etag and _none_match(request.headers.get("If-None-Match"), etag):
         response = HttpResponse(status=304)

@@ -14,7 +14,7 @@ from registry.api import serializers as s
 from registry.api.files import FileNegotiation, download_response
 from registry.errors import InvalidInput, LengthRequired
 from registry.permissions import Perm, effective_roles, require
-from registry.services.formats import ACKNOWLEDGE_NOT_READY
+from registry.services.formats import ACKNOWLEDGED_DOWNLOAD_STATUSES
 
 ERRORS = {
     400: OpenApiTypes.OBJECT, 401: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT,
@@ -380,9 +380,10 @@ class FormatFileView(RegistryView):
                    404: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT, 416: OpenApiTypes.OBJECT,
                    503: OpenApiTypes.OBJECT},
         parameters=[OpenApiParameter(
-            "acknowledge", str, enum=[ACKNOWLEDGE_NOT_READY],
-            description="Needed (and audited) to download a file in review, quarantined, corrupt or failed; "
-                        "without it such a file answers 409 not_ready")],
+            "acknowledge", str, enum=sorted(ACKNOWLEDGED_DOWNLOAD_STATUSES),
+            description="The file's status, to download (audited) a file that is not ready: still being checked, "
+                        "in review, quarantined, corrupt or failed; without it, or naming another status, such a "
+                        "file answers 409 not_ready. Every download says the status in X-Registry-Format-Status")],
         summary="Download the file (streamed; honours Range)",
     )
     def get(self, request, model_id, number, kind):
@@ -390,7 +391,7 @@ class FormatFileView(RegistryView):
         fmt = selectors.format_get(version, kind)
         services.format_download_gate(
             actor=request.user, fmt=fmt,
-            acknowledged=request.query_params.get("acknowledge") == ACKNOWLEDGE_NOT_READY)
+            acknowledge=request.query_params.get("acknowledge", ""))
         return download_response(request._request, fmt)
 
 

@@ -22,13 +22,10 @@ from registry.services.versions import ensure_draft
 
 HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 HEX_MD5 = re.compile(r"^[0-9a-f]{32}$")
-# Files the registry found something wrong with download only with an explicit acknowledgement,
-# which is audited (SPEC §1). Files still being checked download as they are: the client says
-# they are unverified, and the dashboard shows them as being checked.
-ACKNOWLEDGED_DOWNLOAD_STATUSES = frozenset({
-    FormatStatus.REVIEW, FormatStatus.QUARANTINED, FormatStatus.CORRUPT, FormatStatus.FAILED,
-})
-ACKNOWLEDGE_NOT_READY = "not-ready"  # ?acknowledge=not-ready on the file's URL
+# A file that is not ready downloads only with an explicit acknowledgement naming its status
+# (?acknowledge=quarantined), which is audited (SPEC §1): one taken for another state (the file
+# was still being checked when the user looked, and is quarantined now) does not count.
+ACKNOWLEDGED_DOWNLOAD_STATUSES = frozenset(set(FormatStatus.values) - {FormatStatus.READY, FormatStatus.PENDING})
 
 
 def clean_kind(kind) -> str:
@@ -250,9 +247,10 @@ def format_delete(*, actor, fmt: Format) -> None:
 
 
 @transaction.atomic
-def format_download_gate(*, actor, fmt: Format, acknowledged: bool) -> None:
-    """Let a flagged file (in review, quarantined, corrupt or failed) be downloaded only with an
-    explicit acknowledgement, and write down who took it. Other files pass without a trace.
+def format_download_gate(*, actor, fmt: Format, acknowledge: str) -> None:
+    """Let a file that is not ready (still being checked, in review, quarantined, corrupt or
+    failed) be downloaded only with an acknowledgement naming its status, and write down who
+    took it. A ready file passes without a trace.
 
     Anyone who may see the model may acknowledge, read-only tokens included: it changes no data.
     """
@@ -260,11 +258,12 @@ def format_download_gate(*, actor, fmt: Format, acknowledged: bool) -> None:
         return
     version = fmt.version
     state = "needs review" if fmt.status == FormatStatus.REVIEW else f"is {fmt.status}"
-    if not acknowledged:
+    if acknowledge != fmt.status:
         why = f" ({fmt.status_message})" if fmt.status_message else ""
+        stale = f" You acknowledged '{acknowledge[:32]}', but it is {fmt.status} now." if acknowledge else ""
         raise NotReady(
-            f"The {fmt.kind} file {state}{why}. Loading it may be unsafe; to download it anyway, ask "
-            f"again with ?acknowledge={ACKNOWLEDGE_NOT_READY} (the download is audited).",
+            f"The {fmt.kind} file {state}{why}; it is not ready, so loading it may be unsafe.{stale} To download "
+            f"it anyway, ask again with ?acknowledge={fmt.status} (the download is audited).",
             field="acknowledge",
         )
     audit(actor=actor, context=version.model.context, action="format.download_not_ready", obj=fmt,

@@ -247,7 +247,7 @@ def test_the_status_poll_brings_the_review_block_and_the_download_control(users,
     partial = html(web(users, "publisher").get(status_url))
     assert "Approve these imports" in partial and "csrfmiddlewaretoken" in partial
     assert 'id="format-download-pkl" hx-swap-oob="true"' in partial
-    assert 'name="acknowledge" value="not-ready" required' in partial
+    assert 'name="acknowledge" value="review" required' in partial
 
 
 # --- downloads of flagged files -----------------------------------------------------------
@@ -256,7 +256,7 @@ def test_a_flagged_file_has_no_plain_download_link(users, in_review, model):
     page = html(web(users, "viewer").get(formats_url(in_review)))
     file_url = f"/api/v1/models/{model.pk}/versions/1/formats/pkl/file"
     assert f'href="{file_url}"' not in page
-    assert f'action="{file_url}"' in page and 'name="acknowledge" value="not-ready" required' in page
+    assert f'action="{file_url}"' in page and 'name="acknowledge" value="review" required' in page
     assert "This file needs review: I understand that loading it may be unsafe." in page
     assert 'hx-swap-oob' not in page
 
@@ -271,6 +271,6 @@ def test_the_acknowledged_download_is_served_and_audited(users, in_review, model
     client = web(users, "viewer")
     file_url = f"/api/v1/models/{model.pk}/versions/1/formats/pkl/file"
     assert client.get(file_url).status_code == 409
-    response = client.get(file_url, {"acknowledge": "not-ready"})
+    response = client.get(file_url, {"acknowledge": "review"})
     assert response.status_code == 200 and b"".join(response.streaming_content) == SCORER_AND_TOKENIZER
     assert AuditEvent.objects.filter(action="format.download_not_ready", actor=users["viewer"]).count() == 1

@@ -628,7 +628,7 @@ def test_uploaded_filename_round_trips_to_the_download_header(clients, version):
     r = upload(clients["editor"], version, b"abc", filename='dir/a "q"\n\u00e9\u0000.pkl')
     assert r.status_code == 200
     assert r.json()["original_filename"] == 'a "q"\u00e9.pkl'
-    r = clients["viewer"].get(file_url(version))
+    r = clients["viewer"].get(file_url(version), {"acknowledge": "uploaded"})
     assert disposition_filename(r["Content-Disposition"]) == 'a "q"\u00e9.pkl'
     assert content(r) == b"abc"
 
@@ -667,7 +667,7 @@ def test_etag_is_the_sha256_and_if_none_match_gives_304(clients, version, stored
 
 def test_no_etag_before_hashing(clients, version, stored):
     Format.objects.filter(pk=stored.pk).update(sha256="", md5="", status=FormatStatus.UPLOADED)  # not hashed yet
-    r = clients["viewer"].get(file_url(version), HTTP_IF_NONE_MATCH='""')
+    r = clients["viewer"].get(file_url(version), {"acknowledge": "uploaded"}, HTTP_IF_NONE_MATCH='""')
     assert r.status_code == 200
     assert not r.has_header("ETag")
     assert content(r) == BODY
@@ -729,12 +729,12 @@ def test_empty_file_downloads_and_no_range_is_satisfiable(clients, version):
     r = upload(clients["editor"], version, b"")
     assert r.status_code == 200, r.json()
     assert r.json()["size"] == 0
-    r = clients["viewer"].get(file_url(version))
+    r = clients["viewer"].get(file_url(version), {"acknowledge": "uploaded"})
     assert r.status_code == 200
     assert r["Content-Length"] == "0"
     assert content(r) == b""
     for header in ("bytes=0-0", "bytes=-5", "bytes=0-"):
-        r = clients["viewer"].get(file_url(version), HTTP_RANGE=header)
+        r = clients["viewer"].get(file_url(version), {"acknowledge": "uploaded"}, HTTP_RANGE=header)
         assert r.status_code == 416, header
         assert r["Content-Range"] == "bytes */0"
 
@@ -764,41 +764,47 @@ def test_download_visibility(clients, version, stored, persona, status):
 
 # --- flagged files need an acknowledgement ---------------------------------------------------
 
-FLAGGED = ["review", "quarantined", "corrupt", "failed"]
+NOT_READY = ["uploaded", "hashing", "introspecting", "review", "quarantined", "corrupt", "failed"]
 
 
-@pytest.mark.parametrize("status", FLAGGED)
-def test_a_flagged_file_downloads_only_with_an_acknowledgement(clients, users, version, stored, status):
+@pytest.mark.parametrize("status", NOT_READY)
+def test_a_file_that_is_not_ready_downloads_only_with_an_acknowledgement_naming_its_status(
+        clients, users, version, stored, status):
     Format.objects.filter(pk=stored.pk).update(status=status, status_message="something is wrong with it")
     refused = clients["viewer"].get(file_url(version))
     assert refused.status_code == 409
     body = refused.json()
     assert body["code"] == "not_ready" and body["field"] == "acknowledge"
     assert status in body["detail"] and "something is wrong with it" in body["detail"]
-    assert "?acknowledge=not-ready" in body["detail"]
+    assert f"?acknowledge={status}" in body["detail"]
+    other = "corrupt" if status != "corrupt" else "failed"
+    stale = clients["viewer"].get(file_url(version), {"acknowledge": other})
+    assert stale.status_code == 409 and f"You acknowledged '{other}'" in stale.json()["detail"]
     assert not AuditEvent.objects.filter(action="format.download_not_ready").exists()
 
-    r = clients["viewer"].get(file_url(version) + "?acknowledge=not-ready")
+    r = clients["viewer"].get(file_url(version), {"acknowledge": status})
     assert r.status_code == 200
     assert content(r) == BODY
+    assert r["X-Registry-Format-Status"] == status
     [event] = AuditEvent.objects.filter(action="format.download_not_ready")
     assert event.actor == users["viewer"] and event.object_id == str(stored.pk)
-    assert status in event.summary and event.changes == {"status": status}
+    assert event.changes == {"status": status}
 
 
 def test_a_read_only_token_may_acknowledge_too(clients, version, stored):
     Format.objects.filter(pk=stored.pk).update(status=FormatStatus.QUARANTINED)
     assert clients["readonly"].get(file_url(version)).status_code == 409
-    r = clients["readonly"].get(file_url(version), {"acknowledge": "not-ready"}, HTTP_RANGE="bytes=0-9")
+    r = clients["readonly"].get(file_url(version), {"acknowledge": "quarantined"}, HTTP_RANGE="bytes=0-9")
     assert r.status_code == 206 and content(r) == BODY[:10]
+    assert r["X-Registry-Format-Status"] == "quarantined"
 
 
-@pytest.mark.parametrize("status", ["ready", "uploaded", "hashing", "introspecting"])
-def test_ready_files_and_files_being_checked_download_without_a_trace(clients, version, stored, status):
-    Format.objects.filter(pk=stored.pk).update(status=status)
+def test_a_ready_file_downloads_without_a_trace_and_says_it_is_ready(clients, version, stored):
+    Format.objects.filter(pk=stored.pk).update(status=FormatStatus.READY)
     before = AuditEvent.objects.count()
-    r = clients["viewer"].get(file_url(version) + "?acknowledge=not-ready")
+    r = clients["viewer"].get(file_url(version))
     assert r.status_code == 200 and content(r) == BODY
+    assert r["X-Registry-Format-Status"] == "ready"
     assert AuditEvent.objects.count() == before
 
 

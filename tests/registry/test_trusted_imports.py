@@ -114,7 +114,7 @@ def test_a_file_in_review_downloads_only_with_an_acknowledgement(clients, in_rev
     r = clients["viewer"].get(url)
     assert r.status_code == 409 and r.json()["code"] == "not_ready"
     assert "needs review" in r.json()["detail"] and SCORER_NAME in r.json()["detail"]
-    r = clients["viewer"].get(url, {"acknowledge": "not-ready"})
+    r = clients["viewer"].get(url, {"acknowledge": "review"})
     assert r.status_code == 200 and b"".join(r.streaming_content) == SCORER
     assert approve(clients["publisher"], model_id, number).status_code == 200
     r = clients["viewer"].get(url)
