@@ -18,9 +18,14 @@ threads = int(os.environ.get("REGISTRY_WEB_THREADS", "8"))
 timeout = int(os.environ.get("REGISTRY_WEB_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5
-# Recycle processes now and then so a slow leak never grows without bound.
-max_requests = 2000
-max_requests_jitter = 200
+# The application is imported once, in the master, before the workers fork: a recycled or
+# crashed worker is replaced by a fork that answers at once, instead of a process that spends
+# seconds importing Django, the API and every view while its peer may be restarting too.
+preload_app = True
+# Recycle processes now and then so a slow leak never grows without bound (0: never); the
+# jitter spreads the workers' turns apart.
+max_requests = int(os.environ.get("REGISTRY_WEB_MAX_REQUESTS", "2000"))
+max_requests_jitter = max_requests // 4
 # The proxy in front (or docker's network) is the only client; it sets X-Forwarded-*.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
 accesslog = "-"
