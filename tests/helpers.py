@@ -1,9 +1,18 @@
 """Small helpers shared by the API tests."""
 
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
 from django.test import TestCase
 
 # A real, benign pickle (the integer 1): hashing and introspection take it to `ready`.
 PICKLE = b"\x80\x04K\x01."
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def upload(client, model_id, number, kind="pkl", body: bytes = PICKLE, *, process: bool = True, **headers):
@@ -31,3 +40,35 @@ def store_file(version, kind="pkl", body: bytes = PICKLE, *, actor=None):
 
 def file_url(version, kind="pkl") -> str:
     return f"/api/v1/models/{version.model_id}/versions/{version.number}/formats/{kind}/file"
+
+
+@contextmanager
+def gunicorn_process(env: dict, log_path, *, probe: str = "/healthz"):
+    """The shipped gunicorn setup (registry.gunicorn_conf) in a subprocess with `env`; yields its
+    URL once `probe` answers 200, and stops it (terminate, then kill) on the way out."""
+    port = int(env["REGISTRY_BIND"].rsplit(":", 1)[1])
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "python:registry.gunicorn_conf", "registry.wsgi"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, Path(log_path).read_text()
+            assert time.monotonic() < deadline, "gunicorn did not start\n" + Path(log_path).read_text()
+            try:
+                if httpx.get(f"{url}{probe}", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

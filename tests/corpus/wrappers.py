@@ -15,41 +15,29 @@ import zipfile
 import zlib
 
 from tests.corpus.opcodes import (
-    BUILD, MARK, NEWFALSE, NEWOBJ, NEWTRUE, SETITEMS, EMPTY_DICT, EMPTY_TUPLE, STOP, TUPLE1, body_of, call, global_,
-    integer, proto, text,
+    BUILD,
+    EMPTY_DICT,
+    EMPTY_TUPLE,
+    MARK,
+    NEWFALSE,
+    NEWOBJ,
+    NEWTRUE,
+    SETITEMS,
+    STOP,
+    TUPLE1,
+    body_of,
+    call,
+    global_,
+    integer,
+    proto,
+    text,
 )
+from tests.registry.introspection import sandbox
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
-RUNTIME_YAML = b"""\
-MODEL_ARTIFACT_VERSION: '3.0'
-MODEL_DEPLOYMENT:
-  INFERENCE_CONDA_ENV:
-    INFERENCE_ENV_SLUG: generalml_p311_cpu_v1
-    INFERENCE_ENV_TYPE: data_science
-    INFERENCE_ENV_PATH: oci://service-conda-packs@namespace/service_pack/cpu/generalml_p311_cpu_v1
-    INFERENCE_PYTHON_VERSION: '3.11'
-MODEL_PROVENANCE:
-  TRAINING_CODE:
-    ARTIFACT_DIRECTORY: /home/datascience/model
-  GIT_BRANCH: main
-"""
-
-SCORE_PY = b"""\
-import os
-import pickle
-
-model_name = "model.pkl"
-
-
-def load_model(model_file_name=model_name):
-    with open(os.path.join(os.path.dirname(os.path.realpath(__file__)), model_file_name), "rb") as handle:
-        return pickle.load(handle)
-
-
-def predict(data, model=load_model()):
-    return {"prediction": model.predict(data).tolist()}
-"""
+# The artifact a data scientist zips: the sandbox's runtime.yaml and score.py.
+RUNTIME_YAML, SCORE_PY = sandbox.RUNTIME_YAML, sandbox.SCORE_PY
 
 
 def zip_of(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:

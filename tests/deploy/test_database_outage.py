@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import _free_port
+from tests.helpers import gunicorn_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,41 +83,19 @@ def server(request, site_folder):
         database_url = f"postgres://registry@127.0.0.1:{_free_port()}/registry"
     else:
         database_url = request.getfixturevalue("role_without_connection_slots")
-    port = _free_port()
-    env = {**_environment(site_folder), "DATABASE_URL": database_url, "REGISTRY_BIND": f"127.0.0.1:{port}",
+    env = {**_environment(site_folder), "DATABASE_URL": database_url, "REGISTRY_BIND": f"127.0.0.1:{_free_port()}",
            "WEB_CONCURRENCY": "1", "REGISTRY_WEB_THREADS": "2"}
     log_path = site_folder / f"web-{request.param}.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:registry.gunicorn_conf", "registry.wsgi"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "gunicorn did not start\n" + log_path.read_text()
-            try:
-                httpx.get(f"{url}/healthz", timeout=2)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with gunicorn_process(env, log_path) as url:
         yield url, log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def new_log_lines(log_path: Path, since: int) -> list[str]:
-    """The application's log lines written after byte `since` (gunicorn's access log left out)."""
+    """The application's log lines written after byte `since` (gunicorn's own lines left out)."""
     time.sleep(0.3)  # the handler writes after the response is sent
     text = log_path.read_text()[since:]
-    return [line for line in text.splitlines() if line.strip() and " gunicorn.access " not in line]
+    return [line for line in text.splitlines()
+            if line.strip() and " gunicorn.access " not in line and " gunicorn.error " not in line]
 
 
 def test_api_answers_503_json_with_retry_after_and_logs_one_line(server):

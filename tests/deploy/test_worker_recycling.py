@@ -10,8 +10,6 @@ be answered, and none may wait long.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,43 +17,20 @@ import httpx
 import pytest
 
 from tests.conftest import _free_port
-from tests.deploy.test_database_outage import ROOT, _environment
+from tests.deploy.test_database_outage import _environment
+from tests.helpers import gunicorn_process
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def server(tmp_path):
-    port = _free_port()
     env = {**_environment(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-           "REGISTRY_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2", "REGISTRY_WEB_THREADS": "4",
+           "REGISTRY_BIND": f"127.0.0.1:{_free_port()}", "WEB_CONCURRENCY": "2", "REGISTRY_WEB_THREADS": "4",
            "REGISTRY_WEB_MAX_REQUESTS": "40", "DEBUG": "true"}
     log_path = tmp_path / "web.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:registry.gunicorn_conf", "registry.wsgi"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "gunicorn did not start\n" + log_path.read_text()
-            try:
-                if httpx.get(f"{url}/login/", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+    with gunicorn_process(env, log_path, probe="/login/") as url:
         yield url, log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_recycled_workers_never_leave_requests_waiting(server):
