@@ -7,8 +7,10 @@ storage under REGISTRY_DATA_DIR, which is what `make run` uses.
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -72,6 +74,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "csp",
     "registry",
     "dashboard",
 ]
@@ -79,6 +82,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: probes answer before host checks, https redirects and sessions (registry/health.py).
     "registry.health.HealthCheckMiddleware",
+    # Next, so every page answered below it (the 503, 413 and locked-out pages too) carries it.
+    "csp.middleware.CSPMiddleware",
     # A view failing on the database answers 503 with Retry-After (registry/outage.py).
     "registry.outage.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -222,6 +227,45 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG
         else "whitenoise.storage.CompressedManifestStaticFilesStorage",
+    },
+}
+
+# --- Content-Security-Policy (django-csp; README "Dashboard") -----------------------------------
+# Every page loads its scripts, styles and images from the registry itself and runs no inline
+# code: no <script> blocks, no on*= handlers, no style attributes (tests/dashboard/test_csp.py
+# keeps the templates that way). The API docs pages get their own policy (registry/urls.py).
+
+
+def presigned_download_origins(bucket: str, endpoint: str | None, region: str | None) -> list[str]:
+    """The origins of the presigned URLs boto3 writes for this bucket (registry/s3.py): the
+    endpoint's, path-style, when one is set; on AWS the bucket's own host, or AWS's hosts with
+    the bucket in the path when its name has dots. With and without the region in the host."""
+    if endpoint:
+        parts = urlsplit(endpoint)
+        return [f"{parts.scheme}://{parts.netloc}"]
+    host = "s3" if "." in bucket else f"{bucket}.s3"
+    return [f"https://{host}.amazonaws.com"] + ([f"https://{host}.{region}.amazonaws.com"] if region else [])
+
+
+_form_targets = [SELF]
+if REGISTRY_S3_BUCKET and REGISTRY_S3_PRESIGNED_DOWNLOADS:
+    # The acknowledged download of a flagged file is a form; the API answers it with a redirect
+    # to the bucket, and browsers hold a form's redirects to form-action as well.
+    _form_targets += presigned_download_origins(
+        REGISTRY_S3_BUCKET,
+        _file_storage["OPTIONS"]["public_endpoint_url"] or _s3_endpoint,
+        _file_storage["OPTIONS"]["region_name"],
+    )
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": _form_targets,
     },
 }
 

@@ -18,6 +18,29 @@
     if (closer) { const dialog = closer.closest("dialog"); if (dialog) dialog.close(); }
   });
 
+  // <select data-submit-on-change>: a choice sends its form (the sort order of the model list).
+  document.addEventListener("change", function (event) {
+    const select = event.target.closest("select[data-submit-on-change]");
+    if (!select || !select.form) return;
+    if (select.form.requestSubmit) select.form.requestSubmit(); else select.form.submit();
+  });
+
+  // <input data-select-on-focus>: focusing selects the whole value, ready to copy.
+  document.addEventListener("focusin", function (event) {
+    if (event.target.matches && event.target.matches("input[data-select-on-focus]")) event.target.select();
+  });
+
+  // <button data-copy="id">: copy the value of <input id="id"> to the clipboard, and say so.
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("[data-copy]");
+    if (!button) return;
+    const field = document.getElementById(button.dataset.copy);
+    if (!field) return;
+    field.select();
+    if (navigator.clipboard) navigator.clipboard.writeText(field.value);
+    button.textContent = "Copied";
+  });
+
   // Reopen a dialog whose form came back with errors.
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("dialog[data-open-on-load]").forEach(function (d) { if (d.showModal) d.showModal(); });

@@ -3,7 +3,8 @@
 One browser serves every test of this package; each test gets a fresh browser context (cookies,
 storage), so tests stay independent. The live server is transactional: the test's own writes are
 committed and visible to the server thread, and on-commit callbacks (queued tasks, eager here) run
-for real.
+for real. A test fails if the Content-Security-Policy blocked anything on a page it opened
+(`csp_violations`).
 
 Chromium comes from apt (`.ci/run` installs it). Under CI=true a missing browser fails the tests;
 locally they are skipped with the reason.
@@ -81,20 +82,47 @@ def server(live_server, transactional_db):
     return live_server.url.rstrip("/")
 
 
+# Chromium logs what the Content-Security-Policy blocks on the console; this also logs the
+# securitypolicyviolation event, which names the directive and what it blocked. (Playwright runs
+# it as the page starts, outside the page's policy.)
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`Content Security Policy violation event: ${event.effectiveDirective} blocked `
+                + `${event.blockedURI || "inline"} (${event.sourceFile || document.URL}:${event.lineNumber})`);
+});
+"""
+
+
 @pytest.fixture
-def new_page(browser, server):
+def csp_violations():
+    """What the Content-Security-Policy blocked on the pages of this test, as `url: message`. Any
+    left at the end fails the test: a test expecting one removes it first."""
+    return []
+
+
+@pytest.fixture
+def new_page(browser, server, csp_violations):
     """Open pages in fresh browser contexts: `new_page()` or `new_page(width=375, height=740)`."""
     contexts = []
 
     def open_page(*, width: int = 1280, height: int = 800):
         context = browser.new_context(base_url=server, viewport={"width": width, "height": height})
         context.set_default_timeout(TIMEOUT_MS)
+        context.add_init_script(REPORT_CSP_VIOLATIONS)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+
+        def on_console(message):
+            if "Content Security Policy" in message.text:
+                csp_violations.append(f"{page.url}: {message.text}")
+
+        page.on("console", on_console)
+        return page
 
     yield open_page
     for context in contexts:
         context.close()
+    assert not csp_violations, "the Content-Security-Policy blocked:\n" + "\n".join(csp_violations)
 
 
 @pytest.fixture

@@ -168,3 +168,41 @@ def test_json_logs_from_a_production_process(tmp_path):
     assert result.returncode == 0, result.stderr
     entry = json.loads(result.stderr.strip().splitlines()[-1])
     assert entry["message"] == "hello ops" and entry["level"] == "WARNING" and entry["logger"] == "registry.test"
+
+
+PRESIGNED_DOWNLOAD_AND_POLICY = textwrap.dedent("""
+    import json, django
+    django.setup()
+    from django.conf import settings
+    from registry import storage
+    print(json.dumps({
+        "url": storage.presigned_download_url("models/abc/model.pkl", filename_header="attachment"),
+        "form_action": settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"],
+    }))
+""")
+
+
+@pytest.mark.parametrize("storage_env", [
+    {"AWS_S3_ENDPOINT_URL": "http://minio:9000"},
+    {"AWS_S3_ENDPOINT_URL": "http://minio:9000", "REGISTRY_S3_PUBLIC_ENDPOINT_URL": "https://files.example.com:9443"},
+    {"AWS_S3_ENDPOINT_URL": None, "REGISTRY_S3_REGION": "eu-west-1"},
+    {"AWS_S3_ENDPOINT_URL": None, "REGISTRY_S3_REGION": "eu-west-1", "REGISTRY_S3_BUCKET": "acme.models"},
+    {"AWS_S3_ENDPOINT_URL": None, "AWS_DEFAULT_REGION": "us-east-1"},
+], ids=["endpoint", "public-endpoint", "aws", "aws-dotted-bucket", "aws-default-region"])
+def test_the_policy_lets_an_acknowledged_download_follow_its_presigned_redirect(tmp_path, storage_env):
+    """A flagged file downloads through a form; the API redirects it to a presigned URL, and the
+    browser holds that redirect to the policy's form-action: the bucket's origin must be in it."""
+    env = production_env(tmp_path, REGISTRY_S3_PRESIGNED_DOWNLOADS="true", **storage_env)
+    result = run([sys.executable, "-c", PRESIGNED_DOWNLOAD_AND_POLICY], env)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    scheme, _, host = out["url"].split("/", 3)[:3]
+    assert f"{scheme}//{host}" in out["form_action"], out
+    assert out["form_action"][0] == "'self'"
+
+
+def test_without_presigned_downloads_forms_post_only_to_the_registry(tmp_path):
+    result = run([sys.executable, "-c", PRESIGNED_DOWNLOAD_AND_POLICY], production_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["url"] is None and out["form_action"] == ["'self'"]
