@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from registry import queue, storage
 from registry.introspection.dispatch import introspect
-from registry.introspection.report import FAILED, REVIEW, Report
+from registry.introspection.report import FAILED, REVIEW, Report, storable
 from registry.models import Context, Format, FormatStatus, Version, VersionStatus
 from registry.services.common import audit
 from registry.services.trusted_imports import review_outcome, trusted_names
@@ -92,6 +92,8 @@ def format_introspect(*, format_id, storage_key: str) -> Format | None:
 def format_record_report(*, format_id, storage_key: str, report: Report) -> Format | None:
     """Store an introspection report and the status it leads to (also used for time-outs).
 
+    What is stored, shown and audited is the storable form of the report (Report.as_dict):
+    text read from a file can hold characters no text or jsonb column accepts.
     A `review` report becomes `ready` when every import it names is trusted in the format's
     context (registry.services.trusted_imports); the report itself is stored as it is.
     """
@@ -104,11 +106,11 @@ def format_record_report(*, format_id, storage_key: str, report: Report) -> Form
     if fmt is None:
         return None
     version = fmt.version
-    fmt.report = report.as_dict()
+    fmt.report = stored = report.as_dict()
     if report.status == REVIEW:
-        fmt.status, message = review_outcome(fmt.report, trusted_names(version.model.context))
+        fmt.status, message = review_outcome(stored, trusted_names(version.model.context))
     else:
-        fmt.status, message = report.status, report.message if report.status != FormatStatus.READY else ""
+        fmt.status, message = stored["status"], stored["message"] if report.status != FormatStatus.READY else ""
     fmt.status_message = message[:2000]
     fmt.save(update_fields=["report", "status", "status_message"])
     where = f"{fmt.kind} file of version {version.number}"
@@ -117,24 +119,40 @@ def format_record_report(*, format_id, storage_key: str, report: Report) -> Form
               summary=f"{where}: {message}"[:500])
     elif fmt.status != FormatStatus.READY:
         audit(actor=None, context=version.model.context, action=f"format.{fmt.status}", obj=fmt,
-              summary=f"{where} is {fmt.status}: {report.message}"[:500])
+              summary=f"{where} is {fmt.status}: {stored['message']}"[:500])
     elif report.status == REVIEW:
         audit(actor=None, context=version.model.context, action="format.trusted", obj=fmt,
               summary=f"{where}: {message}"[:500])
-    if report.signature:
-        _fill_signature(version, report)
+    if stored["signature"]:
+        _fill_signature(version, stored)
     return fmt
 
 
-def _fill_signature(version: Version, report: Report) -> None:
+def format_hash_fail(*, format_id, storage_key: str, message: str) -> Format | None:
+    """End hashing that cannot succeed (an error retrying cannot fix, a time-out) as `failed`.
+
+    Returns the format when this run failed it, None when it had moved on or been replaced."""
+    message = storable(message)
+    with transaction.atomic():
+        fmt = _locked(format_id, storage_key, FormatStatus.HASHING)
+        if fmt is None:
+            return None
+        fmt.status, fmt.status_message = FormatStatus.FAILED, message[:2000]
+        fmt.save(update_fields=["status", "status_message"])
+        audit(actor=None, context=fmt.version.model.context, action="format.failed", obj=fmt,
+              summary=f"{fmt.kind} file of version {fmt.version.number} is failed: {message}"[:500])
+    return fmt
+
+
+def _fill_signature(version: Version, report: dict) -> None:
     """A signature found in a file fills the version's unless the client gave one."""
     version = Version.objects.select_for_update(of=("self",), no_key=True).get(pk=version.pk)
     if version.status != VersionStatus.DRAFT or version.signature_source == "client":
         return
-    source = report.details.get("signature_source", "introspection")
+    source = report["details"].get("signature_source", "introspection")
     if version.signature_source == "contract" and source != "contract":
         return  # a contract file outranks a signature inferred from a model file
-    version.signature = report.signature
+    version.signature = report["signature"]
     version.signature_source = source
     version.save(update_fields=["signature", "signature_source"])
 
