@@ -25,6 +25,8 @@ from registry.services.trusted_imports import review_outcome, trusted_names
 logger = logging.getLogger(__name__)
 
 IN_PROGRESS = [FormatStatus.UPLOADED, FormatStatus.HASHING, FormatStatus.INTROSPECTING]
+# The store no longer has the file (removed by hand, a lost bucket): no retry brings it back.
+MISSING_FILE = "The stored file is missing: it is no longer in storage. Upload the file again."
 VERIFIABLE = [FormatStatus.READY, FormatStatus.REVIEW, FormatStatus.QUARANTINED, FormatStatus.FAILED]
 
 
@@ -47,7 +49,10 @@ def format_hash(*, format_id, storage_key: str) -> Format | None:
     ).update(status=FormatStatus.HASHING)
     if not claimed:
         return None
-    md5, sha256, size = storage.hash_object(storage_key)
+    try:
+        md5, sha256, size = storage.hash_object(storage_key)
+    except FileNotFoundError:
+        return format_hash_fail(format_id=format_id, storage_key=storage_key, message=MISSING_FILE)
     with transaction.atomic():
         fmt = _locked(format_id, storage_key, FormatStatus.HASHING)
         if fmt is None:
@@ -79,13 +84,20 @@ def format_introspect(*, format_id, storage_key: str) -> Format | None:
         return None
     try:
         with storage.local_copy(storage_key) as handle:
-            report = introspect(fmt.kind, handle, size=fmt.size or 0)
+            report = _inspect(fmt, handle)
+    except FileNotFoundError:  # from the store, not from a parser: _inspect catches those
+        report = Report(status=FAILED, message=MISSING_FILE)
+    return format_record_report(format_id=format_id, storage_key=storage_key, report=report)
+
+
+def _inspect(fmt: Format, handle) -> Report:
+    try:
+        return introspect(fmt.kind, handle, size=fmt.size or 0)
     except SoftTimeLimitExceeded:
         raise  # the task records the time-out
     except Exception as exc:  # a parser bug must end as failed, never as clean
-        logger.exception("introspection of format %s crashed", format_id)
-        report = Report(status=FAILED, message=f"The file could not be read: {type(exc).__name__}: {exc}"[:500])
-    return format_record_report(format_id=format_id, storage_key=storage_key, report=report)
+        logger.exception("introspection of format %s crashed", fmt.pk)
+        return Report(status=FAILED, message=f"The file could not be read: {type(exc).__name__}: {exc}"[:500])
 
 
 @transaction.atomic
