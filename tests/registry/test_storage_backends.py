@@ -394,17 +394,21 @@ def test_large_http_upload_and_download_stream_in_constant_memory(backend, live_
     assert download_growth < 32 * MiB
 
 
-def test_an_s3_outage_during_hashing_is_retried_then_reconciled(s3_endpoint, s3_bucket, settings, editor, version,
-                                                                  monkeypatch):
+def s3_going_away(settings, bucket: str) -> None:
+    """The bucket's server goes away (nothing listens on port 1)."""
     from botocore.config import Config
 
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(
+        "http://127.0.0.1:1", bucket, client_config=Config(retries={"max_attempts": 1}, connect_timeout=1))}
+
+
+def test_an_s3_outage_during_hashing_is_retried_then_reconciled(s3_endpoint, s3_bucket, settings, editor, version,
+                                                                  monkeypatch):
     settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(s3_endpoint, s3_bucket)}
     r = upload(editor, version.model_id, version.number, body=PICKLE, process=False)
     fmt = Format.objects.get(pk=r.json()["id"])
 
-    # The bucket's server goes away (nothing listens on port 1).
-    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(
-        "http://127.0.0.1:1", s3_bucket, client_config=Config(retries={"max_attempts": 1}, connect_timeout=1))}
+    s3_going_away(settings, s3_bucket)
     attempts = []
     real_open = storage.open_for_read
     monkeypatch.setattr(storage, "open_for_read", lambda key: attempts.append(key) or real_open(key))
@@ -419,3 +423,26 @@ def test_an_s3_outage_during_hashing_is_retried_then_reconciled(s3_endpoint, s3_
     assert processing.formats_reconcile(older_than=timedelta(seconds=-1)) == 1
     fmt.refresh_from_db()
     assert fmt.status == FormatStatus.READY and fmt.sha256 == hashlib.sha256(PICKLE).hexdigest()
+
+
+def test_an_s3_outage_during_introspection_is_retried_not_failed(s3_endpoint, s3_bucket, settings, editor, version,
+                                                                 monkeypatch):
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(s3_endpoint, s3_bucket)}
+    r = upload(editor, version.model_id, version.number, body=PICKLE, process=False)
+    fmt = Format.objects.get(pk=r.json()["id"])
+    assert processing.format_hash(format_id=fmt.pk, storage_key=fmt.storage_key).status == FormatStatus.INTROSPECTING
+
+    s3_going_away(settings, s3_bucket)
+    attempts = []
+    real_open = storage.open_for_read
+    monkeypatch.setattr(storage, "open_for_read", lambda key: attempts.append(key) or real_open(key))
+    result = tasks.format_introspect.apply(args=[str(fmt.pk), fmt.storage_key])
+    assert result.state == "FAILURE" and type(result.result).__name__ == "EndpointConnectionError"
+    assert len(attempts) == tasks.RETRY["max_retries"] + 1
+    fmt.refresh_from_db()
+    assert fmt.status == FormatStatus.INTROSPECTING and fmt.report == {}  # an outage is not the file's fault
+
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(s3_endpoint, s3_bucket)}
+    assert processing.formats_reconcile(older_than=timedelta(seconds=-1)) == 1
+    fmt.refresh_from_db()
+    assert fmt.status == FormatStatus.READY
