@@ -8,13 +8,16 @@ The NUL tests matter most on PostgreSQL, which refuses NUL in text and jsonb (SQ
 
 from __future__ import annotations
 
+import io
 import json
 import struct
+import threading
 from datetime import timedelta
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db import DataError, OperationalError
+from django.db import DataError, OperationalError, connection
+from django.utils import timezone
 from onnx import TensorProto, helper
 
 from registry import storage, tasks
@@ -228,3 +231,253 @@ def test_a_hash_over_its_time_limit_ends_failed(clients, model_id, number, monke
     assert fmt.status == FormatStatus.FAILED
     assert "time limit" in fmt.status_message
     assert len(events(fmt, "format.failed")) == 1
+
+
+# --- 3. leases: the reconciler re-queues only work that no live task holds -----------------
+
+class Clock:
+    """timezone.now() under the test's control: a slow read is a jump forward, not a sleep."""
+
+    def __init__(self):
+        self.now = timezone.now()
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(timezone, "now", clock)
+    return clock
+
+
+class Killed(BaseException):
+    """The worker process dies: nothing after this runs in it."""
+
+
+def slow_reads(monkeypatch, during_read, *, piece: int = 256):
+    """Stored files read `piece` bytes at a time, calling during_read(n) before the n-th read."""
+    real_open = storage.open_for_read
+
+    class SlowReader(io.RawIOBase):
+        def __init__(self, handle):
+            self.handle, self.reads = handle, 0
+
+        def readable(self):
+            return True
+
+        def read(self, size=-1):
+            self.reads += 1
+            during_read(self.reads)
+            return self.handle.read(piece if size is None or size < 0 else min(size, piece))
+
+        def close(self):
+            self.handle.close()
+            super().close()
+
+    monkeypatch.setattr(storage, "open_for_read", lambda key: SlowReader(real_open(key)))
+
+
+BODY = bytes(range(256)) * 8  # 8 slow reads
+
+
+def test_a_hash_running_longer_than_the_reconcile_delay_is_not_started_again(
+        clients, model_id, number, clock, broker_records, monkeypatch, settings):
+    assert upload(clients["editor"], model_id, number, "other", BODY, process=False).status_code == 200
+    fmt = fmt_of(model_id, number, "other")
+    started = clock.now
+    reconciled, second_runs = [], []
+
+    def meanwhile(n):
+        if len(second_runs) < len(reconciled):
+            return  # a second run got as far as reading (the lease failed): it only reads
+        clock.advance(30)  # each read takes half a minute
+        reconciled.append(tasks.formats_reconcile.apply().get())
+        second_runs.append(tasks.format_hash.apply(args=[str(fmt.pk), fmt.storage_key]).get())
+
+    slow_reads(monkeypatch, meanwhile)
+    fmt = processing.format_hash(format_id=fmt.pk, storage_key=fmt.storage_key)
+    assert fmt.status == FormatStatus.INTROSPECTING
+    assert clock.now - started > timedelta(seconds=2 * settings.REGISTRY_RECONCILE_AFTER_SECONDS)
+    assert len(reconciled) >= 8 and set(reconciled) == {0}
+    assert set(second_runs) == {None}  # a second delivery while it runs does nothing
+    assert broker_records == []
+    assert [event.action for event in events(fmt)] == ["format.create", "format.upload"]  # nothing twice
+
+
+def test_a_killed_hash_is_queued_again_once_its_lease_has_run_out(
+        clients, model_id, number, clock, broker_records, monkeypatch, settings):
+    assert upload(clients["editor"], model_id, number, "other", BODY, process=False).status_code == 200
+    fmt = fmt_of(model_id, number, "other")
+    as_left = {}
+
+    def killed_on_the_third_read(n):
+        clock.advance(30)
+        if n == 3 and not as_left:
+            as_left.update(Format.objects.filter(pk=fmt.pk).values().get())
+            raise Killed()
+
+    slow_reads(monkeypatch, killed_on_the_third_read)
+    with pytest.raises(Killed):
+        processing.format_hash(format_id=fmt.pk, storage_key=fmt.storage_key)
+    Format.objects.filter(pk=fmt.pk).update(**as_left)  # a killed process cleans nothing up
+    held_until = as_left["processing_lease_until"]
+    assert as_left["status"] == FormatStatus.HASHING and held_until > clock.now
+    after = settings.REGISTRY_RECONCILE_AFTER_SECONDS
+
+    clock.now = held_until - timedelta(seconds=1)
+    assert tasks.formats_reconcile.apply().get() == 0  # still held
+    clock.now = held_until + timedelta(seconds=after - 1)
+    assert tasks.formats_reconcile.apply().get() == 0  # free, but not for long enough yet
+    clock.now = held_until + timedelta(seconds=after + 1)
+    assert tasks.formats_reconcile.apply().get() == 1
+    assert broker_records == [("registry.tasks.format_hash", [str(fmt.pk), fmt.storage_key])]
+    assert tasks.formats_reconcile.apply().get() == 0  # queued once, not at every run
+
+    # A worker takes the queued task and finishes the file.
+    assert tasks.format_hash.apply(args=[str(fmt.pk), fmt.storage_key]).get() == "introspecting"
+
+
+def test_a_stalled_hash_that_lost_its_lease_stops_and_records_nothing(
+        clients, model_id, number, clock, monkeypatch):
+    assert upload(clients["editor"], model_id, number, "other", BODY, process=False,
+                  HTTP_X_CHECKSUM_SHA256="0" * 64).status_code == 200
+    fmt = fmt_of(model_id, number, "other")
+    stalled, other_run = [], []
+
+    def stalls_on_the_second_read(n):
+        if n == 2 and not stalled:
+            stalled.append(n)
+            # This read hangs past the lease; the reconciler's run takes the file over meanwhile.
+            clock.advance(processing.HASH_LEASE_SECONDS + 1)
+            other_run.append(processing.format_hash(format_id=fmt.pk, storage_key=fmt.storage_key))
+
+    slow_reads(monkeypatch, stalls_on_the_second_read)
+    assert processing.format_hash(format_id=fmt.pk, storage_key=fmt.storage_key) is None
+    assert [f.status for f in other_run] == [FormatStatus.CORRUPT]
+    assert fmt_of(model_id, number, "other").status == FormatStatus.CORRUPT
+    assert len(events(fmt, "format.corrupt")) == 1
+
+
+def test_an_introspection_holds_its_format_until_its_time_limit(
+        clients, model_id, number, clock, broker_records, monkeypatch, settings):
+    assert upload(clients["editor"], model_id, number, "pkl", PICKLE, process=False).status_code == 200
+    fmt = hashed(fmt_of(model_id, number))
+    real_inspect = dispatch._inspect
+    meanwhile = []
+
+    def slow_inspect(kind, handle, size):
+        clock.advance(settings.REGISTRY_TASK_SOFT_TIME_LIMIT - 1)  # just inside the soft limit
+        meanwhile.append((tasks.formats_reconcile.apply().get(),
+                          tasks.format_introspect.apply(args=[str(fmt.pk), fmt.storage_key]).get()))
+        return real_inspect(kind, handle, size)
+
+    monkeypatch.setattr(dispatch, "_inspect", slow_inspect)
+    assert tasks.format_introspect.apply(args=[str(fmt.pk), fmt.storage_key]).get() == "ready"
+    assert meanwhile == [(0, None)]
+    assert broker_records == []
+
+
+def test_a_killed_introspection_is_queued_again_after_its_time_limit(
+        clients, model_id, number, clock, broker_records, monkeypatch, settings):
+    assert upload(clients["editor"], model_id, number, "pkl", PICKLE, process=False).status_code == 200
+    fmt = hashed(fmt_of(model_id, number))
+    real_inspect = dispatch._inspect
+    as_left = {}
+
+    def killed_once(kind, handle, size):
+        if as_left:
+            return real_inspect(kind, handle, size)
+        as_left.update(Format.objects.filter(pk=fmt.pk).values().get())
+        raise Killed()
+
+    monkeypatch.setattr(dispatch, "_inspect", killed_once)
+    started = clock.now
+    with pytest.raises(Killed):
+        tasks.format_introspect.apply(args=[str(fmt.pk), fmt.storage_key])
+    Format.objects.filter(pk=fmt.pk).update(**as_left)  # a killed process cleans nothing up
+    free_at = started + timedelta(seconds=settings.REGISTRY_TASK_TIME_LIMIT + settings.REGISTRY_RECONCILE_AFTER_SECONDS)
+
+    clock.now = free_at - timedelta(seconds=1)
+    assert tasks.formats_reconcile.apply().get() == 0
+    clock.now = free_at + timedelta(seconds=1)
+    assert tasks.formats_reconcile.apply().get() == 1
+    assert broker_records == [("registry.tasks.format_introspect", [str(fmt.pk), fmt.storage_key])]
+    assert tasks.format_introspect.apply(args=[str(fmt.pk), fmt.storage_key]).get() == "ready"
+
+
+def test_a_file_waiting_for_introspection_after_a_long_hash_is_not_queued_twice(
+        clients, model_id, number, clock, broker_records, settings):
+    """The delay counts from when the hash handed the file over, not from the upload."""
+    assert upload(clients["editor"], model_id, number, "pkl", PICKLE, process=False).status_code == 200
+    clock.advance(10 * settings.REGISTRY_RECONCILE_AFTER_SECONDS)  # a long wait in the queue
+    hashed(fmt_of(model_id, number))
+    assert tasks.formats_reconcile.apply().get() == 0
+    clock.advance(settings.REGISTRY_RECONCILE_AFTER_SECONDS + 1)
+    assert tasks.formats_reconcile.apply().get() == 1  # the introspection never started
+
+
+def test_a_replaced_file_is_hashed_at_once_although_the_old_files_run_held_the_row(
+        clients, model_id, number, broker_records, monkeypatch):
+    editor = clients["editor"]
+    assert upload(editor, model_id, number, "pkl", PICKLE, process=False).status_code == 200
+    old = fmt_of(model_id, number)
+    replaced = []
+
+    def replaced_while_hashing(n):
+        if not replaced:
+            replaced.append(upload(editor, model_id, number, "pkl", BODY, process=False).status_code)
+
+    slow_reads(monkeypatch, replaced_while_hashing)
+    assert processing.format_hash(format_id=old.pk, storage_key=old.storage_key) is None  # stale: gave up
+    new = fmt_of(model_id, number)
+    assert replaced == [200] and new.storage_key != old.storage_key and new.status == FormatStatus.UPLOADED
+    assert processing.format_hash(format_id=new.pk, storage_key=new.storage_key).status == FormatStatus.INTROSPECTING
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent connections need PostgreSQL")
+def test_on_postgresql_a_second_worker_neither_hashes_nor_requeues_a_file_being_hashed(
+        users, model, version, monkeypatch, settings):
+    from registry import services
+    from registry.celery import app
+
+    settings.REGISTRY_RECONCILE_AFTER_SECONDS = 0
+    app.conf.task_always_eager = False
+    sent = []
+    monkeypatch.setattr("registry.queue.ensure_broker_folders", lambda: None, raising=False)
+    monkeypatch.setattr(app, "send_task", lambda name, args=None, **kw: sent.append((name, args)))
+    fmt = services.format_upload(actor=users["editor"], version=version, kind="other", stream=io.BytesIO(BODY),
+                                 content_length=len(BODY))  # queued, not run: the broker only records it
+    assert fmt.status == FormatStatus.UPLOADED
+    sent.clear()
+    reading, go_on = threading.Event(), threading.Event()
+    results = []
+
+    def first_worker():
+        try:
+            results.append(processing.format_hash(format_id=fmt.pk, storage_key=fmt.storage_key))
+        finally:
+            connection.close()
+
+    def during_read(n):
+        if threading.current_thread() is not threading.main_thread() and n == 2:
+            reading.set()
+            assert go_on.wait(20)
+
+    slow_reads(monkeypatch, during_read)
+    worker = threading.Thread(target=first_worker)
+    worker.start()
+    try:
+        assert reading.wait(20)
+        assert processing.format_hash(format_id=fmt.pk, storage_key=fmt.storage_key) is None
+        assert tasks.formats_reconcile.apply().get() == 0
+        assert sent == []
+    finally:
+        go_on.set()
+        worker.join(20)
+    assert [f.status for f in results] == [FormatStatus.INTROSPECTING]
