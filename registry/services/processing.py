@@ -171,6 +171,8 @@ def format_introspect(*, format_id, storage_key: str) -> Format | None:
     if lease is None:
         return None
     fmt = Format.objects.filter(pk=format_id, storage_key=storage_key).first()
+    if fmt is None:  # deleted since
+        return None
     try:
         with storage.local_copy(storage_key) as handle:
             report = _inspect(fmt, handle)
@@ -296,11 +298,13 @@ def formats_stuck(*, older_than: timedelta | None = None):
     age = older_than if older_than is not None else timedelta(seconds=settings.REGISTRY_RECONCILE_AFTER_SECONDS)
     now = timezone.now()
     cutoff = now - age
-    never_held = Q(processing_lease_until__isnull=True, uploaded_at__lt=cutoff)
-    let_go = Q(processing_lease_until__lt=cutoff)
-    # No run works on an uploaded file: a live lease on one was left by a run on the file it replaced.
-    left_by_the_replaced_file = Q(status=FormatStatus.UPLOADED, uploaded_at__lt=cutoff, processing_lease_until__gt=now)
-    return Format.objects.filter(never_held | let_go | left_by_the_replaced_file, status__in=IN_PROGRESS)
+    # No run works on an uploaded file, so a lease on one is either the reconciler's mark (it
+    # queued the file then) or was left by a run on the file this one replaced (ignored).
+    waiting_for_its_hash = (Q(status=FormatStatus.UPLOADED, uploaded_at__lt=cutoff)
+                            & ~Q(processing_lease_until__range=(cutoff, now)))
+    let_go = Q(status__in=[FormatStatus.HASHING, FormatStatus.INTROSPECTING]) & (
+        Q(processing_lease_until__lt=cutoff) | Q(processing_lease_until__isnull=True, uploaded_at__lt=cutoff))
+    return Format.objects.filter(waiting_for_its_hash | let_go)
 
 
 def formats_reconcile(*, older_than: timedelta | None = None) -> int:

@@ -439,6 +439,26 @@ def test_a_replaced_file_is_hashed_at_once_although_the_old_files_run_held_the_r
     assert processing.format_hash(format_id=new.pk, storage_key=new.storage_key).status == FormatStatus.INTROSPECTING
 
 
+@pytest.mark.parametrize("lease", ["none", "long_gone", "left_by_the_replaced_file"])
+def test_an_uploaded_file_is_queued_again_after_the_delay_whatever_lease_its_row_carries(
+        clients, model_id, number, clock, broker_records, settings, lease):
+    assert upload(clients["editor"], model_id, number, "pkl", PICKLE, process=False).status_code == 200
+    fmt = fmt_of(model_id, number)
+    held_until = {"none": None, "long_gone": clock.now - timedelta(days=1),
+                  "left_by_the_replaced_file": clock.now + timedelta(seconds=settings.REGISTRY_TASK_TIME_LIMIT)}[lease]
+    Format.objects.filter(pk=fmt.pk).update(processing_lease_until=held_until)
+    after = settings.REGISTRY_RECONCILE_AFTER_SECONDS
+
+    clock.advance(after - 1)
+    assert tasks.formats_reconcile.apply().get() == 0  # its own hash may still be in the queue
+    clock.advance(2)
+    assert tasks.formats_reconcile.apply().get() == 1
+    assert tasks.formats_reconcile.apply().get() == 0
+    clock.advance(after + 1)
+    assert tasks.formats_reconcile.apply().get() == 1  # the broker lost it again
+    assert broker_records == [("registry.tasks.format_hash", [str(fmt.pk), fmt.storage_key])] * 2
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent connections need PostgreSQL")
 def test_on_postgresql_a_second_worker_neither_hashes_nor_requeues_a_file_being_hashed(
