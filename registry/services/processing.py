@@ -129,6 +129,7 @@ def format_hash(*, format_id, storage_key: str) -> Format | None:
     try:
         with storage.open_for_read(storage_key) as handle:
             md5, sha256, size = storage.hash_stream(_RenewingReader(handle, lease))
+        return _record_hash(format_id=format_id, storage_key=storage_key, md5=md5, sha256=sha256, size=size)
     except FileNotFoundError:
         return format_hash_fail(format_id=format_id, storage_key=storage_key, message=MISSING_FILE)
     except LeaseLost:
@@ -137,28 +138,32 @@ def format_hash(*, format_id, storage_key: str) -> Format | None:
     except Exception:
         lease.release()  # a retry, or the reconciler's run, takes it at once
         raise
-    with transaction.atomic():
-        fmt = _locked(format_id, storage_key, FormatStatus.HASHING)
-        if fmt is None:
-            return None
-        fmt.processing_lease_until = timezone.now()  # let go: introspection takes it from here
-        fmt.md5, fmt.sha256, fmt.size = md5, sha256, size
-        problems = []
-        if fmt.declared_sha256 and fmt.declared_sha256 != sha256:
-            problems.append(f"SHA-256 is {sha256}, the uploader declared {fmt.declared_sha256}")
-        if fmt.declared_md5 and fmt.declared_md5 != md5:
-            problems.append(f"MD5 is {md5}, the uploader declared {fmt.declared_md5}")
-        if problems:
-            fmt.status = FormatStatus.CORRUPT
-            fmt.status_message = "Checksum mismatch: " + "; ".join(problems) + "."
-        else:
-            fmt.status = FormatStatus.INTROSPECTING
-            fmt.status_message = ""
-        fmt.save(update_fields=["md5", "sha256", "size", "status", "status_message", "processing_lease_until"])
-        if problems:
-            audit(actor=None, context=fmt.version.model.context, action="format.corrupt", obj=fmt,
-                  summary=f"{fmt.kind} file of version {fmt.version.number} is corrupt: checksum mismatch",
-                  changes={"problems": problems})
+
+
+@transaction.atomic
+def _record_hash(*, format_id, storage_key: str, md5: str, sha256: str, size: int) -> Format | None:
+    """Record the digests of a hashed file and the status they lead to; None for a stale run."""
+    fmt = _locked(format_id, storage_key, FormatStatus.HASHING)
+    if fmt is None:
+        return None
+    fmt.processing_lease_until = timezone.now()  # let go: introspection takes it from here
+    fmt.md5, fmt.sha256, fmt.size = md5, sha256, size
+    problems = []
+    if fmt.declared_sha256 and fmt.declared_sha256 != sha256:
+        problems.append(f"SHA-256 is {sha256}, the uploader declared {fmt.declared_sha256}")
+    if fmt.declared_md5 and fmt.declared_md5 != md5:
+        problems.append(f"MD5 is {md5}, the uploader declared {fmt.declared_md5}")
+    if problems:
+        fmt.status = FormatStatus.CORRUPT
+        fmt.status_message = "Checksum mismatch: " + "; ".join(problems) + "."
+    else:
+        fmt.status = FormatStatus.INTROSPECTING
+        fmt.status_message = ""
+    fmt.save(update_fields=["md5", "sha256", "size", "status", "status_message", "processing_lease_until"])
+    if problems:
+        audit(actor=None, context=fmt.version.model.context, action="format.corrupt", obj=fmt,
+              summary=f"{fmt.kind} file of version {fmt.version.number} is corrupt: checksum mismatch",
+              changes={"problems": problems})
     return fmt
 
 
@@ -174,14 +179,15 @@ def format_introspect(*, format_id, storage_key: str) -> Format | None:
     if fmt is None:  # deleted since
         return None
     try:
-        with storage.local_copy(storage_key) as handle:
-            report = _inspect(fmt, handle)
-    except FileNotFoundError:  # from the store, not from a parser: _inspect catches those
-        report = Report(status=FAILED, message=MISSING_FILE)
+        try:
+            with storage.local_copy(storage_key) as handle:
+                report = _inspect(fmt, handle)
+        except FileNotFoundError:  # from the store, not from a parser: _inspect catches those
+            report = Report(status=FAILED, message=MISSING_FILE)
+        return format_record_report(format_id=format_id, storage_key=storage_key, report=report)
     except Exception:
-        lease.release()
+        lease.release()  # a retry, or the task recording the failure, takes it from here
         raise
-    return format_record_report(format_id=format_id, storage_key=storage_key, report=report)
 
 
 def _inspect(fmt: Format, handle) -> Report:
