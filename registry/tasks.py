@@ -17,10 +17,10 @@ from registry.services import maintenance, processing, tamper
 
 logger = logging.getLogger(__name__)
 
-# Transient failures (database or storage hiccups) are retried with exponential backoff.
-# botocore's connection and HTTP errors (S3 or MinIO unreachable, a dropped connection) are
-# not the builtin ConnectionError. The format tasks let only what is_transient() calls an
-# outage reach these retries: any other error ends the format `failed`.
+# Retried with exponential backoff: the classes an outage raises (the database's, OSError and
+# botocore's for the file store; botocore's connection errors are not the builtin
+# ConnectionError). The format tasks let only what is_transient() calls an outage reach these
+# retries: any other error ends the format `failed`.
 TRANSIENT = (OperationalError, InterfaceError, OSError, botocore.exceptions.BotoCoreError,
              botocore.exceptions.ClientError)
 RETRY = {
