@@ -8,20 +8,21 @@ import botocore.exceptions
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, OperationalError
+from django.db import InterfaceError, OperationalError
 
-from registry import queue
+from registry import queue, storage
 from registry.introspection.report import FAILED, Report
 from registry.models import Format
 from registry.services import maintenance, processing, tamper
 
 logger = logging.getLogger(__name__)
 
-# Transient failures (database or storage hiccups) are retried with exponential backoff.
-# botocore's connection and HTTP errors (S3 or MinIO unreachable, a dropped connection) are
-# not the builtin ConnectionError.
-TRANSIENT = (OperationalError, DatabaseError, ConnectionError, TimeoutError,
-             botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
+# Retried with exponential backoff: the classes an outage raises (the database's, OSError and
+# botocore's for the file store; botocore's connection errors are not the builtin
+# ConnectionError). The format tasks let only what is_transient() calls an outage reach these
+# retries: any other error ends the format `failed`.
+TRANSIENT = (OperationalError, InterfaceError, OSError, botocore.exceptions.BotoCoreError,
+             botocore.exceptions.ClientError)
 RETRY = {
     "autoretry_for": TRANSIENT,
     "retry_backoff": 2,
@@ -37,12 +38,34 @@ LIMITS = {
 }
 
 
+def is_transient(exc: BaseException) -> bool:
+    """An outage that retrying (then the reconciler) gets past: the database unreachable or
+    refusing for now (a dropped connection, a deadlock, a timeout), or the file store failing
+    (storage.is_store_failure). Anything else (a row or report the database refuses, a bug,
+    a file that is not there) happens again on every retry, so it is permanent."""
+    return isinstance(exc, (OperationalError, InterfaceError)) or storage.is_store_failure(exc)
+
+
+def _cannot_fix(stage: str, format_id: str, exc: Exception) -> str:
+    logger.exception("%s of format %s failed for good", stage, format_id)
+    return f"The file could not be {stage}: {type(exc).__name__}: {exc}"
+
+
 @shared_task(
     name="registry.tasks.format_hash", **RETRY,
     soft_time_limit=settings.REGISTRY_HASH_SOFT_TIME_LIMIT, time_limit=settings.REGISTRY_HASH_SOFT_TIME_LIMIT + 60,
 )
 def format_hash(format_id: str, storage_key: str) -> str | None:
-    fmt = processing.format_hash(format_id=format_id, storage_key=storage_key)
+    try:
+        fmt = processing.format_hash(format_id=format_id, storage_key=storage_key)
+    except SoftTimeLimitExceeded:
+        fmt = processing.format_hash_fail(format_id=format_id, storage_key=storage_key,
+                                          message="Hashing the file took longer than the time limit.")
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        fmt = processing.format_hash_fail(format_id=format_id, storage_key=storage_key,
+                                          message=_cannot_fix("hashed", format_id, exc))
     if fmt is not None and fmt.status == "introspecting":
         queue.send("registry.tasks.format_introspect", format_id, storage_key)
     return fmt.status if fmt is not None else None
@@ -56,6 +79,13 @@ def format_introspect(format_id: str, storage_key: str) -> str | None:
         fmt = processing.format_record_report(
             format_id=format_id, storage_key=storage_key,
             report=Report(status=FAILED, message="Reading the file took longer than the time limit."),
+        )
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        fmt = processing.format_record_report(
+            format_id=format_id, storage_key=storage_key,
+            report=Report(status=FAILED, message=_cannot_fix("introspected", format_id, exc)[:500]),
         )
     return fmt.status if fmt is not None else None
 

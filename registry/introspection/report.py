@@ -1,5 +1,6 @@
 """The one result shape every introspection module returns."""
 
+import re
 from dataclasses import asdict, dataclass, field
 
 READY, REVIEW, QUARANTINED, FAILED = "ready", "review", "quarantined", "failed"
@@ -17,7 +18,30 @@ class Report:
     checks: list[dict] = field(default_factory=list)  # artifacts: {key, category, description, passed, message}
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The report as it is stored: JSON-shaped, every string in it storable (see `storable`)."""
+        return storable(asdict(self))
+
+
+# PostgreSQL refuses NUL in text and in jsonb, and a lone surrogate cannot be encoded at all;
+# a file can put either into any string an inspector reads from it (a name, a path, metadata).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _escape(match: re.Match) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def storable(value):
+    """`value` with every string in it, dict keys included, storable in a text or jsonb column:
+    NUL becomes the four characters \\x00 and a lone surrogate its \\udXXX escape, as repr() shows them.
+    Lists, tuples and dicts are copied; other values are returned as they are."""
+    if isinstance(value, str):
+        return UNSTORABLE.sub(_escape, value)
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [storable(item) for item in value]
+    return value
 
 
 # Which status wins when two verdicts on one file (or on an archive's members) combine.

@@ -65,6 +65,11 @@ class Format(models.Model):
     # A verification (re-hash) of the stored file asked for by a tamper report and not started
     # yet: later reports add none while it waits (registry.services.tamper).
     verify_requested_at = models.DateTimeField(null=True, blank=True)
+    # While a hashing or introspection task works on the file, the moment its hold (lease) on
+    # the format runs out unless renewed; once past, the moment it was let go. Empty: never held
+    # since the upload. The reconciler queues again only a format no task has held for a while
+    # (registry.services.processing).
+    processing_lease_until = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -354,22 +354,22 @@ def test_rerunning_a_finished_format_writes_no_duplicate_audit_event(clients, mo
 
 
 def test_overlapping_hash_runs_record_one_result_and_one_audit_event(clients, model_id, number, monkeypatch):
-    """Two deliveries of the same hashing task at once (e.g. redelivered after a worker was
-    lost): both hash, only the first to finish moves the format on."""
+    """A second delivery of the same hashing task while the first runs (e.g. redelivered after
+    a worker was lost): the first run holds the format, the second does nothing."""
     assert upload(clients["editor"], model_id, number, "pkl", PICKLE, process=False,
                   HTTP_X_CHECKSUM_SHA256="0" * 64).status_code == 200
     fmt = fmt_of(model_id, number)
-    real_hash = storage.hash_object
+    real_hash = storage.hash_stream
     inner_results = []
 
-    def hash_while_another_run_finishes(key):
-        monkeypatch.setattr(storage, "hash_object", real_hash)
-        inner_results.append(processing.format_hash(format_id=fmt.pk, storage_key=key))
-        return real_hash(key)
+    def hash_while_another_run_starts(handle, **kwargs):
+        monkeypatch.setattr(storage, "hash_stream", real_hash)
+        inner_results.append(processing.format_hash(format_id=fmt.pk, storage_key=fmt.storage_key))
+        return real_hash(handle, **kwargs)
 
-    monkeypatch.setattr(storage, "hash_object", hash_while_another_run_finishes)
-    assert processing.format_hash(format_id=fmt.pk, storage_key=fmt.storage_key) is None
-    assert [f.status for f in inner_results] == ["corrupt"]
+    monkeypatch.setattr(storage, "hash_stream", hash_while_another_run_starts)
+    assert processing.format_hash(format_id=fmt.pk, storage_key=fmt.storage_key).status == "corrupt"
+    assert inner_results == [None]
     assert fmt_of(model_id, number).status == "corrupt"
     assert len(events("format.corrupt", fmt)) == 1
 

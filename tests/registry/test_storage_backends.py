@@ -14,14 +14,15 @@ import os
 import re
 import tracemalloc
 import urllib.request
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from django.core.files.storage import storages
 
-from registry import services, storage
+from registry import services, storage, tasks
 from registry.errors import FileTooLarge, InvalidInput
-from registry.models import Format, FormatStatus
+from registry.models import AuditEvent, Format, FormatStatus
 from registry.services import processing
 
 from tests.conftest import s3_client, s3_storage_settings, stored_files
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.django_db
 
 MiB = 1024 * 1024
 KEY = re.compile(r"^formats/[0-9a-f]{2}/[0-9a-f]{32}$")
+MISSING = "The stored file is missing: it is no longer in storage. Upload the file again."
 
 
 class Backend:
@@ -227,15 +229,32 @@ def test_cut_off_upload_leaves_nothing(backend, users, version, size):
     assert not Format.objects.filter(version=version, kind="other").exists()
 
 
-def test_worker_marks_a_missing_object_failed_not_clean(backend, editor, version):
+def test_a_missing_object_ends_failed_when_hashing(backend, editor, version):
     r = upload(editor, version.model_id, version.number, body=PICKLE, process=False)
     fmt = Format.objects.get(pk=r.json()["id"])
     storage.delete_quietly([fmt.storage_key])
-    # Both backends report a missing object the same way, and the format never looks clean.
-    with pytest.raises(FileNotFoundError):
-        processing.format_hash(format_id=str(fmt.pk), storage_key=fmt.storage_key)
+    # Both backends report a missing object the same way: the format fails, once, and is never clean.
+    assert tasks.format_hash.apply(args=[str(fmt.pk), fmt.storage_key]).get() == FormatStatus.FAILED
     fmt.refresh_from_db()
-    assert fmt.status == FormatStatus.HASHING and not fmt.sha256
+    assert fmt.status == FormatStatus.FAILED and not fmt.sha256
+    assert fmt.status_message == MISSING
+    [event] = AuditEvent.objects.filter(action="format.failed", object_id=str(fmt.pk))
+    assert "stored file is missing" in event.summary
+    assert processing.formats_reconcile(older_than=timedelta(0)) == 0
+    assert tasks.format_hash.apply(args=[str(fmt.pk), fmt.storage_key]).get() is None
+
+
+def test_a_missing_object_ends_failed_when_introspecting(backend, editor, version):
+    r = upload(editor, version.model_id, version.number, body=PICKLE, process=False)
+    fmt = Format.objects.get(pk=r.json()["id"])
+    assert processing.format_hash(format_id=fmt.pk, storage_key=fmt.storage_key).status == FormatStatus.INTROSPECTING
+    storage.delete_quietly([fmt.storage_key])  # gone between hashing and introspection
+    assert tasks.format_introspect.apply(args=[str(fmt.pk), fmt.storage_key]).get() == FormatStatus.FAILED
+    fmt.refresh_from_db()
+    assert fmt.status_message == MISSING  # and no server path in it
+    assert fmt.report["status"] == "failed" and fmt.sha256 == hashlib.sha256(PICKLE).hexdigest()
+    assert AuditEvent.objects.filter(action="format.failed", object_id=str(fmt.pk)).count() == 1
+    assert processing.formats_reconcile(older_than=timedelta(0)) == 0
 
 
 def test_presigned_redirect(backend, editor, version, settings):
@@ -375,24 +394,24 @@ def test_large_http_upload_and_download_stream_in_constant_memory(backend, live_
     assert download_growth < 32 * MiB
 
 
-def test_an_s3_outage_during_hashing_is_retried_then_reconciled(s3_endpoint, s3_bucket, settings, editor, version,
-                                                                  monkeypatch):
-    from datetime import timedelta
-
+def s3_going_away(settings, bucket: str) -> None:
+    """The bucket's server goes away (nothing listens on port 1)."""
     from botocore.config import Config
 
-    from registry import tasks
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(
+        "http://127.0.0.1:1", bucket, client_config=Config(retries={"max_attempts": 1}, connect_timeout=1))}
 
+
+def test_an_s3_outage_during_hashing_is_retried_then_reconciled(s3_endpoint, s3_bucket, settings, editor, version,
+                                                                  monkeypatch):
     settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(s3_endpoint, s3_bucket)}
     r = upload(editor, version.model_id, version.number, body=PICKLE, process=False)
     fmt = Format.objects.get(pk=r.json()["id"])
 
-    # The bucket's server goes away (nothing listens on port 1).
-    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(
-        "http://127.0.0.1:1", s3_bucket, client_config=Config(retries={"max_attempts": 1}, connect_timeout=1))}
+    s3_going_away(settings, s3_bucket)
     attempts = []
-    real_hash_object = storage.hash_object
-    monkeypatch.setattr(storage, "hash_object", lambda key: attempts.append(key) or real_hash_object(key))
+    real_open = storage.open_for_read
+    monkeypatch.setattr(storage, "open_for_read", lambda key: attempts.append(key) or real_open(key))
     result = tasks.format_hash.apply(args=[str(fmt.pk), fmt.storage_key])
     assert result.state == "FAILURE" and type(result.result).__name__ == "EndpointConnectionError"
     assert len(attempts) == tasks.RETRY["max_retries"] + 1  # retried, not given up at once
@@ -404,3 +423,26 @@ def test_an_s3_outage_during_hashing_is_retried_then_reconciled(s3_endpoint, s3_
     assert processing.formats_reconcile(older_than=timedelta(seconds=-1)) == 1
     fmt.refresh_from_db()
     assert fmt.status == FormatStatus.READY and fmt.sha256 == hashlib.sha256(PICKLE).hexdigest()
+
+
+def test_an_s3_outage_during_introspection_is_retried_not_failed(s3_endpoint, s3_bucket, settings, editor, version,
+                                                                 monkeypatch):
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(s3_endpoint, s3_bucket)}
+    r = upload(editor, version.model_id, version.number, body=PICKLE, process=False)
+    fmt = Format.objects.get(pk=r.json()["id"])
+    assert processing.format_hash(format_id=fmt.pk, storage_key=fmt.storage_key).status == FormatStatus.INTROSPECTING
+
+    s3_going_away(settings, s3_bucket)
+    attempts = []
+    real_open = storage.open_for_read
+    monkeypatch.setattr(storage, "open_for_read", lambda key: attempts.append(key) or real_open(key))
+    result = tasks.format_introspect.apply(args=[str(fmt.pk), fmt.storage_key])
+    assert result.state == "FAILURE" and type(result.result).__name__ == "EndpointConnectionError"
+    assert len(attempts) == tasks.RETRY["max_retries"] + 1
+    fmt.refresh_from_db()
+    assert fmt.status == FormatStatus.INTROSPECTING and fmt.report == {}  # an outage is not the file's fault
+
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(s3_endpoint, s3_bucket)}
+    assert processing.formats_reconcile(older_than=timedelta(seconds=-1)) == 1
+    fmt.refresh_from_db()
+    assert fmt.status == FormatStatus.READY
