@@ -547,7 +547,16 @@ def _scan_member(archive: SafeZip, info, name: str, scan_serialized) -> list[dic
         with archive.open_nested(info) as nested:
             return _scan_archive(nested, scan_serialized, prefix=f"{name}/")
     if kind is None:
-        # Not a model by name or content; still a pickle if pickle.load accepts it (README, weights.bin).
+        # Not a model by name or content: still a Keras configuration with code (config.json of a
+        # .keras zip, keras_metadata.pb)...
+        code_layer = None
+        if name.lower().endswith((".json", ".pb", ".pbtxt")):
+            with archive.spool(info) as spooled:
+                code_layer = headers.keras_code_layer(spooled)
+        if code_layer:
+            return [{"member": name, "kind": "keras", "status": QUARANTINED,
+                     "message": f"a Keras {code_layer} layer: its Python code runs when the model is loaded"}]
+        # ...and still a pickle if pickle.load accepts it (README, weights.bin).
         with archive.open_member(info) as member:
             as_pickle = scan_as_loaded(member, size=info.file_size)
         if as_pickle is None:

@@ -20,7 +20,7 @@ import struct
 import zlib
 
 from registry.introspection import protowire
-from registry.introspection.report import FAILED, READY, Report
+from registry.introspection.report import FAILED, QUARANTINED, READY, Report
 
 HEAD_SIZE = 64 * 1024
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -259,6 +259,10 @@ def inspect_h5(fileobj) -> Report:
     if details["offset_size"] not in (2, 4, 8, 16, 32) or details["length_size"] not in (2, 4, 8, 16, 32):
         return Report(FAILED, "HDF5 superblock has invalid offset or length sizes", detected_kind="h5",
                       details=details)
+    lambda_layer = keras_code_layer(fileobj)
+    if lambda_layer:
+        return Report(QUARANTINED, f"a Keras model with a {lambda_layer} layer: its Python code (marshalled bytecode) "
+                      "runs when keras.models.load_model reads the file", detected_kind="h5", details=details)
     # Keras stores its configuration as root attributes; their names in the first megabyte are
     # a good hint (a hint only: attributes are not parsed).
     start = read_at(fileobj, 0, 1024 * 1024)
@@ -267,6 +271,31 @@ def inspect_h5(fileobj) -> Report:
         if marker.encode() in start
     )
     return Report(READY, f"HDF5 file, superblock version {version}", detected_kind="h5", details=details)
+
+
+# A Keras layer that carries Python code: Lambda keeps its function as marshalled bytecode (or
+# source) in the model's JSON configuration, which HDF5 stores as a plain attribute, and which
+# .keras zips (config.json) and SavedModels (keras_metadata.pb) hold as text too.
+_KERAS_CODE_LAYER = re.compile(rb'"class_name"\s*:\s*"(Lambda)"')
+_SEARCH_CHUNK = 1024 * 1024
+
+
+def keras_code_layer(fileobj) -> str | None:
+    """The name of a Keras layer type that runs Python code when loaded, if the file holds one.
+
+    Reads the whole file in chunks (overlapping, so a match across two is found); nothing is parsed.
+    """
+    fileobj.seek(0)
+    tail = b""
+    while chunk := fileobj.read(_SEARCH_CHUNK):
+        window = tail + chunk
+        match = _KERAS_CODE_LAYER.search(window)
+        if match:
+            fileobj.seek(0)
+            return match.group(1).decode()
+        tail = window[-256:]
+    fileobj.seek(0)
+    return None
 
 
 def _r_version(packed: int) -> str:

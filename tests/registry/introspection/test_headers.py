@@ -237,3 +237,41 @@ def test_onnx_detection_survives_a_large_model(sandbox):
     assert len(data) > 1_000_000
     assert detect_kind(io.BytesIO(data)) == "onnx"
     assert onnx.load_model_from_string(data).graph.name == "g"
+
+
+# --- Keras layers that carry code ---------------------------------------------------------------
+
+KERAS_LAMBDA_CONFIG = (b'{"class_name": "Sequential", "config": {"layers": [{"class_name": "Lambda", "config": '
+                       b'{"function": ["4wEAAAAAAAAA", null, null], "function_type": "lambda"}}]}}')
+
+
+def _h5_with_attribute(text: bytes) -> bytes:
+    # An HDF5 signature and superblock (version 0, 8-byte offsets and lengths), then the bytes
+    # where HDF5 would keep the model_config attribute.
+    superblock = b"\x89HDF\r\n\x1a\n" + bytes([0, 0, 0, 0, 0, 8, 8, 0]) + b"\x00" * 48
+    return superblock + b"\x00" * 4000 + b"model_config\x00" + text + b"\x00" * 100
+
+
+def test_a_keras_h5_with_a_lambda_layer_is_quarantined():
+    report = inspect_h5(io.BytesIO(_h5_with_attribute(KERAS_LAMBDA_CONFIG)))
+
+    assert report.status == QUARANTINED
+    assert "Lambda" in report.message
+
+
+def test_a_keras_h5_without_code_layers_is_ready():
+    config = KERAS_LAMBDA_CONFIG.replace(b'"Lambda"', b'"Dense"')
+
+    assert inspect_h5(io.BytesIO(_h5_with_attribute(config))).status == READY
+
+
+def test_a_keras_zip_whose_config_has_a_lambda_layer_is_quarantined():
+    from registry.introspection.artifact import inspect_zip
+
+    data = zip_bytes({"config.json": KERAS_LAMBDA_CONFIG.replace(b": ", b":"), "metadata.json": b"{}",
+                      "model.weights.h5": _h5_with_attribute(b"{}")})
+
+    report = inspect_zip(io.BytesIO(data))
+
+    assert report.status == QUARANTINED
+    assert "config.json" in report.message and "Lambda" in report.message
