@@ -96,6 +96,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A NUL in the path or the query string: 400 (JSON under /api/, a page elsewhere).
+    "registry.http_errors.RefuseNulMiddleware",
     "dashboard.middleware.RegistryErrorMiddleware",
     # Last, as django-axes asks: it turns a refused sign-in into the locked-out page.
     "axes.middleware.AxesMiddleware",
@@ -273,6 +275,16 @@ CONTENT_SECURITY_POLICY = {
 REGISTRY_MAX_UPLOAD_BYTES = int(os.environ.get("REGISTRY_MAX_UPLOAD_BYTES", str(20 * 1024**3)))
 REGISTRY_MAX_VERSIONS = int(os.environ.get("REGISTRY_MAX_VERSIONS", "30"))
 REGISTRY_MAX_FORMATS = int(os.environ.get("REGISTRY_MAX_FORMATS", "3"))
+# Tags on one model or one version (400 above).
+REGISTRY_MAX_TAGS = int(os.environ.get("REGISTRY_MAX_TAGS", "100"))
+# Arrays and objects nested in a JSON body or JSON field (400 above): Python's json, DRF's
+# renderer and PostgreSQL's jsonb all recurse once per level.
+REGISTRY_MAX_JSON_DEPTH = int(os.environ.get("REGISTRY_MAX_JSON_DEPTH", "64"))
+# The largest JSON body (413 above), sized for the largest documented one: a batch of 10,000
+# metrics with 200-character keys and 500-character text values is about 8 MB. File uploads
+# stream and are not held to it; dashboard forms (without their files) are.
+REGISTRY_MAX_JSON_BODY_BYTES = int(os.environ.get("REGISTRY_MAX_JSON_BODY_BYTES", str(16 * 1024**2)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = REGISTRY_MAX_JSON_BODY_BYTES
 # Chunk size used when streaming uploads to storage and downloads to clients.
 REGISTRY_STREAM_CHUNK_BYTES = 1024 * 1024
 # A token's last-used time is written at most this often, so reads stay read-only.
@@ -287,7 +299,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser with a nesting limit and no text the database would refuse.
+    "DEFAULT_PARSER_CLASSES": ["registry.api.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "registry.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "registry.api.exceptions.exception_handler",

@@ -1,8 +1,10 @@
 from csp.constants import NONCE
 from csp.decorators import csp_update
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+
+from registry import http_errors
 
 # The API docs pages run under the site's Content-Security-Policy (settings.CONTENT_SECURITY_POLICY).
 # Swagger UI needs nothing more: its start-up script is served by the split view from the page's
@@ -27,8 +29,12 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", api_docs, name="api-docs"),
     path("api/redoc/", api_redoc, name="api-redoc"),
+    # Last of /api/: a path no endpoint matches answers 404 in the API's JSON shape.
+    re_path(r"^api/", http_errors.api_not_found, name="api-not-found"),
     path("", include("dashboard.urls")),
 ]
 
 # A database failure raised outside a view still answers 503, not the bare 500 page.
 handler500 = "registry.outage.server_error"
+# Django's own 400s (a body over the limit is 413) as JSON under /api/, as a page elsewhere.
+handler400 = "registry.http_errors.bad_request"

@@ -24,7 +24,7 @@ from django.views.decorators.http import require_POST
 from dashboard.charts import metric_charts
 from dashboard.views.base import add_service_error
 from dashboard.views.catalog import ModelForm
-from registry import selectors, services
+from registry import jsoninput, selectors, services
 from registry.errors import Conflict, FileTooLarge, InvalidInput, StorageUnavailable
 from registry.models import FormatKind, FormatStatus, VersionStatus
 from registry.permissions import Perm, permissions_in, require
@@ -49,11 +49,13 @@ class JSONObjectField(forms.JSONField):
             return {}
         if isinstance(value, str):
             try:
-                value = json.loads(value)
+                value = jsoninput.loads(value, max_depth=settings.REGISTRY_MAX_JSON_DEPTH)
             except json.JSONDecodeError as error:
                 raise forms.ValidationError(
                     f"This is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}."
                 ) from None
+            except ValueError as error:  # nested too deep, NaN or Infinity
+                raise forms.ValidationError(str(error)) from None
         if not isinstance(value, dict):
             raise forms.ValidationError('Enter a JSON object in braces, e.g. {"learning_rate": 0.01}.')
         return value

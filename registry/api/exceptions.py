@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import botocore.exceptions
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from registry import outage, storage
+from registry import http_errors, outage, storage
 from registry.errors import RegistryError
 
 
@@ -56,6 +57,9 @@ def exception_handler(exc, context):
         if getattr(exc, "retry_after", None):
             response["Retry-After"] = str(exc.retry_after)
         return outage.mark_logged(response) if database_down else response
+    if isinstance(exc, RequestDataTooBig):  # read by the JSON parser: a body over the limit
+        return Response({"detail": http_errors.body_too_large_message(), "code": "body_too_large"},
+                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

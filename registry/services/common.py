@@ -6,8 +6,10 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 
+from registry import jsoninput
 from registry.errors import InvalidInput
 from registry.models import AuditEvent, Context, Tag
 
@@ -93,10 +95,25 @@ def tag_names(obj) -> list[str]:
 
 
 def clean_json_object(value: Any, *, field: str) -> dict:
+    """A JSON object the database can store: no NUL or unpaired surrogate in a key or a string,
+    nested at most REGISTRY_MAX_JSON_DEPTH levels."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise InvalidInput(f"'{field}' must be a JSON object.", field=field)
+    found = jsoninput.unstorable(value, max_depth=settings.REGISTRY_MAX_JSON_DEPTH)
+    if found:
+        where, problem = found
+        where = f"{field}{'' if not where or where.startswith('[') else '.'}{where}"
+        raise InvalidInput(f"'{where}' {problem}.", field=field)
+    return value
+
+
+def check_storable(value: str, *, field: str, what: str | None = None) -> str:
+    """Refuse text with a NUL or an unpaired surrogate (no database stores them)."""
+    problem = jsoninput.bad_character(value)
+    if problem:
+        raise InvalidInput(f"{what or repr(field)} contains {problem}, which cannot be stored.", field=field)
     return value
 
 
@@ -105,6 +122,7 @@ def clean_text(value: Any, *, field: str, max_length: int | None = None, allow_b
         value = ""
     if not isinstance(value, str):
         raise InvalidInput(f"'{field}' must be a string.", field=field)
+    check_storable(value, field=field)
     value = value.replace("\r\n", "\n")  # browsers send form text with CRLF line ends
     value = value.strip() if max_length else value
     if not allow_blank and not value.strip():

@@ -14,7 +14,7 @@ from django.utils.dateparse import parse_datetime
 from registry.errors import Conflict, InvalidInput, NameTaken
 from registry.models import Context, Metric, TrainingRecord, Version
 from registry.permissions import Perm, require
-from registry.services.common import apply_changes, audit, clean_text, describe_changes
+from registry.services.common import apply_changes, audit, check_storable, clean_text, describe_changes
 
 MAX_METRICS_PER_CALL = 10_000
 UNSET: Any = object()
@@ -88,6 +88,7 @@ def _clean_metric(item: Any, index: int) -> Metric:
     key = item.get("key")
     if not isinstance(key, str) or not key.strip() or len(key) > 200:
         raise InvalidInput(f"{where} needs a key of 1-200 characters.", field="key")
+    check_storable(key, field="key", what=f"{where} key")
     value = item.get("value")
     number, text = None, None
     if isinstance(value, bool) or value is None:
@@ -99,7 +100,7 @@ def _clean_metric(item: Any, index: int) -> Metric:
     elif isinstance(value, str):
         if len(value) > 500:
             raise InvalidInput(f"{where} '{key}' can have at most 500 characters.", field="value")
-        text = value
+        text = check_storable(value, field="value", what=f"{where} '{key}' value")
     else:
         raise InvalidInput(f"{where} '{key}' needs a number or string value.", field="value")
     step = item.get("step")

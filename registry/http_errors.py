@@ -1,0 +1,89 @@
+"""Errors answered before or beside the views, in each door's shape: the API's JSON
+`{"detail", "code"}` under /api/, the dashboard's page elsewhere.
+
+- a NUL character in the path or the query string (PostgreSQL cannot compare text with one):
+  400, before any view runs;
+- Django's own 400s (a body over DATA_UPLOAD_MAX_MEMORY_SIZE is 413, too many form fields,
+  a malformed multipart body...), through `handler400`;
+- an /api/ path that matches no endpoint: 404 JSON, not the dashboard's page.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponsePermanentRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
+
+NUL_MESSAGE = "The address contains a NUL character (%00), which is not allowed in a path or a query parameter."
+
+
+def is_api(request) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def json_error(status: int, detail: str, code: str, *, field: str | None = None) -> JsonResponse:
+    """The API's error body, for answers made outside DRF (registry/api/exceptions.py is the
+    same shape for errors raised in views)."""
+    body = {"detail": detail, "code": code}
+    if field:
+        body["field"] = field
+    return JsonResponse(body, status=status)
+
+
+def body_too_large_message() -> str:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return (f"The request body is larger than {limit:,} bytes ({limit / 1024**2:g} MiB), the most a JSON body "
+            f"or a form may be (REGISTRY_MAX_JSON_BODY_BYTES); send fewer items per request.")
+
+
+def error_page(request, status: int, message: str, code: str = "invalid"):
+    if is_api(request):
+        return json_error(status, message, code)
+    return render(request, "400.html", {"message": message, "status": status}, status=status)
+
+
+class RefuseNulMiddleware:
+    """400 for a NUL in the path or the query string, whatever the view. Form and JSON bodies
+    are checked where they are parsed (forms' CharField, the API's JSON parser, services)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path_info or _query_has_nul(request):
+            return error_page(request, 400, NUL_MESSAGE)
+        return self.get_response(request)
+
+
+def _query_has_nul(request) -> bool:
+    if "%00" not in request.META.get("QUERY_STRING", "") and "\x00" not in request.META.get("QUERY_STRING", ""):
+        return False
+    return any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists())
+
+
+def bad_request(request, exception=None):
+    """`handler400`: Django's own refusals, in the door's shape; a body over the limit is 413."""
+    if isinstance(exception, RequestDataTooBig):
+        return error_page(request, 413, body_too_large_message(), "body_too_large")
+    return error_page(request, 400, "The request could not be read (malformed or too many fields).", "bad_request")
+
+
+@csrf_exempt
+def api_not_found(request, *args, **kwargs):
+    """The last /api/ route: a path no endpoint matches is 404 in the API's shape. A GET that
+    only lacks the trailing slash is redirected, as APPEND_SLASH does for other paths."""
+    path = request.path_info
+    if not path.endswith("/"):
+        try:
+            match = resolve(path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not api_not_found:
+            if request.method in ("GET", "HEAD"):
+                query = request.META.get("QUERY_STRING", "")
+                return HttpResponsePermanentRedirect(request.path + "/" + (f"?{query}" if query else ""))
+            return json_error(404, f"Not found. Did you mean {request.path}/ (with a trailing slash)?", "not_found")
+    return json_error(404, "Not found.", "not_found")

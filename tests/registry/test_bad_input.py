@@ -1,0 +1,283 @@
+"""Bad input answers 4xx JSON with a message, never a 500, and stores nothing (issue 13).
+
+NUL characters, JSON nested too deep, numbers out of range, too many tags, bodies over the
+limit, unknown API paths, non-ASCII file names and look-alike model names. Every case here
+was a 500 (or an HTML page, or a silent mangling) before; they run on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from registry.models import AuditEvent, Metric, Model, TrainingRecord, Version
+
+from tests.helpers import upload
+
+pytestmark = pytest.mark.django_db
+
+NUL = "\x00"
+
+
+def assert_json_error(response, status: int = 400, code: str | None = "invalid") -> dict:
+    assert response.status_code == status, (response.status_code, response.content[:300])
+    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
+    body = response.json()
+    assert body["detail"], body
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+@pytest.fixture
+def version(model, users):
+    from registry import services
+
+    return services.version_create(actor=users["editor"], model=model)
+
+
+# --- 1. NUL characters ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, params", [
+    ("/api/v1/contexts/acme/models/", {"search": f"a{NUL}b"}),
+    ("/api/v1/contexts/acme/models/", {"tag": f"a{NUL}b"}),
+    ("/api/v1/contexts/acme/models/", {"name": f"a{NUL}b"}),
+    ("/api/v1/contexts/acme/audit/", {"object_id": f"a{NUL}b"}),
+    ("/api/v1/contexts/acme/audit/", {"actor": f"a{NUL}b"}),
+    ("/api/v1/contexts/acme/audit/", {"action": f"a{NUL}b"}),
+    ("/api/v1/contexts/acme/records/", {"search": f"a{NUL}b"}),
+])
+def test_nul_in_a_query_parameter_is_400_json(clients, model, path, params):
+    body = assert_json_error(clients["viewer"].get(path, params))
+    assert "NUL" in body["detail"]
+
+
+def test_nul_in_the_metrics_key_filter_is_400_json(clients, version):
+    r = clients["viewer"].get(f"/api/v1/models/{version.model_id}/versions/1/metrics/", {"key": f"a{NUL}"})
+    assert_json_error(r)
+
+
+def test_nul_in_a_query_parameter_name_is_400_json(clients, model):
+    assert_json_error(clients["viewer"].get("/api/v1/contexts/acme/models/?a%00=1"))
+
+
+@pytest.mark.parametrize("suffix", ["aliases/pro%00d/", "versions/1/formats/pk%00l/", "versions/1/formats/pk%00l/file"])
+def test_nul_in_a_path_segment_is_400_json(clients, version, suffix):
+    r = clients["publisher"].get(f"/api/v1/models/{version.model_id}/{suffix}")
+    assert_json_error(r)
+
+
+def test_nul_in_an_alias_name_on_put_is_400_json(clients, version):
+    r = clients["publisher"].put(f"/api/v1/models/{version.model_id}/aliases/pro%00d/", {"version": 1},
+                                 format="json")
+    assert_json_error(r)
+
+
+@pytest.mark.parametrize("fields", [
+    {"metadata": {f"k{NUL}": 1}},
+    {"metadata": {"k": f"v{NUL}"}},
+    {"metadata": {"k": [{"deep": [f"v{NUL}"]}]}},
+    {"tags": [f"t{NUL}"]},
+    {"description": f"d{NUL}"},
+    {"task": f"t{NUL}"},
+    {"name": f"n{NUL}"},
+])
+def test_nul_in_a_model_body_is_400_and_stores_nothing(clients, fields):
+    before = AuditEvent.objects.count()
+    r = clients["editor"].post("/api/v1/contexts/acme/models/", {"name": "fresh", **fields}, format="json")
+    assert_json_error(r)
+    assert not Model.objects.filter(name="fresh").exists()
+    assert AuditEvent.objects.count() == before
+
+
+@pytest.mark.parametrize("fields", [
+    {"metadata": {"provenance": {f"repo{NUL}": "x"}}},
+    {"hyperparameters": {"lr": f"0.1{NUL}"}},
+    {"config": {f"{NUL}": 1}},
+    {"signature": {"inputs": [{"name": f"x{NUL}", "dtype": "float32", "shape": [-1]}]}},
+    {"name": f"v{NUL}"},
+    {"framework": f"sk{NUL}"},
+])
+def test_nul_in_a_version_body_is_400_and_stores_nothing(clients, model, fields):
+    r = clients["editor"].post(f"/api/v1/models/{model.pk}/versions/", fields, format="json")
+    assert_json_error(r)
+    assert not Version.objects.exists()
+
+
+def test_nul_in_a_version_edit_is_400_and_changes_nothing(clients, version):
+    r = clients["editor"].patch(f"/api/v1/models/{version.model_id}/versions/1/",
+                                {"metadata": {"k": f"{NUL}"}}, format="json")
+    assert_json_error(r)
+    version.refresh_from_db()
+    assert version.metadata == {}
+
+
+@pytest.mark.parametrize("metric", [
+    {"key": f"loss{NUL}", "value": 1.0},
+    {"key": "loss", "value": f"high{NUL}"},
+])
+def test_nul_in_a_metric_is_400_and_stores_nothing(clients, version, metric):
+    r = clients["editor"].post(f"/api/v1/models/{version.model_id}/versions/1/metrics/", [metric], format="json")
+    assert_json_error(r)
+    assert not Metric.objects.exists()
+
+
+def test_nul_in_a_record_is_400_and_stores_nothing(clients, context):
+    r = clients["editor"].post("/api/v1/contexts/acme/records/", {"name": "d", "uri": f"s3://b/{NUL}"}, format="json")
+    assert_json_error(r)
+    assert not TrainingRecord.objects.exists()
+
+
+def test_unpaired_surrogate_in_json_is_400_and_stores_nothing(clients):
+    r = clients["editor"].generic("POST", "/api/v1/contexts/acme/models/",
+                                  '{"name": "fresh", "metadata": {"k": "\\ud800"}}', content_type="application/json")
+    assert_json_error(r)
+    assert not Model.objects.exists()
+
+
+def test_nul_in_the_upload_filename_is_refused_or_dropped(clients, version):
+    r = upload(clients["editor"], version.model_id, 1, filename=None, HTTP_X_FILENAME="a%00b.pkl")
+    assert r.status_code in (200, 400), r.content[:300]
+    if r.status_code == 200:
+        assert NUL not in r.json()["original_filename"]
+
+
+# --- 2. JSON nested too deep ---------------------------------------------------------------
+
+@pytest.mark.parametrize("body", [
+    '{"name": "deep", "metadata": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}",
+    '{"name": "deep", "metadata": {"a": ' + "[" * 100_000 + "]" * 100_000 + "}}",
+    "[" * 100_000,  # not even closed
+])
+def test_json_nested_too_deep_is_400_naming_the_limit(clients, settings, body):
+    r = clients["editor"].generic("POST", "/api/v1/contexts/acme/models/", body, content_type="application/json")
+    detail = assert_json_error(r, code="parse_error")["detail"]
+    assert f"{settings.REGISTRY_MAX_JSON_DEPTH} levels" in detail
+    assert not Model.objects.exists()
+
+
+def test_json_at_the_nesting_limit_is_accepted_and_one_more_level_is_not(clients, settings):
+    settings.REGISTRY_MAX_JSON_DEPTH = 10
+
+    def body(levels_inside_metadata):
+        return '{"name": "m%d", "metadata": %s}' % (levels_inside_metadata,
+                                                     '{"a": ' * (levels_inside_metadata - 1) + "{}" + "}" * (levels_inside_metadata - 1))
+
+    post = clients["editor"].generic
+    # The body object is level 1, so metadata may hold 9 levels.
+    r = post("POST", "/api/v1/contexts/acme/models/", body(9), content_type="application/json")
+    assert r.status_code == 201, r.json()
+    r = post("POST", "/api/v1/contexts/acme/models/", body(10), content_type="application/json")
+    assert_json_error(r, code="parse_error")
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(clients):
+    text = "[" * 10_000 + '\\"{' * 100
+    r = clients["editor"].post("/api/v1/contexts/acme/models/", {"name": "m", "metadata": {"note": text}}, format="json")
+    assert r.status_code == 201, r.json()
+    assert r.json()["metadata"]["note"] == text
+
+
+def test_metrics_nested_too_deep_are_400(clients, version):
+    body = '[{"key": "k", "value": ' + "[" * 50_000 + "]" * 50_000 + "}]"
+    r = clients["editor"].generic("POST", f"/api/v1/models/{version.model_id}/versions/1/metrics/", body,
+                                  content_type="application/json")
+    assert_json_error(r, code="parse_error")
+
+
+def test_nan_and_infinity_are_not_json(clients, version):
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        r = clients["editor"].generic("POST", f"/api/v1/models/{version.model_id}/versions/1/metrics/",
+                                      '[{"key": "k", "value": %s}]' % constant, content_type="application/json")
+        assert_json_error(r, code="parse_error")
+    assert not Metric.objects.exists()
+
+
+def test_a_service_refuses_json_nested_too_deep(users, context, settings):
+    from registry import services
+    from registry.errors import InvalidInput
+
+    deep: dict = {}
+    for _ in range(settings.REGISTRY_MAX_JSON_DEPTH + 5):
+        deep = {"a": deep}
+    with pytest.raises(InvalidInput, match="levels"):
+        services.model_create(actor=users["editor"], context=context, name="m", metadata=deep)
+
+
+# --- 5. the body limit ---------------------------------------------------------------------
+
+def test_a_batch_of_ten_thousand_long_metrics_fits_the_body_limit(clients, version):
+    """The largest documented JSON body: 10,000 metrics with 200-character keys and
+    500-character text values."""
+    import json
+
+    items = [{"key": "k" * 200, "value": "v" * 500, "step": -(2**63), "wallclock": "2024-01-01T00:00:00.000000+00:00"}
+             for _ in range(10_000)]
+    body = json.dumps(items)
+    assert len(body) > 2.5 * 1024 * 1024  # Django's default limit
+    r = clients["editor"].generic("POST", f"/api/v1/models/{version.model_id}/versions/1/metrics/", body,
+                                  content_type="application/json")
+    assert r.status_code == 201, r.content[:300]
+    assert Metric.objects.count() == 10_000
+
+
+def test_a_body_over_the_limit_is_413_json_naming_it(clients, version, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = '[{"key": "k", "value": "%s"}]' % ("x" * 2000)
+    r = clients["editor"].generic("POST", f"/api/v1/models/{version.model_id}/versions/1/metrics/", body,
+                                  content_type="application/json")
+    detail = assert_json_error(r, 413, "body_too_large")["detail"]
+    assert "1,000 bytes" in detail
+    assert not Metric.objects.exists()
+
+
+def test_a_dashboard_form_over_the_limit_is_a_413_page(users, model, settings):
+    from django.test import Client
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    client = Client()
+    client.force_login(users["editor"])
+    r = client.post(f"/models/{model.pk}/edit/", {"name": "Churn", "description": "x" * 2000})
+    assert r.status_code == 413
+    assert r["Content-Type"].startswith("text/html")
+    assert "1,000 bytes" in r.content.decode()
+
+
+# --- 6. unknown API paths --------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/nothing/", "/api/v1/models/", "/api/v2/contexts/", "/api/", "/api/v1/contexts/acme/modelz/",
+    "/api/v1/models/00000000-0000-0000-0000-000000000000/versions/1/formats/pkl/file/",
+])
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+def test_an_unknown_api_path_is_404_json(clients, context, path, method):
+    r = getattr(clients["viewer"], method)(path)
+    body = assert_json_error(r, 404, "not_found")
+    assert body["detail"] == "Not found."
+
+
+def test_an_unknown_api_path_is_404_json_for_anonymous_clients_too(client, db):
+    assert_json_error(client.get("/api/v1/nothing/"), 404, "not_found")
+
+
+def test_an_api_path_without_its_trailing_slash_still_redirects_on_get(clients, context):
+    r = clients["viewer"].get("/api/v1/contexts/acme/models?search=x")
+    assert r.status_code == 301
+    assert r["Location"] == "/api/v1/contexts/acme/models/?search=x"
+    body = assert_json_error(clients["editor"].post("/api/v1/contexts/acme/models", {"name": "m"}, format="json"),
+                             404, "not_found")
+    assert "trailing slash" in body["detail"]
+
+
+def test_a_wrong_method_stays_405_json(clients, context):
+    r = clients["viewer"].put("/api/v1/contexts/acme/models/", {}, format="json")
+    assert_json_error(r, 405, "method_not_allowed")
+
+
+def test_nul_in_the_filename_parameter_is_400_and_stores_nothing(clients, version, storage_dir):
+    from tests.conftest import stored_files
+
+    r = clients["editor"].generic(
+        "PUT", f"/api/v1/models/{version.model_id}/versions/1/formats/pkl/file?filename=a%00b.pkl",
+        data=b"payload", content_type="application/octet-stream")
+    assert_json_error(r)
+    assert stored_files(storage_dir) == []
