@@ -17,6 +17,8 @@ from registry.permissions import Perm, require
 from registry.services.common import apply_changes, audit, check_storable, clean_text, describe_changes
 
 MAX_METRICS_PER_CALL = 10_000
+# What Metric.step (a BigIntegerField) holds.
+STEP_MIN, STEP_MAX = -(2**63), 2**63 - 1
 UNSET: Any = object()
 
 
@@ -94,9 +96,13 @@ def _clean_metric(item: Any, index: int) -> Metric:
     if isinstance(value, bool) or value is None:
         raise InvalidInput(f"{where} '{key}' needs a number or string value.", field="value")
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer past a double's range (about 1.8e308)
+            number = math.inf
         if not math.isfinite(number):
-            raise InvalidInput(f"{where} '{key}' must be a finite number.", field="value")
+            raise InvalidInput(f"{where} '{key}' must be a finite number (a double: at most about 1.8e308).",
+                               field="value")
     elif isinstance(value, str):
         if len(value) > 500:
             raise InvalidInput(f"{where} '{key}' can have at most 500 characters.", field="value")
@@ -104,8 +110,9 @@ def _clean_metric(item: Any, index: int) -> Metric:
     else:
         raise InvalidInput(f"{where} '{key}' needs a number or string value.", field="value")
     step = item.get("step")
-    if step is not None and (not isinstance(step, int) or isinstance(step, bool)):
-        raise InvalidInput(f"{where} '{key}' step must be an integer.", field="step")
+    if step is not None and (not isinstance(step, int) or isinstance(step, bool) or not STEP_MIN <= step <= STEP_MAX):
+        raise InvalidInput(f"{where} '{key}' step must be an integer from {STEP_MIN} to {STEP_MAX} (signed 64-bit).",
+                           field="step")
     wallclock = item.get("wallclock")
     if wallclock is None:
         wallclock = timezone.now()
@@ -115,12 +122,19 @@ def _clean_metric(item: Any, index: int) -> Metric:
         except (OverflowError, OSError, ValueError):
             raise InvalidInput(f"{where} '{key}' wallclock is out of range.", field="wallclock") from None
     elif isinstance(wallclock, str):
-        parsed = parse_datetime(wallclock)
+        try:
+            parsed = parse_datetime(wallclock)
+        except ValueError:  # well-formed but not a date: month 13, year 0
+            parsed = None
         if parsed is None:
             raise InvalidInput(f"{where} '{key}' wallclock must be ISO 8601 or a Unix time.", field="wallclock")
         wallclock = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, dt_timezone.utc)
     elif not isinstance(wallclock, datetime):
         raise InvalidInput(f"{where} '{key}' wallclock must be ISO 8601 or a Unix time.", field="wallclock")
+    try:
+        wallclock = wallclock.astimezone(dt_timezone.utc)  # stored in UTC: 9999-12-31T23:59-01:00 is past it
+    except OverflowError:
+        raise InvalidInput(f"{where} '{key}' wallclock is out of range.", field="wallclock") from None
     return Metric(key=key.strip(), value_number=number, value_text=text, step=step, wallclock=wallclock)
 
 

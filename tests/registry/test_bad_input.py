@@ -281,3 +281,73 @@ def test_nul_in_the_filename_parameter_is_400_and_stores_nothing(clients, versio
         data=b"payload", content_type="application/octet-stream")
     assert_json_error(r)
     assert stored_files(storage_dir) == []
+
+
+# --- 3. numbers out of range ----------------------------------------------------------------
+
+def post_metrics(clients, version, text: str):
+    return clients["editor"].generic("POST", f"/api/v1/models/{version.model_id}/versions/1/metrics/", text,
+                                     content_type="application/json")
+
+
+@pytest.mark.parametrize("step", [str(2**63), str(-(2**63) - 1), "1" + "0" * 30, "-" + "1" + "0" * 30])
+def test_a_step_outside_signed_64_bits_is_400_naming_the_range(clients, version, step):
+    r = post_metrics(clients, version, '[{"key": "k", "value": 1, "step": %s}]' % step)
+    body = assert_json_error(r)
+    assert body["field"] == "step"
+    assert str(2**63 - 1) in body["detail"] and str(-(2**63)) in body["detail"]
+    assert not Metric.objects.exists()
+
+
+def test_the_ends_of_the_step_range_are_stored(clients, version):
+    r = post_metrics(clients, version, '[{"key": "k", "value": 1, "step": %d}, {"key": "k", "value": 2, "step": %d}]'
+                     % (2**63 - 1, -(2**63)))
+    assert r.status_code == 201, r.json()
+    assert sorted(Metric.objects.values_list("step", flat=True)) == [-(2**63), 2**63 - 1]
+
+
+@pytest.mark.parametrize("value", ["1" + "0" * 400, "1e400", "-1e400"])
+def test_a_value_beyond_a_double_is_400(clients, version, value):
+    r = post_metrics(clients, version, '[{"key": "k", "value": %s}]' % value)
+    body = assert_json_error(r)
+    assert body["field"] == "value"
+    assert not Metric.objects.exists()
+
+
+@pytest.mark.parametrize("wallclock", [
+    "1e300", "-1e300", str(10**30), '"99999-01-01T00:00:00Z"', '"2024-13-45T00:00:00Z"', '"0000-01-01T00:00:00Z"',
+    '"9999-12-31T23:59:59-23:59"', '"0001-01-01T00:00:00+23:59"',
+])
+def test_a_wallclock_out_of_range_is_400(clients, version, wallclock):
+    r = post_metrics(clients, version, '[{"key": "k", "value": 1, "wallclock": %s}]' % wallclock)
+    assert_json_error(r)
+    assert not Metric.objects.exists()
+
+
+@pytest.mark.parametrize("path", [
+    f"versions/{2**63}/", f"versions/{10**30}/", f"versions/{10**30}/metrics/",
+])
+def test_a_version_number_out_of_range_in_the_path_is_404(clients, version, path):
+    assert_json_error(clients["viewer"].get(f"/api/v1/models/{version.model_id}/{path}"), 404, "not_found")
+
+
+@pytest.mark.parametrize("number", [2**63, 10**30, -(2**63) - 1])
+def test_an_alias_to_a_version_number_out_of_range_is_400(clients, version, number):
+    r = clients["publisher"].put(f"/api/v1/models/{version.model_id}/aliases/production/", {"version": number},
+                                 format="json")
+    assert_json_error(r)
+
+
+@pytest.mark.parametrize("query", [f"page={10**30}", f"page_size={10**30}", "page=-1", f"page_size=-{10**30}"])
+def test_paging_numbers_out_of_range_are_not_a_500(clients, model, query):
+    r = clients["viewer"].get(f"/api/v1/contexts/acme/models/?{query}")
+    assert r.status_code in (200, 404), r.content[:200]
+    assert r["Content-Type"].startswith("application/json")
+
+
+def test_huge_numbers_in_json_fields_are_stored_or_refused_never_a_500(clients):
+    r = clients["editor"].post("/api/v1/contexts/acme/models/", {"name": "m", "metadata": {"n": 10**30, "f": 1e300}},
+                               format="json")
+    assert r.status_code in (201, 400), r.content[:200]
+    if r.status_code == 201:
+        assert clients["viewer"].get(f"/api/v1/models/{r.json()['id']}/").json()["metadata"]["n"] == 10**30
