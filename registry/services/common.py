@@ -37,7 +37,8 @@ def normalize_name(value: Any, *, field: str = "name", max_length: int = 200) ->
 
 
 def clean_tags(value: Any, *, field: str = "tags") -> list[str]:
-    """Validate tags given as a list or a comma-separated string; duplicates collapse."""
+    """Validate tags given as a list or a comma-separated string; duplicates collapse, and at
+    most REGISTRY_MAX_TAGS remain."""
     if value is None:
         return []
     if isinstance(value, str):
@@ -60,6 +61,11 @@ def clean_tags(value: Any, *, field: str = "tags") -> list[str]:
             raise InvalidInput(f"Tag '{tag}' contains a control character.", field=field)
         key = tag.casefold()
         if key not in seen:
+            if len(tags) >= settings.REGISTRY_MAX_TAGS:
+                raise InvalidInput(
+                    f"A model or a version can have at most {settings.REGISTRY_MAX_TAGS} tags "
+                    f"(REGISTRY_MAX_TAGS).", field=field,
+                )
             seen.add(key)
             tags.append(tag)
     return tags

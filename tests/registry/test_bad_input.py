@@ -351,3 +351,25 @@ def test_huge_numbers_in_json_fields_are_stored_or_refused_never_a_500(clients):
     assert r.status_code in (201, 400), r.content[:200]
     if r.status_code == 201:
         assert clients["viewer"].get(f"/api/v1/models/{r.json()['id']}/").json()["metadata"]["n"] == 10**30
+
+
+# --- 4. too many tags -----------------------------------------------------------------------
+
+def test_a_hundred_thousand_tags_are_400_naming_the_cap(clients, settings):
+    tags = [f"t{n}" for n in range(100_000)]
+    body = assert_json_error(clients["editor"].post("/api/v1/contexts/acme/models/", {"name": "m", "tags": tags},
+                                                    format="json"))
+    assert body["field"] == "tags"
+    assert str(settings.REGISTRY_MAX_TAGS) in body["detail"]
+    assert not Model.objects.exists()
+
+
+def test_the_tag_cap_counts_distinct_tags_on_models_and_versions(clients, model, settings):
+    settings.REGISTRY_MAX_TAGS = 3
+    editor = clients["editor"]
+    r = editor.post("/api/v1/contexts/acme/models/", {"name": "m", "tags": ["a", "b", "c", "A", "b "]}, format="json")
+    assert r.status_code == 201, r.json()  # duplicates collapse before counting
+    assert assert_json_error(editor.patch(f"/api/v1/models/{model.pk}/", {"tags": "a,b,c,d"}, format="json"))["field"] == "tags"
+    r = editor.post(f"/api/v1/models/{model.pk}/versions/", {"tags": ["a", "b", "c", "d"]}, format="json")
+    assert "at most 3 tags" in assert_json_error(r)["detail"]
+    assert not Version.objects.exists()
