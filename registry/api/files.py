@@ -1,8 +1,10 @@
-"""Streaming downloads with ETag and single-range support, or a redirect to a presigned S3 URL."""
+"""Streaming downloads with ETag and single-range support, or a redirect to a presigned S3 URL;
+and the name an upload gives its file."""
 
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 from django.conf import settings
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -16,6 +18,30 @@ from registry.errors import NotFound
 from registry.models import Format
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# RFC 5987 `charset'language'percent-encoded`, alone or as `filename*=` of Content-Disposition.
+EXTENDED_VALUE = re.compile(r"^(?:filename\*=)?(utf-8|iso-8859-1)'[^']*'(.*)$", re.IGNORECASE)
+
+
+def upload_filename(request) -> str:
+    """The name an upload gives its file: `?filename=` (decoded as UTF-8 like any query
+    parameter), else the X-Filename header.
+
+    A header reaches Django as Latin-1 text (WSGI), so X-Filename is read as: RFC 5987
+    `UTF-8''hdr%C3%A9.bin` (also after `filename*=`); percent-encoded UTF-8 (what the client
+    sends); raw UTF-8 bytes (curl -H in a UTF-8 terminal); else Latin-1 as it came. The
+    service then keeps only a display name (registry.services.formats.clean_filename)."""
+    given = request.query_params.get("filename")
+    if given:
+        return given
+    header = request._request.headers.get("X-Filename", "").strip()
+    extended = EXTENDED_VALUE.match(header)
+    if extended:
+        return unquote(extended.group(2), encoding=extended.group(1), errors="replace")
+    try:
+        text = header.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # not UTF-8 bytes: the Latin-1 reading is the right one
+        return header
+    return unquote(text, errors="replace") if "%" in text else text
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from registry import selectors, services
 from registry.api import serializers as s
-from registry.api.files import FileNegotiation, download_response
+from registry.api.files import FileNegotiation, download_response, upload_filename
 from registry.errors import InvalidInput, LengthRequired
 from registry.permissions import Perm, effective_roles, require
 from registry.services.formats import ACKNOWLEDGED_DOWNLOAD_STATUSES
@@ -348,6 +348,9 @@ class FormatFileView(RegistryView):
             OpenApiParameter("X-Checksum-Sha256", str, OpenApiParameter.HEADER, description="Hex SHA-256 of the body"),
             OpenApiParameter("Content-MD5", str, OpenApiParameter.HEADER, description="Base64 MD5 of the body"),
             OpenApiParameter("filename", str, description="Original filename, kept as metadata"),
+            OpenApiParameter("X-Filename", str, OpenApiParameter.HEADER,
+                             description="Original filename if `filename` is not given: percent-encoded UTF-8 "
+                                         "or RFC 5987 `UTF-8''name`"),
         ],
         responses={200: s.FormatSerializer, 411: OpenApiTypes.OBJECT, 413: OpenApiTypes.OBJECT, **ERRORS,
                    **STORAGE_ERRORS},
@@ -368,7 +371,7 @@ class FormatFileView(RegistryView):
             raise LengthRequired("Send the file with a Content-Length header.")
         fmt = services.format_upload(
             actor=request.user, version=version, kind=kind, stream=raw, content_length=content_length,
-            filename=request.query_params.get("filename") or raw.headers.get("X-Filename", ""),
+            filename=upload_filename(request),
             content_type=raw.headers.get("Content-Type", ""),
             declared_sha256=raw.headers.get("X-Checksum-Sha256", ""),
             declared_md5=raw.headers.get("Content-MD5", ""),

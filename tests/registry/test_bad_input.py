@@ -134,11 +134,16 @@ def test_unpaired_surrogate_in_json_is_400_and_stores_nothing(clients):
     assert not Model.objects.exists()
 
 
-def test_nul_in_the_upload_filename_is_refused_or_dropped(clients, version):
-    r = upload(clients["editor"], version.model_id, 1, filename=None, HTTP_X_FILENAME="a%00b.pkl")
-    assert r.status_code in (200, 400), r.content[:300]
-    if r.status_code == 200:
-        assert NUL not in r.json()["original_filename"]
+def put_file(client, version, query: str = "", **headers):
+    return client.generic("PUT", f"/api/v1/models/{version.model_id}/versions/{version.number}/formats/pkl/file{query}",
+                          data=b"\x80\x04K\x01.", content_type="application/octet-stream", **headers)
+
+
+@pytest.mark.parametrize("header", ["a%00b.pkl", "a\x00b.pkl", "UTF-8''a%00b.pkl"])
+def test_nul_in_x_filename_is_dropped_like_other_control_characters(clients, version, header):
+    r = put_file(clients["editor"], version, HTTP_X_FILENAME=header)
+    assert r.status_code == 200, r.content[:300]
+    assert r.json()["original_filename"] == "ab.pkl"
 
 
 # --- 2. JSON nested too deep ---------------------------------------------------------------
@@ -373,3 +378,47 @@ def test_the_tag_cap_counts_distinct_tags_on_models_and_versions(clients, model,
     r = editor.post(f"/api/v1/models/{model.pk}/versions/", {"tags": ["a", "b", "c", "d"]}, format="json")
     assert "at most 3 tags" in assert_json_error(r)["detail"]
     assert not Version.objects.exists()
+
+
+# --- 7. X-Filename in UTF-8 -------------------------------------------------------------------
+
+def as_wsgi(text: str) -> str:
+    """A header as a WSGI server hands it over: its bytes (UTF-8 here) read as Latin-1."""
+    return text.encode("utf-8").decode("latin-1")
+
+
+@pytest.mark.parametrize("header, kept", [
+    ("hdr%C3%A9.bin", "hdr\u00e9.bin"),                              # percent-encoded UTF-8
+    ("UTF-8''hdr%C3%A9%20%E2%9C%93.bin", "hdr\u00e9 \u2713.bin"),     # RFC 5987
+    ("filename*=UTF-8''hdr%C3%A9.bin", "hdr\u00e9.bin"),             # as in Content-Disposition
+    ("utf-8'en'hdr%C3%A9.bin", "hdr\u00e9.bin"),
+    (as_wsgi("hdr\u00e9.bin"), "hdr\u00e9.bin"),                      # raw UTF-8 bytes (curl -H)
+    (as_wsgi("\u6a21\u578b.onnx"), "\u6a21\u578b.onnx"),
+    ("hdr\u00e9.bin", "hdr\u00e9.bin"),                              # a byte that is not UTF-8: Latin-1
+    ("100%.bin", "100%.bin"),
+    ("../weights.pt", "weights.pt"),
+])
+def test_x_filename_is_read_as_utf8(clients, version, header, kept):
+    r = put_file(clients["editor"], version, HTTP_X_FILENAME=header)
+    assert r.status_code == 200, r.json()
+    assert r.json()["original_filename"] == kept
+
+
+def test_the_filename_parameter_wins_over_x_filename(clients, version):
+    r = put_file(clients["editor"], version, "?filename=mod%C3%A8le.pkl", HTTP_X_FILENAME="other.pkl")
+    assert r.status_code == 200, r.json()
+    assert r.json()["original_filename"] == "mod\u00e8le.pkl"
+
+
+def test_the_dashboard_upload_keeps_a_non_ascii_filename(users, version):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import Client
+
+    from registry.models import Format
+
+    client = Client()
+    client.force_login(users["editor"])
+    upload_file = SimpleUploadedFile("mod\u00e8le \u2713.pkl", b"\x80\x04K\x01.", content_type="application/octet-stream")
+    r = client.post(f"/models/{version.model_id}/versions/1/formats/upload/", {"kind": "pkl", "file": upload_file})
+    assert r.status_code == 302, r.content[:500]
+    assert Format.objects.get().original_filename == "mod\u00e8le \u2713.pkl"
