@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from registry import storage
 from registry.errors import InvalidInput, NameTaken
@@ -26,14 +27,23 @@ from registry.services.common import (
 UNSET: Any = object()
 
 
-def _owner(value, *, default):
+def _owner(value, *, context: Context, default):
+    """The user named `value`, who must hold a role in `context` (directly or through a group).
+    One answer for a stranger and for no such user, so an editor cannot learn which usernames
+    exist in other contexts."""
     if value is UNSET:
         return default
     if value in (None, ""):
         return None
-    user = get_user_model().objects.filter(username=value).first()
+    user = None
+    if isinstance(value, str):
+        user = (
+            get_user_model().objects.filter(username=value)
+            .filter(Q(registry_memberships__context=context) | Q(groups__registry_memberships__context=context))
+            .first()
+        )
     if user is None:
-        raise InvalidInput(f"There is no user '{value}'.", field="owner")
+        raise InvalidInput(f"The owner must be a member of context '{context.slug}'; '{value}' is not.", field="owner")
     return user
 
 
@@ -63,7 +73,7 @@ def model_create(
         name_key=name_key,
         description=clean_text(description, field="description"),
         task=clean_text(task, field="task", max_length=200),
-        owner=_owner(owner, default=actor if actor is not None and actor.is_authenticated else None),
+        owner=_owner(owner, context=context, default=actor if actor is not None and actor.is_authenticated else None),
         metadata=clean_json_object(metadata, field="metadata"),
         created_by=actor if actor is not None else None,
         updated_by=actor if actor is not None else None,
@@ -110,7 +120,7 @@ def model_update(
     if task is not UNSET:
         values["task"] = clean_text(task, field="task", max_length=200)
     if owner is not UNSET:
-        values["owner"] = _owner(owner, default=None)
+        values["owner"] = _owner(owner, context=model.context, default=None)
     if metadata is not UNSET:
         values["metadata"] = clean_json_object(metadata, field="metadata")
     changes = apply_changes(model, values)

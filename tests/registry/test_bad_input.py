@@ -422,3 +422,43 @@ def test_the_dashboard_upload_keeps_a_non_ascii_filename(users, version):
     r = client.post(f"/models/{version.model_id}/versions/1/formats/upload/", {"kind": "pkl", "file": upload_file})
     assert r.status_code == 302, r.content[:500]
     assert Format.objects.get().original_filename == "mod\u00e8le \u2713.pkl"
+
+
+# --- 9. owners --------------------------------------------------------------------------------
+
+def test_an_owner_must_be_a_member_and_the_answer_does_not_tell_who_exists(clients, users):
+    editor = clients["editor"]
+    answers = {}
+    for name in ("outsider", "no-such-user"):  # a user of another context; nobody at all
+        r = editor.post("/api/v1/contexts/acme/models/", {"name": f"m-{name}", "owner": name}, format="json")
+        body = assert_json_error(r)
+        assert body["field"] == "owner"
+        answers[name] = body["detail"].replace(name, "<name>")
+    assert answers["outsider"] == answers["no-such-user"]
+    assert not Model.objects.exists()
+
+
+def test_an_owner_can_be_changed_only_to_a_member(clients, users, model):
+    editor = clients["editor"]
+    for name in ("outsider", "no-such-user"):
+        r = editor.patch(f"/api/v1/models/{model.pk}/", {"owner": name}, format="json")
+        assert assert_json_error(r)["field"] == "owner"
+    model.refresh_from_db()
+    assert model.owner.username == "editor"
+    r = editor.patch(f"/api/v1/models/{model.pk}/", {"owner": "viewer"}, format="json")
+    assert r.status_code == 200, r.json()
+    assert r.json()["owner"] == "viewer"
+
+
+def test_a_member_through_a_group_can_own_a_model(clients, users, context):
+    from django.contrib.auth.models import Group
+
+    from registry import services
+    from tests.factories import UserFactory
+
+    group = Group.objects.create(name="ml-team")
+    UserFactory(username="grouped").groups.add(group)
+    services.membership_set(actor=None, context=context, role="viewer", group="ml-team")
+    r = clients["editor"].post("/api/v1/contexts/acme/models/", {"name": "m", "owner": "grouped"}, format="json")
+    assert r.status_code == 201, r.json()
+    assert r.json()["owner"] == "grouped"
