@@ -2,6 +2,7 @@ import factory
 from django.contrib.auth import get_user_model
 
 from registry.models import Context, Membership, Model, TrainingRecord, Version
+from registry.names import lookalike_key
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -37,6 +38,7 @@ class ModelFactory(factory.django.DjangoModelFactory):
     context = factory.SubFactory(ContextFactory)
     name = factory.Sequence(lambda n: f"model-{n}")
     name_key = factory.LazyAttribute(lambda o: o.name.casefold())
+    name_skeleton = factory.LazyAttribute(lambda o: lookalike_key(o.name))
 
 
 class VersionFactory(factory.django.DjangoModelFactory):

@@ -27,8 +27,11 @@ class Model(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     context = models.ForeignKey(Context, on_delete=models.CASCADE, related_name="models")
     name = models.CharField(max_length=200)
-    # NFC-normalised, trimmed and case-folded name: what uniqueness is decided on.
+    # The cleaned, case-folded name (registry.names): what ?name= and the ordering use.
     name_key = models.CharField(max_length=400, editable=False)
+    # SHA-256 of the name's confusable skeleton (registry.names.lookalike_key): names a reader
+    # could mistake for each other share it, and the constraint below refuses the second.
+    name_skeleton = models.CharField(max_length=64, editable=False)
     description = models.TextField(blank=True, default="")
     tags = models.ManyToManyField(Tag, blank=True, related_name="models")
     task = models.CharField(max_length=200, blank=True, default="")
@@ -59,6 +62,7 @@ class Model(models.Model):
         ordering = ["name_key"]
         constraints = [
             models.UniqueConstraint(fields=["context", "name_key"], name="model_unique_name_in_context"),
+            models.UniqueConstraint(fields=["context", "name_skeleton"], name="model_unique_lookalike_in_context"),
             models.CheckConstraint(condition=Q(next_version_number__gte=1), name="model_next_version_positive"),
         ]
         indexes = [

@@ -12,6 +12,7 @@ from django.db import models
 from registry import jsoninput
 from registry.errors import InvalidInput
 from registry.models import AuditEvent, Context, Tag
+from registry.names import clean_label
 
 TAG_MAX_LENGTH = 32
 SIGNATURE_DTYPES = {
@@ -23,22 +24,25 @@ SIGNATURE_PROFILES = {"numerical", "text", "image"}
 
 
 def normalize_name(value: Any, *, field: str = "name", max_length: int = 200) -> tuple[str, str]:
-    """Return (display name, uniqueness key): NFC-normalised and trimmed; key also case-folded."""
+    """Return (display name, uniqueness key): cleaned by registry.names.clean_label (no invisible
+    characters, NFKC, one space between words, trimmed); the key also case-folded. Names that
+    only look alike are told apart by registry.names.lookalike_key."""
     if not isinstance(value, str):
         raise InvalidInput("A name must be a string.", field=field)
-    name = unicodedata.normalize("NFC", value).strip()
+    check_storable(value, field=field, what="A name")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise InvalidInput("A name cannot contain control characters.", field=field)
+    name = clean_label(value)
     if not name:
-        raise InvalidInput("A name cannot be empty.", field=field)
+        raise InvalidInput("A name cannot be empty (or only invisible characters).", field=field)
     if len(name) > max_length:
         raise InvalidInput(f"A name can have at most {max_length} characters.", field=field)
-    if any(unicodedata.category(ch) == "Cc" for ch in name):
-        raise InvalidInput("A name cannot contain control characters.", field=field)
-    return name, unicodedata.normalize("NFC", name.casefold())
+    return name, unicodedata.normalize("NFKC", name.casefold())
 
 
 def clean_tags(value: Any, *, field: str = "tags") -> list[str]:
-    """Validate tags given as a list or a comma-separated string; duplicates collapse, and at
-    most REGISTRY_MAX_TAGS remain."""
+    """Validate tags given as a list or a comma-separated string, cleaned as names are
+    (registry.names.clean_label); duplicates collapse, and at most REGISTRY_MAX_TAGS remain."""
     if value is None:
         return []
     if isinstance(value, str):
@@ -50,15 +54,16 @@ def clean_tags(value: Any, *, field: str = "tags") -> list[str]:
     for raw in value:
         if not isinstance(raw, str):
             raise InvalidInput("Tags must be a list of strings.", field=field)
-        tag = unicodedata.normalize("NFC", raw).strip()
+        if any(unicodedata.category(ch) == "Cc" for ch in raw):
+            raise InvalidInput(f"Tag {raw[:40]!r} contains a control character.", field=field)
+        check_storable(raw, field=field, what="A tag")
+        tag = clean_label(raw)
         if not tag:  # "a, ,b" or a trailing comma in a form: nothing to keep
             continue
         if len(tag) > TAG_MAX_LENGTH:
             raise InvalidInput(
                 f"Tag '{tag[:40]}' is too long: tags have 1 to {TAG_MAX_LENGTH} characters.", field=field
             )
-        if any(unicodedata.category(ch) == "Cc" for ch in tag):
-            raise InvalidInput(f"Tag '{tag}' contains a control character.", field=field)
         key = tag.casefold()
         if key not in seen:
             if len(tags) >= settings.REGISTRY_MAX_TAGS:

@@ -14,7 +14,14 @@ from django.utils.dateparse import parse_datetime
 from registry.errors import Conflict, InvalidInput, NameTaken
 from registry.models import Context, Metric, TrainingRecord, Version
 from registry.permissions import Perm, require
-from registry.services.common import apply_changes, audit, check_storable, clean_text, describe_changes
+from registry.services.common import (
+    apply_changes,
+    audit,
+    check_storable,
+    clean_text,
+    describe_changes,
+    normalize_name,
+)
 
 MAX_METRICS_PER_CALL = 10_000
 # What Metric.step (a BigIntegerField) holds.
@@ -25,7 +32,7 @@ UNSET: Any = object()
 def _record_values(fields: dict[str, Any]) -> dict[str, Any]:
     values = {}
     if "name" in fields:
-        values["name"] = clean_text(fields["name"], field="name", max_length=200, allow_blank=False)
+        values["name"] = normalize_name(fields["name"], max_length=200)[0]  # cleaned as model names are
     if "uri" in fields:
         values["uri"] = clean_text(fields["uri"], field="uri", max_length=2000, allow_blank=False)
     if "checksum" in fields:

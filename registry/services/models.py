@@ -11,6 +11,7 @@ from django.db.models import Q
 from registry import storage
 from registry.errors import InvalidInput, NameTaken
 from registry.models import Context, Format, Model
+from registry.names import lookalike_key
 from registry.permissions import Perm, require
 from registry.services.common import (
     apply_changes,
@@ -47,8 +48,22 @@ def _owner(value, *, context: Context, default):
     return user
 
 
-def _name_taken(context: Context, name: str) -> NameTaken:
-    return NameTaken(f"A model named '{name}' already exists in context '{context.slug}'.", field="name")
+def _name_taken(context: Context, name: str, *, lookalike: bool = False, existing: str = "") -> NameTaken:
+    """409 for a name in use: the same name, or (`lookalike`) one a reader could mistake for it,
+    named when known (`existing`)."""
+    if not lookalike:
+        return NameTaken(f"A model named '{name}' already exists in context '{context.slug}'.", field="name")
+    if existing:
+        return NameTaken(f"A model whose name looks the same as '{name}' ('{existing}') already exists in "
+                         f"context '{context.slug}'; choose a name that reads differently.", field="name")
+    return NameTaken(f"A model named '{name}', or one whose name looks the same, already exists in context "
+                     f"'{context.slug}'; choose a name that reads differently.", field="name")
+
+
+def _name_conflict(context: Context, name: str, error: IntegrityError) -> NameTaken:
+    """NameTaken for a unique constraint the database refused (PostgreSQL names the constraint,
+    SQLite its columns; with both broken, either may be named)."""
+    return _name_taken(context, name, lookalike="name_skeleton" in str(error) or "lookalike" in str(error))
 
 
 @transaction.atomic
@@ -71,6 +86,7 @@ def model_create(
         context=context,
         name=name,
         name_key=name_key,
+        name_skeleton=lookalike_key(name),
         description=clean_text(description, field="description"),
         task=clean_text(task, field="task", max_length=200),
         owner=_owner(owner, context=context, default=actor if actor is not None and actor.is_authenticated else None),
@@ -79,12 +95,13 @@ def model_create(
         updated_by=actor if actor is not None else None,
     )
     try:
-        # No read beforehand: the unique constraint on (context, name_key) decides, for a name
-        # taken long ago as for a concurrent create. No savepoint either: the error leaves this
-        # function, and with it this transaction (or savepoint, when nested), rolled back.
+        # No read beforehand: the unique constraints on (context, name_key) and (context,
+        # name_skeleton) decide, for a name taken long ago as for a concurrent create. No
+        # savepoint either: the error leaves this function, and with it this transaction (or
+        # savepoint, when nested), rolled back.
         model.save(force_insert=True)
-    except IntegrityError:
-        raise _name_taken(context, name) from None
+    except IntegrityError as error:
+        raise _name_conflict(context, name, error) from None
     rows = set_tags(model, tags, new=True)
     audit(actor=actor, context=context, action="model.create", obj=model, summary=f"created model {name}")
     # What the API returns, known without reading it back: a new model has no versions or aliases.
@@ -110,11 +127,16 @@ def model_update(
     values: dict[str, Any] = {}
     if name is not UNSET:
         values["name"], values["name_key"] = normalize_name(name)
-        if (
-            values["name_key"] != model.name_key
-            and Model.objects.filter(context=model.context_id, name_key=values["name_key"]).exists()
-        ):
-            raise _name_taken(model.context, values["name"])
+        values["name_skeleton"] = lookalike_key(values["name"])
+        if values["name_key"] != model.name_key or values["name_skeleton"] != model.name_skeleton:
+            other = (
+                Model.objects.filter(context=model.context_id)
+                .filter(Q(name_key=values["name_key"]) | Q(name_skeleton=values["name_skeleton"]))
+                .exclude(pk=model.pk).values_list("name", "name_key").first()
+            )
+            if other is not None:
+                lookalike = other[1] != values["name_key"]
+                raise _name_taken(model.context, values["name"], lookalike=lookalike, existing=other[0])
     if description is not UNSET:
         values["description"] = clean_text(description, field="description")
     if task is not UNSET:
@@ -125,6 +147,7 @@ def model_update(
         values["metadata"] = clean_json_object(metadata, field="metadata")
     changes = apply_changes(model, values)
     changes.pop("name_key", None)
+    changes.pop("name_skeleton", None)
     if tags is not UNSET:
         new_tags = clean_tags(tags)
         old_tags = tag_names(model)
@@ -136,8 +159,8 @@ def model_update(
         try:
             with transaction.atomic():
                 model.save(update_fields=[*values.keys(), "updated_by", "updated_at"])
-        except IntegrityError:
-            raise _name_taken(model.context, model.name) from None
+        except IntegrityError as error:
+            raise _name_conflict(model.context, model.name, error) from None
         audit(actor=actor, context=model.context, action="model.update", obj=model,
               summary=f"changed {describe_changes(changes)}", changes=changes)
     return model

@@ -82,3 +82,20 @@ def test_json_nested_too_deep_in_a_form_field_is_a_form_error(users, model, sett
     assert r.status_code == 400
     assert f"{settings.REGISTRY_MAX_JSON_DEPTH} levels" in r.content.decode()
     assert not Version.objects.exists()
+
+
+def test_a_look_alike_model_name_is_a_form_error(users, model):
+    r = web(users["editor"]).post(url("model-create", ctx="acme"), {"name": "\u0421hurn\u200b"})
+    assert r.status_code == 400
+    assert "looks the same" in r.content.decode()
+    assert Model.objects.count() == 1
+
+
+def test_a_look_alike_rename_is_a_form_error(users, model):
+    services.model_create(actor=users["editor"], context=model.context, name="Other")
+    other = Model.objects.get(name="Other")
+    r = web(users["editor"]).post(url("model-edit", model_id=other.pk), {"name": "\u0421hurn"})
+    assert r.status_code == 400
+    assert "looks the same" in r.content.decode() and "Churn" in r.content.decode()
+    other.refresh_from_db()
+    assert other.name == "Other"

@@ -462,3 +462,130 @@ def test_a_member_through_a_group_can_own_a_model(clients, users, context):
     r = clients["editor"].post("/api/v1/contexts/acme/models/", {"name": "m", "owner": "grouped"}, format="json")
     assert r.status_code == 201, r.json()
     assert r.json()["owner"] == "grouped"
+
+
+# --- 8. look-alike names ----------------------------------------------------------------------
+
+BASE = "Caf\u00e9-Model"
+LOOK_ALIKES = [
+    BASE + "\u200b",                      # zero-width space
+    "Caf\u00e9-\u200dModel",              # zero-width joiner
+    "Caf\u00e9-Mo\u00addel",              # soft hyphen
+    "\ufeff" + BASE,                      # byte order mark
+    "\u202e" + BASE,                      # right-to-left override in front
+    "\u2066Caf\u00e9-Model\u2069",        # bidi isolate
+    "\uff23\uff41\uff46\u00e9-\uff2d\uff4f\uff44\uff45\uff4c",  # fullwidth letters
+    "Caf\u00e9-\u041codel",               # Cyrillic capital EM
+    "\u0421af\u00e9-Model",               # Cyrillic capital ES
+    "Caf\u00e9-M\u043edel",               # Cyrillic small O
+    "Caf\u00e9-Model ",                   # trailing space
+    "CAF\u00c9-MODEL",                    # case
+    "Cafe\u0301-Model",                   # decomposed
+]
+
+
+@pytest.mark.parametrize("name", LOOK_ALIKES)
+def test_a_name_that_looks_like_an_existing_one_is_409(clients, name):
+    editor = clients["editor"]
+    assert editor.post("/api/v1/contexts/acme/models/", {"name": BASE}, format="json").status_code == 201
+    r = editor.post("/api/v1/contexts/acme/models/", {"name": name}, format="json")
+    body = assert_json_error(r, 409, "name_taken")
+    assert body["field"] == "name"
+    assert Model.objects.count() == 1
+
+
+@pytest.mark.parametrize("name, stored", [
+    ("Caf\u00e9  Model", "Caf\u00e9 Model"),                  # two spaces inside
+    ("Caf\u00e9\u3000\u00a0Model", "Caf\u00e9 Model"),        # ideographic and no-break space
+    ("\u202eCaf\u00e9\u200b Model\u00ad", "Caf\u00e9 Model"),
+    ("\uff23\uff41\uff46\u00e9", "Caf\u00e9"),
+])
+def test_names_are_stored_normalised(clients, name, stored):
+    r = clients["editor"].post("/api/v1/contexts/acme/models/", {"name": name}, format="json")
+    assert r.status_code == 201, r.json()
+    assert r.json()["name"] == stored
+
+
+def test_two_spaces_inside_is_the_same_name(clients):
+    editor = clients["editor"]
+    assert editor.post("/api/v1/contexts/acme/models/", {"name": "Caf\u00e9 Model"}, format="json").status_code == 201
+    assert_json_error(editor.post("/api/v1/contexts/acme/models/", {"name": "Caf\u00e9  Model"}, format="json"),
+                      409, "name_taken")
+
+
+def test_a_name_of_only_invisible_characters_is_400(clients):
+    r = clients["editor"].post("/api/v1/contexts/acme/models/", {"name": "\u200b\u200d\ufeff\u202e"}, format="json")
+    assert assert_json_error(r)["field"] == "name"
+
+
+def test_a_rename_to_a_look_alike_is_409_and_to_its_own_name_is_fine(clients):
+    editor = clients["editor"]
+    assert editor.post("/api/v1/contexts/acme/models/", {"name": BASE}, format="json").status_code == 201
+    other = editor.post("/api/v1/contexts/acme/models/", {"name": "Other"}, format="json").json()
+    r = editor.patch(f"/api/v1/models/{other['id']}/", {"name": "Caf\u00e9-\u041codel"}, format="json")
+    assert_json_error(r, 409, "name_taken")
+    assert Model.objects.get(pk=other["id"]).name == "Other"
+    r = editor.patch(f"/api/v1/models/{other['id']}/", {"name": "OTHER\u200b"}, format="json")
+    assert r.status_code == 200, r.json()
+    assert r.json()["name"] == "OTHER"
+
+
+def test_look_alikes_in_another_context_are_fine(clients):
+    assert clients["editor"].post("/api/v1/contexts/acme/models/", {"name": BASE}, format="json").status_code == 201
+    r = clients["outsider"].post("/api/v1/contexts/other/models/", {"name": "Caf\u00e9-\u041codel"}, format="json")
+    assert r.status_code == 201, r.json()
+
+
+def test_the_database_refuses_two_look_alikes_in_a_context(users, context):
+    """The skeleton is a column with a unique constraint: concurrent creates cannot race."""
+    from django.db import IntegrityError, transaction
+
+    from registry import services
+
+    first = services.model_create(actor=users["editor"], context=context, name=BASE)
+    twin = Model(context=context, name="Caf\u00e9-\u041codel", name_key="different",
+                 name_skeleton=first.name_skeleton)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        twin.save(force_insert=True)
+
+
+def test_the_name_filter_finds_a_model_by_a_look_alike_spelling(clients):
+    editor = clients["editor"]
+    assert editor.post("/api/v1/contexts/acme/models/", {"name": BASE}, format="json").status_code == 201
+    r = clients["viewer"].get("/api/v1/contexts/acme/models/", {"name": BASE + "\u200b"})
+    assert [m["name"] for m in r.json()["results"]] == [BASE]
+
+
+@pytest.mark.parametrize("given, stored", [
+    (["gpu\u200b", "GPU"], ["gpu"]),
+    (["\uff47\uff50\uff55", "gpu"], ["gpu"]),
+    (["deep  learning"], ["deep learning"]),
+])
+def test_tags_are_normalised_like_names(clients, given, stored):
+    r = clients["editor"].post("/api/v1/contexts/acme/models/", {"name": "m", "tags": given}, format="json")
+    assert r.status_code == 201, r.json()
+    assert r.json()["tags"] == stored
+
+
+def test_record_names_are_normalised_like_names(clients, context):
+    editor = clients["editor"]
+    r = editor.post("/api/v1/contexts/acme/records/", {"name": "tx\u200b  2024", "uri": "s3://b/k"}, format="json")
+    assert r.status_code == 201, r.json()
+    assert r.json()["name"] == "tx 2024"
+    r = editor.post("/api/v1/contexts/acme/records/", {"name": "\u202etx 2024", "uri": "s3://b/k"}, format="json")
+    assert_json_error(r, 409, "name_taken")
+
+
+def test_the_409_says_whether_the_name_is_the_same_or_looks_the_same(clients):
+    editor = clients["editor"]
+    assert editor.post("/api/v1/contexts/acme/models/", {"name": BASE}, format="json").status_code == 201
+    same = assert_json_error(editor.post("/api/v1/contexts/acme/models/", {"name": "caf\u00e9-model"}, format="json"),
+                             409, "name_taken")["detail"]
+    assert same.startswith("A model named 'caf\u00e9-model'") and "already exists in context 'acme'" in same
+    alike = assert_json_error(editor.post("/api/v1/contexts/acme/models/", {"name": "Caf\u00e9-\u041codel"},
+                                          format="json"), 409, "name_taken")["detail"]
+    assert "looks the same" in alike and "already exists" in alike
+    other = editor.post("/api/v1/contexts/acme/models/", {"name": "Other"}, format="json").json()
+    renamed = assert_json_error(editor.patch(f"/api/v1/models/{other['id']}/", {"name": "\u0421af\u00e9-Model"},
+                                             format="json"), 409, "name_taken")["detail"]
+    assert f"('{BASE}')" in renamed
