@@ -1,8 +1,8 @@
 """Errors answered before or beside the views, in each door's shape: the API's JSON
 `{"detail", "code"}` under /api/, the dashboard's page elsewhere.
 
-- a NUL character in the path or the query string (PostgreSQL cannot compare text with one):
-  400, before any view runs;
+- a NUL character in the path, the query string or a header (PostgreSQL cannot compare or
+  store text with one): 400, before any view runs;
 - Django's own 400s (a body over DATA_UPLOAD_MAX_MEMORY_SIZE is 413, too many form fields,
   a malformed multipart body...), through `handler400`;
 - an /api/ path that matches no endpoint: 404 JSON, not the dashboard's page.
@@ -46,8 +46,9 @@ def error_page(request, status: int, message: str, code: str = "invalid"):
 
 
 class RefuseNulMiddleware:
-    """400 for a NUL in the path or the query string, whatever the view. Form and JSON bodies
-    are checked where they are parsed (forms' CharField, the API's JSON parser, services)."""
+    """400 for a NUL in the path, the query string or a header (RFC 9110 lets a server reject
+    those), whatever the view. Form and JSON bodies are checked where they are parsed (forms'
+    CharField, the API's JSON parser, the services' validators)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -55,7 +56,18 @@ class RefuseNulMiddleware:
     def __call__(self, request):
         if "\x00" in request.path_info or _query_has_nul(request):
             return error_page(request, 400, NUL_MESSAGE)
+        header = _header_with_nul(request)
+        if header:
+            return error_page(request, 400, f"The {header} header contains a NUL character, which HTTP does not allow.")
         return self.get_response(request)
+
+
+def _header_with_nul(request) -> str | None:
+    for key, value in request.META.items():
+        if (key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH")) and isinstance(value, str) \
+                and "\x00" in value:
+            return key.removeprefix("HTTP_").replace("_", "-").title()
+    return None
 
 
 def _query_has_nul(request) -> bool:

@@ -139,11 +139,26 @@ def put_file(client, version, query: str = "", **headers):
                           data=b"\x80\x04K\x01.", content_type="application/octet-stream", **headers)
 
 
-@pytest.mark.parametrize("header", ["a%00b.pkl", "a\x00b.pkl", "UTF-8''a%00b.pkl"])
-def test_nul_in_x_filename_is_dropped_like_other_control_characters(clients, version, header):
+@pytest.mark.parametrize("header", ["a%00b.pkl", "UTF-8''a%00b.pkl"])
+def test_an_encoded_nul_in_x_filename_is_dropped_like_other_control_characters(clients, version, header):
     r = put_file(clients["editor"], version, HTTP_X_FILENAME=header)
     assert r.status_code == 200, r.content[:300]
     assert r.json()["original_filename"] == "ab.pkl"
+
+
+@pytest.mark.parametrize("headers", [
+    {"HTTP_X_FILENAME": "a\x00b.pkl"},
+    {"CONTENT_TYPE": "application/octet-stream; x=\x00"},
+    {"HTTP_X_CHECKSUM_SHA256": "\x00"},
+])
+def test_nul_in_a_header_is_400_and_stores_nothing(clients, version, storage_dir, headers):
+    from tests.conftest import stored_files
+
+    headers = {"content_type": headers.pop("CONTENT_TYPE", "application/octet-stream"), **headers}
+    r = clients["editor"].generic("PUT", f"/api/v1/models/{version.model_id}/versions/1/formats/pkl/file",
+                                  data=b"\x80\x04K\x01.", **headers)
+    assert "header contains a NUL" in assert_json_error(r)["detail"]
+    assert stored_files(storage_dir) == []
 
 
 # --- 2. JSON nested too deep ---------------------------------------------------------------
