@@ -96,7 +96,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # A NUL in the path or the query string: 400 (JSON under /api/, a page elsewhere).
+    # A NUL in the path, the query string or a header: 400 (JSON under /api/, a page elsewhere).
     "registry.http_errors.RefuseNulMiddleware",
     "dashboard.middleware.RegistryErrorMiddleware",
     # Last, as django-axes asks: it turns a refused sign-in into the locked-out page.
