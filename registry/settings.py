@@ -407,6 +407,8 @@ REGISTRY_HASH_SOFT_TIME_LIMIT = int(os.environ.get("REGISTRY_HASH_SOFT_TIME_LIMI
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = 1024 * 1024
 # A format stuck before `ready` for this long is re-queued by the reconciler.
 REGISTRY_RECONCILE_AFTER_SECONDS = int(os.environ.get("REGISTRY_RECONCILE_AFTER_SECONDS", "120"))
+# A file whose hashing or introspection was started this many times without finishing ends failed.
+REGISTRY_MAX_PROCESSING_ATTEMPTS = int(os.environ.get("REGISTRY_MAX_PROCESSING_ATTEMPTS", "3"))
 REGISTRY_INTEGRITY_SWEEP_HOURS = float(os.environ.get("REGISTRY_INTEGRITY_SWEEP_HOURS", "24"))
 CELERY_BEAT_SCHEDULE = {
     "reconcile-formats": {"task": "registry.tasks.formats_reconcile", "schedule": 60.0},

@@ -70,6 +70,9 @@ class Format(models.Model):
     # since the upload. The reconciler queues again only a format no task has held for a while
     # (registry.services.processing).
     processing_lease_until = models.DateTimeField(null=True, blank=True)
+    # How many times the reconciler took this file back from a task that started on it and was
+    # let go without finishing (a worker killed at its time limit, a crash) since its upload.
+    processing_attempts = models.PositiveSmallIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

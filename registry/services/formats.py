@@ -211,11 +211,12 @@ def _attach_file(*, actor, version, kind, key, size, filename, content_type, dec
     fmt.report = {}
     fmt.status = FormatStatus.UPLOADED
     fmt.status_message = ""
+    fmt.processing_attempts = 0
     fmt.uploaded_by = actor
     fmt.uploaded_at = timezone.now()
     fmt.save(update_fields=[
         "storage_key", "size", "original_filename", "content_type", "declared_sha256", "declared_md5",
-        "md5", "sha256", "report", "status", "status_message", "uploaded_by", "uploaded_at",
+        "md5", "sha256", "report", "status", "status_message", "processing_attempts", "uploaded_by", "uploaded_at",
     ])
     if old_key:
         transaction.on_commit(lambda: storage.delete_quietly([old_key]))

@@ -20,7 +20,7 @@ from typing import IO
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from registry import queue, storage
@@ -317,14 +317,23 @@ def formats_reconcile(*, older_than: timedelta | None = None) -> int:
     """Queue processing again for every stuck format; returns how many were queued.
 
     Each is marked let go now, with a conditional update: of two reconciler runs only one
-    queues it, and the next waits the whole delay again for the queued task to start."""
+    queues it, and the next waits the whole delay again for the queued task to start. A file
+    whose tasks started and were let go unfinished REGISTRY_MAX_PROCESSING_ATTEMPTS times (its
+    worker killed at the time limit each time) ends `failed` instead of being queued for ever;
+    one that no task ever started (the broker was down) is queued until one does."""
     queued = 0
-    stuck = formats_stuck(older_than=older_than).values_list("id", "storage_key", "status", "processing_lease_until")
-    for format_id, key, status, lease_until in stuck:
+    stuck = formats_stuck(older_than=older_than).values_list(
+        "id", "storage_key", "status", "processing_lease_until", "processing_attempts")
+    for format_id, key, status, lease_until, attempts in stuck:
+        started = status != FormatStatus.UPLOADED
         taken = Format.objects.filter(pk=format_id, storage_key=key, status=status,
                                       processing_lease_until=lease_until
-                                      ).update(processing_lease_until=timezone.now())
+                                      ).update(processing_lease_until=timezone.now(),
+                                               processing_attempts=F("processing_attempts") + int(started))
         if not taken:
+            continue
+        if started and attempts + 1 >= settings.REGISTRY_MAX_PROCESSING_ATTEMPTS:
+            _give_up(format_id=format_id, storage_key=key, status=status, attempts=attempts + 1)
             continue
         if status == FormatStatus.INTROSPECTING:
             sent = queue.send("registry.tasks.format_introspect", str(format_id), key)
@@ -332,3 +341,18 @@ def formats_reconcile(*, older_than: timedelta | None = None) -> int:
             sent = queue.format_processing(format_id, key)
         queued += sent
     return queued
+
+
+@transaction.atomic
+def _give_up(*, format_id, storage_key: str, status: str, attempts: int) -> None:
+    fmt = _locked(format_id, storage_key, status)
+    if fmt is None:
+        return
+    step = "hashed" if status == FormatStatus.HASHING else "introspected"
+    fmt.status = FormatStatus.FAILED
+    fmt.status_message = (f"The file could not be {step}: its processing was started {attempts} times and never "
+                          "finished (the worker was stopped each time, by its time limit or a crash).")
+    fmt.save(update_fields=["status", "status_message"])
+    audit(actor=None, context=fmt.version.model.context, action="format.failed", obj=fmt,
+          summary=f"{fmt.kind} file of version {fmt.version.number} is failed: processing never finished "
+                  f"in {attempts} attempts")

@@ -501,3 +501,52 @@ def test_on_postgresql_a_second_worker_neither_hashes_nor_requeues_a_file_being_
         go_on.set()
         worker.join(20)
     assert [f.status for f in results] == [FormatStatus.INTROSPECTING]
+
+
+def test_a_file_whose_introspection_is_killed_every_time_ends_failed(
+        clients, model_id, number, clock, broker_records, monkeypatch, settings):
+    """A file that makes its worker hit the hard time limit each time is not queued for ever."""
+    assert upload(clients["editor"], model_id, number, "pkl", PICKLE, process=False).status_code == 200
+    fmt = hashed(fmt_of(model_id, number))
+
+    def killed(kind, handle, size):
+        raise Killed()
+
+    monkeypatch.setattr(dispatch, "_inspect", killed)
+    settings.REGISTRY_MAX_PROCESSING_ATTEMPTS = 3
+    pause = timedelta(seconds=settings.REGISTRY_TASK_TIME_LIMIT + settings.REGISTRY_RECONCILE_AFTER_SECONDS + 1)
+    for attempt in range(1, 4):
+        with pytest.raises(Killed):
+            tasks.format_introspect.apply(args=[str(fmt.pk), fmt.storage_key])
+        # A killed process cleans nothing up: the row stays held until the time limit.
+        Format.objects.filter(pk=fmt.pk).update(
+            status=FormatStatus.INTROSPECTING,
+            processing_lease_until=clock.now + timedelta(seconds=settings.REGISTRY_TASK_TIME_LIMIT))
+        clock.now += pause
+        queued = tasks.formats_reconcile.apply().get()
+        if attempt < 3:
+            assert queued == 1 and Format.objects.get(pk=fmt.pk).status == FormatStatus.INTROSPECTING
+    fmt.refresh_from_db()
+    assert queued == 0
+    assert fmt.status == FormatStatus.FAILED and "started 3 times and never finished" in fmt.status_message
+    assert events(fmt, "format.failed")
+    clock.now += pause
+    assert tasks.formats_reconcile.apply().get() == 0
+
+
+def test_a_file_no_task_ever_started_is_queued_again_however_long_the_broker_is_down(
+        clients, model_id, number, clock, broker_records, settings):
+    assert upload(clients["editor"], model_id, number, "pkl", PICKLE, process=False).status_code == 200
+    settings.REGISTRY_MAX_PROCESSING_ATTEMPTS = 3
+    for _ in range(6):
+        clock.advance(settings.REGISTRY_RECONCILE_AFTER_SECONDS + 1)
+        assert tasks.formats_reconcile.apply().get() == 1
+    fmt = fmt_of(model_id, number)
+    assert fmt.status == FormatStatus.UPLOADED and fmt.processing_attempts == 0
+
+
+def test_a_new_upload_starts_the_count_again(clients, model_id, number):
+    assert upload(clients["editor"], model_id, number, "pkl", PICKLE, process=False).status_code == 200
+    Format.objects.filter(pk=fmt_of(model_id, number).pk).update(processing_attempts=2)
+    assert upload(clients["editor"], model_id, number, "pkl", PICKLE, process=False).status_code == 200
+    assert fmt_of(model_id, number).processing_attempts == 0
