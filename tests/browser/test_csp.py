@@ -22,20 +22,18 @@ except ImportError:  # the `browser` fixture then skips, or fails under CI, with
 from registry import services
 from registry.models import Format, TrustedImport
 from tests.browser.conftest import PASSWORD, log_in, make_context, make_user, screenshot
-from tests.browser.test_model_journeys import benign_pickle, confirm_next_dialog, file_payload, flash, tab, upload
+from tests.browser.test_model_journeys import (
+    benign_pickle,
+    confirm_next_dialog,
+    file_payload,
+    flash,
+    tab,
+    upload,
+)
+from tests.dashboard.test_csp import POLICY  # the one policy the dashboard tests check
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-POLICY = {
-    "default-src": "'self'",
-    "script-src": "'self'",
-    "style-src": "'self'",
-    "img-src": "'self' data:",
-    "object-src": "'none'",
-    "base-uri": "'none'",
-    "frame-ancestors": "'none'",
-    "form-action": "'self'",
-}
 # Calls mylibrary.models.Scorer("f1") when loaded: a file that needs review (written as bytes, never loaded).
 SCORER = b"\x80\x02cmylibrary.models\nScorer\nX\x02\x00\x00\x00f1\x85R."
 

@@ -51,6 +51,32 @@ def sandbox(tmp_path, monkeypatch):
     assert not os.path.exists(os.path.join(tempfile.gettempdir(), "pwned-by-pickle"))
 
 
+@pytest.fixture
+def marker(tmp_path):
+    """A file every payload would create; it must never exist."""
+    path = tmp_path / "pwned"
+    yield path
+    assert not path.exists(), "a payload ran"
+
+
+@pytest.fixture
+def nothing_is_unpickled(monkeypatch, marker):
+    """pickle's, joblib's and numpy's loaders fail the test: the scanner only reads.
+
+    A test module opts in with `from ...sandbox import marker, nothing_is_unpickled` and an
+    autouse fixture that requests it."""
+    import joblib
+    import numpy
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the scanner must never unpickle or execute anything")
+
+    for name in ("load", "loads", "Unpickler", "_Unpickler", "_load", "_loads"):
+        monkeypatch.setattr(pickle, name, refuse)
+    monkeypatch.setattr(joblib, "load", refuse)
+    monkeypatch.setattr(numpy, "load", refuse)
+
+
 def zip_bytes(members: dict[str, bytes], *, compression=zipfile.ZIP_DEFLATED) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression) as archive:

@@ -38,28 +38,14 @@ from registry.introspection.pickles import (
     scan_torch,
 )
 from registry.introspection.report import FAILED, QUARANTINED, READY, REVIEW
-from tests.registry.introspection.sandbox import zip_bytes
+from tests.registry.introspection.sandbox import marker, nothing_is_unpickled, zip_bytes  # noqa: F401 (fixtures)
 
 # --- no test may ever run a payload -----------------------------------------------------------
 
 
-@pytest.fixture
-def marker(tmp_path):
-    """A file every payload would create; it must never exist."""
-    path = tmp_path / "pwned"
-    yield path
-    assert not path.exists(), "a payload ran"
-
-
 @pytest.fixture(autouse=True)
-def nothing_is_unpickled(monkeypatch, marker):
-    def refuse(*args, **kwargs):
-        raise AssertionError("the scanner must never unpickle or execute anything")
-
-    for name in ("load", "loads", "Unpickler", "_Unpickler", "_load", "_loads"):
-        monkeypatch.setattr(pickle, name, refuse)
-    monkeypatch.setattr(joblib, "load", refuse)
-    monkeypatch.setattr(numpy, "load", refuse)
+def _only_reads(nothing_is_unpickled):  # noqa: F811 (fixture)
+    pass
 
 
 # --- helpers ------------------------------------------------------------------------------------
