@@ -6,6 +6,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from registry import http_errors, outage
 from registry.errors import FileTooLarge, NotFound, PermissionDenied
 from registry.limits import form_upload_size_check
 
@@ -22,6 +23,10 @@ class RegistryErrorMiddleware:
             raise Http404(exception.message)
         if isinstance(exception, PermissionDenied):
             raise DjangoPermissionDenied(exception.message)
+        cut_off = http_errors.incomplete_body(exception, request)  # logged there, in one line
+        if cut_off is not None:
+            return outage.mark_logged(http_errors.error_page(request, cut_off.status_code, cut_off.message,
+                                                             cut_off.code))
         return None
 
 

@@ -7,5 +7,6 @@ class RegistryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # Register the Celery tasks in every process (web, worker, tests running them eagerly).
-        from registry import tasks  # noqa: F401
+        # The Celery app and its tasks in every process (web, worker, tests running them eagerly),
+        # so a task sent from a view goes to the configured broker.
+        from registry import celery, tasks  # noqa: F401

@@ -69,6 +69,18 @@ class LengthRequired(RegistryError):
     code = "length_required"
 
 
+class BodyIncomplete(RegistryError):
+    """The client stopped sending its request body before the end it declared (it went away,
+    or sent nothing for REGISTRY_WEB_IDLE_TIMEOUT seconds): nothing was stored."""
+
+    code = "body_incomplete"
+
+
+class RequestTimeout(BodyIncomplete):
+    status_code = 408
+    code = "request_timeout"
+
+
 class StorageUnavailable(RegistryError):
     """The file store (S3 or the local disk) did not answer or refused to work: not the
     user's doing, and nothing was changed. The API answers 503 with `Retry-After`."""

@@ -1,20 +1,36 @@
 """gunicorn settings for the web process: `gunicorn -c python:registry.gunicorn_conf registry.wsgi`.
 
 Every value comes from the environment, so docker-compose and a bare host use the same file.
-Threads rather than more processes: a request spends its time streaming a file to or from
-storage, waiting on the network, not on the CPU.
+gevent workers (registry/gunicorn_worker.py): a request spends its time streaming a file to or
+from storage or waiting on a slow client, not on the CPU, and a waiting connection costs a
+greenlet instead of one of a few threads, so slow or stalled clients cannot starve the others.
 """
 
-import os
+# The application is imported in the master (preload_app, below) before the workers fork:
+# the standard library must be cooperative before anything imports it, and psycopg picks its
+# gevent-friendly wait functions only if the socket module is patched when it is imported.
+from gevent import monkey
 
-from registry.settings import LOGGING, REGISTRY_LOG_FORMAT
+monkey.patch_all()
+
+import os  # noqa: E402 - after the patching, as every import
+
+# Each greenlet would otherwise open (and drop) its own database connection per request:
+# the web process shares a pool of them instead (registry/settings.py, DATABASE_POOL_SIZE).
+os.environ.setdefault("DATABASE_POOL_SIZE", "10")
+
+from registry.gunicorn_worker import RegistryWorker  # noqa: E402
+from registry.settings import LOGGING, REGISTRY_LOG_FORMAT  # noqa: E402
 
 bind = os.environ.get("REGISTRY_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
-threads = int(os.environ.get("REGISTRY_WEB_THREADS", "8"))
-# Uploads and downloads of gigabyte files stream for minutes; gthread only times out a
-# worker whose main loop is stuck, not a thread that is still moving bytes.
+worker_class = "registry.gunicorn_worker.RegistryWorker"
+# Connections one process serves at once (each a greenlet); more wait in the listen backlog.
+worker_connections = int(os.environ.get("REGISTRY_WEB_CONNECTIONS", "1000"))
+# A client that sends (or reads) nothing for this long is disconnected.
+RegistryWorker.idle_timeout = float(os.environ.get("REGISTRY_WEB_IDLE_TIMEOUT", "30"))
+# Uploads and downloads of gigabyte files stream for minutes; this only restarts a worker
+# whose event loop has been stuck (busy on the CPU) for that long.
 timeout = int(os.environ.get("REGISTRY_WEB_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5
@@ -32,9 +48,10 @@ accesslog = "-"
 errorlog = "-"
 logconfig_dict = {
     **LOGGING,
+    "filters": {**LOGGING.get("filters", {}), "idle_client": {"()": "registry.gunicorn_worker.IdleClientFilter"}},
     "loggers": {
         **LOGGING["loggers"],
-        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False, "filters": ["idle_client"]},
         "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
     },
 }

@@ -5,17 +5,25 @@
   store text with one): 400, before any view runs;
 - Django's own 400s (a body over DATA_UPLOAD_MAX_MEMORY_SIZE is 413, too many form fields,
   a malformed multipart body...), through `handler400`;
-- an /api/ path that matches no endpoint: 404 JSON, not the dashboard's page.
+- an /api/ path that matches no endpoint: 404 JSON, not the dashboard's page;
+- a request body that stopped arriving (the client went away, or sent nothing for the web
+  process's idle time): 408 or 400, logged in one line, through `incomplete_body`.
 """
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpResponsePermanentRedirect, JsonResponse
+from django.http import HttpResponsePermanentRedirect, JsonResponse, UnreadablePostError
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
+
+from registry.errors import BodyIncomplete, RequestTimeout
+
+logger = logging.getLogger(__name__)
 
 NUL_MESSAGE = "The address contains a NUL character (%00), which is not allowed in a path or a query parameter."
 
@@ -37,6 +45,22 @@ def body_too_large_message() -> str:
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return (f"The request body is larger than {limit:,} bytes ({limit / 1024**2:g} MiB), the most a JSON body "
             f"or a form may be (REGISTRY_MAX_JSON_BODY_BYTES); send fewer items per request.")
+
+
+def incomplete_body(exc: BaseException, request=None) -> BodyIncomplete | None:
+    """The error to answer when reading the request body failed because the client stopped
+    sending it (logged here, in one line), else None."""
+    if not isinstance(exc, UnreadablePostError):
+        return None
+    where = f"{request.method} {request.path}" if request is not None else "a request"
+    if isinstance(exc.__cause__, TimeoutError):
+        error = RequestTimeout("The request body stopped arriving: nothing was received for too long, "
+                               "so the connection was closed and nothing was stored.")
+    else:
+        error = BodyIncomplete("The request body ended before its declared length; nothing was stored.")
+    logger.warning("request body incomplete (%s): %s answered %s", exc or "connection closed", where,
+                   error.status_code)
+    return error
 
 
 def error_page(request, status: int, message: str, code: str = "invalid"):

@@ -28,3 +28,18 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         # Unknown objects (a request, a socket) become their repr rather than breaking the line.
         return json.dumps(entry, default=repr, ensure_ascii=False)
+
+
+class PoolConnectErrors(logging.Filter):
+    """The web process's connection pool (psycopg_pool) logs every failed attempt of its
+    background workers to connect, many a second while the database is down. They are kept
+    back: the last one is named in the one line each failed request writes (registry.outage)."""
+
+    last: str = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith("error connecting"):
+            return True
+        PoolConnectErrors.last = " ".join(message.partition(": ")[2].split())
+        return False

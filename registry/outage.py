@@ -19,6 +19,7 @@ from django.template import loader
 from django.views import defaults
 
 from registry.errors import DatabaseUnavailable
+from registry.logs import PoolConnectErrors
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +29,12 @@ API_PREFIX = "/api/"
 
 
 def describe(exc: BaseException) -> str:
-    """`Type: message` on one line (psycopg's messages span several)."""
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    """`Type: message` on one line (psycopg's messages span several). No connection from the
+    web process's pool in time: also why the pool's last attempt to connect failed."""
+    text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    if type(exc.__cause__).__name__ == "PoolTimeout" and PoolConnectErrors.last:
+        text += f"; the pool's last attempt to connect: {PoolConnectErrors.last}"
+    return text
 
 
 def database_failure(exc: BaseException, request=None) -> DatabaseUnavailable | None:

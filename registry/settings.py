@@ -138,6 +138,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
     # queries. Off for a pooler in transaction mode (PgBouncer < 1.21), which cannot keep
     # prepared statements.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and int(
+    os.environ.get("DATABASE_POOL_SIZE", "0")
+):
+    # The web process (set by registry/gunicorn_conf.py) serves each request in a greenlet of
+    # its own, so a connection kept per thread would be one per request: it borrows from a
+    # pool instead, returned after each request. A request waits at most
+    # DATABASE_POOL_TIMEOUT seconds for a free connection, then answers 503 like an outage.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": int(os.environ["DATABASE_POOL_SIZE"]),
+        "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "5")),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; wait for the lock instead of failing at once, and
     # take it at the start of a transaction so select_for_update-style sections hold.
@@ -363,9 +376,14 @@ LOGGING = {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "registry.logs.JsonFormatter"},
     },
+    "filters": {"pool_connect_errors": {"()": "registry.logs.PoolConnectErrors"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": REGISTRY_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # A database outage is logged once per failed request, naming the cause (registry.outage).
+        "psycopg.pool": {"filters": ["pool_connect_errors"]},
+    },
 }
 
 # --- Celery (SPEC §2) --------------------------------------------------------------------

@@ -48,7 +48,8 @@ def _unexpected_store_failure(exc):
 def exception_handler(exc, context):
     request = context.get("request")
     database_down = outage.database_failure(exc, request)  # logged there, in one line
-    exc = database_down or _unexpected_store_failure(exc) or exc
+    cut_off = http_errors.incomplete_body(exc, request)  # logged there, in one line
+    exc = database_down or cut_off or _unexpected_store_failure(exc) or exc
     if isinstance(exc, RegistryError):
         body = {"detail": exc.message, "code": exc.code}
         if exc.field:
@@ -56,7 +57,7 @@ def exception_handler(exc, context):
         response = Response(body, status=exc.status_code)
         if getattr(exc, "retry_after", None):
             response["Retry-After"] = str(exc.retry_after)
-        return outage.mark_logged(response) if database_down else response
+        return outage.mark_logged(response) if database_down or cut_off else response
     if isinstance(exc, RequestDataTooBig):  # read by the JSON parser: a body over the limit
         return Response({"detail": http_errors.body_too_large_message(), "code": "body_too_large"},
                         status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)

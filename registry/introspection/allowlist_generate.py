@@ -24,11 +24,13 @@ listed with its class. The libraries' data-structure reconstructors that are fun
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import pkgutil
 import re
 import sys
+import tempfile
 import warnings
 from contextlib import redirect_stdout
 
@@ -142,7 +144,10 @@ def generate():
 
 def main():
     warnings.filterwarnings("ignore")
-    listed, skipped = generate()
+    # Some modules write files into the working directory when imported (statsmodels' result
+    # fixtures): import them from a scratch directory, never the checkout.
+    with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
+        listed, skipped = generate()
     versions = []
     for package in dict.fromkeys(package.split(".")[0] for package, _, _ in LIBRARIES):
         module = sys.modules.get(package)

@@ -227,8 +227,11 @@ def test_urls_point_at_the_services(compose):
 
     for name in APP_SERVICES:  # the four processes of the registry see one configuration
         assert service_env(compose, name, env_example()).items() >= {
-            k: v for k, v in env.items() if k not in {"REGISTRY_BIND", "WEB_CONCURRENCY", "REGISTRY_WEB_THREADS"}
+            k: v for k, v in env.items() if k not in WEB_ONLY
         }.items(), name
+
+
+WEB_ONLY = {"REGISTRY_BIND", "WEB_CONCURRENCY", "REGISTRY_WEB_CONNECTIONS", "REGISTRY_WEB_IDLE_TIMEOUT", "DATABASE_POOL_SIZE"}
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -240,7 +243,7 @@ def test_web_command_loads_the_app_and_listens_on_the_published_port(compose, tm
     result = run(executable(command) + ["--check-config"], env)
     assert result.returncode == 0, result.stdout + result.stderr
 
-    script = "import json, registry.gunicorn_conf as c; print(json.dumps({'bind': c.bind, 'workers': c.workers, 'threads': c.threads}))"
+    script = "import json, registry.gunicorn_conf as c; print(json.dumps({'bind': c.bind, 'workers': c.workers, 'connections': c.worker_connections}))"
     config = json.loads(run([sys.executable, "-c", script], env).stdout)
     port = config["bind"].rsplit(":", 1)[1]
     published = interpolate(compose["services"]["web"]["ports"], env_example())

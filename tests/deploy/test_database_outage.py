@@ -84,7 +84,7 @@ def server(request, site_folder):
     else:
         database_url = request.getfixturevalue("role_without_connection_slots")
     env = {**_environment(site_folder), "DATABASE_URL": database_url, "REGISTRY_BIND": f"127.0.0.1:{_free_port()}",
-           "WEB_CONCURRENCY": "1", "REGISTRY_WEB_THREADS": "2"}
+           "WEB_CONCURRENCY": "1", "DATABASE_POOL_TIMEOUT": "2"}
     log_path = site_folder / f"web-{request.param}.log"
     with gunicorn_process(env, log_path) as url:
         yield url, log_path

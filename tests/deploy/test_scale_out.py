@@ -103,8 +103,7 @@ def cluster(tmp_path, s3_endpoint, s3_bucket):
             logs.append(log)
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", "python:registry.gunicorn_conf", "registry.wsgi"],
-                cwd=ROOT, env={**env, "REGISTRY_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1",
-                               "REGISTRY_WEB_THREADS": "8"},
+                cwd=ROOT, env={**env, "REGISTRY_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"},
                 stdout=log, stderr=subprocess.STDOUT,
             ))
             webs.append(f"http://127.0.0.1:{port}")

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def server(tmp_path):
     env = {**_environment(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-           "REGISTRY_BIND": f"127.0.0.1:{_free_port()}", "WEB_CONCURRENCY": "2", "REGISTRY_WEB_THREADS": "4",
+           "REGISTRY_BIND": f"127.0.0.1:{_free_port()}", "WEB_CONCURRENCY": "2",
            "REGISTRY_WEB_MAX_REQUESTS": "40", "DEBUG": "true"}
     log_path = tmp_path / "web.log"
     with gunicorn_process(env, log_path, probe="/login/") as url:
