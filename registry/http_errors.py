@@ -53,7 +53,11 @@ def incomplete_body(exc: BaseException, request=None) -> BodyIncomplete | None:
     if not isinstance(exc, UnreadablePostError):
         return None
     where = f"{request.method} {request.path}" if request is not None else "a request"
-    if isinstance(exc.__cause__, TimeoutError):
+    causes, cause = [], exc
+    while cause is not None and len(causes) < 10:  # Django re-raises its own error once more
+        causes.append(cause)
+        cause = cause.__cause__
+    if any(isinstance(cause, TimeoutError) for cause in causes):
         error = RequestTimeout("The request body stopped arriving: nothing was received for too long, "
                                "so the connection was closed and nothing was stored.")
     else:

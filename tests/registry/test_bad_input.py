@@ -7,6 +7,8 @@ was a 500 (or an HTML page, or a silent mangling) before; they run on SQLite and
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from registry.models import AuditEvent, Metric, Model, TrainingRecord, Version
@@ -604,3 +606,63 @@ def test_the_409_says_whether_the_name_is_the_same_or_looks_the_same(clients):
     renamed = assert_json_error(editor.patch(f"/api/v1/models/{other['id']}/", {"name": "\u0421af\u00e9-Model"},
                                              format="json"), 409, "name_taken")["detail"]
     assert f"('{BASE}')" in renamed
+
+
+# --- 11. a body that stops arriving -----------------------------------------------------------
+
+class _StalledBody:
+    """wsgi.input of a client that sent `start` and then nothing (the web process's idle
+    timeout raises TimeoutError) or went away (a reset)."""
+
+    def __init__(self, start: bytes, error: OSError):
+        self._start, self._error = start, error
+
+    def read(self, size=-1):
+        # A socket read waits for `size` bytes (all of them when -1) until the error.
+        if self._start and 0 <= size <= len(self._start):
+            chunk, self._start = self._start[:size], self._start[size:]
+            return chunk
+        raise self._error
+
+    readline = read
+
+
+@pytest.mark.parametrize("error, status, code", [
+    (TimeoutError("timed out"), 408, "request_timeout"),
+    (ConnectionResetError(104, "Connection reset by peer"), 400, "body_incomplete"),
+])
+def test_an_upload_whose_body_stops_arriving_is_4xx_json_and_stores_nothing(clients, version, storage_dir,
+                                                                              error, status, code):
+    r = clients["editor"].generic(
+        "PUT", f"/api/v1/models/{version.model_id}/versions/1/formats/pkl/file",
+        content_type="application/octet-stream", CONTENT_LENGTH="1048576",
+        **{"wsgi.input": _StalledBody(b"0123456789", error)},
+    )
+    assert_json_error(r, status, code)
+    assert not version.formats.exists()
+    assert [path for path in Path(storage_dir).rglob("*") if path.is_file()] == []
+
+
+def test_a_json_body_that_stops_arriving_is_408_json(clients, context):
+    r = clients["editor"].generic(
+        "POST", "/api/v1/contexts/acme/models/", content_type="application/json", CONTENT_LENGTH="4096",
+        **{"wsgi.input": _StalledBody(b'{"name": "chu', TimeoutError("timed out"))},
+    )
+    assert_json_error(r, 408, "request_timeout")
+    assert not Model.objects.exists()
+
+
+def test_a_dashboard_form_whose_body_stops_arriving_is_a_408_page(users, model):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(users["editor"])
+    r = client.generic(
+        "POST", f"/models/{model.pk}/edit/", CONTENT_TYPE="application/x-www-form-urlencoded",
+        CONTENT_LENGTH="4096", **{"wsgi.input": _StalledBody(b"name=Ch", TimeoutError("timed out"))},
+    )
+    assert r.status_code == 408
+    assert r["Content-Type"].startswith("text/html")
+    assert "stopped arriving" in r.content.decode()
+    model.refresh_from_db()
+    assert model.name != "Ch"
