@@ -30,10 +30,9 @@ whole machine was (100 = every core), "client %" this script's share, "other %" 
 else (not ~0: the figures are pessimistic), and "cpu-bound req/s" = CPUs / (app + db CPU per
 request), the rate the server would sustain with every core to itself.
 
-The server is configured as in production: gthread workers (keep-alive; a slow client of a
-512 MiB file holds one thread, not a whole worker; measured as fast as sync, which closes
-every connection), --workers 2 --threads 8 (the defaults of registry/gunicorn_conf.py), DEBUG
-off, collected static files, no Celery worker (uploads only enqueue their hashing).
+The server is configured as in production: gunicorn with registry/gunicorn_conf.py (gevent
+workers, the database pool, access log), --workers 2 by default as shipped, DEBUG off,
+collected static files, no Celery worker (uploads only enqueue their hashing).
 
 The database is dropped and the data directory removed at the end unless --keep.
 Run from anywhere with the project's virtualenv:  .venv/bin/python bench/api.py --help
@@ -191,20 +190,10 @@ class Server:
     # gunicorn ------------------------------------------------------------------------
     def start(self) -> None:
         a = self.args
-        cmd = [
-            sys.executable, "-m", "gunicorn", "registry.wsgi:application",
-            "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(a.workers),
-            "--worker-class", a.worker_class,
-            "--keep-alive", str(a.keep_alive),
-            "--backlog", "2048",
-            "--worker-tmp-dir", "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir(),
-            "--timeout", "120",
-            "--error-logfile", str(self.data_dir / "gunicorn.log"),
-            "--log-level", "warning",
-        ]
-        if a.worker_class == "gthread":
-            cmd += ["--threads", str(a.threads), "--worker-connections", str(max(1000, 4 * a.concurrency))]
+        # The shipped configuration (registry/gunicorn_conf.py), as production runs it; only
+        # where it listens and how many processes come from here.
+        cmd = [sys.executable, "-m", "gunicorn", "-c", "python:registry.gunicorn_conf", "registry.wsgi"]
+        self.env.update({"REGISTRY_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(a.workers)})
         log("starting: " + " ".join(cmd[2:]))
         with open(self.data_dir / "gunicorn.log", "ab") as output:  # Django logs to stderr
             self.proc = subprocess.Popen(cmd, cwd=self.root, env=self.env, stdin=subprocess.DEVNULL,
@@ -820,10 +809,9 @@ def seed_search(server: Server, args) -> None:
 def print_table(results: list[Result], transfers: dict, args, versions: dict, background: float) -> None:
     out = sys.stdout
     cores = psutil.cpu_count()
-    threads = f", {args.threads} threads" if args.worker_class == "gthread" else ""
     print(file=out)
-    print(f"Registry API benchmark: gunicorn {versions['gunicorn']} ({args.workers} {args.worker_class} workers"
-          f"{threads}, keep-alive {args.keep_alive} s), PostgreSQL {versions['postgres']}, Django "
+    print(f"Registry API benchmark: gunicorn {versions['gunicorn']} ({args.workers} workers as "
+          f"registry/gunicorn_conf.py ships them), PostgreSQL {versions['postgres']}, Django "
           f"{versions['django']}, Python {platform.python_version()}; {cores} CPUs, "
           f"{psutil.virtual_memory().total / 1024**3:.0f} GiB RAM; {background:.0f}% busy before the start", file=out)
     mode = f"{args.requests} requests" if args.requests else f"{args.duration:g} s"
@@ -906,11 +894,6 @@ def parse_args(argv=None):
     )
     parser.add_argument("--workers", type=int, default=2,
                         help="gunicorn worker processes (default 2, as registry/gunicorn_conf.py)")
-    parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread",
-                        help="gunicorn worker class (default gthread: keep-alive; sync closes every connection)")
-    parser.add_argument("--threads", type=int, default=8,
-                        help="threads per gthread worker (default 8, as registry/gunicorn_conf.py)")
-    parser.add_argument("--keep-alive", type=int, default=30, help="gunicorn keep-alive seconds (default 30)")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per scenario (default 10)")
     parser.add_argument("--requests", type=int, default=0,

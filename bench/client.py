@@ -208,12 +208,11 @@ def parse_args(argv=None):
     parser.add_argument("--db-name", default="")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--keep", action="store_true", help="keep the database and data dir")
     parser.add_argument("--project-dir", default=str(HERE.parent))
     args = parser.parse_args(argv)
     # Attributes bench/api.py's Server reads.
-    args.worker_class, args.keep_alive, args.concurrency = "gthread", 30, 1
+    args.concurrency = 1
     return args
 
 
@@ -239,7 +238,7 @@ def main(argv=None) -> int:
         server.prepare()
         server.start()
         rows = run(server.base_url, server.token, "bench", args)
-        report(rows, args, f"gunicorn ({args.workers} gthread workers) on PostgreSQL, started by this script, "
+        report(rows, args, f"gunicorn ({args.workers} workers, registry/gunicorn_conf.py) on PostgreSQL, started by this script, "
                            "no Celery worker")
         return 0
     except KeyboardInterrupt:
