@@ -88,6 +88,8 @@ MIDDLEWARE = [
     "registry.outage.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A JSON or form body is read before a token or session borrows a database connection.
+    "registry.db.BodyBeforeDatabaseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Before CSRF, the first to parse a form: an oversized upload is refused unread.

@@ -14,6 +14,7 @@ from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
 
 from registry import storage
+from registry.db import release_connection
 from registry.errors import NotFound
 from registry.models import Format
 
@@ -102,6 +103,8 @@ def download_response(request, fmt: Format) -> HttpResponse:
     response = _file_response(request, fmt)
     # Whoever holds the bytes can tell what the registry thought of them when they left.
     response["X-Registry-Format-Status"] = fmt.status
+    # The bytes stream from storage for as long as the client takes: without the database.
+    release_connection()
     return response
 
 

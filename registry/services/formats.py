@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from registry import queue, storage
+from registry.db import release_connection
 from registry.errors import InvalidInput, KindExists, LimitReached, NotFound, NotReady
 from registry.limits import max_upload_bytes, upload_size_check
 from registry.models import Format, FormatKind, FormatStatus, Version
@@ -179,6 +180,8 @@ def format_upload(
         raise LimitReached(f"Version {version.number} already has the most formats allowed "
                            f"({settings.REGISTRY_MAX_FORMATS}).", field="kind")
 
+    # The body may take minutes to arrive: the database connection is not held meanwhile.
+    release_connection()
     key, size = storage.save_stream(stream, max_bytes=max_bytes, expected=content_length)
     if content_length is not None and size != content_length:
         storage.delete_quietly([key])
