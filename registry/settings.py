@@ -151,7 +151,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and int(
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": int(os.environ["DATABASE_POOL_SIZE"]),
-        "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "5")),
+        "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; wait for the lock instead of failing at once, and
