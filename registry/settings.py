@@ -419,6 +419,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Seconds: a task over the soft limit is told to stop (the file is marked failed); the hard
 # limit kills the worker child, so one crafted file cannot stall the queue.
+# Hours a direct upload (parts sent straight to the bucket) may take before it is aborted.
+REGISTRY_UPLOAD_SESSION_HOURS = int(os.environ.get("REGISTRY_UPLOAD_SESSION_HOURS", "24"))
 REGISTRY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("REGISTRY_TASK_SOFT_TIME_LIMIT", "600"))
 REGISTRY_TASK_TIME_LIMIT = REGISTRY_TASK_SOFT_TIME_LIMIT + 60
 # Hashing reads the whole file (20 GiB at ~300 MB/s is about 70 s); it gets more room.
