@@ -536,12 +536,14 @@ class Version(_Resource):
 
     def upload(self, kind: str, path: str | os.PathLike, *, required: bool = True, fail_on_tamper: bool = True,
                progress: bool | None = None, filename: str | None = None, wait: bool = False,
-               timeout: float = 600.0) -> Artifact:
+               timeout: float = 600.0, parallel: int = 4) -> Artifact:
         """Upload a file as the format `kind` (pkl, joblib, pt, onnx, ...), replacing any earlier one.
 
         The file is streamed twice, never loaded whole: once to compute its SHA-256, sent as
         X-Checksum-Sha256 so the registry verifies the stored bytes, then as the PUT body. A
-        transient failure restarts the PUT (up to the registry's `retries`). `required` and
+        transient failure restarts the PUT (up to the registry's `retries`). On a registry that
+        stores files on S3, the file goes straight to the bucket instead, in parts sent
+        `parallel` at a time, and an interrupted upload resumes from the parts already stored. `required` and
         `fail_on_tamper` go into the model manifest. With `wait`, returns once the workers
         have hashed and inspected the file (Conflict if it ends corrupt/quarantined/failed).
         """
@@ -551,9 +553,9 @@ class Version(_Resource):
         show = transfer.want_progress(self._registry.progress if progress is None else progress)
         digests = transfer.hash_file(source, md5=False, progress=show)
         self._ensure_format(kind, required=required, fail_on_tamper=fail_on_tamper)
-        data = transfer.upload_file(self._t, f"{self._path}formats/{segment(kind)}/file", source,
+        data = transfer.upload_file(self._t, f"{self._path}formats/{segment(kind)}/", source,
                                     sha256=digests.sha256, size=digests.size, filename=filename or source.name,
-                                    progress=show, timeout=timeout)
+                                    progress=show, timeout=timeout, parallel=parallel)
         artifact = Artifact(self, data)
         if wait:
             self.wait_ready(timeout=timeout)
