@@ -335,9 +335,16 @@ def alias_history(model: Model, name: str | None = None) -> QuerySet[AliasMove]:
     return moves.order_by("-created_at", "-id")
 
 
+def _record_version_count():
+    trained = Version.records.through.objects.filter(trainingrecord_id=OuterRef("pk")).order_by().values(
+        "trainingrecord_id").annotate(n=Count("*")).values("n")
+    return Coalesce(Subquery(trained), 0)
+
+
 def record_list(context: Context, *, search: str = "") -> QuerySet[TrainingRecord]:
+    """The records of a visible `context` as they are shown (with version_count), by name."""
     records = TrainingRecord.objects.filter(context=context).select_related("context", "created_by").annotate(
-        version_count=Count("versions", distinct=True)
+        version_count=_record_version_count()
     )
     if search:
         records = records.filter(Q(name__icontains=search) | Q(uri__icontains=search))
@@ -345,11 +352,12 @@ def record_list(context: Context, *, search: str = "") -> QuerySet[TrainingRecor
 
 
 def record_get(user, record_id) -> TrainingRecord:
+    """A visible record as it is shown (with version_count)."""
     record_uuid = _uuid(record_id, "Training record")
     record = (
         TrainingRecord.objects.select_related("context", "created_by")
         .filter(id=record_uuid, context__in=contexts_for(user, Perm.VIEW_MODEL))
-        .first()
+        .annotate(version_count=_record_version_count()).first()
     )
     if record is None:
         raise NotFound("Training record not found.")

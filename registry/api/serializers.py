@@ -477,7 +477,7 @@ class RecordSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     created_by = user_field()
     created_at = serializers.DateTimeField(read_only=True)
-    version_count = serializers.IntegerField(read_only=True, required=False)
+    version_count = serializers.IntegerField(read_only=True, help_text="How many versions were trained on it")
 
 
 class RecordVersionSerializer(serializers.Serializer):

@@ -403,7 +403,8 @@ class FormatFileView(RegistryView):
         return Response(s.FormatSerializer(selectors.format_get(version, fmt.kind)).data)
 
     @extend_schema(
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 206: OpenApiTypes.BINARY,
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+                   (206, "application/octet-stream"): OpenApiTypes.BINARY,
                    404: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT, 416: OpenApiTypes.OBJECT,
                    503: OpenApiTypes.OBJECT},
         parameters=[OpenApiParameter(
@@ -518,7 +519,7 @@ class RecordListView(RegistryView):
         require(request.user, context, Perm.EDIT_MODEL)
         data = self.input(s.RecordSerializer)
         record = services.record_create(actor=request.user, context=context, **data)
-        return Response(s.RecordSerializer(record).data, status=201)
+        return Response(s.RecordSerializer(selectors.record_get(request.user, record.pk)).data, status=201)
 
 
 class RecordDetailView(RegistryView):
@@ -533,8 +534,8 @@ class RecordDetailView(RegistryView):
     @extend_schema(request=s.RecordUpdateSerializer, responses={200: s.RecordDetailSerializer, **ERRORS})
     def patch(self, request, record_id):
         record = selectors.record_get(request.user, record_id)
-        record = services.record_update(actor=request.user, record=record, **self.input(s.RecordUpdateSerializer, partial=True))
-        return Response(self._detail(record))
+        services.record_update(actor=request.user, record=record, **self.input(s.RecordUpdateSerializer, partial=True))
+        return Response(self._detail(selectors.record_get(request.user, record_id)))
 
     @extend_schema(responses={204: None, **ERRORS})
     def delete(self, request, record_id):
