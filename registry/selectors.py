@@ -114,7 +114,8 @@ def _model_shown() -> dict:
 def model_get(user, model_id) -> Model:
     """A visible model with its context: the parent of what is read or written below it."""
     model_id = _uuid(model_id, "Model")
-    model = models_for(user, Perm.VIEW_MODEL).select_related("context").defer(*SEARCH_COLUMNS).filter(pk=model_id).first()
+    model = (models_for(user, Perm.VIEW_MODEL).select_related("context").defer(*SEARCH_COLUMNS)
+             .filter(pk=model_id).first())
     if model is None:
         raise NotFound("Model not found.")
     return model
@@ -165,7 +166,8 @@ def model_list(
         tagged = Model.tags.through.objects.filter(tag__key__contains=search.strip().casefold()).values("model_id")
         models = models.filter(Q(name_upper__contains=term) | Q(description_upper__contains=term) | Q(pk__in=tagged))
     for tag in tags or []:
-        models = models.filter(pk__in=Model.tags.through.objects.filter(tag__key=tag.strip().casefold()).values("model_id"))
+        tagged = Model.tags.through.objects.filter(tag__key=tag.strip().casefold()).values("model_id")
+        models = models.filter(pk__in=tagged)
     if name:
         try:
             _, key = normalize_name(name)

@@ -21,7 +21,8 @@ def _token_by_hash(key_hash: str) -> ApiToken | None:
     and through groups) in one statement: authentication and every permission check of the
     request then cost one query."""
     grants = Membership.objects.filter(Q(user_id=OuterRef("user_id")) | Q(group__user=OuterRef("user_id")))
-    return (ApiToken.objects.select_related("user").annotate(registry_grants=JSONList(grants, context="context_id", role="role"))
+    return (ApiToken.objects.select_related("user")
+            .annotate(registry_grants=JSONList(grants, context="context_id", role="role"))
             .filter(key_hash=key_hash).first())
 
 

@@ -298,3 +298,23 @@ def test_the_selectors_answer_the_shapes_the_dashboard_uses(catalog, users):
     version = selectors.version_detail(fraud, 2)
     assert version.model is fraud and version.alias_names == ["production"]
     assert [f["kind"] for f in version.format_rows] == ["pkl"] and version.published_by.username == "publisher"
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/St_Johns"])
+def test_timestamps_render_as_drf_renders_them(zone):
+    from datetime import datetime, timedelta
+    from datetime import timezone as dt_timezone
+
+    from rest_framework import serializers as drf
+
+    from registry.api.serializers import _timestamp
+
+    moments = [
+        datetime(2026, 1, 31, 23, 59, 59, 999999, tzinfo=dt_timezone.utc),
+        datetime(2026, 7, 1, 12, 0, tzinfo=dt_timezone(timedelta(hours=5, minutes=30))),
+        timezone.now(),
+    ]
+    with timezone.override(zone):
+        for moment in moments:
+            assert _timestamp(moment) == drf.DateTimeField().to_representation(moment)
+    assert _timestamp(None) is None
