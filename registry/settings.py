@@ -366,6 +366,9 @@ if REGISTRY_CACHE_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "registry"}}
+# How long the serialized form of a published version, its formats or its manifest is kept
+# (registry/api/conditional.py): keyed by what can still change it, it is never stale.
+REGISTRY_REPRESENTATION_CACHE_SECONDS = int(os.environ.get("REGISTRY_REPRESENTATION_CACHE_SECONDS", str(24 * 3600)))
 
 # `json`: one JSON object per line on stderr (for Loki, CloudWatch, Elasticsearch...).
 REGISTRY_LOG_FORMAT = os.environ.get("REGISTRY_LOG_FORMAT", "text").strip().lower()

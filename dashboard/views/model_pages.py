@@ -103,10 +103,10 @@ class VersionForm(forms.Form):
     def initial_for(version) -> dict:
         return {
             "name": version.name, "description": version.description,
-            "tags": ", ".join(tag.name for tag in version.tags.all()),
+            "tags": ", ".join(version.tag_names),
             "framework": version.framework, "framework_version": version.framework_version,
             "hyperparameters": version.hyperparameters, "config": version.config, "metadata": version.metadata,
-            "records": [str(record.pk) for record in version.records.all()], "signature": version.signature,
+            "records": [record["id"] for record in version.record_rows], "signature": version.signature,
         }
 
 
@@ -186,8 +186,8 @@ def _page(request, model, *, tab: str, version=None, selected: int | None = None
     perms = permissions_in(request.user, model.context)
     versions = list(selectors.version_choices(model))
     alias_names: dict[int, list[str]] = {}
-    for alias in model.aliases.all():
-        alias_names.setdefault(alias.version.number, []).append(alias.name)
+    for alias in model.alias_rows:
+        alias_names.setdefault(alias["version"], []).append(alias["name"])
     for item in versions:
         item.alias_names = alias_names.get(item.number, [])
     numbers = [item.number for item in versions]
@@ -207,15 +207,17 @@ def _page(request, model, *, tab: str, version=None, selected: int | None = None
         "can_delete": Perm.DELETE_MODEL in perms,
         "model_form": ModelForm(initial={
             "name": model.name, "description": model.description, "task": model.task,
-            "tags": ", ".join(tag.name for tag in model.tags.all()),
+            "tags": ", ".join(model.tag_names),
         }),
         **extra,
     }, status=status)
 
 
-def _model_and_version(request, model_id, number):
-    model = selectors.model_get(request.user, model_id)
-    return model, selectors.version_get(model, number)
+def _model_and_version(request, model_id, number, *, shown: bool = False):
+    """The model as its page shows it, and version `number`: as the details tab shows it when
+    `shown` (the details, edit and delete pages), else its row (formats, metrics, actions)."""
+    model = selectors.model_detail(request.user, model_id)
+    return model, (selectors.version_detail if shown else selectors.version_get)(model, number)
 
 
 def _selected_number(request) -> int | None:
@@ -228,21 +230,21 @@ def _selected_number(request) -> int | None:
 @login_required
 def model_detail(request, model_id):
     """The model page on the latest version, or on `?version=N` (links from a training record)."""
-    model = selectors.model_get(request.user, model_id)
-    choices = selectors.version_choices(model)
+    model = selectors.model_detail(request.user, model_id)
+    numbers = model.version_numbers
     wanted = _selected_number(request)
-    shown = (choices.filter(number=wanted).first() if wanted is not None else None) or choices.first()
-    version = selectors.version_get(model, shown.number) if shown else None
+    shown = wanted if wanted in numbers else (numbers[-1] if numbers else None)
+    version = selectors.version_detail(model, shown) if shown is not None else None
     return _page(request, model, tab="details", version=version)
 
 
 @login_required
 def model_edit(request, model_id):
-    model = selectors.model_get(request.user, model_id)
+    model = selectors.model_detail(request.user, model_id)
     can_edit = Perm.EDIT_MODEL in permissions_in(request.user, model.context)
     form = ModelForm(request.POST or None, initial={
         "name": model.name, "description": model.description, "task": model.task,
-        "tags": ", ".join(tag.name for tag in model.tags.all()),
+        "tags": ", ".join(model.tag_names),
     })
     if request.method == "POST":
         require(request.user, model.context, Perm.EDIT_MODEL)
@@ -261,7 +263,7 @@ def model_edit(request, model_id):
 
 @login_required
 def model_delete(request, model_id):
-    model = selectors.model_get(request.user, model_id)
+    model = selectors.model_detail(request.user, model_id)
     can_delete = Perm.DELETE_MODEL in permissions_in(request.user, model.context)
     form = DeleteModelForm(request.POST or None, model=model)
     if request.method == "POST":
@@ -273,7 +275,7 @@ def model_delete(request, model_id):
             return redirect("dashboard:model-list", ctx=context_slug)
     return render(request, "dashboard/models/delete.html", {
         "context": model.context, "model": model, "form": form, "can_delete": can_delete,
-        "version_count": len(model.versions.all()),
+        "version_count": len(model.version_numbers),
     }, status=400 if form.errors else 200)
 
 
@@ -281,13 +283,13 @@ def model_delete(request, model_id):
 
 @login_required
 def version_detail(request, model_id, number):
-    model, version = _model_and_version(request, model_id, number)
+    model, version = _model_and_version(request, model_id, number, shown=True)
     return _page(request, model, tab="details", version=version)
 
 
 @login_required
 def version_edit(request, model_id, number):
-    model, version = _model_and_version(request, model_id, number)
+    model, version = _model_and_version(request, model_id, number, shown=True)
     records = selectors.record_list(model.context)
     form = VersionForm(request.POST or None, initial=VersionForm.initial_for(version), records=records)
     if request.method == "POST":
@@ -321,7 +323,7 @@ def version_publish(request, model_id, number):
 
 @login_required
 def version_delete(request, model_id, number):
-    model, version = _model_and_version(request, model_id, number)
+    model, version = _model_and_version(request, model_id, number, shown=True)
     can_delete = Perm.DELETE_MODEL in permissions_in(request.user, model.context)
     error = None
     if request.method == "POST":
@@ -340,7 +342,7 @@ def version_delete(request, model_id, number):
 
 @login_required
 def version_create(request, model_id):
-    model = selectors.model_get(request.user, model_id)
+    model = selectors.model_detail(request.user, model_id)
     form = NewVersionForm(request.POST or None, request.FILES or None, records=selectors.record_list(model.context))
     if request.method == "POST":
         require(request.user, model.context, Perm.EDIT_MODEL)
@@ -495,7 +497,7 @@ def version_metrics(request, model_id, number):
 
 @login_required
 def model_aliases(request, model_id):
-    model = selectors.model_get(request.user, model_id)
+    model = selectors.model_detail(request.user, model_id)
     return _aliases_page(request, model, None)
 
 
@@ -514,7 +516,7 @@ def _aliases_page(request, model, form, status=200):
 @login_required
 @require_POST
 def alias_set(request, model_id):
-    model = selectors.model_get(request.user, model_id)
+    model = selectors.model_detail(request.user, model_id)
     require(request.user, model.context, Perm.PUBLISH_VERSION)
     published = [v for v in selectors.version_choices(model) if v.status == VersionStatus.PUBLISHED]
     form = AliasForm(request.POST, published=published)
@@ -534,7 +536,7 @@ def alias_set(request, model_id):
 @login_required
 @require_POST
 def alias_rollback(request, model_id, alias):
-    model = selectors.model_get(request.user, model_id)
+    model = selectors.model_detail(request.user, model_id)
     require(request.user, model.context, Perm.PUBLISH_VERSION)
     try:
         moved = services.alias_rollback(actor=request.user, model=model, name=alias)
@@ -548,7 +550,7 @@ def alias_rollback(request, model_id, alias):
 @login_required
 @require_POST
 def alias_delete(request, model_id, alias):
-    model = selectors.model_get(request.user, model_id)
+    model = selectors.model_detail(request.user, model_id)
     require(request.user, model.context, Perm.PUBLISH_VERSION)
     services.alias_delete(actor=request.user, model=model, name=alias)
     messages.success(request, f"Alias {alias} was removed; its history is kept.")

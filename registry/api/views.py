@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from registry import selectors, services
 from registry.api import serializers as s
+from registry.api.conditional import frozen_response
 from registry.api.files import FileNegotiation, download_response, upload_filename
 from registry.errors import InvalidInput, LengthRequired
 from registry.permissions import Perm, effective_roles, require
@@ -23,6 +24,8 @@ ERRORS = {
     429: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT,
 }
 
+ALIAS_HISTORY_SHOWN = 100  # the newest moves in an alias's detail
+
 # The file store failing: 503 with Retry-After (unreachable), 507 (a full disk).
 STORAGE_ERRORS = {503: OpenApiTypes.OBJECT, 507: OpenApiTypes.OBJECT}
 
@@ -30,12 +33,14 @@ STORAGE_ERRORS = {503: OpenApiTypes.OBJECT, 507: OpenApiTypes.OBJECT}
 class RegistryView(APIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    def paginated(self, queryset, serializer_class, *, prepare=None, **context):
+    def paginated(self, queryset, serializer_class=None, *, serialize=None, **context):
+        """A page of `queryset`, by its declared serializer or its serialize function."""
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, self.request, view=self)
-        if prepare is not None:
-            page = prepare(page)
-        data = serializer_class(page, many=True, context={"request": self.request, **context}).data
+        if serialize is not None:
+            data = [serialize(row) for row in page]
+        else:
+            data = serializer_class(page, many=True, context={"request": self.request, **context}).data
         return paginator.get_paginated_response(data)
 
     def input(self, serializer_class, *, partial: bool = False) -> dict:
@@ -46,10 +51,10 @@ class RegistryView(APIView):
         return dict(serializer.validated_data)
 
     def model(self, model_id):
-        return selectors.model_get(self.request.user, model_id, light=True)
+        return selectors.model_get(self.request.user, model_id)
 
     def version(self, model_id, number):
-        return selectors.version_get(self.model(model_id), number, light=True)
+        return selectors.version_get(self.model(model_id), number)
 
 
 def _roles(user) -> dict:
@@ -198,28 +203,28 @@ class ModelListView(RegistryView):
         params = request.query_params
         models = selectors.model_list(
             request.user, context, search=params.get("search", ""), tags=params.getlist("tag"),
-            name=params.get("name", ""), ordering=params.get("ordering", ""), light=True,
+            name=params.get("name", ""), ordering=params.get("ordering", ""),
         )
-        return self.paginated(models, s.ModelSerializer, prepare=selectors.load_model_relations)
+        return self.paginated(models, serialize=s.serialize_model)
 
     @extend_schema(request=s.ModelCreateSerializer, responses={201: s.ModelSerializer, **ERRORS})
     def post(self, request, ctx):
         context = selectors.context_get(request.user, ctx)
         require(request.user, context, Perm.EDIT_MODEL)
         model = services.model_create(actor=request.user, context=context, **self.input(s.ModelCreateSerializer))
-        return Response(s.ModelSerializer(model).data, status=201)
+        return Response(s.serialize_model(model), status=201)
 
 
 class ModelDetailView(RegistryView):
     @extend_schema(responses=s.ModelSerializer)
     def get(self, request, model_id):
-        return Response(s.ModelSerializer(selectors.model_get_full(request.user, model_id)).data)
+        return Response(s.serialize_model(selectors.model_detail(request.user, model_id)))
 
     @extend_schema(request=s.ModelCreateSerializer, responses={200: s.ModelSerializer, **ERRORS})
     def patch(self, request, model_id):
         model = self.model(model_id)
         services.model_update(actor=request.user, model=model, **self.input(s.ModelCreateSerializer, partial=True))
-        return Response(s.ModelSerializer(selectors.model_get_full(request.user, model_id)).data)
+        return Response(s.serialize_model(selectors.model_detail(request.user, model_id)))
 
     @extend_schema(responses={204: None, **ERRORS}, summary="Delete a model, its versions and files (admins)")
     def delete(self, request, model_id):
@@ -232,26 +237,30 @@ class ModelDetailView(RegistryView):
 class VersionListView(RegistryView):
     @extend_schema(responses=s.VersionSerializer(many=True))
     def get(self, request, model_id):
-        return self.paginated(selectors.version_list(self.model(model_id)), s.VersionSerializer)
+        return self.paginated(selectors.version_list(self.model(model_id)), serialize=s.serialize_version)
 
     @extend_schema(request=s.VersionWriteSerializer, responses={201: s.VersionSerializer, **ERRORS})
     def post(self, request, model_id):
         model = self.model(model_id)
         require(request.user, model.context, Perm.EDIT_MODEL)
         version = services.version_create(actor=request.user, model=model, **self.input(s.VersionWriteSerializer))
-        return Response(s.VersionSerializer(version).data, status=201)
+        return Response(s.serialize_version(version), status=201)
 
 
 class VersionDetailView(RegistryView):
-    @extend_schema(responses=s.VersionSerializer)
+    @extend_schema(responses={200: s.VersionSerializer, 304: None, **ERRORS},
+                   summary="A version (published: with a strong ETag; If-None-Match answers 304)")
     def get(self, request, model_id, number):
-        return Response(s.VersionSerializer(self.version(model_id, number)).data)
+        version = selectors.version_detail(self.model(model_id), number)
+        if version.is_published:
+            return frozen_response(request, s.version_state(version), lambda: s.serialize_version(version))
+        return Response(s.serialize_version(version))
 
     @extend_schema(request=s.VersionWriteSerializer, responses={200: s.VersionSerializer, **ERRORS})
     def patch(self, request, model_id, number):
         version = self.version(model_id, number)
         services.version_update(actor=request.user, version=version, **self.input(s.VersionWriteSerializer, partial=True))
-        return Response(s.VersionSerializer(selectors.version_get(version.model, number)).data)
+        return Response(s.serialize_version(selectors.version_detail(version.model, number)))
 
     @extend_schema(responses={204: None, **ERRORS}, summary="Delete a version and its files (admins)")
     def delete(self, request, model_id, number):
@@ -264,7 +273,7 @@ class VersionPublishView(RegistryView):
     def post(self, request, model_id, number):
         version = self.version(model_id, number)
         services.version_publish(actor=request.user, version=version)
-        return Response(s.VersionSerializer(selectors.version_get(version.model, number)).data)
+        return Response(s.serialize_version(selectors.version_detail(version.model, number)))
 
 
 class MetricListView(RegistryView):
@@ -291,9 +300,19 @@ class MetricListView(RegistryView):
 # --- formats ----------------------------------------------------------------------------
 
 class FormatListView(RegistryView):
-    @extend_schema(responses=s.FormatSerializer(many=True))
+    @extend_schema(responses=s.FormatSerializer(many=True),
+                   summary="The version's formats (published: with a strong ETag; If-None-Match answers 304)")
     def get(self, request, model_id, number):
-        return self.paginated(selectors.format_list(self.version(model_id, number)), s.FormatSerializer)
+        version = self.version(model_id, number)
+        formats = selectors.format_list(version)
+        if not version.is_published:
+            return self.paginated(formats, s.FormatSerializer)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(formats, request, view=self)
+        # The page's links name this request's address.
+        state = ("formats", request.build_absolute_uri(), *map(s.format_state, page))
+        return frozen_response(request, state, lambda: paginator.get_paginated_response(
+            s.FormatSerializer(page, many=True).data).data)
 
     @extend_schema(request=s.FormatCreateSerializer, responses={201: s.FormatSerializer, **ERRORS},
                    summary="Add a format (then PUT its file)")
@@ -306,9 +325,14 @@ class FormatListView(RegistryView):
 
 
 class FormatDetailView(RegistryView):
-    @extend_schema(responses=s.FormatSerializer)
+    @extend_schema(responses={200: s.FormatSerializer, 304: None, **ERRORS},
+                   summary="A format (of a published version: with a strong ETag; If-None-Match answers 304)")
     def get(self, request, model_id, number, kind):
-        return Response(s.FormatSerializer(selectors.format_get(self.version(model_id, number), kind)).data)
+        version = self.version(model_id, number)
+        fmt = selectors.format_get(version, kind)
+        if version.is_published:
+            return frozen_response(request, s.format_state(fmt), lambda: s.FormatSerializer(fmt).data)
+        return Response(s.FormatSerializer(fmt).data)
 
     @extend_schema(request=s.FormatUpdateSerializer, responses={200: s.FormatSerializer, **ERRORS},
                    summary="Set whether the file is required and fails on tamper (until publish)")
@@ -379,7 +403,8 @@ class FormatFileView(RegistryView):
         return Response(s.FormatSerializer(selectors.format_get(version, fmt.kind)).data)
 
     @extend_schema(
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 206: OpenApiTypes.BINARY,
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+                   (206, "application/octet-stream"): OpenApiTypes.BINARY,
                    404: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT, 416: OpenApiTypes.OBJECT,
                    503: OpenApiTypes.OBJECT},
         parameters=[OpenApiParameter(
@@ -402,15 +427,21 @@ class FormatFileView(RegistryView):
 
 class ManifestView(RegistryView):
     @extend_schema(
-        responses={200: s.ManifestSerializer, **ERRORS},
+        responses={200: s.ManifestSerializer, 304: None, **ERRORS},
         parameters=[OpenApiParameter("frozen", bool, description="Add checksums, a timestamp and a lock checksum "
                                                                  "(409 until every file is hashed and ready)")],
-        summary="The version's model manifest",
+        summary="The version's model manifest (published: with a strong ETag; If-None-Match answers 304)",
+        description="A published version's frozen manifest is stamped with the time it was published, so it "
+                    "is the same document every time it is asked for.",
     )
     def get(self, request, model_id, number):
         version = self.version(model_id, number)
         frozen = request.query_params.get("frozen", "").lower() in ("1", "true", "yes")
-        return Response(selectors.version_manifest(version, frozen=frozen))
+        formats = selectors.manifest_formats(version)
+        if version.is_published:
+            return frozen_response(request, s.manifest_state(version, formats, frozen=frozen),
+                                   lambda: selectors.version_manifest(version, frozen=frozen, formats=formats))
+        return Response(selectors.version_manifest(version, frozen=frozen, formats=formats))
 
 
 class TamperReportView(RegistryView):
@@ -430,7 +461,7 @@ class TamperReportView(RegistryView):
 class AliasListView(RegistryView):
     @extend_schema(responses=s.AliasSerializer(many=True))
     def get(self, request, model_id):
-        return self.paginated(selectors.alias_list(self.model(model_id)), s.AliasSerializer)
+        return self.paginated(selectors.alias_list(self.model(model_id)), serialize=s.serialize_alias)
 
 
 class AliasDetailView(RegistryView):
@@ -438,9 +469,9 @@ class AliasDetailView(RegistryView):
         """`alias`: a name, or the Alias a service just wrote (its version and updater are
         known, so it is not read again)."""
         if isinstance(alias, str):
-            alias = selectors.alias_get(model, alias, light=True)
-        history = selectors.alias_history_rows(model, alias.name, limit=100)
-        return s.AliasDetailSerializer(alias, context={"history": history}).data
+            alias = selectors.alias_get(model, alias)
+        history = selectors.alias_history(model, alias.name)[:ALIAS_HISTORY_SHOWN]
+        return s.serialize_alias_detail(alias, history)
 
     @extend_schema(responses=s.AliasDetailSerializer, summary="An alias, its version and its history")
     def get(self, request, model_id, alias):
@@ -488,7 +519,7 @@ class RecordListView(RegistryView):
         require(request.user, context, Perm.EDIT_MODEL)
         data = self.input(s.RecordSerializer)
         record = services.record_create(actor=request.user, context=context, **data)
-        return Response(s.RecordSerializer(record).data, status=201)
+        return Response(s.RecordSerializer(selectors.record_get(request.user, record.pk)).data, status=201)
 
 
 class RecordDetailView(RegistryView):
@@ -503,8 +534,8 @@ class RecordDetailView(RegistryView):
     @extend_schema(request=s.RecordUpdateSerializer, responses={200: s.RecordDetailSerializer, **ERRORS})
     def patch(self, request, record_id):
         record = selectors.record_get(request.user, record_id)
-        record = services.record_update(actor=request.user, record=record, **self.input(s.RecordUpdateSerializer, partial=True))
-        return Response(self._detail(record))
+        services.record_update(actor=request.user, record=record, **self.input(s.RecordUpdateSerializer, partial=True))
+        return Response(self._detail(selectors.record_get(request.user, record_id)))
 
     @extend_schema(responses={204: None, **ERRORS})
     def delete(self, request, record_id):

@@ -104,8 +104,9 @@ def model_create(
         raise _name_conflict(context, name, error) from None
     rows = set_tags(model, tags, new=True)
     audit(actor=actor, context=context, action="model.create", obj=model, summary=f"created model {name}")
-    # What the API returns, known without reading it back: a new model has no versions or aliases.
-    model.tag_names, model.version_numbers, model.alias_map = [t.name for t in rows], [], {}
+    # The model as selectors.model_detail() shows it, known without reading it back: a new
+    # model has no versions or aliases.
+    model.tag_names, model.version_numbers, model.alias_rows = [t.name for t in rows], [], []
     return model
 
 

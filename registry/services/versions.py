@@ -119,9 +119,10 @@ def version_create(*, actor, model: Model, **fields) -> Version:
         version.records.add(*records)
     audit(actor=actor, context=model.context, action="version.create", obj=version,
           summary=f"created version {number} of {name}")
-    # What the API returns, known without reading it back.
+    # The version as selectors.version_detail() shows it, known without reading it back.
     version.tag_names = [row.name for row in rows]
-    version.record_rows = sorted(records, key=lambda record: (record.name, str(record.pk)))
+    version.record_rows = [{"id": str(record.pk), "name": record.name, "uri": record.uri}
+                           for record in sorted(records, key=lambda record: (record.name, record.pk))]
     version.format_rows, version.alias_names = [], []
     return version
 
