@@ -237,3 +237,26 @@ def test_bad_part_numbers_are_400(clients, version, s3_storage):
     for numbers in ("0", "2", "x", "5-1", "1-5000"):
         response = clients["editor"].get(f"/api/v1/uploads/{session['id']}/parts/", {"numbers": numbers})
         assert response.status_code == 400, (numbers, response.content)
+
+
+def test_every_direct_upload_answer_has_the_keys_of_its_schema(client, clients, version, s3_storage):
+    import json
+
+    from tests.registry.test_api_schema import CHECKED_WITH_S3, json_answers, mismatches
+
+    schema = json.loads(client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").content)
+    answers = json_answers(schema)
+    data = os.urandom(100)
+    started = _start(clients["editor"], version, data)
+    listing = clients["editor"].get(f"/api/v1/uploads/{started.json()['id']}/parts/")
+    _send(listing.json()["urls"]["1"], data)
+    completed = clients["editor"].post(f"/api/v1/uploads/{started.json()['id']}/complete/")
+    checked = [
+        ("post", "/api/v1/models/{model_id}/versions/{number}/formats/{kind}/uploads/", started, 201),
+        ("get", "/api/v1/uploads/{upload_id}/parts/", listing, 200),
+        ("post", "/api/v1/uploads/{upload_id}/complete/", completed, 200),
+    ]
+    assert {(method, path) for method, path, *_ in checked} == CHECKED_WITH_S3
+    for method, path, response, status in checked:
+        assert response.status_code == status, response.content
+        assert mismatches(schema, answers[(method, path)][status], response.json()) == [], path
