@@ -1,12 +1,13 @@
 """Hand-written SQL for the API's hottest reads, on PostgreSQL.
 
 Building a query through the ORM costs more CPU than running it (0.2-0.5 ms a query, against
-0.05 ms of PostgreSQL's time for a lookup by key). Token authentication, reading a model, a
-version or an alias, and listing or searching a context's models run on every API request a
-notebook makes, so they are written here once as SQL, with the relations a page shows gathered
-by the same statement where they can be. Each function answers exactly what its ORM counterpart in
-selectors.py / api/authentication.py answers (tests/registry/test_sql_fast_paths.py compares
-them); the ORM path stays for other databases and for browser sessions.
+0.05 ms of PostgreSQL's time for a lookup by key). Reading a model, a version or an alias, and
+listing or searching a context's models run on every API request a notebook makes, so they are
+written here once as SQL, with the relations a page shows gathered by the same statement where
+they can be. Each function answers exactly what its ORM counterpart in selectors.py answers
+(tests/registry/test_sql_fast_paths.py compares them); the ORM path stays for other databases
+and for browser sessions. (Token authentication has one path, on every database:
+registry/api/authentication.py.)
 
 Table and column names come from the models' _meta, so a renamed field cannot drift from here.
 Rows become model instances with Model.from_db(), as the ORM would build them.
@@ -19,7 +20,7 @@ from functools import cache
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from registry.models import Alias, AliasMove, ApiToken, Context, Format, Membership, Model, Tag, TrainingRecord, Version
+from registry.models import Alias, AliasMove, Context, Format, Model, Tag, TrainingRecord, Version
 from registry.permissions import ALL_CONTEXTS
 
 
@@ -73,41 +74,6 @@ def _build(model, values):
 
 def _width(model) -> int:
     return len(_fields(model))
-
-
-# --- tokens -----------------------------------------------------------------------------
-
-@cache
-def _token_sql() -> str:
-    user_model = get_user_model()
-    groups = user_model._meta.get_field("groups").remote_field.through
-    grants = (
-        f"ARRAY(SELECT ms.{_col(Membership, 'context')}::text || ':' || ms.{_col(Membership, 'role')} "
-        f"FROM {_table(Membership)} ms WHERE ms.{_col(Membership, 'user')} = u.{_q(user_model._meta.pk.column)} "
-        f"OR ms.{_col(Membership, 'group')} IN (SELECT ug.{_q(groups._meta.get_field('group').column)} "
-        f"FROM {_table(groups)} ug WHERE ug.{_q(groups._meta.get_field(user_model._meta.model_name).column)} "
-        f"= u.{_q(user_model._meta.pk.column)}))"
-    )
-    return (
-        f"SELECT {_select(ApiToken, 't')}, {_select(user_model, 'u')}, {grants} "
-        f"FROM {_table(ApiToken)} t JOIN {_table(user_model)} u "
-        f"ON u.{_q(user_model._meta.pk.column)} = t.{_col(ApiToken, 'user')} "
-        f"WHERE t.{_col(ApiToken, 'key_hash')} = %s"
-    )
-
-
-def token_by_hash(key_hash: str):
-    """(token with .user set, ["<context id>:<role>", ...]) for the token with this hash, or None."""
-    with connection.cursor() as cursor:
-        cursor.execute(_token_sql(), [key_hash])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    user_model = get_user_model()
-    split = _width(ApiToken)
-    token = _build(ApiToken, row[:split])
-    token.user = _build(user_model, row[split: split + _width(user_model)])
-    return token, row[-1]
 
 
 # --- contexts ---------------------------------------------------------------------------

@@ -3,34 +3,78 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cache
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import CharField, OuterRef, Q, Value
-from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from registry import sql
 from registry.models import ApiToken, Membership
 from registry.permissions import READ_ONLY_ATTRIBUTE, ROLES_ATTRIBUTE, highest_roles
 from registry.services.contexts import hash_token
 
 
-def _tokens():
-    """Tokens with their user and, on PostgreSQL, the user's roles ("<context id>:<role>", direct
-    and through groups) in the same row: authentication and every permission check of the
-    request then cost one query."""
-    tokens = ApiToken.objects.select_related("user")
-    if connection.vendor != "postgresql":
-        return tokens
-    from django.contrib.postgres.expressions import ArraySubquery
+# Hand-written SQL, and the only way a token is read: every API request runs it, and the ORM
+# cannot say it in one statement that both databases run (a user's memberships, direct and
+# through groups: ArraySubquery is PostgreSQL's only, and following both relations multiplies
+# rows). Table and column names come from the models' _meta, so a renamed field cannot drift.
+@cache
+def _token_sql(vendor: str) -> str:
+    q = connection.ops.quote_name
+    user_model = get_user_model()
+    user_groups = user_model._meta.get_field("groups").remote_field.through
+    user_pk = q(user_model._meta.pk.column)
 
-    grants = Membership.objects.filter(
-        Q(user_id=OuterRef("user_id")) | Q(group__user=OuterRef("user_id"))
-    ).values(grant=Concat(Cast("context_id", CharField()), Value(":"), "role", output_field=CharField()))
-    return tokens.annotate(registry_grants=ArraySubquery(grants))
+    def column(model, field: str) -> str:
+        return q(model._meta.get_field(field).column)
+
+    def select(model, alias: str) -> str:
+        return ", ".join(f"{alias}.{q(field.column)}" for field in model._meta.concrete_fields)
+
+    groups_of_user = (
+        f"SELECT ug.{column(user_groups, 'group')} FROM {q(user_groups._meta.db_table)} ug "
+        f"WHERE ug.{column(user_groups, user_model._meta.model_name)} = u.{user_pk}"
+    )
+    return (
+        f"SELECT {select(ApiToken, 't')}, {select(user_model, 'u')}, "
+        f"m.{column(Membership, 'context')}, m.{column(Membership, 'role')} "
+        f"FROM {q(ApiToken._meta.db_table)} t "
+        f"JOIN {q(user_model._meta.db_table)} u ON u.{user_pk} = t.{column(ApiToken, 'user')} "
+        f"LEFT JOIN {q(Membership._meta.db_table)} m ON m.{column(Membership, 'user')} = u.{user_pk} "
+        f"OR m.{column(Membership, 'group')} IN ({groups_of_user}) "
+        f"WHERE t.{column(ApiToken, 'key_hash')} = %s"
+    )
+
+
+def _build(model, values):
+    """An instance of `model` from its columns, converted as the ORM converts them."""
+    values = list(values)
+    table = model._meta.db_table
+    for index, field in enumerate(model._meta.concrete_fields):
+        col = field.get_col(table)
+        for convert in connection.ops.get_db_converters(col) + col.get_db_converters(connection):
+            values[index] = convert(values[index], col, connection)
+    return model.from_db(connection.alias, [field.attname for field in model._meta.concrete_fields], values)
+
+
+def token_with_roles(key_hash: str) -> tuple[ApiToken, dict[int, str]] | None:
+    """The token with this hash, its user (token.user) and the user's highest role in each
+    context, direct or through a group, in one statement; None when there is no such token.
+    The roles then answer every permission check of the request (permissions.ROLES_ATTRIBUTE)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_token_sql(connection.vendor), [key_hash])
+        rows = cursor.fetchall()  # one per grant, or one with no grant
+    if not rows:
+        return None
+    user_model = get_user_model()
+    split = len(ApiToken._meta.concrete_fields)
+    token = _build(ApiToken, rows[0][:split])
+    token.user = _build(user_model, rows[0][split: split + len(user_model._meta.concrete_fields)])
+    roles = highest_roles((row[-2], row[-1]) for row in rows if row[-2] is not None)
+    return token, roles
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -46,7 +90,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             plain = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
-        token = self._token(hash_token(plain))
+        token, roles = token_with_roles(hash_token(plain)) or (None, {})
         now = timezone.now()
         if token is None or token.revoked_at is not None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
@@ -60,21 +104,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         user = token.user
         setattr(user, READ_ONLY_ATTRIBUTE, token.read_only)
-        grants = getattr(token, "registry_grants", None)  # roles read with the token
-        if grants is not None:
-            pairs = (grant.split(":", 1) for grant in grants)
-            setattr(user, ROLES_ATTRIBUTE, highest_roles((int(context_id), role) for context_id, role in pairs))
+        setattr(user, ROLES_ATTRIBUTE, roles)
         return user, token
-
-    @staticmethod
-    def _token(key_hash: str) -> ApiToken | None:
-        if sql.enabled():
-            found = sql.token_by_hash(key_hash)
-            if found is None:
-                return None
-            token, token.registry_grants = found
-            return token
-        return _tokens().filter(key_hash=key_hash).first()
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'

@@ -16,7 +16,6 @@ from registry import queue, storage
 from registry.errors import InvalidInput, KindExists, LimitReached, NotFound, NotReady
 from registry.limits import max_upload_bytes, upload_size_check
 from registry.models import Format, FormatKind, FormatStatus, Version
-from registry.permissions import Perm, require
 from registry.services.common import audit
 from registry.services.versions import ensure_draft
 
@@ -109,7 +108,6 @@ def format_create(*, actor, version: Version, kind: str, required: bool = True, 
 
     `required` and `fail_on_tamper` place it in the version's manifest (SPEC §4).
     """
-    require(actor, version.model.context, Perm.EDIT_MODEL)
     kind = clean_kind(kind)
     required = clean_flag(required, field="required")
     fail_on_tamper = clean_flag(fail_on_tamper, field="fail_on_tamper")
@@ -121,7 +119,6 @@ def format_create(*, actor, version: Version, kind: str, required: bool = True, 
 def format_update(*, actor, fmt: Format, required: bool | None = None, fail_on_tamper: bool | None = None) -> Format:
     """Change where a format stands in the manifest; frozen with the version at publish."""
     version = fmt.version
-    require(actor, version.model.context, Perm.EDIT_MODEL)
     values = {}
     if required is not None:
         values["required"] = clean_flag(required, field="required")
@@ -165,8 +162,6 @@ def format_upload(
     If anything fails, the new object is removed, so no stored file is left without a row
     and no row points at a missing file.
     """
-    context = version.model.context
-    require(actor, context, Perm.EDIT_MODEL)
     kind = clean_kind(kind)
     declared_sha256 = clean_sha256(declared_sha256)
     declared_md5 = clean_md5(declared_md5)
@@ -233,7 +228,6 @@ def _attach_file(*, actor, version, kind, key, size, filename, content_type, dec
 def format_delete(*, actor, fmt: Format) -> None:
     """Delete a format of an unpublished version; its stored file goes after commit."""
     version = fmt.version
-    require(actor, version.model.context, Perm.EDIT_MODEL)
     version = _lock_draft_version(version)
     fmt = Format.objects.filter(pk=fmt.pk).first()
     if fmt is None:

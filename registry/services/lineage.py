@@ -13,7 +13,6 @@ from django.utils.dateparse import parse_datetime
 
 from registry.errors import Conflict, InvalidInput, NameTaken
 from registry.models import Context, Metric, TrainingRecord, Version
-from registry.permissions import Perm, require
 from registry.services.common import (
     apply_changes,
     audit,
@@ -49,7 +48,6 @@ def _record_name_taken(name: str) -> NameTaken:
 @transaction.atomic
 def record_create(*, actor, context: Context, name: str, uri: str, checksum: str = "", description: str = "") -> TrainingRecord:
     """Register a training dataset in `context`; versions link to it."""
-    require(actor, context, Perm.EDIT_MODEL)
     values = _record_values({"name": name, "uri": uri, "checksum": checksum, "description": description})
     try:
         with transaction.atomic():
@@ -62,7 +60,6 @@ def record_create(*, actor, context: Context, name: str, uri: str, checksum: str
 
 @transaction.atomic
 def record_update(*, actor, record: TrainingRecord, **fields) -> TrainingRecord:
-    require(actor, record.context, Perm.EDIT_MODEL)
     record = TrainingRecord.objects.select_for_update(of=("self",), no_key=True).select_related("context").get(pk=record.pk)
     values = _record_values(fields)
     changes = apply_changes(record, values)
@@ -80,7 +77,6 @@ def record_update(*, actor, record: TrainingRecord, **fields) -> TrainingRecord:
 @transaction.atomic
 def record_delete(*, actor, record: TrainingRecord) -> None:
     """Delete a training record. Published versions keep their lineage: refuse if one links it."""
-    require(actor, record.context, Perm.DELETE_MODEL)
     linked = record.versions.filter(status="published").select_related("model").first()
     if linked is not None:
         raise Conflict(f"Published version {linked.number} of '{linked.model.name}' was trained on this record.")
@@ -148,7 +144,6 @@ def _clean_metric(item: Any, index: int) -> Metric:
 @transaction.atomic
 def metrics_log(*, actor, version: Version, metrics: list[dict]) -> list[Metric]:
     """Record metrics on a version. Metrics describe results, so published versions accept them too."""
-    require(actor, version.model.context, Perm.EDIT_MODEL)
     if not isinstance(metrics, list) or not metrics:
         raise InvalidInput("Send at least one metric.", field="metrics")
     if len(metrics) > MAX_METRICS_PER_CALL:

