@@ -16,7 +16,7 @@ from registry.errors import Conflict, InvalidInput, NameTaken, NotFound
 from registry.models import ApiToken, Context, Membership, Role
 from registry.models.contexts import slug_validator
 from registry.permissions import require_staff
-from registry.services.common import audit, clean_text
+from registry.services.common import audit, clean_text, lock_for_update
 
 TOKEN_PREFIX = "mreg_"
 MAX_TOKEN_DAYS = 3650
@@ -71,7 +71,7 @@ def membership_set(
     """Grant `role` in `context` to a user or a group, or change the role they hold."""
     role = _clean_role(role)
     principal, label = _principal(username=username, group=group)
-    Context.objects.select_for_update(of=("self",), no_key=True).filter(pk=context.pk).first()
+    lock_for_update(Context).filter(pk=context.pk).first()
     membership = Membership.objects.filter(context=context, **principal).first()
     if membership is None:
         membership = Membership.objects.create(context=context, role=role, **principal)
@@ -95,7 +95,7 @@ def membership_set(
 @transaction.atomic
 def membership_remove(*, actor, context: Context, username: str | None = None, group: str | None = None) -> None:
     """Take a user's or group's role in `context` away."""
-    Context.objects.select_for_update(of=("self",), no_key=True).filter(pk=context.pk).first()
+    lock_for_update(Context).filter(pk=context.pk).first()
     filters = {"user__username": username} if username else {"group__name": group}
     membership = Membership.objects.filter(context=context, **filters).first()
     if membership is None:

@@ -16,7 +16,7 @@ from registry import queue, storage
 from registry.errors import InvalidInput, KindExists, LimitReached, NotFound, NotReady
 from registry.limits import max_upload_bytes, upload_size_check
 from registry.models import Format, FormatKind, FormatStatus, Version
-from registry.services.common import audit
+from registry.services.common import audit, lock_for_update
 from registry.services.versions import ensure_draft
 
 HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -68,7 +68,7 @@ def clean_md5(value: str | None) -> str:
 
 
 def _lock_draft_version(version: Version) -> Version:
-    version = Version.objects.select_for_update(of=("self",), no_key=True).select_related("model__context").get(pk=version.pk)
+    version = lock_for_update(Version).select_related("model__context").get(pk=version.pk)
     ensure_draft(version)
     return version
 
@@ -125,7 +125,7 @@ def format_update(*, actor, fmt: Format, required: bool | None = None, fail_on_t
     if fail_on_tamper is not None:
         values["fail_on_tamper"] = clean_flag(fail_on_tamper, field="fail_on_tamper")
     version = _lock_draft_version(version)
-    fmt = Format.objects.select_for_update(of=("self",), no_key=True).filter(pk=fmt.pk).first()
+    fmt = lock_for_update(Format).filter(pk=fmt.pk).first()
     if fmt is None:
         raise NotFound("That format no longer exists.")
     changes = {name: [getattr(fmt, name), value] for name, value in values.items() if getattr(fmt, name) != value}
@@ -191,7 +191,7 @@ def format_upload(
 @transaction.atomic
 def _attach_file(*, actor, version, kind, key, size, filename, content_type, declared_sha256, declared_md5) -> Format:
     version = _lock_draft_version(version)
-    fmt = Format.objects.select_for_update(of=("self",), no_key=True).filter(version=version, kind=kind).first()
+    fmt = lock_for_update(Format).filter(version=version, kind=kind).first()
     if fmt is None:
         fmt = _add_format(actor=actor, version=version, kind=kind)
     old_key = fmt.storage_key

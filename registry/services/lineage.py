@@ -12,13 +12,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from registry.errors import Conflict, InvalidInput, NameTaken
-from registry.models import Context, Metric, TrainingRecord, Version
+from registry.models import Context, Metric, TrainingRecord, Version, VersionStatus
 from registry.services.common import (
     apply_changes,
     audit,
     check_storable,
     clean_text,
     describe_changes,
+    lock_for_update,
     normalize_name,
 )
 
@@ -60,7 +61,7 @@ def record_create(*, actor, context: Context, name: str, uri: str, checksum: str
 
 @transaction.atomic
 def record_update(*, actor, record: TrainingRecord, **fields) -> TrainingRecord:
-    record = TrainingRecord.objects.select_for_update(of=("self",), no_key=True).select_related("context").get(pk=record.pk)
+    record = lock_for_update(TrainingRecord).select_related("context").get(pk=record.pk)
     values = _record_values(fields)
     changes = apply_changes(record, values)
     if changes:
@@ -77,7 +78,7 @@ def record_update(*, actor, record: TrainingRecord, **fields) -> TrainingRecord:
 @transaction.atomic
 def record_delete(*, actor, record: TrainingRecord) -> None:
     """Delete a training record. Published versions keep their lineage: refuse if one links it."""
-    linked = record.versions.filter(status="published").select_related("model").first()
+    linked = record.versions.filter(status=VersionStatus.PUBLISHED).select_related("model").first()
     if linked is not None:
         raise Conflict(f"Published version {linked.number} of '{linked.model.name}' was trained on this record.")
     context, name, record_id = record.context, record.name, str(record.pk)

@@ -19,6 +19,7 @@ from registry.services.common import (
     clean_tags,
     clean_text,
     describe_changes,
+    lock_for_update,
     normalize_name,
     set_tags,
     tag_names,
@@ -120,7 +121,7 @@ def model_update(
     metadata: dict = UNSET,
 ) -> Model:
     """Edit a model's fields; only the arguments given change."""
-    model = Model.objects.select_for_update(of=("self",), no_key=True).get(pk=model.pk)
+    model = lock_for_update(Model).get(pk=model.pk)
     values: dict[str, Any] = {}
     if name is not UNSET:
         values["name"], values["name_key"] = normalize_name(name)
@@ -166,7 +167,7 @@ def model_update(
 @transaction.atomic
 def model_delete(*, actor, model: Model) -> None:
     """Delete a model with all its versions and formats; stored files go after commit."""
-    model = Model.objects.select_for_update(of=("self",), no_key=True).get(pk=model.pk)
+    model = lock_for_update(Model).get(pk=model.pk)
     keys = list(Format.objects.filter(version__model=model).exclude(storage_key="").values_list("storage_key", flat=True))
     context, name, model_id = model.context, model.name, str(model.pk)
     version_count = model.versions.count()

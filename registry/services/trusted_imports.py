@@ -22,7 +22,7 @@ from registry.introspection.pickle_policy import DANGEROUS, classify_global
 from registry.introspection.report import REVIEW
 from registry.models import Context, Format, FormatStatus, TrustedImport, VersionStatus
 from registry.models.trust import TRUSTED_IMPORT_MAX_LENGTH
-from registry.services.common import audit, clean_text
+from registry.services.common import audit, clean_text, lock_for_update
 
 REASON_MAX_LENGTH = 2000
 # How many imports one request may name; a format's own approval is not limited by this.
@@ -135,7 +135,7 @@ def clean_reason(value) -> str:
 # --- writes --------------------------------------------------------------------------------------
 
 def _lock_context(context: Context) -> Context:
-    return Context.objects.select_for_update(of=("self",), no_key=True).get(pk=context.pk)
+    return lock_for_update(Context).get(pk=context.pk)
 
 
 def _trust(*, actor, context: Context, names: Iterable[str], reason: str, why: str = "") -> list[TrustedImport]:
@@ -165,7 +165,7 @@ def _reevaluate(*, actor, context: Context, cause: str) -> list[Format]:
     Returns the formats whose status changed; each change writes an audit event."""
     trusted = trusted_names(context)
     candidates = (
-        Format.objects.select_for_update(of=("self",), no_key=True)
+        lock_for_update(Format)
         .select_related("version__model")
         .filter(version__model__context=context, report__status=REVIEW)
         .filter(status__in=[FormatStatus.REVIEW, FormatStatus.READY], version__status=VersionStatus.DRAFT)
@@ -216,7 +216,7 @@ def format_imports_approve(*, actor, fmt: Format, reason: str) -> Format:
     and decide again every format in review of its context. Returns the format, now ready."""
     reason = clean_reason(reason)
     context = _lock_context(fmt.version.model.context)
-    fmt = Format.objects.select_for_update(of=("self",), no_key=True).select_related("version__model").filter(
+    fmt = lock_for_update(Format).select_related("version__model").filter(
         pk=fmt.pk).first()
     if fmt is None:
         raise NotFound("That format no longer exists.")

@@ -20,6 +20,7 @@ from registry.services.common import (
     clean_tags,
     clean_text,
     describe_changes,
+    lock_for_update,
     set_tags,
     tag_names,
 )
@@ -154,7 +155,7 @@ def _take_version_number(model: Model, actor) -> tuple[int, str]:
 @transaction.atomic
 def version_update(*, actor, version: Version, **fields) -> Version:
     """Edit an unpublished version; only the fields given change."""
-    version = Version.objects.select_for_update(of=("self",), no_key=True).select_related("model__context").get(pk=version.pk)
+    version = lock_for_update(Version).select_related("model__context").get(pk=version.pk)
     ensure_draft(version)
     values = _version_values(model=version.model, fields=fields)
     changes = apply_changes(version, values)
@@ -181,13 +182,13 @@ def version_update(*, actor, version: Version, **fields) -> Version:
 @transaction.atomic
 def version_publish(*, actor, version: Version) -> Version:
     """Freeze a version. Needs at least one format, and every format in a publishable state."""
-    version = Version.objects.select_for_update(of=("self",), no_key=True).select_related("model__context").get(pk=version.pk)
+    version = lock_for_update(Version).select_related("model__context").get(pk=version.pk)
     ensure_draft(version)
     formats = list(version.formats.order_by("kind"))
     if any(unvetted_imports(fmt.report) for fmt in formats):
         # A file that is ready only because its imports are trusted: hold the context, as a
         # revoke does, so a revoke committing now is seen here or sees this version published.
-        Context.objects.select_for_update(of=("self",), no_key=True).filter(pk=version.model.context_id).first()
+        lock_for_update(Context).filter(pk=version.model.context_id).first()
         formats = list(version.formats.order_by("kind"))
     if not formats:
         raise NotPublishable(f"Version {version.number} has no format yet; upload a file first.")
@@ -221,8 +222,8 @@ def version_publish(*, actor, version: Version) -> Version:
 @transaction.atomic
 def version_delete(*, actor, version: Version) -> None:
     """Delete a version and its formats; its number is never reused. Files go after commit."""
-    Model.objects.select_for_update(of=("self",), no_key=True).filter(pk=version.model_id).first()
-    version = Version.objects.select_for_update(of=("self",), no_key=True).select_related("model__context").get(pk=version.pk)
+    lock_for_update(Model).filter(pk=version.model_id).first()
+    version = lock_for_update(Version).select_related("model__context").get(pk=version.pk)
     aliases = list(version.aliases.values_list("name", flat=True))
     if aliases:
         raise Conflict(
