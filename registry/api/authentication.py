@@ -26,6 +26,16 @@ def _token_by_hash(key_hash: str) -> ApiToken | None:
             .filter(key_hash=key_hash).first())
 
 
+def token_with_roles(key_hash: str) -> tuple[ApiToken, dict[int, str]] | None:
+    """The token with this hash, its user (token.user) and the user's highest role in each
+    context, direct or through a group, read in one statement; None when there is no such
+    token. The roles then answer every permission check of the request (ROLES_ATTRIBUTE)."""
+    token = _token_by_hash(key_hash)
+    if token is None:
+        return None
+    return token, highest_roles((grant["context"], grant["role"]) for grant in token.registry_grants)
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -39,7 +49,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             plain = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
-        token = _token_by_hash(hash_token(plain))
+        token, roles = token_with_roles(hash_token(plain)) or (None, {})
         now = timezone.now()
         if token is None or token.revoked_at is not None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
@@ -53,8 +63,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         user = token.user
         setattr(user, READ_ONLY_ATTRIBUTE, token.read_only)
-        grants = ((grant["context"], grant["role"]) for grant in token.registry_grants)
-        setattr(user, ROLES_ATTRIBUTE, highest_roles(grants))  # roles read with the token
+        setattr(user, ROLES_ATTRIBUTE, roles)  # roles read with the token
         return user, token
 
     def authenticate_header(self, request):

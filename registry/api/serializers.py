@@ -18,6 +18,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from registry.introspection.report import REVIEW
 from registry.models import FormatKind, Role
 
 
@@ -314,7 +315,7 @@ class FormatSerializer(serializers.Serializer):
         # From the stored report, which keeps saying "review" after the imports were trusted.
         report = fmt.report if isinstance(fmt.report, dict) else {}
         details = report.get("details") if isinstance(report.get("details"), dict) else {}
-        items = details.get("unvetted") if report.get("status") == "review" else None
+        items = details.get("unvetted") if report.get("status") == REVIEW else None
         return [{"import": str(item.get("import", "")), "module": str(item.get("module", "")),
                  "name": str(item.get("name", "")), "called": bool(item.get("called"))}
                 for item in items or [] if isinstance(item, dict)]

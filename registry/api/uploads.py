@@ -15,8 +15,9 @@ from rest_framework.response import Response
 
 from registry import selectors
 from registry.api import serializers as s
-from registry.api.views import ERRORS, STORAGE_ERRORS, RegistryView
+from registry.api.views import ERRORS, STORAGE_ERRORS, RegistryView, requires
 from registry.errors import InvalidInput
+from registry.permissions import Perm
 from registry.services import uploads
 
 
@@ -69,10 +70,22 @@ def parse_numbers(text: str, last: int) -> list[int]:
     return sorted(set(numbers))
 
 
-class UploadStartView(RegistryView):
+class UploadView(RegistryView):
+    def upload(self, upload_id):
+        """The open session: 404 unless the user may edit its model (who may not never learns of it)."""
+        return self._once(("upload", upload_id), lambda: uploads.upload_session_get(self.request.user, upload_id))
+
+    def context_of(self, *, upload_id=None, **kwargs):
+        if upload_id is not None:
+            return self.upload(upload_id).version.model.context
+        return super().context_of(**kwargs)
+
+
+class UploadStartView(UploadView):
     @extend_schema(request=UploadStartSerializer, responses={201: UploadSessionSerializer, **ERRORS, **STORAGE_ERRORS},
                    summary="Start a direct upload of the format's file (S3 storage): the parts go straight to the "
                            "bucket; 409 direct_upload_unavailable on local-file storage (use PUT …/file)")
+    @requires(Perm.EDIT_MODEL)
     def post(self, request, model_id, number, kind):
         version = self.version(model_id, number)
         data = self.input(UploadStartSerializer)
@@ -80,14 +93,15 @@ class UploadStartView(RegistryView):
         return Response(UploadSessionSerializer(session).data, status=status.HTTP_201_CREATED)
 
 
-class UploadDetailView(RegistryView):
+class UploadDetailView(UploadView):
     @extend_schema(responses={204: None, **ERRORS}, summary="Abort a direct upload (its stored parts are dropped)")
+    @requires(Perm.EDIT_MODEL)
     def delete(self, request, upload_id):
-        uploads.upload_session_abort(actor=request.user, session=uploads.upload_session_get(request.user, upload_id))
+        uploads.upload_session_abort(actor=request.user, session=self.upload(upload_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class UploadPartsView(RegistryView):
+class UploadPartsView(UploadView):
     @extend_schema(
         parameters=[OpenApiParameter("numbers", str, description="Part numbers and ranges to sign (1-8,12); "
                                                                   "default: the first 1,000")],
@@ -95,20 +109,20 @@ class UploadPartsView(RegistryView):
         summary="The parts the bucket holds, and presigned URLs to PUT the asked parts to (resume from any process)",
     )
     def get(self, request, upload_id):
-        session = uploads.upload_session_get(request.user, upload_id)
+        session = self.upload(upload_id)
         numbers = parse_numbers(request.query_params.get("numbers", ""), session.part_count)
         stored, urls = uploads.upload_session_parts(actor=request.user, session=session, numbers=numbers)
         return Response({"upload": UploadSessionSerializer(session).data, "stored": stored,
                          "urls": {str(n): url for n, url in urls.items()}})
 
 
-class UploadCompleteView(RegistryView):
+class UploadCompleteView(UploadView):
     @extend_schema(request=None, responses={200: s.FormatSerializer, **ERRORS, **STORAGE_ERRORS},
                    summary="Complete a direct upload: every part must be stored with its size; the file becomes "
                            "the format's, `uploaded`, and the workers check it against the declared SHA-256")
+    @requires(Perm.EDIT_MODEL)
     def post(self, request, upload_id):
-        session = uploads.upload_session_get(request.user, upload_id)
-        fmt = uploads.upload_session_complete(actor=request.user, session=session)
+        fmt = uploads.upload_session_complete(actor=request.user, session=self.upload(upload_id))
         return Response(s.FormatSerializer(selectors.format_get(fmt.version, fmt.kind)).data)
 
 

@@ -12,6 +12,8 @@
    completed in time: their parts are aborted, so the bucket keeps nothing of them.
 
 Local-file storage has no such thing: the API's streamed PUT stays the way to upload there.
+The door decides who may do this (edit-model, registry/permissions.py); a session is found
+only by those who may edit its model.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from registry import storage
 from registry.errors import Conflict, InvalidInput, LimitReached, NotFound
 from registry.limits import upload_size_check
 from registry.models import UploadSession, Version
-from registry.permissions import Perm, require
-from registry.services.common import audit
+from registry.permissions import Perm, permissions_in
+from registry.services.common import audit, lock_for_update
 from registry.services.formats import _attach_file, _lock_draft_version, clean_filename, clean_kind, clean_sha256
 from registry.services.versions import ensure_draft
 from registry.s3 import MAX_PARTS as MAX_DIRECT_PARTS
@@ -50,7 +52,6 @@ def _part_size(size: int) -> int:
 
 def upload_session_start(*, actor, version: Version, kind: str, size, sha256: str, filename: str = "",
                          content_type: str = "") -> UploadSession:
-    require(actor, version.model.context, Perm.EDIT_MODEL)
     if not storage.direct_uploads_available():
         raise DirectUploadUnavailable(
             "This registry stores files on its own disk: upload with PUT …/formats/<kind>/file instead.")
@@ -70,9 +71,9 @@ def upload_session_start(*, actor, version: Version, kind: str, size, sha256: st
     key, upload_id = storage.direct_upload_start(content_type=content_type)
     try:
         with transaction.atomic():
-            version = Version.objects.select_for_update(of=("self",), no_key=True).get(pk=version.pk)
+            version = lock_for_update(Version).get(pk=version.pk)
             ensure_draft(version)
-            replaced = list(UploadSession.objects.select_for_update().filter(version=version, kind=kind))
+            replaced = list(lock_for_update(UploadSession.objects.filter(version=version, kind=kind)))
             for old in replaced:  # a new session for the same file replaces an abandoned one
                 old.delete()
                 transaction.on_commit(lambda old=old: storage.direct_upload_abort(old.storage_key, old.upload_id))
@@ -94,8 +95,6 @@ def upload_session_start(*, actor, version: Version, kind: str, size, sha256: st
 
 def upload_session_get(actor, session_id) -> UploadSession:
     """An open session on a model `actor` may edit; 404 otherwise (whether it exists or not)."""
-    from registry.permissions import permissions_in
-
     try:
         session = UploadSession.objects.select_related("version__model__context").get(pk=session_id)
     except (UploadSession.DoesNotExist, ValueError, TypeError):
@@ -109,7 +108,6 @@ def upload_session_get(actor, session_id) -> UploadSession:
 
 def upload_session_parts(*, actor, session: UploadSession, numbers: list[int]) -> tuple[list[dict], dict[int, str]]:
     """(the parts stored so far, presigned URLs for `numbers`)."""
-    require(actor, session.version.model.context, Perm.EDIT_MODEL)
     wrong = [n for n in numbers if not 1 <= n <= session.part_count]
     if wrong:
         raise InvalidInput(f"Part numbers run from 1 to {session.part_count}; {wrong[0]} is not one.", field="numbers")
@@ -123,7 +121,6 @@ def upload_session_parts(*, actor, session: UploadSession, numbers: list[int]) -
 
 def upload_session_complete(*, actor, session: UploadSession):
     """Check every part, complete the upload and make the object the format's file."""
-    require(actor, session.version.model.context, Perm.EDIT_MODEL)
     stored = {part["number"]: part for part in storage.direct_upload_parts(session.storage_key, session.upload_id)}
     missing = [n for n in range(1, session.part_count + 1) if n not in stored]
     if missing:
@@ -141,7 +138,7 @@ def upload_session_complete(*, actor, session: UploadSession):
     try:
         with transaction.atomic():
             # One completion wins: the session row is locked, and deleted with the format's update.
-            locked = UploadSession.objects.select_for_update().filter(pk=session.pk).first()
+            locked = lock_for_update(UploadSession.objects.filter(pk=session.pk)).first()
             if locked is None:
                 raise NotFound("Upload not found (it was completed or aborted meanwhile).")
             version = _lock_draft_version(session.version)  # published meanwhile: 409, nothing completed
@@ -163,7 +160,6 @@ def upload_session_complete(*, actor, session: UploadSession):
 
 @transaction.atomic
 def upload_session_abort(*, actor, session: UploadSession) -> None:
-    require(actor, session.version.model.context, Perm.EDIT_MODEL)
     deleted, _ = UploadSession.objects.filter(pk=session.pk).delete()
     if deleted:
         key, upload_id = session.storage_key, session.upload_id
