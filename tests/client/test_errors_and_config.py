@@ -115,6 +115,7 @@ def test_world_readable_config_with_a_token_warns(tmp_path, monkeypatch):
         load_settings()
 
 
+@pytest.mark.subprocess
 def test_the_client_imports_without_django():
     code = textwrap.dedent("""
         import sys
