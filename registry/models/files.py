@@ -19,6 +19,8 @@ class FormatKind(models.TextChoices):
     RDA = "rda", "R data"
     H5 = "h5", "Keras / HDF5"
     SAVEDMODEL = "savedmodel", "TF SavedModel (zip)"
+    # A zip model artifact in the sense of ADS (runtime.yaml, score.py, schemas: SPEC §2). It is
+    # the only meaning of "artifact" here: one file of a version is a format, everywhere.
     ARTIFACT = "artifact", "Model artifact (zip)"
     OTHER = "other", "Other"
 
