@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.db.models import CharField, F, Func, JSONField, Subquery
-from django.db.models.functions import JSONObject
 
 
 class JSONList(Subquery):
@@ -27,7 +26,7 @@ class JSONList(Subquery):
         if (len(field), len(fields)) == (1, 0):
             row, self.rows_are_json = F(field[0]), False
         elif not field and fields:
-            row, self.rows_are_json = JSONObject(**fields), True
+            row, self.rows_are_json = JSONRow(**fields), True
         else:
             raise TypeError("JSONList takes one field name, or named fields for objects.")
         super().__init__(queryset.values(json_row=row))
@@ -56,3 +55,33 @@ class UUIDText(Func):
     def as_postgresql(self, compiler, connection, **extra_context):
         sql, params = compiler.compile(self.source_expressions[0])
         return f"({sql})::text", params
+
+
+class JSONRow(Func):
+    """A JSON object of named columns: JSONB_BUILD_OBJECT on PostgreSQL, JSON_OBJECT on SQLite.
+
+    Not Django's JSONObject: it asks the server's version while it compiles, which opens a
+    connection of its own when no query of the request has opened one yet (and each gevent
+    request has its own connection object), and it casts every value."""
+
+    output_field = JSONField()
+
+    def __init__(self, **fields):
+        if not all(key.isidentifier() for key in fields):  # the keys are written into the SQL
+            raise ValueError("JSONRow keys are identifiers.")
+        self.keys = list(fields)
+        super().__init__(*fields.values())
+
+    def _object(self, compiler, function: str):
+        items, params = [], []
+        for key, expression in zip(self.keys, self.get_source_expressions(), strict=True):
+            sql, item_params = compiler.compile(expression)
+            items.append(f"'{key}', {sql}")
+            params.extend(item_params)
+        return f"{function}({', '.join(items)})", params
+
+    def as_sql(self, compiler, connection, **extra_context):  # SQLite
+        return self._object(compiler, "JSON_OBJECT")
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self._object(compiler, "JSONB_BUILD_OBJECT")
