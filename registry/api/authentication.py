@@ -11,19 +11,29 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from registry.expressions import JSONList
+from registry.prepared import CompiledQuery
 from registry.models import ApiToken, Membership
 from registry.permissions import READ_ONLY_ATTRIBUTE, ROLES_ATTRIBUTE, highest_roles
 from registry.services.contexts import hash_token
+
+
+def _token_query(key_hash: str):
+    grants = Membership.objects.filter(Q(user_id=OuterRef("user_id")) | Q(group__user=OuterRef("user_id")))
+    return (ApiToken.objects.select_related("user")
+            .annotate(registry_grants=JSONList(grants, context="context_id", role="role"))
+            .filter(key_hash=key_hash))
+
+
+# Every API request reads its token: compiled once per process (registry/prepared.py).
+_TOKEN = CompiledQuery(_token_query)
 
 
 def _token_by_hash(key_hash: str) -> ApiToken | None:
     """The token with this hash, its user, and the user's grants ([{"context", "role"}], direct
     and through groups) in one statement: authentication and every permission check of the
     request then cost one query."""
-    grants = Membership.objects.filter(Q(user_id=OuterRef("user_id")) | Q(group__user=OuterRef("user_id")))
-    return (ApiToken.objects.select_related("user")
-            .annotate(registry_grants=JSONList(grants, context="context_id", role="role"))
-            .filter(key_hash=key_hash).first())
+    found = _TOKEN.run(key_hash=key_hash)
+    return found[0] if found else None
 
 
 def token_with_roles(key_hash: str) -> tuple[ApiToken, dict[int, str]] | None:
