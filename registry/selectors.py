@@ -112,14 +112,39 @@ def _model_shown() -> dict:
     }
 
 
+def _scoped(contexts) -> QuerySet[Model]:
+    return Model.objects.all() if contexts is None else Model.objects.filter(context_id__in=contexts)
+
+
+def _visible_model(compiled: CompiledQuery, query, user, model_id) -> Model:
+    """Run `query(models, model_id)` over the models `user` may see: compiled once per process
+    when the scope is known without a query (site staff, or the context ids read with the
+    token), as a plain statement for a browser session (its roles are read by a subquery)."""
+    model_id = _uuid(model_id, "Model")
+    scope = context_scope(user, Perm.VIEW_MODEL)
+    if scope == ALL_CONTEXTS:
+        found = compiled.run(model_id=model_id)
+    elif scope:
+        found = compiled.run(model_id=model_id, contexts=sorted(scope))
+    elif scope is None:
+        found = list(query(models_for(user, Perm.VIEW_MODEL), model_id))
+    else:
+        found = []
+    if not found:
+        raise NotFound("Model not found.")
+    return found[0]
+
+
+def _model_row_query(models: QuerySet[Model], model_id) -> QuerySet[Model]:
+    return models.select_related("context").defer(*SEARCH_COLUMNS).filter(pk=model_id).order_by()
+
+
+_MODEL_ROW = CompiledQuery(lambda model_id, contexts=None: _model_row_query(_scoped(contexts), model_id))
+
+
 def model_get(user, model_id) -> Model:
     """A visible model with its context: the parent of what is read or written below it."""
-    model_id = _uuid(model_id, "Model")
-    model = (models_for(user, Perm.VIEW_MODEL).select_related("context").defer(*SEARCH_COLUMNS)
-             .filter(pk=model_id).first())
-    if model is None:
-        raise NotFound("Model not found.")
-    return model
+    return _visible_model(_MODEL_ROW, _model_row_query, user, model_id)
 
 
 def _model_detail_query(models: QuerySet[Model], model_id) -> QuerySet[Model]:
@@ -128,29 +153,14 @@ def _model_detail_query(models: QuerySet[Model], model_id) -> QuerySet[Model]:
             .filter(pk=model_id).order_by())
 
 
-# The API's hottest read, compiled once per process (registry/prepared.py) for a scope known
-# without a query: site staff (every context) or the context ids read with the token.
-_MODEL_DETAIL = CompiledQuery(
-    lambda model_id, contexts=None: _model_detail_query(
-        Model.objects.all() if contexts is None else Model.objects.filter(context_id__in=contexts), model_id))
+# The API's hottest reads are compiled once per process (registry/prepared.py).
+_MODEL_DETAIL = CompiledQuery(lambda model_id, contexts=None: _model_detail_query(_scoped(contexts), model_id))
 
 
 def model_detail(user, model_id) -> Model:
     """A visible model as it is shown (see above), in one statement: the API's model and the
     dashboard's model page."""
-    model_id = _uuid(model_id, "Model")
-    scope = context_scope(user, Perm.VIEW_MODEL)
-    if scope == ALL_CONTEXTS:
-        found = _MODEL_DETAIL.run(model_id=model_id)
-    elif scope:
-        found = _MODEL_DETAIL.run(model_id=model_id, contexts=sorted(scope))
-    elif scope is None:  # a browser session: its roles are not known without a query
-        found = list(_model_detail_query(models_for(user, Perm.VIEW_MODEL), model_id))
-    else:
-        found = []
-    if not found:
-        raise NotFound("Model not found.")
-    return found[0]
+    return _visible_model(_MODEL_DETAIL, _model_detail_query, user, model_id)
 
 
 def _version_count():
@@ -231,10 +241,29 @@ def _version_shown() -> dict:
     }
 
 
+def _versions_shown(versions: QuerySet[Version]) -> QuerySet[Version]:
+    related, columns = _with_users(*VERSION_USERS)
+    return versions.select_related(*related).only(*columns).annotate(**_version_shown())
+
+
 def version_list(model: Model) -> QuerySet[Version]:
     """The versions of a visible `model` as they are shown, oldest first: one statement per page."""
-    related, columns = _with_users(*VERSION_USERS)
-    return model.versions.select_related(*related).only(*columns).annotate(**_version_shown()).order_by("number")
+    return _versions_shown(model.versions.all()).order_by("number")
+
+
+_VERSION_ROW = CompiledQuery(lambda model_id, number: Version.objects.filter(model_id=model_id, number=number)
+                             .order_by())
+_VERSION_DETAIL = CompiledQuery(lambda model_id, number: _versions_shown(
+    Version.objects.filter(model_id=model_id, number=number)).order_by())
+
+
+def _version_of(compiled: CompiledQuery, model: Model, number) -> Version:
+    number = _version_number(model, number)
+    found = compiled.run(model_id=model.pk, number=number) if 0 < number < 2**31 else []
+    if not found:
+        raise NotFound(f"Model '{model.name}' has no version {number}.")
+    found[0].model = model  # the visible model the caller holds, not read again
+    return found[0]
 
 
 def version_choices(model: Model) -> QuerySet[Version]:
@@ -256,20 +285,12 @@ def _version_number(model: Model, number) -> int:
 def version_get(model: Model, number) -> Version:
     """Version `number` of a visible `model`, its row only: the parent of an upload, a file,
     metrics, formats or a manifest, and what a write starts from."""
-    number = _version_number(model, number)
-    version = _first(model.versions.filter(number=number))
-    if version is None:
-        raise NotFound(f"Model '{model.name}' has no version {number}.")
-    return version
+    return _version_of(_VERSION_ROW, model, number)
 
 
 def version_detail(model: Model, number) -> Version:
     """Version `number` of a visible `model` as it is shown (see above), in one statement."""
-    number = _version_number(model, number)
-    version = _first(version_list(model).filter(number=number))
-    if version is None:
-        raise NotFound(f"Model '{model.name}' has no version {number}.")
-    return version
+    return _version_of(_VERSION_DETAIL, model, number)
 
 
 def format_list(version: Version) -> QuerySet[Format]:
@@ -340,12 +361,17 @@ def alias_list(model: Model) -> QuerySet[Alias]:
     return model.aliases.select_related(*related).only(*columns).order_by("name")
 
 
+_ALIAS = CompiledQuery(lambda model_id, name: Alias.objects.filter(model_id=model_id, name=name)
+                       .select_related(*ALIAS_SHOWN[0]).only(*ALIAS_SHOWN[1]).order_by())
+
+
 def alias_get(model: Model, name: str) -> Alias:
     """Alias `name` of a visible `model` as it is shown."""
-    alias = _first(alias_list(model).filter(name=name))
-    if alias is None:
+    found = _ALIAS.run(model_id=model.pk, name=str(name))
+    if not found:
         raise NotFound(f"Model '{model.name}' has no alias '{name}'.")
-    return alias
+    found[0].model = model
+    return found[0]
 
 
 def alias_history(model: Model, name: str | None = None) -> QuerySet[AliasMove]:
