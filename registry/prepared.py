@@ -30,8 +30,8 @@ def _stand_in(value, number: int):
         return uuid.UUID(int=(_STAND_IN_BASE << 64) + number)
     if isinstance(value, bool):
         raise TypeError("a flag changes the statement's shape: build one CompiledQuery per value")
-    if isinstance(value, int):
-        return _STAND_IN_BASE + number
+    if isinstance(value, int):  # within a 32-bit column's range: Django drops a lookup beyond it
+        return 2_000_000_000 - number
     if isinstance(value, str):
         return f"\x1fstand-in-{number}\x1f"
     raise TypeError(f"no stand-in for a {type(value).__name__}")
@@ -40,8 +40,9 @@ def _stand_in(value, number: int):
 def _same(param, stand_in) -> Callable | None:
     """How `param` (a compiled parameter) was made from `stand_in`, as a function making the
     request's parameter from its value; None if it was not."""
-    if param == stand_in and type(param) is type(stand_in):
-        return lambda value: value
+    if isinstance(param, type(stand_in)) and param == stand_in:
+        kind = type(param)  # psycopg's Int4/Int8 wrap integers for server-side binding
+        return (lambda value: value) if kind is type(stand_in) else kind
     if isinstance(stand_in, uuid.UUID):
         if param == stand_in.hex:
             return lambda value: value.hex
