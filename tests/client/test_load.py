@@ -115,6 +115,7 @@ def test_what_does_not_exist_is_not_found_and_an_unclear_kind_a_value_error(publ
     version.upload("pkl", model_file)
     version.upload("joblib", second)
     version.publish()
-    with pytest.raises(ValueError, match="Name the kind to load: version 2 of churn has the files (joblib, pkl|pkl, jo"):
+    with pytest.raises(ValueError, match="Name the kind to load: version 2 of churn has the files "
+                                         "(joblib, pkl|pkl, joblib)"):
         reg.load("acme/churn/2")
     assert reg.load("acme/churn/2", kind="joblib").read_bytes() == MODEL_BYTES
