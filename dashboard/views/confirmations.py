@@ -72,7 +72,7 @@ def format_download_confirm(request, model_id, number, kind):
     version = selectors.version_get(model, number)
     fmt = selectors.format_get(version, kind)
     return _confirm(
-        request, model, title=f"Download a {fmt.kind} file that is {fmt.status}?",
+        request, model, title=f"Download the {fmt.kind} file anyway?",
         question=download_warning(fmt), method="get", acknowledge=fmt.status,
         action=reverse("api:format-file", kwargs={"model_id": model.pk, "number": version.number, "kind": fmt.kind}),
         confirm_label="Download anyway", permission=None, tone="danger",
