@@ -21,7 +21,7 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 run: migrate
-	$(BIN)/python manage.py demo_setup
+	$(BIN)/python manage.py demo_setup --address $(HOST):$(PORT)
 	$(BIN)/python manage.py serve $(HOST):$(PORT)
 
 test: install

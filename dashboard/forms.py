@@ -169,7 +169,7 @@ class TokenForm(forms.Form):
                                    help_text="Can view and download, never change anything")
     expires_in_days = forms.IntegerField(
         required=False, min_value=1, max_value=MAX_TOKEN_DAYS, label="Expires in (days)",
-        help_text="Leave empty for a token that never expires", widget=forms.NumberInput(attrs={"placeholder": "90"}),
+        help_text=f"Empty: the token never expires. At most {MAX_TOKEN_DAYS} days.",
     )
 
 

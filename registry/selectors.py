@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections import defaultdict
 
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Upper
 
 from registry.errors import InvalidInput, NotFound
@@ -463,3 +464,78 @@ def token_get(user, token_id) -> ApiToken:
     if token is None:
         raise NotFound("Token not found.")
     return token
+
+
+# --- what the dashboard shows beside versions and aliases -----------------------------------------
+# Small reads of their own, each one query, so a page's count does not grow with its rows.
+
+# Worst first: the state a version (or an alias, through its version) is shown with is that of
+# its worst file, so a published version whose file went corrupt never keeps a green badge.
+FILE_STATE_SEVERITY = ["quarantined", "corrupt", "failed", "review", "introspecting", "hashing", "uploaded",
+                       "pending", "ready"]
+
+
+def worst_file_state(files) -> dict | None:
+    """{"status", "kind"} of the worst of `files` ((kind, status) pairs); None without files."""
+    worst = None
+    for kind, status in files:
+        rank = FILE_STATE_SEVERITY.index(status) if status in FILE_STATE_SEVERITY else 0
+        if worst is None or rank < worst[0] or (rank == worst[0] and kind < worst[1]):
+            worst = (rank, kind, status)
+    return None if worst is None else {"status": worst[2], "kind": worst[1]}
+
+
+def version_file_states(model: Model) -> dict[int, dict]:
+    """The worst file state of each version of `model` that has a format, by version number."""
+    files = defaultdict(list)
+    for number, kind, status in Format.objects.filter(version__model=model).values_list(
+            "version__number", "kind", "status"):
+        files[number].append((kind, status))
+    return {number: worst_file_state(pairs) for number, pairs in files.items()}
+
+
+def alias_file_states(model_ids) -> dict:
+    """For the model list: {model id: [{"name", "number", "state"}]} of each model's aliases, with
+    the worst file state of the version each points to (None: no file)."""
+    rows = (Alias.objects.filter(model_id__in=list(model_ids)).order_by("name")
+            .values_list("model_id", "name", "version__number", "version__formats__kind", "version__formats__status"))
+    files = defaultdict(list)
+    for model_id, name, number, kind, status in rows:
+        pairs = files[(model_id, name, number)]
+        if kind is not None:
+            pairs.append((kind, status))
+    aliases = defaultdict(list)
+    for (model_id, name, number), pairs in files.items():
+        aliases[model_id].append({"name": name, "number": number, "state": worst_file_state(pairs)})
+    return aliases
+
+
+def alias_rollback_targets(model: Model) -> dict[str, int | None]:
+    """The version each alias of `model` would roll back to (None: no earlier version), found as
+    services.alias_rollback finds it: the move that set the alias to where it points now."""
+    previous = AliasMove.objects.filter(
+        model=OuterRef("model"), alias_name=OuterRef("name"), to_number=OuterRef("version__number"),
+    ).order_by("-created_at", "-id").values("from_number")[:1]
+    live = Version.objects.filter(model=OuterRef("model"), number=OuterRef("previous"))
+    rows = Alias.objects.filter(model=model).annotate(previous=Subquery(previous)).annotate(
+        previous_exists=Exists(live)).values_list("name", "previous", "previous_exists")
+    return {name: number if exists else None for name, number, exists in rows}
+
+
+MEMBER_CANDIDATES_SHOWN = 10
+
+
+def member_candidates(context: Context, prefix: str) -> dict[str, list[str]]:
+    """Active accounts and groups whose name starts with `prefix` and that hold no role in
+    `context` yet: names only, a few of each (dashboard.views.assist says who may ask)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    members = Membership.objects.filter(context=context)
+    users = (get_user_model().objects.filter(is_active=True, username__istartswith=prefix)
+             .exclude(pk__in=members.exclude(user=None).values("user_id")).order_by("username")
+             .values_list("username", flat=True)[:MEMBER_CANDIDATES_SHOWN])
+    groups = (Group.objects.filter(name__istartswith=prefix)
+              .exclude(pk__in=members.exclude(group=None).values("group_id")).order_by("name")
+              .values_list("name", flat=True)[:MEMBER_CANDIDATES_SHOWN])
+    return {"users": list(users), "groups": list(groups)}

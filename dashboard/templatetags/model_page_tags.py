@@ -2,7 +2,7 @@
 
 import json
 
-from django import template
+from django import forms, template
 
 register = template.Library()
 
@@ -35,3 +35,9 @@ def scalar_items(details) -> list[tuple[str, object]]:
 def has_nested(details) -> bool:
     """True when a report's details hold lists or objects (shown as collapsible JSON)."""
     return isinstance(details, dict) and any(not isinstance(v, SCALARS) and v is not None for v in details.values())
+
+
+@register.filter
+def is_json_object(bound_field) -> bool:
+    """True for a form field holding a JSON object (checked as it is typed by static/dashboard/app.js)."""
+    return isinstance(getattr(bound_field, "field", None), forms.JSONField)

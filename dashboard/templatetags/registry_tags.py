@@ -1,6 +1,7 @@
 from django import template
 from django.utils.safestring import mark_safe
 
+from registry.api.files import download_filename
 from registry.markdown import render_markdown
 from registry.models import FormatStatus, VersionStatus
 from registry.services.formats import ACKNOWLEDGED_DOWNLOAD_STATUSES
@@ -60,3 +61,62 @@ def query(context, **changes) -> str:
             params[key] = value
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
+
+
+# --- versions and aliases shown with their worst file state (selectors.version_file_states) --------
+
+FILE_STATE_WORDS = {
+    "quarantined": "quarantined", "corrupt": "corrupt", "failed": "failed", "review": "needs review",
+    "uploaded": "being checked", "hashing": "being checked", "introspecting": "being checked",
+    "pending": "has no file",
+}
+
+
+def file_state_problem(state) -> str:
+    """'pkl corrupt' for a worst file state that is not ready, else ''."""
+    if not state or state.get("status") not in FILE_STATE_WORDS:
+        return ""
+    return f"{state['kind']} {FILE_STATE_WORDS[state['status']]}"
+
+
+@register.inclusion_tag("dashboard/partials/badge.html")
+def version_badge(status: str, state=None):
+    """A version's status, in the tone of its worst file when that is not ready: a published
+    version whose file went corrupt reads 'published · pkl corrupt' in red, never green."""
+    problem = file_state_problem(state)
+    if not problem:
+        return status_badge(status)
+    tone = STATUS_TONES.get(state["status"], "muted")
+    return {"status": f"{status} · {problem}", "tone": tone,
+            "message": f"The {state['kind']} file of this version is {FILE_STATE_WORDS[state['status']]}."}
+
+
+@register.inclusion_tag("dashboard/partials/alias_chip.html")
+def alias_chip(name: str, state=None, number=None):
+    """An alias chip ('production', or 'production → v2' with `number`), marked when the worst
+    file of the version it points to is not ready."""
+    problem = file_state_problem(state)
+    return {"name": name, "number": number, "problem": problem,
+            "tone": STATUS_TONES.get(state["status"], "muted") if problem else ""}
+
+
+@register.filter
+def lookup(mapping, key):
+    """mapping[key], or None (a dict keyed by numbers, which templates cannot index)."""
+    return mapping.get(key) if mapping else None
+
+
+@register.filter
+def file_problem(state) -> str:
+    return file_state_problem(state)
+
+
+@register.filter
+def status_tone(status: str) -> str:
+    return STATUS_TONES.get(status, "muted")
+
+
+@register.filter
+def download_name(fmt) -> str:
+    """The file name a download of `fmt` carries (the one it was sent with, or one the registry gives)."""
+    return download_filename(fmt)

@@ -18,6 +18,7 @@ from django.utils.text import slugify
 from django.urls import path
 from django.views.decorators.http import require_POST
 
+from dashboard import preflight
 from dashboard.charts import metric_charts
 from dashboard.forms import AliasForm, DeleteModelForm, ModelForm, NewVersionForm, UploadForm, VersionForm
 from dashboard.views.base import add_service_error, requires
@@ -67,15 +68,21 @@ def _page(request, model, *, tab: str, version=None, selected: int | None = None
     (for the version tabs); `selected` a version number to keep in the links otherwise."""
     perms = permissions_in(request.user, model.context)
     versions = list(selectors.version_choices(model))
+    file_states = selectors.version_file_states(model)  # every badge and alias chip shows the worst file
     alias_names: dict[int, list[str]] = {}
     for alias in model.alias_rows:
         alias_names.setdefault(alias["version"], []).append(alias["name"])
+        alias["file_state"] = file_states.get(alias["version"])
     for item in versions:
         item.alias_names = alias_names.get(item.number, [])
+        item.file_state = file_states.get(item.number)
     numbers = [item.number for item in versions]
     if version is not None:
         selected = version.number
-    if selected not in numbers:
+    # The Aliases and New version tabs opened without ?version show no version as chosen; their
+    # links still lead to the latest.
+    chosen = selected in numbers
+    if not chosen:
         selected = numbers[0] if numbers else None
     older = [n for n in numbers if selected is not None and n < selected]
     newer = [n for n in numbers if selected is not None and n > selected]
@@ -83,10 +90,14 @@ def _page(request, model, *, tab: str, version=None, selected: int | None = None
     return render(request, "dashboard/models/detail.html", {
         "context": model.context, "model": model, "tab": tab, "version": version, "versions": versions,
         "selected": next((item for item in versions if item.number == selected), None),
-        "menu_url_name": VERSION_TABS.get(tab, "dashboard:version-detail"),
+        "version_chosen": chosen, "menu_url_name": VERSION_TABS.get(tab, "dashboard:version-detail"),
         "compare": compare,
         "can_edit": Perm.EDIT_MODEL in perms, "can_publish": Perm.PUBLISH_VERSION in perms,
-        "can_delete": Perm.DELETE_MODEL in perms,
+        "can_delete": Perm.DELETE_MODEL in perms, "file_states": file_states,
+        # The details tab's actions, from the version as it shows it (selectors.version_detail).
+        **({"publish_refusal": preflight.publish_refusal(version), "delete_refusal": preflight.delete_refusal(version)}
+           if hasattr(version, "format_rows") else {}),
+        "version_limit_refusal": preflight.version_limit_refusal(model, len(versions)),
         "model_form": ModelForm(initial={
             "name": model.name, "description": model.description, "task": model.task,
             "tags": ", ".join(model.tag_names),
@@ -117,7 +128,7 @@ def model_detail(request, model_id):
     wanted = _selected_number(request)
     shown = wanted if wanted in numbers else (numbers[-1] if numbers else None)
     version = selectors.version_detail(model, shown) if shown is not None else None
-    return _page(request, model, tab="details", version=version)
+    return _page(request, model, tab="details", version=version, overview=True)
 
 
 @login_required
@@ -388,6 +399,7 @@ def _aliases_page(request, model, form, status=200):
         form = AliasForm(initial={"version": default}, published=published)
     return _page(request, model, tab="aliases", selected=_selected_number(request), alias_form=form,
                  published=published, aliases=selectors.alias_list(model),
+                 rollback_refusals=preflight.rollback_refusals(selectors.alias_rollback_targets(model)),
                  alias_moves=selectors.alias_history(model)[:ALIAS_HISTORY_SHOWN], status=status)
 
 

@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -217,10 +217,23 @@ def audit_list(request, ctx):
 
 # --- API tokens -------------------------------------------------------------------------
 
+def _nav_context(request):
+    """The context whose navigation the token pages keep: `?ctx=` (the page the user came from),
+    or the user's only context. Tokens belong to the user, not to a context."""
+    slug = request.GET.get("ctx", "")
+    if slug:
+        try:
+            return selectors.context_get(request.user, slug)
+        except NotFound:
+            return None
+    contexts = list(selectors.context_list(request.user)[:2])
+    return contexts[0] if len(contexts) == 1 else None
+
+
 def _token_page(request, *, form=None, created=None, plain_token="", status=200):
     return render(request, "dashboard/team/token_list.html", {
         "tokens": selectors.token_list(request.user), "form": form or TokenForm(), "now": timezone.now(),
-        "created": created, "plain_token": plain_token,
+        "created": created, "plain_token": plain_token, "context": _nav_context(request),
     }, status=status)
 
 
@@ -256,8 +269,9 @@ def token_revoke(request, token_id):
     if request.method == "POST":
         services.token_revoke(actor=request.user, token=token)
         messages.success(request, f"Token “{token.name or token.prefix}” revoked; requests using it now fail.")
-        return redirect("dashboard:token-list")
-    return render(request, "dashboard/team/token_revoke.html", {"token": token})
+        context = _nav_context(request)
+        return redirect(reverse("dashboard:token-list") + (f"?ctx={context.slug}" if context else ""))
+    return render(request, "dashboard/team/token_revoke.html", {"token": token, "context": _nav_context(request)})
 
 
 # --- version comparison -----------------------------------------------------------------

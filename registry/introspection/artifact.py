@@ -50,7 +50,7 @@ import yaml
 from registry.introspection import headers, protowire, savedmodel_proto
 from registry.introspection.archives import DEFAULT_LIMITS, ArchiveError, ArchiveLimits, SafeZip, normalized_name
 from registry.introspection.pickles import scan_as_loaded
-from registry.introspection.report import FAILED, QUARANTINED, READY, REVIEW, SEVERITY, Report, combine, merge_unvetted
+from registry.introspection.report import FAILED, QUARANTINED, READY, REVIEW, SEVERITY, Report, combine, counted, merge_unvetted
 from registry.introspection.score_paths import TooComplex, outside_paths
 
 MAX_RUNTIME_YAML_BYTES = 1024 * 1024
@@ -454,7 +454,7 @@ def parse_contract(document) -> tuple[dict | None, dict, str]:
         return None, details, error
     if not inputs and not outputs:
         return None, details, "the signature has no inputs and no outputs"
-    return {"inputs": inputs, "outputs": outputs}, details, f"{len(inputs)} inputs, {len(outputs)} outputs"
+    return {"inputs": inputs, "outputs": outputs}, details, f"{counted(len(inputs), 'input')}, {counted(len(outputs), 'output')}"
 
 
 # --- serialized members ---------------------------------------------------------------------

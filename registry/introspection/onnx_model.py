@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError
 
 from registry.introspection import protowire
 from registry.introspection.headers import KIND_LABELS, detect_kind
-from registry.introspection.report import FAILED, QUARANTINED, READY, Report
+from registry.introspection.report import FAILED, QUARANTINED, READY, Report, counted
 
 PROTOBUF_LIMIT = 2 * 1024**3
 MAX_SKELETON_BYTES = 256 * 1024 * 1024
@@ -318,11 +318,11 @@ def _report(model, skeleton: _Skeleton) -> Report:
     if broken:
         return Report(FAILED, f"unreadable external data reference: {broken[0]}", detected_kind="onnx",
                       details=details, signature=signature)
-    message = (f"ONNX IR {model.ir_version}, opset {opsets}, {len(input_signature)} inputs, "
-               f"{len(output_signature)} outputs")
+    message = (f"ONNX IR {model.ir_version}, opset {opsets}, {counted(len(input_signature), 'input')}, "
+               f"{counted(len(output_signature), 'output')}")
     if references:
         locations = sorted({reference["location"] for reference in references})
-        message += f"; weights of {len(references)} tensors are in external files ({', '.join(locations[:3])}"
+        message += f"; weights of {counted(len(references), 'tensor')} are in external files ({', '.join(locations[:3])}"
         message += ", ...)" if len(locations) > 3 else ")"
         details["external_data_note"] = "external data files are not part of this upload and were not checked"
     return Report(READY, message, detected_kind="onnx", details=details, signature=signature)

@@ -15,7 +15,7 @@ from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, Ext
 from defusedxml.ElementTree import ParseError, iterparse
 
 from registry.introspection.headers import KIND_LABELS, detect_kind
-from registry.introspection.report import FAILED, READY, Report
+from registry.introspection.report import FAILED, READY, Report, counted
 
 MODEL_ELEMENTS = {
     "AnomalyDetectionModel", "AssociationModel", "BayesianNetworkModel", "BaselineModel", "ClusteringModel",
@@ -196,7 +196,7 @@ def _report(state) -> Report:
         ]
     details = _details(state)
     version = state["version"] or "unknown"
-    message = (f"PMML {version} {state['model_type']}, {len(inputs)} active fields, "
-               f"{len(outputs)} output fields")
+    message = (f"PMML {version} {state['model_type']}, {counted(len(inputs), 'active field')}, "
+               f"{counted(len(outputs), 'output field')}")
     return Report(READY, message, detected_kind="pmml", details=details,
                   signature={"inputs": inputs, "outputs": outputs})

@@ -22,6 +22,11 @@ class Report:
         return storable(asdict(self))
 
 
+def counted(count: int, noun: str, plural: str = "") -> str:
+    """'1 input', '2 inputs': a count and its noun, for the one-line messages."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 # PostgreSQL refuses NUL in text and in jsonb, and a lone surrogate cannot be encoded at all;
 # a file can put either into any string an inspector reads from it (a name, a path, metadata).
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")

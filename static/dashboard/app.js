@@ -1,4 +1,17 @@
 // Small progressive enhancements; every page also works without JavaScript.
+
+// Show a modal <dialog>, focus its least destructive control (or its first), and give the focus
+// back to `opener` when it closes.
+function openDialog(dialog, opener) {
+  "use strict";
+  dialog.addEventListener("close", function () {
+    if (opener && document.contains(opener)) opener.focus();
+  }, {once: true});
+  dialog.showModal();
+  const first = dialog.querySelector("[data-dialog-initial-focus]") || dialog.querySelector("[autofocus]");
+  if (first) first.focus();
+}
+
 (function () {
   "use strict";
 
@@ -7,15 +20,20 @@
     return meta ? meta.content : "";
   }
 
-  // <button data-open-dialog="id"> opens <dialog id="id">; [data-close-dialog] closes it.
+  // <button data-open-dialog="id"> opens <dialog id="id">; [data-close-dialog] closes it (a Cancel
+  // link that is the page's own way back without JavaScript closes the dialog instead of leaving).
+  // A closed dialog gives the focus back to what opened it; Escape closes (the browser's own).
   document.addEventListener("click", function (event) {
     const opener = event.target.closest("[data-open-dialog]");
     if (opener) {
       const dialog = document.getElementById(opener.dataset.openDialog);
-      if (dialog && dialog.showModal) { event.preventDefault(); dialog.showModal(); }
+      if (dialog && dialog.showModal) { event.preventDefault(); openDialog(dialog, opener); }
     }
     const closer = event.target.closest("[data-close-dialog]");
-    if (closer) { const dialog = closer.closest("dialog"); if (dialog) dialog.close(); }
+    if (closer) {
+      const dialog = closer.closest("dialog");
+      if (dialog) { event.preventDefault(); dialog.close(); }
+    }
   });
 
   // <select data-submit-on-change>: a choice sends its form (the sort order of the model list).
@@ -94,12 +112,6 @@
 (function () {
   "use strict";
 
-  // <form data-confirm="question">: ask before an irreversible post.
-  document.addEventListener("submit", function (event) {
-    const form = event.target.closest("form[data-confirm]");
-    if (form && !window.confirm(form.dataset.confirm)) { event.preventDefault(); event.stopImmediatePropagation(); }
-  }, true);
-
   // <form data-progress-submit enctype="multipart/form-data">: post through XHR to show upload
   // progress, then show the page the server answered with (where it redirected, or the form
   // with its errors) in place of <main>.
@@ -153,5 +165,225 @@
       if (button) button.disabled = false;
     });
     xhr.send(new FormData(form));
+  });
+})();
+
+// Confirmations: one in-page dialog for every action that asks first.
+(function () {
+  "use strict";
+
+  function sharedDialog() {
+    let dialog = document.getElementById("confirm-dialog");
+    if (!dialog) {
+      dialog = document.createElement("dialog");
+      dialog.id = "confirm-dialog";
+      dialog.className = "confirm-dialog";
+      dialog.setAttribute("aria-labelledby", "confirm-title");
+      document.body.appendChild(dialog);
+    }
+    return dialog;
+  }
+
+  // <a href="confirmation page" data-confirm-dialog>: show that page's confirmation card (its
+  // question, its form and its Cancel) in a dialog. Without JavaScript the link opens the page.
+  document.addEventListener("click", function (event) {
+    const opener = event.target.closest("a[data-confirm-dialog]");
+    if (!opener || event.defaultPrevented || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    event.preventDefault();
+    fetch(opener.href, {credentials: "same-origin"}).then(function (response) {
+      if (!response.ok) throw new Error(String(response.status));
+      return response.text();
+    }).then(function (text) {
+      const card = new DOMParser().parseFromString(text, "text/html").querySelector("[data-confirm-card]");
+      if (!card) { window.location = opener.href; return; }
+      const dialog = sharedDialog();
+      dialog.replaceChildren(document.importNode(card, true));
+      openDialog(dialog, opener);
+    }).catch(function () { window.location = opener.href; });
+  });
+
+  // A form in the dialog that only downloads (GET) leaves the page where it is: close the dialog.
+  document.addEventListener("submit", function (event) {
+    const dialog = event.target.closest("dialog.confirm-dialog");
+    if (dialog && event.target.method === "get") window.setTimeout(function () { dialog.close(); }, 0);
+  });
+
+  // <form data-confirm="question">: ask in the same dialog before posting.
+  document.addEventListener("submit", function (event) {
+    const form = event.target.closest("form[data-confirm]");
+    if (!form || form.dataset.confirmed === "yes") return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    const submitter = event.submitter;
+    const dialog = sharedDialog();
+    const title = document.createElement("h2");
+    title.id = "confirm-title";
+    title.textContent = form.dataset.confirm;
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    const yes = document.createElement("button");
+    yes.type = "button";
+    yes.className = (submitter && submitter.className) || "primary";
+    yes.textContent = (submitter && submitter.textContent.trim()) || "Confirm";
+    const no = document.createElement("button");
+    no.type = "button";
+    no.textContent = "Cancel";
+    no.setAttribute("data-close-dialog", "");
+    no.setAttribute("data-dialog-initial-focus", "");
+    actions.append(yes, no);
+    dialog.replaceChildren(title, actions);
+    yes.addEventListener("click", function () {
+      dialog.close();
+      form.dataset.confirmed = "yes";
+      if (form.requestSubmit) form.requestSubmit(submitter || undefined); else form.submit();
+    });
+    openDialog(dialog, submitter || form.querySelector("button"));
+  }, true);
+})();
+
+// Forms as they are typed in.
+(function () {
+  "use strict";
+
+  // Controls that only work with JavaScript (the Markdown preview) are hidden until it runs.
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-needs-js]").forEach(function (el) { el.hidden = false; });
+  });
+
+  // JSON object fields ([data-json-object] around a textarea): say at once when the text is not a
+  // JSON object, next to the field and in a summary at the top of the form.
+  function jsonProblem(text) {
+    if (!text.trim()) return "";
+    let value;
+    try { value = JSON.parse(text); } catch (error) { return "This is not valid JSON: " + error.message; }
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      return 'Enter a JSON object in braces, e.g. {"learning_rate": 0.01}.';
+    }
+    return "";
+  }
+
+  function fieldLabel(field) {
+    const label = field.querySelector("label");
+    return label ? label.textContent.replace("*", "").trim() : "A field";
+  }
+
+  function updateSummary(form) {
+    let summary = form.querySelector("[data-error-summary]");
+    const problems = Array.from(form.querySelectorAll("[data-json-object].has-live-error"));
+    if (!summary) {
+      summary = document.createElement("div");
+      summary.className = "error-summary";
+      summary.setAttribute("data-error-summary", "");
+      summary.setAttribute("role", "alert");
+      summary.tabIndex = -1;
+      form.prepend(summary);
+    }
+    if (summary.dataset.server === "yes" && !problems.length) return;
+    summary.dataset.server = "";
+    summary.replaceChildren();
+    summary.hidden = !problems.length;
+    if (!problems.length) return;
+    const heading = document.createElement("p");
+    heading.textContent = problems.length === 1 ? "One field needs fixing:" : problems.length + " fields need fixing:";
+    const list = document.createElement("ul");
+    problems.forEach(function (field) {
+      const input = field.querySelector("textarea");
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = "#" + input.id;
+      link.textContent = fieldLabel(field) + ": " + field.querySelector("[data-live-error]").textContent;
+      item.appendChild(link);
+      list.appendChild(item);
+    });
+    summary.append(heading, list);
+  }
+
+  function check(field) {
+    const input = field.querySelector("textarea");
+    if (!input) return true;
+    const problem = jsonProblem(input.value);
+    let message = field.querySelector("[data-live-error]");
+    if (!message) {
+      message = document.createElement("div");
+      message.className = "field-error";
+      message.id = input.id + "-live-error";
+      message.setAttribute("data-live-error", "");
+      message.setAttribute("aria-live", "polite");
+      input.insertAdjacentElement("afterend", message);
+    }
+    message.textContent = problem;
+    message.hidden = !problem;
+    field.classList.toggle("has-live-error", Boolean(problem));
+    field.classList.toggle("has-error", Boolean(problem) || Boolean(field.querySelector(".field-error:not([data-live-error])")));
+    if (problem) {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", message.id);
+    } else if (!field.querySelector(".field-error:not([data-live-error])")) {
+      input.removeAttribute("aria-invalid");
+    }
+    if (input.form) updateSummary(input.form);
+    return !problem;
+  }
+
+  let timer = null;
+  document.addEventListener("input", function (event) {
+    const field = event.target.closest("[data-json-object]");
+    if (!field) return;
+    window.clearTimeout(timer);
+    timer = window.setTimeout(function () { check(field); }, 300);
+  });
+  document.addEventListener("focusout", function (event) {
+    const field = event.target.closest("[data-json-object]");
+    if (field) check(field);
+  });
+
+  // A form with a field in error is not sent: the summary at its top says what to fix.
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    const fields = Array.from(form.querySelectorAll("[data-json-object]"));
+    if (!fields.length) return;
+    const ok = fields.map(check).every(Boolean);
+    if (!ok) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      const summary = form.querySelector("[data-error-summary]");
+      if (summary) { summary.scrollIntoView({block: "start"}); summary.focus(); }
+    }
+  }, true);
+
+  // The Add member form: suggest accounts and groups by the start of their name (context admins
+  // only, see dashboard/views/assist.py). Without JavaScript the exact name is typed.
+  function suggestionsFor(form, input, key) {
+    const list = document.createElement("datalist");
+    list.id = input.id + "-suggestions";
+    form.appendChild(list);
+    input.setAttribute("list", list.id);
+    input.setAttribute("autocomplete", "off");
+    let pending = null;
+    input.addEventListener("input", function () {
+      window.clearTimeout(pending);
+      const typed = input.value.trim();
+      if (typed.length < 2) { list.replaceChildren(); return; }
+      pending = window.setTimeout(function () {
+        fetch(form.dataset.suggestUrl + "?q=" + encodeURIComponent(typed), {credentials: "same-origin"})
+          .then(function (response) { return response.ok ? response.json() : {users: [], groups: []}; })
+          .then(function (found) {
+            list.replaceChildren.apply(list, (found[key] || []).map(function (name) {
+              const option = document.createElement("option");
+              option.value = name;
+              return option;
+            }));
+          }).catch(function () { list.replaceChildren(); });
+      }, 200);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-suggest-url]").forEach(function (form) {
+      const user = form.querySelector('input[name="username"]');
+      const group = form.querySelector('input[name="group"]');
+      if (user) suggestionsFor(form, user, "users");
+      if (group) suggestionsFor(form, group, "groups");
+    });
   });
 })();

@@ -24,7 +24,7 @@ from registry.models import Format, TrustedImport
 from tests.browser.conftest import PASSWORD, log_in, make_context, make_user, screenshot
 from tests.browser.test_model_journeys import (
     benign_pickle,
-    confirm_next_dialog,
+    confirm_in_dialog,
     file_payload,
     flash,
     tab,
@@ -174,27 +174,27 @@ def test_the_dashboard_pages_work_under_the_policy(page, world):
     expect(card.locator("#format-status-joblib .badge").first).to_have_text("ready")
     screenshot(page, "csp-formats-uploaded")
     assert_page_is_clean(page)
-    asked = []
-    page.once("dialog", lambda question: (asked.append(question.message), question.dismiss()))
-    card.get_by_role("button", name="Delete").click()
-    page.wait_for_timeout(300)
-    assert asked and "Delete the joblib format" in asked[0]
-    expect(card).to_be_visible()  # answered no: nothing was sent
-    asked = confirm_next_dialog(page)
-    card.get_by_role("button", name="Delete").click()
+    card.get_by_role("link", name="Delete…").click()
+    question = page.get_by_role("dialog", name="Delete the joblib file?")
+    expect(question).to_be_visible()
+    page.keyboard.press("Escape")  # answered no: nothing was sent
+    expect(question).to_be_hidden()
+    expect(card).to_be_visible()
+    asked = confirm_in_dialog(page, card.get_by_role("link", name="Delete…"), "Delete the joblib file")
     expect(flash(page)).to_be_visible()
     expect(page.locator("#format-joblib")).to_have_count(0)
-    assert asked
+    assert "cannot be undone" in asked
 
     # Version 2: the file in review; its download needs the acknowledgement form (form-action 'self').
     open_version(page, "Version 2 · tuned")
     assert_page_is_clean(page)
     review = page.locator("#format-pkl")
     expect(review.locator("#format-status-pkl .badge").first).to_have_text("needs review")
-    review.locator(".download-flagged summary").click()
-    review.get_by_label(re.compile("This file needs review")).check()
+    review.get_by_role("link", name="Download…").click()
+    warning = page.get_by_role("dialog")
+    warning.get_by_label(re.compile("I understand the warning")).check()
     with page.expect_download() as download:
-        review.get_by_role("button", name="Download anyway").click()
+        warning.get_by_role("button", name="Download anyway").click()
     assert download.value.suggested_filename == "scorer.pkl"
     screenshot(page, "csp-formats-review")
 
@@ -221,10 +221,9 @@ def test_the_dashboard_pages_work_under_the_policy(page, world):
     expect(row).to_be_visible()
     screenshot(page, "csp-trusted-imports")
     assert_page_is_clean(page)
-    asked = confirm_next_dialog(page)
-    row.get_by_role("button", name="Revoke mylibrary.models.Scorer").click()
+    asked = confirm_in_dialog(page, row.get_by_role("button", name="Revoke mylibrary.models.Scorer"), "Revoke")
     expect(row).to_have_count(0)
-    assert asked and "Stop trusting mylibrary.models.Scorer?" in asked[0]
+    assert "Stop trusting mylibrary.models.Scorer?" in asked
     assert not TrustedImport.objects.exists()
     main_nav.get_by_role("link", name="Audit log").click()
     page.get_by_label("Action").fill("trusted_import")

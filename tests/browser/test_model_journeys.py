@@ -120,16 +120,16 @@ def held_worker(transactional_db, monkeypatch):
 
 # --- UI helpers -------------------------------------------------------------------------------
 
-def confirm_next_dialog(page) -> list[str]:
-    """Accept the next window.confirm, remembering its question to assert on it."""
-    asked: list[str] = []
-
-    def answer(dialog):
-        asked.append(dialog.message)
-        dialog.accept()
-
-    page.once("dialog", answer)
-    return asked
+def confirm_in_dialog(page, opener, confirm: str) -> str:
+    """Open an action's in-page confirmation dialog with `opener` and confirm with the button named
+    `confirm`; return what the dialog said. It must be the page's dialog, never window.confirm()."""
+    page.once("dialog", lambda native: pytest.fail(f"window.confirm() asked: {native.message}"))
+    opener.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    question = dialog.inner_text()
+    dialog.get_by_role("button", name=confirm).click()
+    return question
 
 
 def tab(page, name: str):
@@ -142,10 +142,9 @@ def flash(page):
 
 def publish_in_details_tab(page, number: int) -> None:
     tab(page, "Details").click()
-    asked = confirm_next_dialog(page)
-    page.get_by_role("button", name="Publish", exact=True).click()
+    asked = confirm_in_dialog(page, page.get_by_role("link", name="Publish…"), f"Publish version {number}")
     expect(flash(page)).to_contain_text(f"Version {number}")
-    assert asked and f"Publish version {number}?" in asked[0]
+    assert f"Publish version {number}?" in asked
 
 
 def set_alias(page, alias: str, number: int) -> None:
@@ -187,7 +186,7 @@ def test_create_a_model_and_a_version_with_a_file_and_watch_it_become_ready(page
     screenshot(page, "model-new-empty")
 
     # The empty state leads to the New version tab.
-    page.get_by_role("link", name="Create the first version").click()
+    page.get_by_role("link", name="Create version 1").click()
     expect(tab(page, "+ New version")).to_have_attribute("aria-current", "page")
     expect(page.get_by_text("The registry numbers it 1.")).to_be_visible()
     page.get_by_label("Name", exact=True).fill("first xgboost run")
@@ -276,11 +275,12 @@ def test_publishing_a_quarantined_file_is_refused_with_the_gate_message(page):
     expect(dangerous).to_contain_text("system")
     screenshot(page, "format-quarantined")
 
-    publish_in_details_tab(page, 1)
-    message = flash(page).locator(".message.error")
-    expect(message).to_contain_text("Version 1 was not published")
-    expect(message).to_contain_text("Format 'pkl' is quarantined")
-    expect(page.get_by_role("heading", name=re.compile("Version 1")).locator(".badge")).to_have_text("draft")
+    # Publishing is not offered: the button is disabled and says why, before any confirmation.
+    tab(page, "Details").click()
+    expect(page.get_by_role("button", name="Publish", exact=True)).to_be_disabled()
+    expect(page.locator("#publish-refusal")).to_have_text("The pkl file is quarantined: upload a safe file.")
+    expect(page.get_by_role("heading", name=re.compile("Version 1")).locator(".badge")).to_have_text(
+        "draft · pkl quarantined")
     screenshot(page, "publish-refused-quarantined")
     assert Version.objects.get(model=model, number=1).status == "draft"
 
@@ -323,10 +323,10 @@ def test_publish_set_production_move_it_and_roll_it_back(page):
     assert history_changes(page) == ["v1 → v2", "set to v1"]
     screenshot(page, "alias-production-moved")
 
-    asked = confirm_next_dialog(page)
-    alias_row(page, "production").get_by_role("button", name="Roll back").click()
+    asked = confirm_in_dialog(page, alias_row(page, "production").get_by_role("link", name="Roll back…"),
+                              "Move production to version 1")
     expect(flash(page)).to_contain_text("Alias production rolled back to version 1.")
-    assert asked and "Move production back" in asked[0]
+    assert "Roll back production?" in asked and "moves it to version 1" in asked
     expect(alias_row(page, "production")).to_contain_text("Version 1")
     assert history_changes(page) == ["v2 → v1", "v1 → v2", "set to v1"]
     expect(page.locator("dt", has_text="Aliases").first.locator("+ dd")).to_have_text("production → v1")
@@ -419,11 +419,12 @@ def test_delete_a_version_then_the_whole_model_by_typing_its_name(page, storage_
     page.locator("details.version-menu").get_by_role("link", name=re.compile(r"^Version 1\b")).click()
     expect(page.get_by_role("heading", name=re.compile(r"^Version 1\b"))).to_be_visible()
     page.get_by_role("link", name="Delete version…").click()
-    expect(page.get_by_role("heading", name="Delete version 1 of Old forecaster")).to_be_visible()
-    expect(page.locator("main")).to_contain_text("This is irreversible.")
-    expect(page.locator("main")).to_contain_text("never reused")
-    screenshot(page, "version-delete-confirm")
-    page.get_by_role("button", name="Delete version 1").click()
+    # The confirmation is a dialog on the page (its page is the fallback without JavaScript).
+    asking = page.get_by_role("dialog", name="Delete version 1 of Old forecaster")
+    expect(asking).to_contain_text("This is irreversible.")
+    expect(asking).to_contain_text("never reused")
+    screenshot(page, "version-delete-confirm", full_page=False)
+    asking.get_by_role("button", name="Delete version 1").click()
     expect(flash(page)).to_contain_text("Version 1 and its files were deleted.")
     expect(page.locator("dt", has_text="Versions").locator("+ dd .chip")).to_have_text(["2"])
     screenshot(page, "version-deleted")
@@ -434,10 +435,10 @@ def test_delete_a_version_then_the_whole_model_by_typing_its_name(page, storage_
     danger = page.locator("section.danger-zone")
     expect(danger).to_contain_text("irreversible")
     danger.get_by_role("link", name="Delete this model…").click()
-    expect(page.get_by_role("heading", name="Delete model Old forecaster")).to_be_visible()
-    confirm = page.get_by_label("Type the model's name to confirm")
-    confirm.fill("old forecaster")
-    page.get_by_role("button", name="Delete this model for good").click()
+    asking = page.get_by_role("dialog", name="Delete model Old forecaster")
+    expect(asking).to_be_visible()
+    asking.get_by_label("Type the model's name to confirm").fill("old forecaster")
+    asking.get_by_role("button", name="Delete this model for good").click()
     field = page.locator(".field.has-error")
     expect(field.get_by_role("alert")).to_have_text("Type the name exactly as shown: Old forecaster")
     screenshot(page, "model-delete-wrong-name")

@@ -57,15 +57,19 @@ def test_a_publisher_approves_the_imports_of_a_file_in_review_and_publishes(page
     expect(row).to_contain_text("called")
     # The download is not one click away: it asks for an acknowledgement first.
     expect(card.get_by_role("link", name="Download", exact=True)).to_have_count(0)
-    card.locator(".download-flagged summary").click()
-    expect(card.get_by_label(re.compile("This file needs review"))).to_be_visible()
+    card.get_by_role("link", name="Download…").click()
+    warning = page.get_by_role("dialog", name="Download the pkl file anyway?")
+    expect(warning).to_contain_text("This file needs review")
+    expect(warning.get_by_role("button", name="Download anyway")).to_be_visible()
     screenshot(page, "format-needs-review")
+    warning.get_by_role("link", name="Cancel").click()
+    expect(warning).to_be_hidden()
 
-    publish_in_details_tab(page, 1)
-    message = flash(page).locator(".message.error")
-    expect(message).to_contain_text("Format 'pkl' needs review")
-    expect(message).to_contain_text("mylibrary.models.Scorer")
-    expect(message).to_contain_text("A publisher can approve these imports")
+    # Publishing is not offered while the file needs review: the button says why.
+    tab(page, "Details").click()
+    expect(page.get_by_role("button", name="Publish", exact=True)).to_be_disabled()
+    expect(page.locator("#publish-refusal")).to_have_text(
+        "The pkl file needs review: a publisher approves its imports in the Formats tab.")
     screenshot(page, "publish-refused-needs-review")
     assert Version.objects.get(model=model, number=1).status == "draft"
 

@@ -120,6 +120,12 @@ CASES = [
     Case("version-metrics", "GET", "viewer", "draft"),
     Case("version-manifest", "GET", "viewer", "draft"),
     Case("model-aliases", "GET", "viewer"),
+    # Confirmation pages (the dialogs' fallback without JavaScript): anyone who sees the model reads them.
+    Case("version-publish-confirm", "GET", "viewer", "draft"),
+    Case("format-delete-confirm", "GET", "viewer", "draft_pkl"),
+    Case("format-download-confirm", "GET", "viewer", "draft_pkl"),
+    Case("alias-rollback-confirm", "GET", "viewer", "alias"),
+    Case("alias-delete-confirm", "GET", "viewer", "alias"),
     Case("model-edit", "POST", "editor",
          data=lambda w: {"name": "Renamed", "tags": "a, b", "task": "", "description": ""}),
     Case("version-create", "POST", "editor", data=lambda w: {"name": "third"}),

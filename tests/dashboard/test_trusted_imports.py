@@ -247,7 +247,8 @@ def test_the_status_poll_brings_the_review_block_and_the_download_control(users,
     partial = html(web(users, "publisher").get(status_url))
     assert "Approve these imports" in partial and "csrfmiddlewaretoken" in partial
     assert 'id="format-download-pkl" hx-swap-oob="true"' in partial
-    assert 'name="acknowledge" value="review" required' in partial
+    warning = url("format-download-confirm", model_id=fmt.version.model_id, number=fmt.version.number, kind="pkl")
+    assert f'href="{warning}" data-confirm-dialog>Download…' in partial
 
 
 # --- downloads of flagged files -----------------------------------------------------------
@@ -256,9 +257,15 @@ def test_a_flagged_file_has_no_plain_download_link(users, in_review, model):
     page = html(web(users, "viewer").get(formats_url(in_review)))
     file_url = f"/api/v1/models/{model.pk}/versions/1/formats/pkl/file"
     assert f'href="{file_url}"' not in page
-    assert f'action="{file_url}"' in page and 'name="acknowledge" value="review" required' in page
-    assert "This file needs review: I understand that loading it may be unsafe." in page
     assert 'hx-swap-oob' not in page
+    # Its Download… opens a warning step (a dialog, or this page without JavaScript) whose form
+    # names the status, as the API requires.
+    warning_url = url("format-download-confirm", model_id=model.pk, number=1, kind="pkl")
+    assert f'href="{warning_url}" data-confirm-dialog>Download…' in page
+    warning = html(web(users, "viewer").get(warning_url))
+    assert f'action="{file_url}"' in warning and 'name="acknowledge" value="review" required' in warning
+    assert "This file needs review" in warning and "Loading it may be unsafe" in warning
+    assert "I understand that this file is review" not in warning
 
     ready_version = services.version_create(actor=None, model=model)
     store_file(ready_version, "pkl")

@@ -12,9 +12,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--username", default="demo")
         parser.add_argument("--password", default="demo")
+        parser.add_argument("--address", default="127.0.0.1:8000", help="Where `serve` will listen (HOST:PORT).")
 
     @transaction.atomic
-    def handle(self, *args, username, password, **options):
+    def handle(self, *args, username, password, address, **options):
         users = get_user_model().objects
         user = users.filter(username=username).first()
         if user is None:
@@ -32,6 +33,6 @@ class Command(BaseCommand):
             services.version_create(actor=user, model=model, framework="scikit-learn", framework_version="1.5.2",
                                     hyperparameters={"C": 1.0, "max_iter": 200})
         self.stdout.write(
-            f"Demo ready: sign in at http://127.0.0.1:8000/ as '{username}' / '{password}' (context 'demo').\n"
+            f"Demo ready: sign in at http://{address}/ as '{username}' / '{password}' (context 'demo').\n"
             f"API token: .venv/bin/python manage.py token_create {username}"
         )

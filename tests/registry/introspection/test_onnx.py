@@ -258,3 +258,12 @@ def test_scalar_fields_count_towards_the_skeleton_limit(sandbox, monkeypatch):
     report = inspect(data)
     assert report.status == FAILED
     assert "larger than 5000 bytes" in report.message
+
+
+def test_counted_nouns_read_in_the_singular_for_one():
+    from registry.introspection.report import counted
+
+    assert counted(1, "input") == "1 input"
+    assert counted(2, "input") == "2 inputs"
+    assert counted(0, "output") == "0 outputs"
+    assert counted(1, "active field") == "1 active field"
