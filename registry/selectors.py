@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Upper
 
 from registry.errors import InvalidInput, NotFound
 from registry.models import (
@@ -156,9 +156,7 @@ def model_list(
     else:
         models = _model_base(user).filter(context=context).annotate(version_count=_version_count())
     if search:
-        term = search.strip()
-        tag_hit = Tag.models.through.objects.filter(model_id=OuterRef("pk"), tag__key__contains=term.casefold())
-        models = models.filter(Q(name__icontains=term) | Q(description__icontains=term) | Q(Exists(tag_hit)))
+        models = models.filter(pk__in=_model_search_hits(context, search.strip()))
     for tag in tags or []:
         tag_hit = Tag.models.through.objects.filter(model_id=OuterRef("pk"), tag__key=tag.strip().casefold())
         models = models.filter(Exists(tag_hit))
@@ -197,6 +195,20 @@ def _model_search(context: Context, *, search: str, tags: list[str] | None, name
         context=context, search=search.strip(), tag_keys=[tag.strip().casefold() for tag in tags or []],
         name_key=name_key, order_field=field, descending=descending,
     )
+
+
+def _model_search_hits(context: Context, term: str) -> QuerySet:
+    """Ids of the models of `context` whose name or description contains `term`, or that carry
+    a tag containing it, case-insensitively (UPPER ... LIKE, as icontains on PostgreSQL, over the
+    upper-cased copies the database keeps; tag keys are case-folded). A union of three
+    lookups, so each is served by its own index (the trigram indexes of migration
+    0011_scale_indexes on PostgreSQL); an OR of them in one WHERE would read every model."""
+    upper = Upper(Value(term))
+    by_name = Model.objects.filter(context=context, name_upper__contains=upper)
+    by_description = Model.objects.filter(context=context, description_upper__contains=upper)
+    by_tag = Tag.models.through.objects.filter(tag__key__contains=term.casefold())
+    return by_name.order_by().values("pk").union(
+        by_description.order_by().values("pk"), by_tag.order_by().values("model_id"))
 
 
 def model_get(user, model_id, *, light: bool = False, relations: bool = False) -> Model:
