@@ -149,8 +149,6 @@ def model_list(
     `tags` must all be present; `name` matches the normalised name exactly; `ordering`
     is one of name, created, updated, versions, with '-' for descending.
     """
-    if light and sql.enabled():
-        return _model_search(context, search=search, tags=tags, name=name, ordering=ordering)
     if light:  # `context` comes from context_get(), which checked visibility: no membership subquery
         models = _model_light(Model.objects.filter(context=context))
     else:
@@ -180,21 +178,6 @@ def _model_ordering(ordering: str) -> tuple[str, bool]:
             field="ordering",
         )
     return field or "name_key", ordering.startswith("-")
-
-
-def _model_search(context: Context, *, search: str, tags: list[str] | None, name: str, ordering: str):
-    """model_list(light=True) in hand-written SQL: a sliceable list of models with relations."""
-    name_key = None
-    if name:
-        try:
-            _, name_key = normalize_name(name)
-        except InvalidInput:
-            return []
-    field, descending = _model_ordering(ordering)
-    return sql.ModelSearch(
-        context=context, search=search.strip(), tag_keys=[tag.strip().casefold() for tag in tags or []],
-        name_key=name_key, order_field=field, descending=descending,
-    )
 
 
 def _model_search_hits(context: Context, term: str) -> QuerySet:
@@ -294,7 +277,8 @@ def metric_list(version: Version, *, key: str = "") -> QuerySet[Metric]:
     metrics = Metric.objects.filter(version=version)
     if key:
         metrics = metrics.filter(key=key)
-    return metrics.order_by("key", "step", "wallclock", "id")
+    # Nulls placed explicitly (the databases differ), which keyset pagination needs.
+    return metrics.order_by("key", F("step").asc(nulls_last=True), "wallclock", "id")
 
 
 def metric_latest(version: Version) -> QuerySet[Metric]:

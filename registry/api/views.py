@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from registry import selectors, services
 from registry.api import serializers as s
 from registry.api.files import FileNegotiation, download_response, upload_filename
+from registry.api.pagination import CursorPagination
 from registry.errors import InvalidInput, LengthRequired
 from registry.permissions import Perm, effective_roles, require
 from registry.services.formats import ACKNOWLEDGED_DOWNLOAD_STATUSES
@@ -126,6 +127,8 @@ class GroupMemberDetailView(MemberDetailView):
 
 
 class AuditListView(RegistryView):
+    pagination_class = CursorPagination
+
     @extend_schema(
         responses=s.AuditEventSerializer(many=True),
         parameters=[OpenApiParameter(name, str, description=f"Filter by {name}")
@@ -183,6 +186,8 @@ class TrustedImportDetailView(RegistryView):
 # --- models -----------------------------------------------------------------------------
 
 class ModelListView(RegistryView):
+    pagination_class = CursorPagination
+
     @extend_schema(
         responses=s.ModelSerializer(many=True),
         parameters=[
@@ -268,6 +273,8 @@ class VersionPublishView(RegistryView):
 
 
 class MetricListView(RegistryView):
+    pagination_class = CursorPagination
+
     @extend_schema(responses=s.MetricSerializer(many=True),
                    parameters=[OpenApiParameter("key", str, description="Only this metric")])
     def get(self, request, model_id, number):
@@ -475,6 +482,8 @@ class AliasRollbackView(AliasDetailView):
 # --- training records -------------------------------------------------------------------
 
 class RecordListView(RegistryView):
+    pagination_class = CursorPagination
+
     @extend_schema(responses=s.RecordSerializer(many=True),
                    parameters=[OpenApiParameter("search", str, description="Words in the name or URI")])
     def get(self, request, ctx):
