@@ -387,9 +387,8 @@ class Command(BaseCommand):
             return
         cursor.execute(
             "INSERT INTO registry_version_records (version_id, trainingrecord_id) "
-            "SELECT sv.id, tr.id FROM seed_version sv JOIN registry_trainingrecord tr "
-            "ON tr.context_id = %s AND tr.name = 'dataset-' || lpad((sv.g / 10 %% %s)::text, 5, '0') "
-            "WHERE sv.g %% 10 = 0", [self.context_id, records])
+            "SELECT sv.id, (SELECT array_agg(id ORDER BY name) FROM registry_trainingrecord WHERE context_id = %s)"
+            "[1 + sv.g / 10 %% %s] FROM seed_version sv WHERE sv.g %% 10 = 0", [self.context_id, records])
         tags = dict(Tag.objects.filter(key__in=["baseline", "candidate"]).values_list("key", "id"))
         cursor.execute(
             "INSERT INTO registry_version_tags (version_id, tag_id) SELECT sv.id, "
