@@ -85,7 +85,8 @@ from django.test.utils import CaptureQueriesContext
 api = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {args['token']}")
 dashboard = Client(HTTP_HOST="127.0.0.1")
 dashboard.force_login(get_user_model().objects.get(username=args["user"]))
-skip = re.compile(r'FROM "(django_session|registry_apitoken|auth_user)"|^(SAVEPOINT|RELEASE|UPDATE "registry_apitoken")')
+# The session, the signed-in user and the token: the same lookups on every request.
+skip = re.compile(r'^SELECT "(django_session|auth_user|registry_apitoken)"\.|^SELECT t\."id", .* FROM registry_apitoken')
 out = {}
 for name, door, url in args["requests"]:
     client = api if door == "api" else dashboard
