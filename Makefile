@@ -1,11 +1,13 @@
-# The two commands: `make run` (serve a demo registry on http://127.0.0.1:8000) and `make test`.
+# The two commands: `make run` (serve a demo registry on http://127.0.0.1:8000) and `make test`
+# (every test; PostgreSQL when DATABASE_URL is set). `make test-fast` is the inner loop: no
+# browser, deployment, subprocess/server or slow tests (the markers in pyproject.toml).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test migrate bench clean
+.PHONY: install run test test-fast migrate bench clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +26,9 @@ run: migrate
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow and not subprocess and not browser and not deploy" $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/api.py

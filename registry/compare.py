@@ -1,7 +1,7 @@
 """Two versions side by side: what changed, and whether a signature change breaks callers.
 
-Pure functions over plain data. `snapshot` turns a version (with its relations prefetched,
-as `selectors.version_list` does) and its latest metrics into a dict; everything else works
+Pure functions over plain data. `snapshot` turns a version (as `selectors.version_list`
+shows it) and its latest metrics into a dict; everything else works
 on such dicts, so the rules are testable without a database and shared by any page or API
 that compares versions.
 
@@ -225,15 +225,15 @@ def signature_diff(old: dict | None, new: dict | None) -> list[SignatureChange]:
 
 
 def snapshot(version, latest_metrics=()) -> dict[str, Any]:
-    """The comparable content of a version; relations should be prefetched (version_list)."""
+    """The comparable content of a version as selectors.version_list() / version_detail() show it."""
     return {
         "number": version.number,
         "fields": {
             "name": version.name,
             "status": version.status,
             "model_type": version.model_type,
-            "tags": ", ".join(sorted((tag.name for tag in version.tags.all()), key=str.casefold)),
-            "records": ", ".join(sorted((record.name for record in version.records.all()), key=str.casefold)),
+            "tags": ", ".join(sorted(version.tag_names, key=str.casefold)),
+            "records": ", ".join(sorted((record["name"] for record in version.record_rows), key=str.casefold)),
             "signature_source": version.signature_source,
             "description": version.description,
         },

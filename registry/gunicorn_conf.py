@@ -42,6 +42,9 @@ preload_app = True
 # jitter spreads the workers' turns apart.
 max_requests = int(os.environ.get("REGISTRY_WEB_MAX_REQUESTS", "2000"))
 max_requests_jitter = max_requests // 4
+# gunicorn's control socket (gunicornc) is one path per user: several servers on a host (or
+# the tests) would take it from each other. Signals do what it would.
+control_socket_disable = True
 # The proxy in front (or docker's network) is the only client; it sets X-Forwarded-*.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
 accesslog = "-"

@@ -1,14 +1,32 @@
-"""The only map from role to permission, and the checks every selector and service uses.
+"""The only map from role to permission, and the checks the two doors and the selectors use.
 
 Rules (SPEC §1): a user's effective role in a context is the highest one granted directly
-or through a group. Without `view-model` a context's contents do not exist for the user
-(selectors filter them out, so lookups 404). With `view-model` but not the permission an
-action needs, services raise PermissionDenied (403). Site staff (superusers) can do
-everything. A request authenticated by a read-only token keeps only `view-model`.
+or through a group. Site staff (superusers) can do everything. A request authenticated by a
+read-only token keeps only `view-model` (token_allows(), the one place that rule is written).
+
+Who decides, once per request:
+
+- Seeing. Without `view-model` a context's contents do not exist for the user: every selector
+  filters through contexts_for()/models_for(), so a lookup answers 404, the same answer as for
+  an object that does not exist, and nothing is learnt about other contexts.
+- Doing. Each API handler and dashboard view that writes names the permission it needs:
+  `@requires(Perm.X)` (registry/api/views.py, dashboard/views/base.py) or `@staff_only` (API).
+  The decorator decides it on the context of the object the URL names, before the body or the
+  form is read or validated: a user who can see the object but lacks the permission gets 403
+  whatever they sent. tests/registry/test_permission_matrix.py and
+  tests/dashboard/test_permission_decisions.py hold every door to this.
+- Services do not ask again. A service checks a permission itself only when it is also called
+  from somewhere no door decided for its actor: a management command, a task or another
+  service acting for a user. Today those callers act for the operator (actor=None, or a user
+  named only to attribute the work, as demo_setup does), who may do everything, so no service
+  checks a role; a new caller of that kind must call require() itself. What no door decides
+  stays in its service: token_create and token_revoke let a user act on their own tokens only
+  (site staff on anyone's).
 """
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 
 from django.db.models import Q, QuerySet
@@ -33,6 +51,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
 }
 ROLE_ORDER = [Role.VIEWER, Role.EDITOR, Role.PUBLISHER, Role.ADMIN]
 READ_ONLY_PERMISSIONS = frozenset({Perm.VIEW_MODEL})
+# What creating a context needs: no role grants it, only site staff (superusers) hold it.
+STAFF = "site-staff"
 
 # Attribute set on a user object by token authentication when the token is read-only.
 READ_ONLY_ATTRIBUTE = "registry_read_only"
@@ -50,18 +70,14 @@ def is_read_only(user) -> bool:
     return bool(getattr(user, READ_ONLY_ATTRIBUTE, False))
 
 
+def token_allows(user, permission: Perm | str) -> bool:
+    """The read-only-token rule, written here only: a request authenticated by a read-only token
+    keeps READ_ONLY_PERMISSIONS and nothing else, whatever the user's role (site staff included)."""
+    return permission in READ_ONLY_PERMISSIONS or not is_read_only(user)
+
+
 def roles_granting(permission: Perm) -> list[str]:
     return [role for role in ROLE_ORDER if permission in ROLE_PERMISSIONS[role]]
-
-
-def _membership_filter(user, permission: Perm, prefix: str = "") -> Q:
-    """Q over Context (optionally reached through `prefix`) for memberships granting `permission`."""
-    roles = roles_granting(permission)
-    direct = Q(**{f"{prefix}memberships__user": user, f"{prefix}memberships__role__in": roles})
-    via_group = Q(
-        **{f"{prefix}memberships__group__user": user, f"{prefix}memberships__role__in": roles}
-    )
-    return direct | via_group
 
 
 def highest_roles(pairs) -> dict[int, str]:
@@ -93,9 +109,7 @@ def context_scope(user, permission: Perm = Perm.VIEW_MODEL) -> list[int] | str |
     """Where `user` holds `permission`, known without a query: ALL_CONTEXTS (site staff), a list
     of context ids, or None when the roles were not read with an API token (then
     contexts_for()/models_for() ask the database). Agrees with models_for()."""
-    if user is None or not user.is_authenticated:
-        return []
-    if is_read_only(user) and permission not in READ_ONLY_PERMISSIONS:
+    if user is None or not user.is_authenticated or not token_allows(user, permission):
         return []
     if is_staff(user):
         return ALL_CONTEXTS
@@ -104,31 +118,45 @@ def context_scope(user, permission: Perm = Perm.VIEW_MODEL) -> list[int] | str |
 
 def contexts_for(user, permission: Perm = Perm.VIEW_MODEL) -> QuerySet[Context]:
     """Contexts in which `user` holds `permission`."""
-    if user is None or not user.is_authenticated:
-        return Context.objects.none()
-    if is_read_only(user) and permission not in READ_ONLY_PERMISSIONS:
-        return Context.objects.none()
-    if is_staff(user):
+    scope = context_scope(user, permission)
+    if scope == ALL_CONTEXTS:
         return Context.objects.all()
-    known = _granted_context_ids(user, permission)
-    if known is not None:
-        return Context.objects.filter(id__in=known)
-    roles = roles_granting(permission)
+    if scope is not None:
+        return Context.objects.filter(id__in=scope)
     ids = Membership.objects.filter(
-        Q(user=user) | Q(group__in=user.groups.all()), role__in=roles
+        Q(user=user) | Q(group__in=user.groups.all()), role__in=roles_granting(permission)
     ).values("context_id")
     return Context.objects.filter(id__in=ids)
 
 
 def models_for(user, permission: Perm = Perm.VIEW_MODEL) -> QuerySet[Model]:
     """Models in contexts where `user` holds `permission`; the base of every model selector."""
-    if is_staff(user) and not (is_read_only(user) and permission not in READ_ONLY_PERMISSIONS):
+    scope = context_scope(user, permission)
+    if scope == ALL_CONTEXTS:
         return Model.objects.all()
-    if user is not None and user.is_authenticated and not is_staff(user):
-        known = _granted_context_ids(user, permission)
-        if known is not None and not (is_read_only(user) and permission not in READ_ONLY_PERMISSIONS):
-            return Model.objects.filter(context_id__in=known)
+    if scope is not None:
+        return Model.objects.filter(context_id__in=scope)
     return Model.objects.filter(context__in=contexts_for(user, permission))
+
+
+def context_of(*, slug: str | None = None, model_id=None, version_number: int | None = None,
+               record_id=None) -> Context | None:
+    """The context whose rules apply to the object a URL names (a context by slug, a model by id,
+    or one of its versions by number, a training record by id), whoever asks; None when there is
+    no such object. For deciding a permission before the object itself is read: whether the
+    asker may see it is theirs to check (has_perm(..., Perm.VIEW_MODEL))."""
+    contexts = Context.objects.all()
+    if slug is not None:
+        return contexts.filter(slug=slug).first()
+    try:
+        if record_id is not None:
+            return contexts.filter(records__id=uuid.UUID(str(record_id))).first()
+        model_id = uuid.UUID(str(model_id))
+    except ValueError:
+        return None
+    if version_number is None:
+        return contexts.filter(models__id=model_id).first()
+    return contexts.filter(models__id=model_id, models__versions__number=version_number).first()
 
 
 def effective_role(user, context: Context) -> str | None:
@@ -171,9 +199,8 @@ def permissions_in(user, context: Context) -> frozenset[Perm]:
     if context.pk in cache:
         return cache[context.pk]
     role = effective_role(user, context)
-    perms = ROLE_PERMISSIONS.get(role, frozenset()) if role else frozenset()
-    if is_read_only(user):
-        perms = perms & READ_ONLY_PERMISSIONS
+    granted = ROLE_PERMISSIONS.get(role, frozenset()) if role else frozenset()
+    perms = frozenset(permission for permission in granted if token_allows(user, permission))
     cache[context.pk] = perms
     return perms
 
@@ -190,11 +217,12 @@ def require(user, context: Context, permission: Perm) -> None:
     `view-model` never surfaces here as a 403 in practice.
     """
     if not has_perm(user, context, permission):
-        if is_read_only(user) and permission not in READ_ONLY_PERMISSIONS:
+        if not token_allows(user, permission):
             raise PermissionDenied("This token is read-only.")
         raise PermissionDenied(f"You need the '{permission}' permission in context '{context.slug}'.")
 
 
 def require_staff(user) -> None:
-    if not is_staff(user) or is_read_only(user):
+    """Raise PermissionDenied (403) unless `user` is site staff, not on a read-only token."""
+    if not is_staff(user) or not token_allows(user, STAFF):
         raise PermissionDenied("Only site staff can do this.")

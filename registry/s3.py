@@ -260,3 +260,34 @@ class StreamingS3Storage(S3Storage):
 
     def abort_upload(self, key: str, upload_id: str) -> None:
         self.client.abort_multipart_upload(Bucket=self.bucket_name, Key=key, UploadId=upload_id)
+
+    # --- direct uploads (the client sends the parts straight to the bucket) --------------
+    def direct_upload_start(self, name: str, *, content_type: str) -> str:
+        """Start a multipart upload of `name`; return its upload id."""
+        key = self.key_for(name)
+        params = {"ContentType": content_type or "application/octet-stream", **self.get_object_parameters(key)}
+        return self.client.create_multipart_upload(Bucket=self.bucket_name, Key=key, **params)["UploadId"]
+
+    def direct_upload_part_url(self, name: str, upload_id: str, number: int, *, expires_in: int) -> str:
+        """A presigned UploadPart URL (PUT the part's bytes to it), against the address clients see."""
+        return self._presigning_client().generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": self.bucket_name, "Key": self.key_for(name), "UploadId": upload_id,
+                    "PartNumber": number},
+            ExpiresIn=expires_in,
+        )
+
+    def direct_upload_parts(self, name: str, upload_id: str) -> list[dict]:
+        """The parts stored so far: [{"number", "size", "etag"}], by number."""
+        parts = []
+        paginator = self.client.get_paginator("list_parts")
+        for page in paginator.paginate(Bucket=self.bucket_name, Key=self.key_for(name), UploadId=upload_id):
+            parts += [{"number": part["PartNumber"], "size": part["Size"], "etag": part["ETag"]}
+                      for part in page.get("Parts", [])]
+        return sorted(parts, key=lambda part: part["number"])
+
+    def direct_upload_complete(self, name: str, upload_id: str, parts: list[dict]) -> None:
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket_name, Key=self.key_for(name), UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": part["number"], "ETag": part["etag"]} for part in parts]},
+        )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections import defaultdict
 
-from django.db.models import BooleanField, Count, F, Func, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Upper
 
 from registry.errors import InvalidInput, NotFound
@@ -19,13 +19,12 @@ from registry.models import (
     Membership,
     Metric,
     Model,
-    Tag,
     TrainingRecord,
     TrustedImport,
     Version,
 )
-from registry import sql
-from registry.permissions import Perm, context_scope, contexts_for, models_for
+from registry.expressions import AmongIds, JSONList, UUIDText
+from registry.permissions import Perm, contexts_for, models_for
 from registry.services.common import normalize_name
 
 MODEL_ORDERINGS = {
@@ -51,18 +50,8 @@ def context_list(user) -> QuerySet[Context]:
     return contexts_for(user, Perm.VIEW_MODEL).order_by("slug")
 
 
-def _sql_scope(user):
-    """Where `user` may view, when the hand-written SQL can use it: on PostgreSQL with the roles
-    read with the token (permissions.context_scope); otherwise None, and the ORM asks."""
-    return context_scope(user, Perm.VIEW_MODEL) if sql.enabled() else None
-
-
 def context_get(user, slug: str) -> Context:
-    scope = _sql_scope(user)
-    if scope is not None:  # roles known from the token: one hand-written query
-        context = sql.context_get(slug, scope)
-    else:
-        context = contexts_for(user, Perm.VIEW_MODEL).filter(slug=slug).first()
+    context = contexts_for(user, Perm.VIEW_MODEL).filter(slug=slug).first()
     if context is None:
         raise NotFound("Context not found.")
     return context
@@ -86,52 +75,68 @@ def member_get(context: Context, membership_id) -> Membership:
     return membership
 
 
-def _model_base(user) -> QuerySet[Model]:
-    return models_for(user, Perm.VIEW_MODEL).select_related(
-        "context", "owner", "created_by", "updated_by"
-    ).prefetch_related(
-        Prefetch("tags", queryset=Tag.objects.order_by("key")),
-        Prefetch("versions", queryset=Version.objects.only("id", "model_id", "number").order_by("number")),
-        Prefetch("aliases", queryset=Alias.objects.select_related("version").only(
-            "id", "model_id", "name", "version__id", "version__number").order_by("name")),
-    )
+def _first(queryset):
+    """The first row of `queryset` in one LIMIT 1 statement, without the ORDER BY of .first()
+    (Version's default ordering would join its model only to sort one row)."""
+    return next(iter(queryset[:1]), None)
 
 
-USERNAMES = {"owner_name": F("owner__username"), "created_by_name": F("created_by__username"),
-             "updated_by_name": F("updated_by__username")}
+@functools.cache
+def _with_users(model_class, *fields: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(select_related, only) arguments that read the user foreign keys `fields` of
+    `model_class` as User rows holding just their username, and every column of its own but
+    the search helpers the database generates. An object a service has just written holds the
+    same relations (its actor), so it is shown the same way."""
+    own = tuple(f.name for f in model_class._meta.concrete_fields if not f.generated)
+    return fields, own + tuple(f"{field}__username" for field in fields)
 
 
-def _model_light(queryset: QuerySet[Model]) -> QuerySet[Model]:
-    """For the API: usernames instead of three joined User rows and no prefetch_related (the
-    relations of a page are loaded by load_model_relations())."""
-    return queryset.select_related("context").annotate(**USERNAMES)
+# --- models -------------------------------------------------------------------------------
+# A model as it is shown (the API's model, a row of the model list, the dashboard's model
+# page) carries its columns, its context, its owner, created_by and updated_by (usernames only),
+# and: tag_names, version_numbers (ascending) and alias_rows ([{"name", "version"}] by name).
+
+MODEL_USERS = (Model, "owner", "created_by", "updated_by")
+SEARCH_COLUMNS = ("name_upper", "description_upper")  # read by the search's filters, never shown
+
+
+def _model_shown() -> dict:
+    tags = Model.tags.through.objects.filter(model_id=OuterRef("pk")).order_by("tag__key")
+    versions = Version.objects.filter(model_id=OuterRef("pk")).order_by("number")
+    aliases = Alias.objects.filter(model_id=OuterRef("pk")).order_by("name")
+    return {
+        "tag_names": JSONList(tags, "tag__name"),
+        "version_numbers": JSONList(versions, "number"),
+        "alias_rows": JSONList(aliases, name="name", version="version__number"),
+    }
+
+
+def model_get(user, model_id) -> Model:
+    """A visible model with its context: the parent of what is read or written below it."""
+    model_id = _uuid(model_id, "Model")
+    model = (models_for(user, Perm.VIEW_MODEL).select_related("context").defer(*SEARCH_COLUMNS)
+             .filter(pk=model_id).first())
+    if model is None:
+        raise NotFound("Model not found.")
+    return model
+
+
+def model_detail(user, model_id) -> Model:
+    """A visible model as it is shown (see above), in one statement: the API's model and the
+    dashboard's model page."""
+    model_id = _uuid(model_id, "Model")
+    related, columns = _with_users(*MODEL_USERS)
+    model = (models_for(user, Perm.VIEW_MODEL).select_related("context", *related).only(*columns)
+             .annotate(**_model_shown()).filter(pk=model_id).first())
+    if model is None:
+        raise NotFound("Model not found.")
+    return model
 
 
 def _version_count():
     # A correlated count: the GROUP BY over every selected column cost more than the rows.
     live = Version.objects.filter(model=OuterRef("pk")).order_by().values("model").annotate(n=Count("*")).values("n")
     return Coalesce(Subquery(live), 0)
-
-
-def load_model_relations(models):
-    """Attach tag names, version numbers and aliases to `models` (a page) in three queries."""
-    models = list(models)
-    if not models or all(hasattr(m, "alias_map") for m in models):  # none, or read with them
-        return models
-    ids = [m.pk for m in models]
-    tags, versions, aliases = defaultdict(list), defaultdict(list), defaultdict(dict)
-    through = Model.tags.through.objects.filter(model_id__in=ids).order_by("tag__key")
-    for model_id, name in through.values_list("model_id", "tag__name"):
-        tags[model_id].append(name)
-    numbers = Version.objects.filter(model_id__in=ids).order_by("number").values_list("model_id", "number")
-    for model_id, number in numbers:
-        versions[model_id].append(number)
-    rows = Alias.objects.filter(model_id__in=ids).order_by("name").values_list("model_id", "name", "version__number")
-    for model_id, name, number in rows:
-        aliases[model_id][name] = number
-    for m in models:
-        m.tag_names, m.version_numbers, m.alias_map = tags[m.pk], versions[m.pk], aliases[m.pk]
-    return models
 
 
 def model_list(
@@ -142,37 +147,37 @@ def model_list(
     tags: list[str] | None = None,
     name: str = "",
     ordering: str = "",
-    light: bool = False,
 ) -> QuerySet[Model]:
-    """Models of a visible context, searched over name, description and tags.
+    """Models of a visible `context` as they are shown, searched over name, description and tags
+    (the API's list and the dashboard's): one statement per page, one for the count.
 
     `tags` must all be present; `name` matches the normalised name exactly; `ordering`
     is one of name, created, updated, versions, with '-' for descending.
     """
-    if light:  # `context` comes from context_get(), which checked visibility: no membership subquery
-        models = _model_light(Model.objects.filter(context=context))
-    else:
-        models = _model_base(user).filter(context=context).annotate(version_count=_version_count())
+    field, descending = _model_ordering(ordering)
+    # `context` came from context_get(), which checked visibility; its related manager sets
+    # each row's context without a join.
+    related, columns = _with_users(*MODEL_USERS)
+    models = context.models.select_related(*related).only(*columns).annotate(**_model_shown())
     if search:
-        # As icontains on PostgreSQL (UPPER ... LIKE UPPER), over the upper-cased copies the
-        # database keeps, which the trigram indexes of migration 0011 serve; tag keys are
-        # case-folded already.
-        term = search.strip()
-        upper = Upper(Value(term))
-        tagged = Tag.models.through.objects.filter(tag__key__contains=term.casefold()).values("model_id")
-        models = models.filter(Q(name_upper__contains=upper) | Q(description_upper__contains=upper)
-                               | Q(_AmongIds("pk", tagged)))
+        term = Upper(Value(search.strip()))
+        # The upper-cased copies the database keeps (Model.name_upper...): the term is
+        # upper-cased once, not every row; tag keys are case-folded already.
+        # The trigram indexes of migration 0011 serve the two LIKEs on PostgreSQL; AmongIds lets
+        # the tag branch join them in one BitmapOr.
+        tagged = Model.tags.through.objects.filter(tag__key__contains=search.strip().casefold()).values("model_id")
+        models = models.filter(Q(name_upper__contains=term) | Q(description_upper__contains=term)
+                               | Q(AmongIds("pk", tagged)))
     for tag in tags or []:
-        tagged = Tag.models.through.objects.filter(tag__key=tag.strip().casefold()).values("model_id")
-        models = models.filter(_AmongIds("pk", tagged))
+        tagged = Model.tags.through.objects.filter(tag__key=tag.strip().casefold()).values("model_id")
+        models = models.filter(AmongIds("pk", tagged))
     if name:
         try:
             _, key = normalize_name(name)
         except InvalidInput:
             return models.none()
         models = models.filter(name_key=key)
-    field, descending = _model_ordering(ordering)
-    if light and field == "version_count":
+    if field == "version_count":
         models = models.annotate(version_count=_version_count())
     return models.order_by(f"-{field}" if descending else field, "name_key", "id")
 
@@ -187,60 +192,32 @@ def _model_ordering(ordering: str) -> tuple[str, bool]:
     return field or "name_key", ordering.startswith("-")
 
 
-class _AmongIds(Func):
-    """`field` is one of the values `queryset` selects. On PostgreSQL `field = ANY(ARRAY(...))`:
-    the subquery runs once and its ids are looked up in the primary key's index, also as one
-    branch of an OR (the search: a BitmapOr with the trigram indexes). `IN (subquery)` there is
-    a hashed filter tried on each row, and the planner walks the whole name index with it when
-    the hits sort late (a tag that every "fraud-..." model has). Elsewhere `IN (subquery)`."""
+# --- versions -----------------------------------------------------------------------------
+# A version as it is shown (the API's version, the dashboard's details tab, a comparison)
+# carries its columns, its model, its published_by, created_by and updated_by (usernames only),
+# and: tag_names (by key), record_rows ([{"id", "name", "uri"}] by name), format_rows
+# ([{"kind", "status", "size", "sha256"}] by kind) and alias_names (by name).
 
-    output_field = BooleanField()
-    conditional = True
-
-    def __init__(self, field: str, queryset: QuerySet):
-        super().__init__(F(field), Subquery(queryset))
-
-    def as_sql(self, compiler, connection, **extra_context):
-        return super().as_sql(compiler, connection, template="%(expressions)s", arg_joiner=" IN ", **extra_context)
-
-    def as_postgresql(self, compiler, connection, **extra_context):
-        return super().as_sql(compiler, connection, template="%(expressions)s)", arg_joiner=" = ANY(ARRAY",
-                              **extra_context)
+VERSION_USERS = (Version, "published_by", "created_by", "updated_by")
 
 
-def model_get(user, model_id, *, light: bool = False, relations: bool = False) -> Model:
-    """A visible model. `light` (the API): usernames instead of User rows, and on PostgreSQL
-    with token-known roles (registry/sql.py) also its tags, versions and aliases when
-    `relations` is asked for, all in one query."""
-    model_id = _uuid(model_id, "Model")
-    scope = _sql_scope(user) if light else None
-    if scope is not None:
-        model = sql.model_get(model_id, scope, relations=relations)
-    else:
-        base = _model_light(models_for(user, Perm.VIEW_MODEL)) if light else _model_base(user)
-        model = base.filter(pk=model_id).first()
-    if model is None:
-        raise NotFound("Model not found.")
-    return model
-
-
-def model_get_full(user, model_id) -> Model:
-    """The API's model: the light row plus its relations, for serialization."""
-    return load_model_relations([model_get(user, model_id, light=True, relations=True)])[0]
+def _version_shown() -> dict:
+    tags = Version.tags.through.objects.filter(version_id=OuterRef("pk")).order_by("tag__key")
+    records = TrainingRecord.objects.filter(versions=OuterRef("pk")).order_by("name", "id")
+    formats = Format.objects.filter(version_id=OuterRef("pk")).order_by("kind")
+    aliases = Alias.objects.filter(version_id=OuterRef("pk")).order_by("name")
+    return {
+        "tag_names": JSONList(tags, "tag__name"),
+        "record_rows": JSONList(records, id=UUIDText("id"), name="name", uri="uri"),
+        "format_rows": JSONList(formats, kind="kind", status="status", size="size", sha256="sha256"),
+        "alias_names": JSONList(aliases, "name"),
+    }
 
 
 def version_list(model: Model) -> QuerySet[Version]:
-    return (
-        Version.objects.filter(model=model)
-        .select_related("model__context", "created_by", "updated_by", "published_by")
-        .prefetch_related(
-            Prefetch("tags", queryset=Tag.objects.order_by("key")),
-            Prefetch("records", queryset=TrainingRecord.objects.order_by("name")),
-            Prefetch("formats", queryset=Format.objects.order_by("kind")),
-            Prefetch("aliases", queryset=Alias.objects.order_by("name")),
-        )
-        .order_by("number")
-    )
+    """The versions of a visible `model` as they are shown, oldest first: one statement per page."""
+    related, columns = _with_users(*VERSION_USERS)
+    return model.versions.select_related(*related).only(*columns).annotate(**_version_shown()).order_by("number")
 
 
 def version_choices(model: Model) -> QuerySet[Version]:
@@ -252,39 +229,60 @@ def version_choices(model: Model) -> QuerySet[Version]:
     )
 
 
-def version_get(model: Model, number, *, light: bool = False) -> Version:
-    """Version `number` of a visible `model`, with its relations prefetched. `light` (the API):
-    usernames instead of User rows, read with hand-written SQL on PostgreSQL."""
+def _version_number(model: Model, number) -> int:
     try:
-        number = int(number)
+        return int(number)
     except (TypeError, ValueError):
-        raise NotFound("Version not found.") from None
-    if light and sql.enabled():
-        version = sql.version_get(model, number)
-    else:
-        version = version_list(model).filter(number=number).first()
+        raise NotFound(f"Model '{model.name}' has no version {number}.") from None
+
+
+def version_get(model: Model, number) -> Version:
+    """Version `number` of a visible `model`, its row only: the parent of an upload, a file,
+    metrics, formats or a manifest, and what a write starts from."""
+    number = _version_number(model, number)
+    version = _first(model.versions.filter(number=number))
+    if version is None:
+        raise NotFound(f"Model '{model.name}' has no version {number}.")
+    return version
+
+
+def version_detail(model: Model, number) -> Version:
+    """Version `number` of a visible `model` as it is shown (see above), in one statement."""
+    number = _version_number(model, number)
+    version = _first(version_list(model).filter(number=number))
     if version is None:
         raise NotFound(f"Model '{model.name}' has no version {number}.")
     return version
 
 
 def format_list(version: Version) -> QuerySet[Format]:
-    return Format.objects.filter(version=version).select_related("uploaded_by", "version__model").order_by("kind")
+    """The formats of `version` (their .version is it, not read again), with who uploaded them."""
+    return version.formats.select_related("uploaded_by").order_by("kind")
 
 
 def format_get(version: Version, kind: str) -> Format:
-    fmt = format_list(version).filter(kind=kind).first()
+    fmt = _first(format_list(version).filter(kind=kind))
     if fmt is None:
         raise NotFound(f"Version {version.number} has no '{kind}' format.")
     return fmt
 
 
-def version_manifest(version: Version, *, frozen: bool = False) -> dict:
-    """The version's model manifest (SPEC §4); frozen adds checksums and a lock checksum."""
+def manifest_formats(version: Version) -> QuerySet[Format]:
+    """The formats a manifest of `version` is made of (their .version is it)."""
+    return version.formats.order_by("kind")
+
+
+def version_manifest(version: Version, *, frozen: bool = False, formats=None) -> dict:
+    """The model manifest of `version` (SPEC §4) from its `formats` (manifest_formats(), read
+    here unless given); frozen adds checksums and a lock checksum. A published version's frozen
+    manifest is stamped with its publication, so it reads the same every time (its formats
+    cannot change any more)."""
     from registry import manifests
 
-    formats = sorted(version.formats.all(), key=lambda fmt: fmt.kind)  # prefetched by version_get
-    return manifests.build(version, formats, frozen=frozen)
+    if formats is None:
+        formats = manifest_formats(version)
+    moment = version.published_at if version.is_published else None
+    return manifests.build(version, formats, frozen=frozen, now=moment)
 
 
 def metric_list(version: Version, *, key: str = "") -> QuerySet[Metric]:
@@ -310,43 +308,49 @@ def metric_latest(version: Version) -> QuerySet[Metric]:
     return Metric.objects.filter(version=version, id=Subquery(newest)).order_by("key")
 
 
+# --- aliases ------------------------------------------------------------------------------
+# An alias as it is shown carries its version (number only) and updated_by (username only);
+# a move, its actor (username only): what the alias services return hold the same.
+
+ALIAS_SHOWN = ("version", "updated_by"), ("id", "model", "name", "version", "updated_by", "updated_at",
+                                         "version__number", "updated_by__username")
+MOVE_USERS = (AliasMove, "actor")
+
+
+
 def alias_list(model: Model) -> QuerySet[Alias]:
-    return Alias.objects.filter(model=model).select_related("version", "updated_by").order_by("name")
+    """The aliases of a visible `model` as they are shown, by name (the API and the dashboard)."""
+    related, columns = ALIAS_SHOWN
+    return model.aliases.select_related(*related).only(*columns).order_by("name")
 
 
-def alias_get(model: Model, name: str, *, light: bool = False) -> Alias:
-    """Alias `name` of a visible `model`. `light` (the API): on PostgreSQL, one hand-written
-    query that reads the version's number and the updater's name, not their rows."""
-    if light and sql.enabled():
-        alias = sql.alias_get(model, name)
-    else:
-        alias = alias_list(model).filter(name=name).first()
+def alias_get(model: Model, name: str) -> Alias:
+    """Alias `name` of a visible `model` as it is shown."""
+    alias = _first(alias_list(model).filter(name=name))
     if alias is None:
         raise NotFound(f"Model '{model.name}' has no alias '{name}'.")
     return alias
 
 
 def alias_history(model: Model, name: str | None = None) -> QuerySet[AliasMove]:
-    moves = AliasMove.objects.filter(model=model).select_related("actor")
+    """Moves of the aliases of `model` (or of the alias `name`), newest first, as shown."""
+    related, columns = _with_users(*MOVE_USERS)
+    moves = model.alias_moves.select_related(*related).only(*columns)
     if name is not None:
         moves = moves.filter(alias_name=name)
     return moves.order_by("-created_at", "-id")
 
 
-def alias_history_rows(model: Model, name: str, *, limit: int) -> list[dict]:
-    """The newest `limit` moves of one alias as plain rows (from_number, to_number, actor_name,
-    created_at): what the API shows, without building model instances."""
-    if sql.enabled():
-        return sql.alias_history_rows(model, name, limit=limit)
-    return list(
-        alias_history(model, name).select_related(None)
-        .values("from_number", "to_number", "created_at", actor_name=F("actor__username"))[:limit]
-    )
+def _record_version_count():
+    trained = Version.records.through.objects.filter(trainingrecord_id=OuterRef("pk")).order_by().values(
+        "trainingrecord_id").annotate(n=Count("*")).values("n")
+    return Coalesce(Subquery(trained), 0)
 
 
 def record_list(context: Context, *, search: str = "") -> QuerySet[TrainingRecord]:
+    """The records of a visible `context` as they are shown (with version_count), by name."""
     records = TrainingRecord.objects.filter(context=context).select_related("context", "created_by").annotate(
-        version_count=Count("versions", distinct=True)
+        version_count=_record_version_count()
     )
     if search:
         records = records.filter(Q(name__icontains=search) | Q(uri__icontains=search))
@@ -354,11 +358,12 @@ def record_list(context: Context, *, search: str = "") -> QuerySet[TrainingRecor
 
 
 def record_get(user, record_id) -> TrainingRecord:
+    """A visible record as it is shown (with version_count)."""
     record_uuid = _uuid(record_id, "Training record")
     record = (
         TrainingRecord.objects.select_related("context", "created_by")
         .filter(id=record_uuid, context__in=contexts_for(user, Perm.VIEW_MODEL))
-        .first()
+        .annotate(version_count=_record_version_count()).first()
     )
     if record is None:
         raise NotFound("Training record not found.")

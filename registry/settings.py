@@ -366,6 +366,9 @@ if REGISTRY_CACHE_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "registry"}}
+# How long the serialized form of a published version, its formats or its manifest is kept
+# (registry/api/conditional.py): keyed by what can still change it, it is never stale.
+REGISTRY_REPRESENTATION_CACHE_SECONDS = int(os.environ.get("REGISTRY_REPRESENTATION_CACHE_SECONDS", str(24 * 3600)))
 
 # `json`: one JSON object per line on stderr (for Loki, CloudWatch, Elasticsearch...).
 REGISTRY_LOG_FORMAT = os.environ.get("REGISTRY_LOG_FORMAT", "text").strip().lower()
@@ -419,6 +422,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Seconds: a task over the soft limit is told to stop (the file is marked failed); the hard
 # limit kills the worker child, so one crafted file cannot stall the queue.
+# Hours a direct upload (parts sent straight to the bucket) may take before it is aborted.
+REGISTRY_UPLOAD_SESSION_HOURS = int(os.environ.get("REGISTRY_UPLOAD_SESSION_HOURS", "24"))
 REGISTRY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("REGISTRY_TASK_SOFT_TIME_LIMIT", "600"))
 REGISTRY_TASK_TIME_LIMIT = REGISTRY_TASK_SOFT_TIME_LIMIT + 60
 # Hashing reads the whole file (20 GiB at ~300 MB/s is about 70 s); it gets more room.

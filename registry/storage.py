@@ -244,7 +244,57 @@ def iter_keys() -> Iterator[str]:
         yield from (f"{folder}/{f}" for f in files)
 
 
-def unfinished_uploads_abort(cutoff, *, dry_run: bool = False) -> list[str]:
+# --- direct uploads: the client sends the parts straight to the bucket (S3 only) ----------
+
+def direct_uploads_available() -> bool:
+    return hasattr(default_storage, "direct_upload_start")
+
+
+@contextmanager
+def _store_call(action: str, key: str):
+    """A failing store raises StorageUnavailable (503), logged in one line."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_store_failure(exc):
+            raise
+        log_store_failure(action, key, exc)
+        raise store_failure(exc, action="request") from exc
+
+
+def direct_upload_start(*, content_type: str) -> tuple[str, str]:
+    """A new key and the id of a multipart upload to it: (key, upload id)."""
+    key = new_storage_key()
+    with _store_call("direct upload start", key):
+        return key, default_storage.direct_upload_start(key, content_type=content_type)
+
+
+def direct_upload_part_urls(key: str, upload_id: str, numbers: Iterable[int], *, expires_in: int) -> dict[int, str]:
+    with _store_call("direct upload signing", key):
+        return {number: default_storage.direct_upload_part_url(key, upload_id, number, expires_in=expires_in)
+                for number in numbers}
+
+
+def direct_upload_parts(key: str, upload_id: str) -> list[dict]:
+    with _store_call("direct upload listing", key):
+        return default_storage.direct_upload_parts(key, upload_id)
+
+
+def direct_upload_complete(key: str, upload_id: str, parts: list[dict]) -> None:
+    with _store_call("direct upload completion", key):
+        default_storage.direct_upload_complete(key, upload_id, parts)
+
+
+def direct_upload_abort(key: str, upload_id: str) -> None:
+    """Abort quietly: an upload the store no longer knows (or cannot abort now) is left to the
+    sweep of unfinished uploads."""
+    try:
+        default_storage.abort_upload(key, upload_id)
+    except Exception as exc:  # noqa: BLE001 - logged; storage_sweep aborts it later
+        logger.warning("could not abort direct upload %s of %s (%s: %s)", upload_id, key, type(exc).__name__, exc)
+
+
+def unfinished_uploads_abort(cutoff, *, dry_run: bool = False, keep: Iterable[str] = ()) -> list[str]:
     """Abort S3 multipart uploads started before `cutoff` and never finished; return their keys.
 
     S3 keeps (and bills) the parts of an unfinished upload, invisible in any listing of
@@ -253,9 +303,9 @@ def unfinished_uploads_abort(cutoff, *, dry_run: bool = False) -> list[str]:
     find = getattr(default_storage, "unfinished_uploads", None)
     if find is None:
         return []
-    aborted = []
+    aborted, keep = [], {default_storage.key_for(name) for name in keep}
     for key, upload_id, started in find(f"{KEY_PREFIX}/"):
-        if started >= cutoff:
+        if started >= cutoff or key in keep:  # `keep`: the uploads of open direct-upload sessions
             continue
         if not dry_run:
             default_storage.abort_upload(key, upload_id)

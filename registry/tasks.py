@@ -66,8 +66,8 @@ def format_hash(format_id: str, storage_key: str) -> str | None:
             raise
         fmt = processing.format_hash_fail(format_id=format_id, storage_key=storage_key,
                                           message=_cannot_fix("hashed", format_id, exc))
-    if fmt is not None and fmt.status == "introspecting":
-        queue.send("registry.tasks.format_introspect", format_id, storage_key)
+    if fmt is not None:  # this run moved it on: introspection next, unless it ended here
+        queue.format_next_step(format_id, storage_key, fmt.status)
     return fmt.status if fmt is not None else None
 
 

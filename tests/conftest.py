@@ -1,23 +1,49 @@
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
 from registry import services
-from registry.models import Context
 
 from tests.factories import UserFactory
 
 ROLES = ["viewer", "editor", "publisher", "admin"]
+TESTS = Path(__file__).resolve().parent
+# Fixtures that start a server: pytest-django's live server (a thread serving real HTTP), and
+# moto's S3 server (a process). A test using one is marked `subprocess`, so `make test-fast`
+# leaves it out. A test that reaches them through request.getfixturevalue() is marked by hand.
+SERVER_FIXTURES = {"live_server", "s3_endpoint"}
 
 
 def pytest_configure(config):
     # Under CI the suite runs on PostgreSQL; falling back to SQLite would hide real failures.
     if os.environ.get("CI") == "true" and settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.exit("CI=true but DATABASE_URL does not point to PostgreSQL", returncode=1)
+
+
+def pytest_report_header(config):
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        where = f"PostgreSQL at {database.get('HOST') or 'localhost'}:{database.get('PORT') or 5432} (DATABASE_URL)"
+    else:
+        where = "SQLite (DATABASE_URL unset: the tests that need PostgreSQL are skipped)"
+    redis = "Redis (REDIS_URL)" if os.environ.get("REDIS_URL") else "no Redis (REDIS_URL unset: its tests are skipped)"
+    return f"registry tests on {where}, {redis}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark what `make test-fast` leaves out: tests/browser/ (`browser`), tests/deploy/ (`deploy`),
+    and tests that start a server (`subprocess`, see SERVER_FIXTURES)."""
+    for item in items:
+        folder = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
+        if folder in ("browser", "deploy"):
+            item.add_marker(folder)
+        if SERVER_FIXTURES.intersection(item.fixturenames):
+            item.add_marker("subprocess")
 
 
 @pytest.fixture(autouse=True)
@@ -123,11 +149,6 @@ def editor(clients):
 
 
 @pytest.fixture
-def admin_client(clients):
-    return clients["admin"]
-
-
-@pytest.fixture
 def model(users, context):
     """A model of `context`, created by its editor."""
     return services.model_create(actor=users["editor"], context=context, name="Churn")
@@ -136,11 +157,6 @@ def model(users, context):
 @pytest.fixture
 def version(model, users):
     return services.version_create(actor=users["editor"], model=model)
-
-
-@pytest.fixture
-def ctx_obj(context) -> Context:
-    return context
 
 
 # --- S3: a real S3 endpoint (moto's server) in a process of its own -------------------------
@@ -215,10 +231,13 @@ def s3_storage_settings(endpoint: str, bucket: str, **extra) -> dict:
 
 
 @pytest.fixture
-def s3_bucket(s3_endpoint):
+def s3_bucket(s3_endpoint, request):
     """A fresh, empty bucket on the test S3 server; emptied and removed afterwards."""
     import uuid
 
+    if request.node.get_closest_marker("subprocess") is None:
+        pytest.fail("a test that uses the S3 server must be marked subprocess (make test-fast leaves those out); "
+                    "mark the parameter that needs it: pytest.param('s3', marks=pytest.mark.subprocess)")
     name = f"registry-test-{uuid.uuid4().hex[:12]}"
     client = s3_client(s3_endpoint)
     client.create_bucket(Bucket=name)

@@ -1,7 +1,7 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from registry.models import Context, Membership, Model, TrainingRecord, Version
+from registry.models import Context, Model, Version
 from registry.names import lookalike_key
 
 
@@ -22,15 +22,6 @@ class ContextFactory(factory.django.DjangoModelFactory):
     name = factory.LazyAttribute(lambda o: o.slug.title())
 
 
-class MembershipFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Membership
-
-    context = factory.SubFactory(ContextFactory)
-    user = factory.SubFactory(UserFactory)
-    role = "viewer"
-
-
 class ModelFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Model
@@ -48,11 +39,3 @@ class VersionFactory(factory.django.DjangoModelFactory):
     model = factory.SubFactory(ModelFactory)
     number = factory.Sequence(lambda n: n + 1)
 
-
-class RecordFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = TrainingRecord
-
-    context = factory.SubFactory(ContextFactory)
-    name = factory.Sequence(lambda n: f"dataset-{n}")
-    uri = factory.LazyAttribute(lambda o: f"s3://data/{o.name}.parquet")

@@ -9,12 +9,26 @@
     v.publish()
     path = reg.context("fraud").model("churn-classifier").alias("production").get_model("pkl")
 
+    import registry_client
+    path = registry_client.load("fraud/churn-classifier@production", kind="pkl")   # the same, in one call
+
 Importing this package never imports Django, numpy or pandas.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from registry_client.client import Artifact, Context, Model, Record, Registry, Version  # noqa: E402
+from registry_client.client import (  # noqa: E402
+    Context,
+    Format,
+    FormatSummary,
+    Model,
+    Record,
+    RecordRef,
+    RecordVersion,
+    Registry,
+    Version,
+    load,
+)
 from registry_client.errors import (  # noqa: E402
     BadRequest,
     ConfigError,
@@ -31,9 +45,11 @@ from registry_client.errors import (  # noqa: E402
 )
 from registry_client.manifest import Manifest, ManifestFile  # noqa: E402
 from registry_client.signature import infer_signature  # noqa: E402
+from registry_client.uris import VersionURI, parse_version_uri  # noqa: E402
 
 __all__ = [
-    "Artifact", "BadRequest", "ConfigError", "Conflict", "Context", "Forbidden", "Manifest", "ManifestFile",
-    "Model", "NotFound", "PayloadTooLarge", "Record", "Registry", "RegistryError", "ServerError", "TamperError",
-    "TamperWarning", "TransportError", "Unauthorized", "Version", "infer_signature",
+    "BadRequest", "ConfigError", "Conflict", "Context", "Forbidden", "Format", "FormatSummary", "Manifest",
+    "ManifestFile", "Model", "NotFound", "PayloadTooLarge", "Record", "RecordRef", "RecordVersion", "Registry",
+    "RegistryError", "ServerError", "TamperError", "TamperWarning", "TransportError", "Unauthorized", "Version",
+    "VersionURI", "infer_signature", "load", "parse_version_uri",
 ]

@@ -8,9 +8,10 @@ import os
 import random
 import uuid
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import httpx
 
@@ -22,6 +23,9 @@ logger = logging.getLogger("registry_client")
 # Answers of a proxy or load balancer while the registry restarts: worth another try.
 RETRY_STATUSES = {502, 503, 504}
 IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"}
+# Answers with a strong ETag kept for conditional GETs (a published version, its formats, its
+# manifests): asked again, the registry answers 304 and the kept body is used.
+VALIDATED_ANSWERS_KEPT = 256
 
 
 def segment(value: Any) -> str:
@@ -58,6 +62,8 @@ class Transport:
 
     Idempotent requests (everything but POST) are retried on connection errors, timeouts and
     502/503/504; a POST only when the connection could not even be opened (nothing was sent).
+    A GET answered with a strong ETag is asked again with If-None-Match: a 304 costs the
+    registry no serialization and the client no download.
     """
 
     def __init__(self, url: str, token: str, *, timeout: float = 60.0, retries: int = 5,
@@ -71,6 +77,7 @@ class Transport:
             headers["Authorization"] = f"Bearer {token}"
         self.client = httpx.Client(base_url=f"{self.url}/api/v1/", headers=headers, timeout=timeout,
                                    follow_redirects=False, verify=verify)
+        self._validated: OrderedDict[str, tuple[str, bytes]] = OrderedDict()  # GET → (ETag, body)
 
     def __repr__(self) -> str:
         return f"Transport({self.url!r})"
@@ -130,7 +137,25 @@ class Transport:
         return response
 
     def get(self, path: str, **params) -> Any:
-        return self.request("GET", path, params=_clean(params)).json()
+        params = _clean(params)
+        key = f"{path}?{urlencode(sorted(params.items()), doseq=True)}"
+        held = self._validated.get(key)
+        if held is None:
+            response = self.request("GET", path, params=params)
+        else:
+            response = self.request("GET", path, params=params, headers={"If-None-Match": held[0]}, ok=(200, 304))
+            if response.status_code == 304:
+                self._validated.move_to_end(key)
+                return json.loads(held[1])
+        etag = response.headers.get("ETag", "")
+        if etag.startswith('"'):  # strong: the same tag is the same bytes
+            self._validated[key] = (etag, response.content)
+            self._validated.move_to_end(key)
+            while len(self._validated) > VALIDATED_ANSWERS_KEPT:
+                self._validated.popitem(last=False)
+        else:
+            self._validated.pop(key, None)
+        return response.json()
 
     def post(self, path: str, json: Any = None) -> Any:
         response = self.request("POST", path, json=json if json is not None else {})

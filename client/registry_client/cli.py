@@ -165,9 +165,9 @@ def cmd_push(args) -> int:
     print(f"regctl: created version {version.number} of {model.context}/{model.name}", file=sys.stderr)
     try:
         for kind, path in files:
-            artifact = version.upload(kind, path, required=kind not in args.optional,
+            uploaded = version.upload(kind, path, required=kind not in args.optional,
                                       fail_on_tamper=kind not in args.warn_on_tamper)
-            print(f"regctl: uploaded {path} as {kind} ({artifact.size} bytes, {artifact.status})", file=sys.stderr)
+            print(f"regctl: uploaded {path} as {kind} ({uploaded.size} bytes, {uploaded.status})", file=sys.stderr)
         if args.publish or args.alias:
             version.publish(wait=True, timeout=args.timeout)
             print(f"regctl: published version {version.number}", file=sys.stderr)
@@ -178,13 +178,13 @@ def cmd_push(args) -> int:
         print(f"regctl: version {version.number} was created but not completed (it stays a draft).", file=sys.stderr)
         raise
     version.refresh()
-    artifacts = version.artifacts()
+    formats = version.formats()
     if args.json:
         print(json.dumps({
             "context": model.context, "model": model.name, "model_id": model.id, "version": version.number,
             "status": version.status, "alias": args.alias,
-            "files": [{"kind": a.kind, "filename": a.filename, "size": a.size, "status": a.status,
-                       "sha256": a.sha256 or a.data.get("declared_sha256", "")} for a in artifacts],
+            "files": [{"kind": f.kind, "filename": f.filename, "size": f.size, "status": f.status,
+                       "sha256": f.sha256 or f.declared_sha256} for f in formats],
         }, indent=2))
     else:
         print(f"{model.context}/{model.name} v{version.number} {version.status}")
@@ -246,7 +246,7 @@ def cmd_ls(args) -> int:
         if args.json:
             print(json.dumps([c.data for c in contexts], indent=2))
         else:
-            _print_table([[c.slug, c.data.get("role"), c.data.get("name")] for c in contexts], ["CONTEXT", "ROLE", "NAME"])
+            _print_table([[c.slug, c.role, c.name] for c in contexts], ["CONTEXT", "ROLE", "NAME"])
         return EXIT_OK
     context = registry.context(args.context)
     if not args.model:
@@ -254,7 +254,7 @@ def cmd_ls(args) -> int:
         if args.json:
             print(json.dumps([m.data for m in models], indent=2))
         else:
-            _print_table([[m.name, m.latest_version, ",".join(f"{k}=v{v}" for k, v in m.data["aliases"].items()),
+            _print_table([[m.name, m.latest_version, ",".join(f"{k}=v{v}" for k, v in m.aliases.items()),
                            ",".join(m.tags), m.id] for m in models], ["MODEL", "LATEST", "ALIASES", "TAGS", "ID"])
         return EXIT_OK
     model = context.model(args.model)
@@ -263,20 +263,21 @@ def cmd_ls(args) -> int:
         if args.json:
             print(json.dumps([v.data for v in versions], indent=2))
         else:
-            _print_table([[v.number, v.status, v.data.get("model_type") or v.framework, ",".join(v.aliases),
-                           ",".join(v.tags), ",".join(f["kind"] for f in v.formats), v.created_at[:19]]
+            _print_table([[v.number, v.status, v.model_type or v.framework, ",".join(v.aliases), ",".join(v.tags),
+                           ",".join(f.kind for f in v.format_summaries),
+                           v.created_at.strftime("%Y-%m-%dT%H:%M:%S") if v.created_at else ""]
                           for v in versions], ["VERSION", "STATUS", "TYPE", "ALIASES", "TAGS", "FILES", "CREATED"])
         return EXIT_OK
     version = model.version(args.version)
-    artifacts = version.artifacts()
+    formats = version.formats()
     if args.json:
-        print(json.dumps({"version": version.data, "artifacts": [a.data for a in artifacts]}, indent=2))
+        print(json.dumps({"version": version.data, "formats": [f.data for f in formats]}, indent=2))
         return EXIT_OK
-    _print_table([[a.kind, a.status, a.size, "yes" if a.data.get("required", True) else "no",
-                   "fail" if a.data.get("fail_on_tamper", True) else "warn", a.sha256 or "-", a.filename]
-                  for a in artifacts], ["KIND", "STATUS", "SIZE", "REQUIRED", "ON TAMPER", "SHA256", "FILENAME"])
+    _print_table([[f.kind, f.status, f.size, "yes" if f.required else "no", "fail" if f.fail_on_tamper else "warn",
+                   f.sha256 or "-", f.filename]
+                  for f in formats], ["KIND", "STATUS", "SIZE", "REQUIRED", "ON TAMPER", "SHA256", "FILENAME"])
     for record in version.records:
-        print(f"record  {record['name']}  {record['uri']}")
+        print(f"record  {record.name}  {record.uri}")
     return EXIT_OK
 
 
@@ -348,7 +349,7 @@ def build_parser() -> Parser:
     freeze.add_argument("-o", "--output", default="-", metavar="FILE", help="manifest file (default: stdout)")
     freeze.set_defaults(handler=cmd_freeze)
 
-    ls = commands.add_parser("ls", help="list contexts, models, versions or a version's files",
+    ls = commands.add_parser("ls", help="list contexts, models, versions or a version's formats",
                              epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     ls.add_argument("context", nargs="?")
     ls.add_argument("model", nargs="?", help="model name or ID")

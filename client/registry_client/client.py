@@ -1,9 +1,17 @@
-"""The object API: Registry → Context → Model → Version → Artifact, Record.
+"""The object API: Registry → Context → Model → Version → Format, and Record.
 
-Each object wraps the JSON the registry returned for it: every field of that JSON is an
-attribute (`model.tags`, `version.status`, `artifact.sha256`), `.data` is the raw dict, and
-`.refresh()` reads it again. Methods call the REST API (SPEC §5) and raise the typed errors
-of `registry_client.errors`.
+The words are the registry's: a **format** is one file of a version in one serialization (kind
+`pkl`, `onnx`, ...; the kind `artifact` is a zip model artifact), a **training record** is a
+dataset (any file a version was trained on) known by URI and checksum.
+
+Each resource is a dataclass whose fields are the JSON the registry returned for it, typed
+(`model.tags: list[str]`, `version.status: str`, `fmt.size: int | None`, timestamps as aware
+datetimes); `.data` keeps that JSON as it came (so a field a newer registry adds is there
+before this client knows it), and `.refresh()` reads it again. Methods call the REST API
+(SPEC §5) and raise the typed errors of `registry_client.errors`.
+
+`Registry.load(uri, kind=...)` (and `registry_client.load`) is the one-call shortcut: a
+verified local path from a URI such as "ctx/model@production" (see `registry_client.uris`).
 """
 
 from __future__ import annotations
@@ -13,7 +21,8 @@ import re
 import time
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +31,7 @@ from registry_client import transfer
 from registry_client._http import Transport, logger, segment
 from registry_client.config import load_settings
 from registry_client.errors import Conflict, NotFound, RegistryError, TamperError, TamperWarning
+from registry_client.uris import parse_version_uri
 
 FINAL_OK = {"ready"}
 # Final states short of ready: a file in review waits for a person (a publisher approving its
@@ -43,27 +53,103 @@ def _is_uuid(value: Any) -> bool:
     return True
 
 
-def _review_message(artifact) -> str:
-    names = [item.get("import", "?") for item in artifact.data.get("unvetted_imports") or []]
-    shown = ", ".join(names) if names else artifact.data.get("status_message") or "see its report"
-    return (f"The {artifact.kind} file needs review: it imports third-party code that is not on the registry's "
+def _review_message(fmt: Format) -> str:
+    names = [item.get("import", "?") for item in fmt.unvetted_imports]
+    shown = ", ".join(names) if names else fmt.status_message or "see its report"
+    return (f"The {fmt.kind} file needs review: it imports third-party code that is not on the registry's "
             f"allow-list nor trusted in this context ({shown}). A publisher must approve these imports "
             f"(the dashboard's Formats tab, or Version.approve_imports) before the version can be published.")
 
 
+# --- typed JSON -------------------------------------------------------------------------
+
+def _json(default: Any = None, *, key: str | None = None, factory: Callable[[], Any] | None = None,
+          convert: Callable[[Any], Any] | None = None) -> Any:
+    """A dataclass field read from the resource's JSON (`key`, default the field's name). A key
+    the JSON lacks gives the default; `convert` turns a present, non-null value into its type."""
+    metadata = {"json_key": key, "convert": convert}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """ISO 8601 as the registry writes it ('Z' for UTC) → an aware datetime."""
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _rows(cls: type) -> Callable[[Any], list]:
+    """A list of JSON objects → a list of the small frozen dataclass `cls` (unknown keys ignored)."""
+    names = {f.name for f in fields(cls)}
+
+    def convert(items: Any) -> list:
+        return [cls(**{k: v for k, v in item.items() if k in names}) for item in items or []
+                if isinstance(item, Mapping)]
+
+    return convert
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """A training record as a version lists it."""
+
+    id: str = ""
+    name: str = ""
+    uri: str = ""
+
+
+@dataclass(frozen=True)
+class FormatSummary:
+    """A format as a version lists it; `Version.format(kind)` reads all of it."""
+
+    kind: str = ""
+    status: str = ""
+    size: int | None = None
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class RecordVersion:
+    """A version trained on a record, as the record lists it."""
+
+    model_id: str = ""
+    model_name: str = ""
+    number: int = 0
+    status: str = ""
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
 class _Resource:
-    """A JSON object from the API with attribute access to its fields."""
+    """A JSON object from the API as typed fields; `.data` is the JSON itself."""
 
-    _registry: Registry
-    data: dict
+    data: dict = field(default_factory=dict)
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name == "data":
-            raise AttributeError(name)
-        try:
-            return self.data[name]
-        except KeyError:
-            raise AttributeError(f"{type(self).__name__} has no attribute or field {name!r}") from None
+    @classmethod
+    def _from_json(cls, data: Mapping, **links: Any):
+        resource = cls(**links)
+        resource._apply(data)
+        return resource
+
+    def _apply(self, data: Mapping) -> None:
+        """Set every JSON field from `data` (what the registry answered)."""
+        self.data = dict(data)
+        for item in fields(self):
+            if "json_key" not in item.metadata:
+                continue
+            key = item.metadata["json_key"] or item.name
+            if key in data:
+                value = data[key]
+                convert = item.metadata["convert"]
+                if convert is not None and value is not None:
+                    value = convert(value)
+            elif item.default_factory is not MISSING:
+                value = item.default_factory()
+            else:
+                value = item.default
+            setattr(self, item.name, value)
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and self._key() == other._key()  # type: ignore[attr-defined]
@@ -72,7 +158,7 @@ class _Resource:
         return hash((type(self).__name__, self._key()))
 
     def _key(self) -> Any:
-        return self.data.get("id")
+        return getattr(self, "id", None)
 
 
 # --- registry ---------------------------------------------------------------------------
@@ -81,17 +167,19 @@ class Registry:
     """A connection to one registry.
 
     `url` and `token` default to REGISTRY_URL / REGISTRY_TOKEN, then to the config file
-    (see `registry_client.config`). `retries` and `retry_backoff` (seconds, doubled each
-    time) govern retries of transient failures; `progress` forces progress bars on or off
-    (default: on when stderr is a terminal); `cache_dir` is where manifest downloads are
-    kept (default $REGISTRY_CACHE_DIR or ~/.cache/registry-client).
+    (see `registry_client.config`); `default_context` (REGISTRY_CONTEXT, or `context` in the
+    file) is the context of `models:/name@alias` URIs. `retries` and `retry_backoff` (seconds,
+    doubled each time) govern retries of transient failures; `progress` forces progress bars
+    on or off (default: on when stderr is a terminal); `cache_dir` is where verified downloads
+    are kept (default $REGISTRY_CACHE_DIR or ~/.cache/registry-client).
     """
 
-    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 60.0,
-                 retries: int = 5, retry_backoff: float = 0.5, progress: bool | None = None,
+    def __init__(self, url: str | None = None, token: str | None = None, *, default_context: str | None = None,
+                 timeout: float = 60.0, retries: int = 5, retry_backoff: float = 0.5, progress: bool | None = None,
                  cache_dir: str | os.PathLike | None = None, verify: bool | str = True):
-        settings = load_settings(url, token)
+        settings = load_settings(url, token, context=default_context)
         self.url = settings.url
+        self.default_context = settings.context or None
         self.progress = progress
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._transport = Transport(settings.url, settings.token, timeout=timeout, retries=retries,
@@ -112,20 +200,45 @@ class Registry:
     # contexts -------------------------------------------------------------------------
     def contexts(self) -> list[Context]:
         """The contexts (team workspaces) you have a role in."""
-        return [Context(self, item) for item in self._transport.paginate("contexts/")]
+        return [Context._from_json(item, registry=self) for item in self._transport.paginate("contexts/")]
 
     def context(self, slug: str) -> Context:
         """One context by its slug (NotFound if it does not exist or you have no role in it)."""
-        return Context(self, self._transport.get(f"contexts/{segment(slug)}/"))
+        return Context._from_json(self._transport.get(f"contexts/{segment(slug)}/"), registry=self)
 
     # direct access by ID --------------------------------------------------------------
     def model(self, model_id: str | uuid.UUID) -> Model:
         """A model by its UUID, whatever its context."""
-        return Model(self, self._transport.get(f"models/{segment(model_id)}/"))
+        return Model._from_json(self._transport.get(f"models/{segment(model_id)}/"), registry=self)
 
     def record(self, record_id: str | uuid.UUID) -> Record:
         """A training record by its UUID (with `versions`: every version trained on it)."""
-        return Record(self, self._transport.get(f"records/{segment(record_id)}/"))
+        return Record._from_json(self._transport.get(f"records/{segment(record_id)}/"), registry=self)
+
+    # the shortcut -----------------------------------------------------------------------
+    def load(self, uri: str, kind: str | None = None, *, cache_dir: str | os.PathLike | None = None) -> Path:
+        """The verified local path of one format of the version `uri` names.
+
+        `uri`: "ctx/model@alias", "ctx/model/3", "registry://ctx/model@alias" (or /3),
+        "models:/model@alias" or "models:/model/3" (the default context); see
+        `registry_client.uris`. `kind` (pkl, onnx, ...) defaults to the version's only required
+        format. The file is fetched through the version's frozen manifest like
+        `Version.get_model`: its size, SHA-256 and MD5 checked, kept in the cache (a second call
+        downloads nothing), a mismatch reported and raised as TamperError.
+        """
+        target = parse_version_uri(uri, default_context=self.default_context)
+        if target.kind is not None and kind is not None and kind != target.kind:
+            raise ValueError(f"{uri!r} names the {target.kind} file, not {kind}.")
+        # The unbound context: its models' list answers 404 if it is not visible, so it needs no read.
+        model = Context._from_json({"slug": target.context}, registry=self).model(target.model)
+        number = target.number
+        if number is None:
+            number = model.aliases.get(str(target.alias))
+            if number is None:
+                known = ", ".join(sorted(model.aliases)) or "none"
+                raise NotFound(f"Model '{model.name}' has no alias '{target.alias}' (its aliases: {known}).",
+                               status=404)
+        return _fetch_verified(self, model.id, number, kind or target.kind, cache_dir=cache_dir)
 
     # manifests ------------------------------------------------------------------------
     def load_manifest(self, source: str | os.PathLike | Mapping, *, eager: bool = True,
@@ -149,27 +262,62 @@ class Registry:
             return None
 
 
+def load(uri: str, kind: str | None = None, *, registry: Registry | None = None,
+         cache_dir: str | os.PathLike | None = None) -> Path:
+    """`Registry.load` with a registry configured from the environment or the config file:
+
+        path = registry_client.load("fraud/churn-classifier@production", kind="pkl")
+    """
+    if registry is not None:
+        return registry.load(uri, kind, cache_dir=cache_dir)
+    with Registry() as configured:
+        return configured.load(uri, kind, cache_dir=cache_dir)
+
+
+def _fetch_verified(registry: Registry, model_id: str, number: int, kind: str | None, *,
+                    cache_dir: str | os.PathLike | None = None) -> Path:
+    """One format of a version, fetched through its frozen manifest and verified (cached)."""
+    from registry_client.manifest import Manifest
+
+    frozen = registry._transport.get(f"models/{segment(model_id)}/versions/{int(number)}/manifest/", frozen="true")
+    manifest = Manifest.load(frozen, registry, eager=False, cache_dir=cache_dir)
+    where = f"version {number} of {manifest.data.get('model_name') or model_id}"
+    if kind is None:
+        candidates = manifest.required_files or manifest.optional_files
+        if len(candidates) != 1:
+            raise ValueError(f"Name the kind to load: {where} has the files "
+                             f"{', '.join(manifest.files) or '(none)'}.")
+        kind = candidates[0].name
+    if kind not in manifest.files:
+        raise NotFound(f"No {kind} file in {where}; it has: {', '.join(manifest.files) or 'none'}.", status=404)
+    return manifest.get_model(kind)
+
+
 # --- contexts ---------------------------------------------------------------------------
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class Context(_Resource):
-    """A team workspace: `slug`, `name`, `description`, `role` (yours)."""
+    """A team workspace."""
 
-    def __init__(self, registry: Registry, data: dict):
-        self._registry = registry
-        self.data = data
+    registry: Registry
+    slug: str = _json("")
+    name: str = _json("")
+    description: str = _json("")
+    created_at: datetime | None = _json(None, convert=_timestamp)
+    role: str | None = _json(None)  # yours
 
     def __repr__(self) -> str:
         return f"<Context {self.slug}>"
 
     def _key(self) -> Any:
-        return self.data.get("slug")
+        return self.slug
 
     @property
     def _t(self) -> Transport:
-        return self._registry._transport
+        return self.registry._transport
 
     def refresh(self) -> Context:
-        self.data = self._t.get(f"contexts/{segment(self.slug)}/")
+        self._apply(self._t.get(f"contexts/{segment(self.slug)}/"))
         return self
 
     # models ---------------------------------------------------------------------------
@@ -186,7 +334,7 @@ class Context(_Resource):
             except NotFound:
                 data = None
             if data is not None and data.get("context") == self.slug:
-                return Model(self._registry, data)
+                return Model._from_json(data, registry=self.registry)
             if not create:
                 raise NotFound(f"No model {name_or_id} in context '{self.slug}'.", status=404)
         found = self._find(str(name_or_id))
@@ -207,7 +355,7 @@ class Context(_Resource):
     def _find(self, name: str) -> Model | None:
         page = self._t.get(f"contexts/{segment(self.slug)}/models/", name=name.strip())
         results = page.get("results", [])
-        return Model(self._registry, results[0]) if results else None
+        return Model._from_json(results[0], registry=self.registry) if results else None
 
     def create_model(self, name: str, *, description: str = "", tags: Iterable[str] | None = None,
                      task: str = "", owner: str | None = None, metadata: dict | None = None) -> Model:
@@ -219,7 +367,7 @@ class Context(_Resource):
             body["owner"] = owner
         if metadata is not None:
             body["metadata"] = metadata
-        return Model(self._registry, self._t.post(f"contexts/{segment(self.slug)}/models/", body))
+        return Model._from_json(self._t.post(f"contexts/{segment(self.slug)}/models/", body), registry=self.registry)
 
     def models(self, search: str = "", *, tag: str | Iterable[str] | None = None, name: str = "",
                ordering: str = "") -> Iterator[Model]:
@@ -228,12 +376,12 @@ class Context(_Resource):
         tags = [tag] if isinstance(tag, str) else list(tag or [])
         for item in self._t.paginate(f"contexts/{segment(self.slug)}/models/", search=search, tag=tags,
                                      name=name, ordering=ordering):
-            yield Model(self._registry, item)
+            yield Model._from_json(item, registry=self.registry)
 
     # training records -----------------------------------------------------------------
     def records(self, search: str = "") -> Iterator[Record]:
         for item in self._t.paginate(f"contexts/{segment(self.slug)}/records/", search=search):
-            yield Record(self._registry, item)
+            yield Record._from_json(item, registry=self.registry)
 
     def record(self, name_or_id: str, *, uri: str | None = None, checksum: str | None = None,
                description: str = "", create: bool = False) -> Record:
@@ -241,12 +389,12 @@ class Context(_Resource):
         when missing. An existing record whose uri/checksum differ from the ones given is a
         Conflict: a name stands for one dataset."""
         if _is_uuid(name_or_id):
-            return self._registry.record(name_or_id)
+            return self.registry.record(name_or_id)
         existing = next((r for r in self.records(search=name_or_id) if r.name == name_or_id), None)
         if existing is not None:
-            if (uri is not None and existing.uri != uri) or (checksum and existing.data.get("checksum") != checksum):
+            if (uri is not None and existing.uri != uri) or (checksum and existing.checksum != checksum):
                 raise Conflict(f"Training record '{name_or_id}' exists with uri {existing.uri!r} and checksum "
-                               f"{existing.data.get('checksum')!r}; use another name for a different dataset.",
+                               f"{existing.checksum!r}; use another name for a different dataset.",
                                status=409, code="name_taken", field="name")
             return existing
         if not create:
@@ -261,9 +409,10 @@ class Context(_Resource):
             return self.record(name_or_id, uri=uri, checksum=checksum)
 
     def create_record(self, name: str, uri: str, *, checksum: str = "", description: str = "") -> Record:
-        """Register a dataset (or any external artifact) by URI and optional checksum."""
+        """Register a dataset (or any other file a model is trained on) by URI and optional checksum."""
         body = {"name": name, "uri": uri, "checksum": checksum, "description": description}
-        return Record(self._registry, self._t.post(f"contexts/{segment(self.slug)}/records/", body))
+        return Record._from_json(self._t.post(f"contexts/{segment(self.slug)}/records/", body),
+                                 registry=self.registry)
 
     # audit log ------------------------------------------------------------------------
     def audit(self, *, action: str = "", actor: str = "", object_type: str = "", object_id: str = "") -> Iterator[dict]:
@@ -274,56 +423,80 @@ class Context(_Resource):
 
 # --- training records -------------------------------------------------------------------
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class Record(_Resource):
-    """A training dataset or external artifact: `id`, `name`, `uri`, `checksum`, `description`."""
+    """A training record: a dataset a version was trained on, by URI and optional checksum."""
 
-    def __init__(self, registry: Registry, data: dict):
-        self._registry = registry
-        self.data = data
+    registry: Registry
+    id: str = _json("")
+    context: str = _json("")
+    name: str = _json("")
+    uri: str = _json("")
+    checksum: str = _json("")
+    description: str = _json("")
+    created_by: str | None = _json(None)
+    created_at: datetime | None = _json(None, convert=_timestamp)
+    version_count: int | None = _json(None)  # in a context's list of records
+    # Read by ID (Registry.record): every version trained on it.
+    versions: list[RecordVersion] | None = _json(None, convert=_rows(RecordVersion))
 
     def __repr__(self) -> str:
-        return f"<Record {self.data.get('name')} {self.data.get('uri')}>"
+        return f"<Record {self.name} {self.uri}>"
 
     def refresh(self) -> Record:
-        self.data = self._registry._transport.get(f"records/{segment(self.id)}/")
+        self._apply(self.registry._transport.get(f"records/{segment(self.id)}/"))
         return self
 
     def update(self, **fields) -> Record:
         """Change name, uri, checksum or description."""
-        self.data = self._registry._transport.patch(f"records/{segment(self.id)}/", fields)
+        self._apply(self.registry._transport.patch(f"records/{segment(self.id)}/", fields))
         return self
 
 
 # --- models -----------------------------------------------------------------------------
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class Model(_Resource):
-    """A model: `id`, `name`, `context` (slug), `description`, `tags`, `task`, `owner`,
-    `metadata`, `version_numbers`, `latest_version`, `aliases` ({name: number})..."""
+    """A model. `aliases` maps each alias to its version number, as last read (`refresh()`)."""
 
-    def __init__(self, registry: Registry, data: dict):
-        self._registry = registry
-        self.data = data
+    registry: Registry
+    id: str = _json("")
+    context: str = _json("")  # its slug
+    name: str = _json("")
+    description: str = _json("")
+    tags: list[str] = _json(factory=list)
+    task: str = _json("")
+    owner: str | None = _json(None)
+    metadata: dict = _json(factory=dict)
+    version_numbers: list[int] = _json(factory=list)
+    latest_version: int | None = _json(None)
+    aliases: dict[str, int] = _json(factory=dict)
+    created_by: str | None = _json(None)
+    created_at: datetime | None = _json(None, convert=_timestamp)
+    updated_by: str | None = _json(None)
+    updated_at: datetime | None = _json(None, convert=_timestamp)
+    url: str = _json("")
 
     def __repr__(self) -> str:
-        return f"<Model {self.data.get('context')}/{self.data.get('name')} {self.data.get('id')}>"
+        return f"<Model {self.context}/{self.name} {self.id}>"
 
     @property
     def _t(self) -> Transport:
-        return self._registry._transport
+        return self.registry._transport
 
     @property
     def _path(self) -> str:
         return f"models/{segment(self.id)}/"
 
     def refresh(self) -> Model:
-        self.data = self._t.get(self._path)
+        self._apply(self._t.get(self._path))
         return self
 
     def update(self, **fields) -> Model:
         """Change name, description, tags, task, owner or metadata (metadata is replaced whole)."""
         if "tags" in fields and fields["tags"] is not None and not isinstance(fields["tags"], str):
             fields["tags"] = list(fields["tags"])
-        self.data = self._t.patch(self._path, fields)
+        self._apply(self._t.patch(self._path, fields))
         return self
 
     def delete(self) -> None:
@@ -341,18 +514,18 @@ class Model(_Resource):
         body = _version_body(self, hyperparameters=hyperparameters, config=config, records=records,
                              framework=framework, framework_version=framework_version, metadata=metadata,
                              tags=tags, signature=signature, description=description, name=name)
-        return Version(self, self._t.post(f"{self._path}versions/", body))
+        return Version._from_json(self._t.post(f"{self._path}versions/", body), model=self)
 
     def version(self, number: int | str) -> Version:
         """A version by number, or by alias name when given a non-numeric string."""
         if isinstance(number, str) and not number.isdigit():
             return self.alias(number)
-        return Version(self, self._t.get(f"{self._path}versions/{int(number)}/"))
+        return Version._from_json(self._t.get(f"{self._path}versions/{int(number)}/"), model=self)
 
     def versions(self) -> Iterator[Version]:
         """Every version, oldest first."""
         for item in self._t.paginate(f"{self._path}versions/"):
-            yield Version(self, item)
+            yield Version._from_json(item, model=self)
 
     def latest(self) -> Version:
         """The newest version (NotFound if the model has none)."""
@@ -362,12 +535,8 @@ class Model(_Resource):
         return self.version(max(numbers))
 
     # aliases --------------------------------------------------------------------------
-    def aliases(self) -> dict[str, int]:
-        """{alias: version number}."""
-        return {item["name"]: item["version"] for item in self._t.paginate(f"{self._path}aliases/")}
-
     def alias(self, name: str) -> Version:
-        """The version an alias points to."""
+        """The version an alias points to (read now, not from `aliases`)."""
         data = self._t.get(f"{self._path}aliases/{segment(name)}/")
         return self.version(int(data["version"]))
 
@@ -378,30 +547,33 @@ class Model(_Resource):
     def set_alias(self, name: str, version: Version | int) -> Version:
         """Point (or move) an alias to a published version, atomically."""
         number = version.number if isinstance(version, Version) else int(version)
-        self._t.put(f"{self._path}aliases/{segment(name)}/", {"version": number})
+        data = self._t.put(f"{self._path}aliases/{segment(name)}/", {"version": number})
+        self._apply({**self.data, "aliases": {**self.aliases, data["name"]: int(data["version"])}})
         return self.version(number)
 
     def rollback_alias(self, name: str) -> Version:
         """Move an alias back to the version it pointed to before."""
         data = self._t.post(f"{self._path}aliases/{segment(name)}/rollback/")
+        self._apply({**self.data, "aliases": {**self.aliases, data["name"]: int(data["version"])}})
         return self.version(int(data["version"]))
 
     def delete_alias(self, name: str) -> None:
         self._t.delete(f"{self._path}aliases/{segment(name)}/")
+        self._apply({**self.data, "aliases": {key: value for key, value in self.aliases.items() if key != name}})
 
 
 def _record_ids(model: Model, records: Iterable[Any]) -> list[str]:
     context: Context | None = None
     ids = []
     for item in records:
-        if isinstance(item, Record):
+        if isinstance(item, (Record, RecordRef)):
             ids.append(str(item.id))
         elif isinstance(item, Mapping):
             if item.get("id"):
                 ids.append(str(item["id"]))
                 continue
             if context is None:
-                context = Context(model._registry, {"slug": model.context})
+                context = Context._from_json({"slug": model.context}, registry=model.registry)
             record = context.record(item["name"], uri=item.get("uri"), checksum=item.get("checksum") or None,
                                     description=item.get("description", ""), create=True)
             ids.append(str(record.id))
@@ -425,34 +597,54 @@ def _version_body(model: Model, **fields) -> dict:
 
 # --- versions ---------------------------------------------------------------------------
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class Version(_Resource):
-    """A version: `number`, `status` (draft|published), `name`, `description`, `tags`,
-    `hyperparameters`, `config`, `framework`, `framework_version`, `records`, `metadata`,
-    `signature`, `formats` (summaries), `aliases`, `published_at`... `.model` is its Model."""
+    """A version of `model`. `format_summaries` are the formats as the version lists them
+    (kind, status, size, sha256); `formats()` / `format(kind)` read them whole."""
 
-    def __init__(self, model: Model, data: dict):
-        self.model = model
-        self._registry = model._registry
-        self.data = data
+    model: Model
+    id: str = _json("")
+    model_id: str = _json("", key="model")
+    number: int = _json(0)
+    name: str = _json("")
+    description: str = _json("")
+    tags: list[str] = _json(factory=list)
+    hyperparameters: dict = _json(factory=dict)
+    config: dict = _json(factory=dict)
+    framework: str = _json("")
+    framework_version: str = _json("")
+    model_type: str = _json("")  # "<framework>:<framework_version>"
+    records: list[RecordRef] = _json(factory=list, convert=_rows(RecordRef))
+    metadata: dict = _json(factory=dict)
+    signature: dict | None = _json(None)
+    status: str = _json("")  # draft | published
+    format_summaries: list[FormatSummary] = _json(factory=list, key="formats", convert=_rows(FormatSummary))
+    aliases: list[str] = _json(factory=list)
+    published_by: str | None = _json(None)
+    published_at: datetime | None = _json(None, convert=_timestamp)
+    created_by: str | None = _json(None)
+    created_at: datetime | None = _json(None, convert=_timestamp)
+    updated_by: str | None = _json(None)
+    updated_at: datetime | None = _json(None, convert=_timestamp)
+    url: str = _json("")
 
     def __repr__(self) -> str:
-        return (f"<Version {self.model.data.get('context')}/{self.model.data.get('name')} "
-                f"v{self.data.get('number')} {self.data.get('status')}>")
+        return f"<Version {self.model.context}/{self.model.name} v{self.number} {self.status}>"
+
+    @property
+    def registry(self) -> Registry:
+        return self.model.registry
 
     @property
     def _t(self) -> Transport:
-        return self._registry._transport
-
-    @property
-    def model_id(self) -> str:
-        return str(self.data.get("model") or self.model.id)
+        return self.registry._transport
 
     @property
     def _path(self) -> str:
-        return f"models/{segment(self.model_id)}/versions/{int(self.number)}/"
+        return f"models/{segment(self.model_id or self.model.id)}/versions/{int(self.number)}/"
 
     def refresh(self) -> Version:
-        self.data = self._t.get(self._path)
+        self._apply(self._t.get(self._path))
         return self
 
     def update(self, **fields) -> Version:
@@ -460,7 +652,7 @@ class Version(_Resource):
         hyperparameters, config, framework, framework_version, records, metadata, signature.
         JSON fields are replaced whole; see `update_metadata` to merge keys."""
         body = _version_body(self.model, **fields)
-        self.data = self._t.patch(self._path, body)
+        self._apply(self._t.patch(self._path, body))
         return self
 
     def update_metadata(self, values: Mapping[str, Any] | None = None, /, **keys: Any) -> Version:
@@ -468,8 +660,8 @@ class Version(_Resource):
 
         `v.update_metadata(provenance={"commit": "abc"}, taxonomy={...})`. The read-merge-write
         is not atomic: two clients merging at once can lose one of the writes."""
-        merged = {**(self.refresh().data.get("metadata") or {}), **dict(values or {}), **keys}
-        self.data = self._t.patch(self._path, {"metadata": merged})
+        merged = {**self.refresh().metadata, **dict(values or {}), **keys}
+        self._apply(self._t.patch(self._path, {"metadata": merged}))
         return self
 
     def delete(self) -> None:
@@ -477,26 +669,26 @@ class Version(_Resource):
         self._t.delete(self._path)
 
     # publish --------------------------------------------------------------------------
-    def wait_ready(self, *, timeout: float = 600.0, interval: float = 0.5) -> list[Artifact]:
+    def wait_ready(self, *, timeout: float = 600.0, interval: float = 0.5) -> list[Format]:
         """Wait until the workers have hashed and inspected every file.
 
-        Returns the artifacts when all are `ready`; raises Conflict (code `not_ready`) naming the
+        Returns the formats when all are `ready`; raises Conflict (code `not_ready`) naming the
         file when one ends `review` (naming the imports a publisher must approve), `corrupt`,
         `quarantined` or `failed`, or when `timeout` passes."""
         deadline = time.monotonic() + timeout
         while True:
-            artifacts = self.artifacts()
-            bad = [a for a in artifacts if a.status in FINAL_BAD]
+            formats = self.formats()
+            bad = [f for f in formats if f.status in FINAL_BAD]
             if bad:
-                a = bad[0]
-                if a.status == "review":
-                    raise Conflict(_review_message(a), status=409, code="not_ready", field=a.kind)
-                raise Conflict(f"The {a.kind} file is {a.status}: {a.data.get('status_message') or 'see its report'}.",
-                               status=409, code="not_ready", field=a.kind)
-            if all(a.status in FINAL_OK for a in artifacts):
-                return artifacts
+                first = bad[0]
+                if first.status == "review":
+                    raise Conflict(_review_message(first), status=409, code="not_ready", field=first.kind)
+                raise Conflict(f"The {first.kind} file is {first.status}: {first.status_message or 'see its report'}.",
+                               status=409, code="not_ready", field=first.kind)
+            if all(f.status in FINAL_OK for f in formats):
+                return formats
             if time.monotonic() >= deadline:
-                pending = ", ".join(f"{a.kind} ({a.status})" for a in artifacts if a.status not in FINAL_OK)
+                pending = ", ".join(f"{f.kind} ({f.status})" for f in formats if f.status not in FINAL_OK)
                 raise Conflict(f"Files still not ready after {timeout:g} s: {pending}.", status=409, code="not_ready")
             time.sleep(interval)
             interval = min(interval * 1.5, 5.0)
@@ -506,23 +698,24 @@ class Version(_Resource):
         finish with every file, since the registry refuses to publish before."""
         if wait:
             self.wait_ready(timeout=timeout)
-        self.data = self._t.post(f"{self._path}publish/")
+        self._apply(self._t.post(f"{self._path}publish/"))
         return self
 
-    # files ----------------------------------------------------------------------------
-    def artifacts(self) -> list[Artifact]:
-        """The version's files (formats): kind, filename, size, status, md5, sha256, required,
+    # formats --------------------------------------------------------------------------
+    def formats(self) -> list[Format]:
+        """The version's formats, whole: kind, filename, size, status, md5, sha256, required,
         fail_on_tamper, report..."""
-        return [Artifact(self, item) for item in self._t.paginate(f"{self._path}formats/")]
+        return [Format._from_json(item, version=self) for item in self._t.paginate(f"{self._path}formats/")]
 
-    def artifact(self, kind: str) -> Artifact:
-        return Artifact(self, self._t.get(f"{self._path}formats/{segment(kind)}/"))
+    def format(self, kind: str) -> Format:
+        """One format by kind (NotFound if the version has none of that kind)."""
+        return Format._from_json(self._t.get(f"{self._path}formats/{segment(kind)}/"), version=self)
 
-    def set_file_options(self, kind: str, *, required: bool | None = None,
-                         fail_on_tamper: bool | None = None) -> Artifact:
+    def update_format(self, kind: str, *, required: bool | None = None,
+                      fail_on_tamper: bool | None = None) -> Format:
         """Change a format's manifest flags (until publish)."""
         body = {k: v for k, v in (("required", required), ("fail_on_tamper", fail_on_tamper)) if v is not None}
-        return Artifact(self, self._t.patch(f"{self._path}formats/{segment(kind)}/", body))
+        return Format._from_json(self._t.patch(f"{self._path}formats/{segment(kind)}/", body), version=self)
 
     def _ensure_format(self, kind: str, *, required: bool, fail_on_tamper: bool) -> None:
         try:
@@ -530,35 +723,37 @@ class Version(_Resource):
         except Conflict as exc:
             if exc.code != "kind_exists":
                 raise
-            current = self.artifact(kind)
-            if (current.data.get("required", True), current.data.get("fail_on_tamper", True)) != (required, fail_on_tamper):
-                self.set_file_options(kind, required=required, fail_on_tamper=fail_on_tamper)
+            current = self.format(kind)
+            if (current.required, current.fail_on_tamper) != (required, fail_on_tamper):
+                self.update_format(kind, required=required, fail_on_tamper=fail_on_tamper)
 
     def upload(self, kind: str, path: str | os.PathLike, *, required: bool = True, fail_on_tamper: bool = True,
                progress: bool | None = None, filename: str | None = None, wait: bool = False,
-               timeout: float = 600.0) -> Artifact:
+               timeout: float = 600.0, parallel: int = 4) -> Format:
         """Upload a file as the format `kind` (pkl, joblib, pt, onnx, ...), replacing any earlier one.
 
         The file is streamed twice, never loaded whole: once to compute its SHA-256, sent as
         X-Checksum-Sha256 so the registry verifies the stored bytes, then as the PUT body. A
-        transient failure restarts the PUT (up to the registry's `retries`). `required` and
+        transient failure restarts the PUT (up to the registry's `retries`). On a registry that
+        stores files on S3, the file goes straight to the bucket instead, in parts sent
+        `parallel` at a time, and an interrupted upload resumes from the parts already stored. `required` and
         `fail_on_tamper` go into the model manifest. With `wait`, returns once the workers
         have hashed and inspected the file (Conflict if it ends corrupt/quarantined/failed).
         """
         source = Path(path)
         if not source.is_file():
             raise FileNotFoundError(f"No such file: {source}")
-        show = transfer.want_progress(self._registry.progress if progress is None else progress)
+        show = transfer.want_progress(self.registry.progress if progress is None else progress)
         digests = transfer.hash_file(source, md5=False, progress=show)
         self._ensure_format(kind, required=required, fail_on_tamper=fail_on_tamper)
-        data = transfer.upload_file(self._t, f"{self._path}formats/{segment(kind)}/file", source,
+        data = transfer.upload_file(self._t, f"{self._path}formats/{segment(kind)}/", source,
                                     sha256=digests.sha256, size=digests.size, filename=filename or source.name,
-                                    progress=show, timeout=timeout)
-        artifact = Artifact(self, data)
+                                    progress=show, timeout=timeout, parallel=parallel)
+        uploaded = Format._from_json(data, version=self)
         if wait:
             self.wait_ready(timeout=timeout)
-            artifact = self.artifact(kind)
-        return artifact
+            uploaded = self.format(kind)
+        return uploaded
 
     def download(self, kind: str, dest: str | os.PathLike = ".", *, progress: bool | None = None,
                  fail_on_tamper: bool | None = None, acknowledge_not_ready: bool = False) -> Path:
@@ -574,25 +769,25 @@ class Version(_Resource):
         is refused with Conflict `not_ready` unless `acknowledge_not_ready` says you mean it: the
         registry then wants the file's status named, and records that download in its audit log.
         """
-        artifact = self.artifact(kind)
-        status = artifact.data.get("status", "")
+        fmt = self.format(kind)
+        status = fmt.status
         if status != "ready" and not acknowledge_not_ready:
-            message = (_review_message(artifact) if status == "review" else
-                       f"The {kind} file is {status}: {artifact.data.get('status_message') or 'not ready'}.")
+            message = (_review_message(fmt) if status == "review" else
+                       f"The {kind} file is {status}: {fmt.status_message or 'not ready'}.")
             raise Conflict(f"{message} Pass acknowledge_not_ready=True to download it anyway (audited).",
                            status=409, code="not_ready", field=kind)
         dest = Path(dest)
-        target = dest / artifact.filename if dest.is_dir() or str(dest).endswith(os.sep) else dest
-        expected_sha = artifact.data.get("sha256") or artifact.data.get("declared_sha256") or ""
-        expected_md5 = artifact.data.get("md5") or ""
+        target = dest / fmt.filename if dest.is_dir() or str(dest).endswith(os.sep) else dest
+        expected_sha = fmt.sha256 or fmt.declared_sha256
+        expected_md5 = fmt.md5
         if not expected_sha:
             warnings.warn(f"The registry has no checksum for the {kind} file yet: it is downloaded unverified.",
                           RuntimeWarning, stacklevel=2)
-        show = transfer.want_progress(self._registry.progress if progress is None else progress)
+        show = transfer.want_progress(self.registry.progress if progress is None else progress)
         url = f"{self._path}formats/{segment(kind)}/file"
         if status != "ready":
             url += f"?acknowledge={segment(status)}"
-        got = transfer.download_to(self._t, url, target, progress=show, expected_size=artifact.data.get("size"))
+        got = transfer.download_to(self._t, url, target, progress=show, expected_size=fmt.size)
         problem = None
         if expected_sha and got.sha256 != expected_sha:
             problem = ("sha256", expected_sha, got.sha256)
@@ -601,40 +796,42 @@ class Version(_Resource):
         if problem is None:
             return transfer.place(got.path, target)
         algorithm, expected, actual = problem
-        strict = artifact.data.get("fail_on_tamper", True) if fail_on_tamper is None else fail_on_tamper
-        message = (f"The {kind} file of {self.model.data.get('name')} v{self.number} does not match its "
+        strict = fmt.fail_on_tamper if fail_on_tamper is None else fail_on_tamper
+        message = (f"The {kind} file of {self.model.name} v{self.number} does not match its "
                    f"{algorithm}: expected {expected}, got {actual}.")
-        self._registry.report_tamper(self.model_id, self.number, file=kind, reason="checksum_mismatch",
-                                     expected=expected, actual=actual, detail=message, fail_on_tamper=strict)
+        self.registry.report_tamper(self.model_id or self.model.id, self.number, file=kind, reason="checksum_mismatch",
+                                    expected=expected, actual=actual, detail=message, fail_on_tamper=strict)
         if strict:
             transfer.discard(got.path)
             raise TamperError(message, file=kind, reason="checksum_mismatch", expected=expected, actual=actual)
         warnings.warn(message, TamperWarning, stacklevel=2)
         return transfer.place(got.path, target)
 
-    def approve_imports(self, kind: str, reason: str) -> Artifact:
+    def approve_imports(self, kind: str, reason: str) -> Format:
         """Approve the third-party imports of a file in review (publishers): they become trusted
         in the context, with `reason` kept beside them, and the file becomes ready."""
-        return Artifact(self, self._t.post(f"{self._path}formats/{segment(kind)}/approve-imports/",
-                                           {"reason": reason}))
+        return Format._from_json(self._t.post(f"{self._path}formats/{segment(kind)}/approve-imports/",
+                                              {"reason": reason}), version=self)
 
-    def delete_artifact(self, kind: str) -> None:
+    def delete_format(self, kind: str) -> None:
         """Delete a format (and its file) of a draft."""
         self._t.delete(f"{self._path}formats/{segment(kind)}/")
 
-    def track_artifact(self, uri: str, checksum: str = "", *, name: str | None = None,
-                       description: str = "") -> Record:
-        """Link an artifact stored elsewhere (by URI and checksum) to this draft version.
+    # training records -----------------------------------------------------------------
+    def track_record(self, uri: str, checksum: str = "", *, name: str | None = None,
+                     description: str = "") -> Record:
+        """Link a dataset stored elsewhere (by URI and checksum) to this draft version.
 
-        It is kept as a training record of the context (name, uri, checksum), created or
-        reused by name (default: the last part of the URI), and added to the version's records.
+        It is a training record of the context (name, uri, checksum), created or reused by
+        name (default: the last part of the URI), and added to the version's records.
         """
         name = name or _name_from_uri(uri)
-        context = Context(self._registry, {"slug": self.model.data.get("context") or self.model.refresh().context})
+        context = Context._from_json({"slug": self.model.context or self.model.refresh().context},
+                                     registry=self.registry)
         record = context.record(name, uri=uri, checksum=checksum or None, description=description, create=True)
-        current = [str(item["id"]) for item in self.refresh().data.get("records", [])]
+        current = [str(item.id) for item in self.refresh().records]
         if str(record.id) not in current:
-            self.data = self._t.patch(self._path, {"records": [*current, str(record.id)]})
+            self._apply(self._t.patch(self._path, {"records": [*current, str(record.id)]}))
         return record
 
     # metrics --------------------------------------------------------------------------
@@ -683,41 +880,56 @@ class Version(_Resource):
         (nothing is downloaded yet: `.get_model(name)` fetches and verifies a file)."""
         from registry_client.manifest import Manifest
 
-        manifest = Manifest(self.manifest(frozen=True), self._registry)
+        manifest = Manifest(self.manifest(frozen=True), self.registry)
         manifest.verify_lock()
         if path is not None:
             manifest.save(path)
         return manifest
 
-    def get_model(self, kind: str, *, cache_dir: str | os.PathLike | None = None) -> Path:
-        """The local path of a format's file, fetched through the frozen manifest: verified
-        against its frozen checksums and kept in the cache (a second call does not download)."""
-        from registry_client.manifest import Manifest
-
-        manifest = Manifest.load(self.manifest(frozen=True), self._registry, eager=False, cache_dir=cache_dir)
-        return manifest.get_model(kind)
+    def get_model(self, kind: str | None = None, *, cache_dir: str | os.PathLike | None = None) -> Path:
+        """The local path of a format's file (default: the only required one), fetched through
+        the frozen manifest: verified against its frozen checksums and kept in the cache (a
+        second call does not download)."""
+        return _fetch_verified(self.registry, self.model_id or self.model.id, self.number, kind, cache_dir=cache_dir)
 
 
-class Artifact(_Resource):
-    """A format of a version: `kind`, `filename`, `size`, `status`, `md5`, `sha256`,
-    `required`, `fail_on_tamper`, `status_message`, `report`..."""
+# --- formats ----------------------------------------------------------------------------
 
-    def __init__(self, version: Version, data: dict):
-        self.version = version
-        self._registry = version._registry
-        self.data = data
+@dataclass(eq=False, repr=False, kw_only=True)
+class Format(_Resource):
+    """One file of `version` in one serialization (`kind`), with what the registry found in it."""
+
+    version: Version
+    id: str = _json("")
+    kind: str = _json("")
+    status: str = _json("")  # pending, uploaded, hashing, introspecting, ready, review, corrupt, quarantined, failed
+    status_message: str = _json("")
+    original_filename: str = _json("")
+    size: int | None = _json(None)
+    content_type: str = _json("")
+    md5: str = _json("")
+    sha256: str = _json("")
+    declared_md5: str = _json("")
+    declared_sha256: str = _json("")
+    report: dict = _json(factory=dict)
+    required: bool = _json(True)  # listed under required_files of the manifest
+    fail_on_tamper: bool = _json(True)
+    uploaded_by: str | None = _json(None)
+    uploaded_at: datetime | None = _json(None, convert=_timestamp)
+    created_at: datetime | None = _json(None, convert=_timestamp)
+    unvetted_imports: list[dict] = _json(factory=list)  # {import, module, name, called} while in review
+    file_url: str = _json("")
 
     def __repr__(self) -> str:
-        return f"<Artifact {self.data.get('kind')} {self.filename!r} {self.data.get('status')}>"
+        return f"<Format {self.kind} {self.filename!r} {self.status}>"
 
     def _key(self) -> Any:
-        return (self.data.get("id"), self.data.get("kind"))
+        return (self.id, self.kind)
 
     @property
     def filename(self) -> str:
         """The uploaded file's name, or `<model>-v<n>.<kind>` when none was given."""
-        return (self.data.get("original_filename")
-                or f"{self.version.model.data.get('name', 'model')}-v{self.version.number}.{self.data.get('kind')}")
+        return self.original_filename or f"{self.version.model.name or 'model'}-v{self.version.number}.{self.kind}"
 
 
 def _wallclock(value: Any) -> Any:

@@ -1,12 +1,13 @@
-"""Where the registry URL, the token and the cache live.
+"""Where the registry URL, the token, the default context and the cache live.
 
 Each setting is taken from, in order: the argument given in code, the environment
-(`REGISTRY_URL`, `REGISTRY_TOKEN`, `REGISTRY_CACHE_DIR`), then a TOML file
-(`REGISTRY_CONFIG`, default `~/.config/registry-client/config.toml`) with the keys `url` and
-`token`:
+(`REGISTRY_URL`, `REGISTRY_TOKEN`, `REGISTRY_CONTEXT`, `REGISTRY_CACHE_DIR`), then a TOML file
+(`REGISTRY_CONFIG`, default `~/.config/registry-client/config.toml`) with the keys `url`,
+`token` and `context`:
 
     url = "https://registry.example"
     token = "..."
+    context = "fraud"      # optional: the context of `models:/name@alias` URIs
 
 The token is a secret: it is never printed, logged, or included in a repr or an error.
 """
@@ -44,9 +45,10 @@ def cache_dir() -> Path:
 class Settings:
     url: str
     token: str = field(repr=False)
+    context: str = ""
 
     def __repr__(self) -> str:  # the dataclass repr=False above already hides it; be explicit
-        return f"Settings(url={self.url!r}, token={'<set>' if self.token else '<unset>'})"
+        return f"Settings(url={self.url!r}, token={'<set>' if self.token else '<unset>'}, context={self.context!r})"
 
 
 def _read_file(path: Path) -> dict:
@@ -69,8 +71,9 @@ def _read_file(path: Path) -> dict:
     return data
 
 
-def load_settings(url: str | None = None, token: str | None = None, *, require_token: bool = True) -> Settings:
-    """The registry URL and token from the arguments, the environment or the config file."""
+def load_settings(url: str | None = None, token: str | None = None, *, context: str | None = None,
+                  require_token: bool = True) -> Settings:
+    """The registry URL, token and default context from the arguments, the environment or the config file."""
     file_data: dict | None = None
 
     def from_file(key: str) -> str:
@@ -84,10 +87,11 @@ def load_settings(url: str | None = None, token: str | None = None, *, require_t
 
     url = url or os.environ.get("REGISTRY_URL") or from_file("url")
     token = token or os.environ.get("REGISTRY_TOKEN") or from_file("token")
+    context = context or os.environ.get("REGISTRY_CONTEXT") or from_file("context")
     if not url:
         raise ConfigError(f"No registry URL: pass url=, set REGISTRY_URL, or put url = \"...\" in {config_path()}.")
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"The registry URL must start with http:// or https://, not {url[:40]!r}.")
     if require_token and not token:
         raise ConfigError(f"No token: pass token=, set REGISTRY_TOKEN, or put token = \"...\" in {config_path()}.")
-    return Settings(url=url.rstrip("/"), token=token or "")
+    return Settings(url=url.rstrip("/"), token=token or "", context=context.strip())

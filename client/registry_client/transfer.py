@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +132,26 @@ def _file_body(path: str | os.PathLike, size: int, bar) -> Iterator[bytes]:
             yield block
 
 
-def upload_file(transport: Transport, url_path: str, path: str | os.PathLike, *, sha256: str, size: int,
-                filename: str, progress: bool, timeout: float | None = None) -> dict:
+def upload_file(transport: Transport, format_path: str, path: str | os.PathLike, *, sha256: str, size: int,
+                filename: str, progress: bool, timeout: float | None = None, parallel: int = 4) -> dict:
+    """Upload a format's file (`format_path`: …/formats/<kind>/); return the format.
+
+    Straight to the bucket when the registry stores files on S3 (a direct upload: parts sent
+    `parallel` at a time to presigned URLs, resumed from the parts already stored, even by a
+    new process); else streamed through the registry with PUT.
+    """
+    if size > 0:
+        direct = DirectUpload(transport, format_path, path, sha256=sha256, size=size, filename=filename,
+                              progress=progress, parallel=parallel)
+        result = direct.run()
+        if result is not None:
+            return result
+    return put_file(transport, f"{format_path}file", path, sha256=sha256, size=size, filename=filename,
+                    progress=progress, timeout=timeout)
+
+
+def put_file(transport: Transport, url_path: str, path: str | os.PathLike, *, sha256: str, size: int,
+             filename: str, progress: bool, timeout: float | None = None) -> dict:
     """PUT the raw file, streamed with its Content-Length and X-Checksum-Sha256.
 
     A transient failure (connection reset or refused, timeout, 502/503/504) restarts the PUT
@@ -273,3 +293,172 @@ def place(temp: Path, destination: Path) -> Path:
 def discard(temp: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         temp.unlink()
+
+
+def _state_dir() -> Path:
+    base = os.environ.get("REGISTRY_UPLOAD_STATE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "registry-client", "uploads")
+    return Path(base)
+
+
+class DirectUpload:
+    """A file sent straight to the registry's bucket in parts (the registry's direct uploads).
+
+    The session id is kept in a small state file keyed by the target and the file's SHA-256,
+    so an interrupted upload (a crash, a lost network, Ctrl-C) resumes in a new process: the
+    parts the bucket already holds are listed and only the others are sent.
+    """
+
+    URL_BATCH = 500
+
+    def __init__(self, transport: Transport, format_path: str, path, *, sha256: str, size: int, filename: str,
+                 progress: bool, parallel: int):
+        self.t = transport
+        self.format_path = format_path
+        self.path = Path(path)
+        self.sha256, self.size, self.filename = sha256, size, filename
+        self.progress = progress
+        self.parallel = max(1, parallel)
+        key = hashlib.sha256(f"{transport.url}|{format_path}|{sha256}|{size}".encode()).hexdigest()[:32]
+        self.state_file = _state_dir() / f"{key}.json"
+
+    # --- session ---------------------------------------------------------------------------
+    def _saved_session(self) -> str | None:
+        try:
+            return json.loads(self.state_file.read_text())["upload"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _save_session(self, upload_id: str) -> None:
+        with contextlib.suppress(OSError):
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            self.state_file.write_text(json.dumps({"upload": upload_id, "file": str(self.path)}))
+
+    def _forget_session(self) -> None:
+        with contextlib.suppress(OSError):
+            self.state_file.unlink()
+
+    def _parts(self, upload_id: str, numbers: list[int] | None = None) -> dict | None:
+        params = {"numbers": _ranges(numbers)} if numbers else {"numbers": "1"}
+        response = self.t.retrying("GET", f"uploads/{upload_id}/parts/",
+                                   lambda: self.t.client.get(f"uploads/{upload_id}/parts/", params=params))
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise error_from_response(response, "GET", f"uploads/{upload_id}/parts/")
+        return response.json()
+
+    def _start(self) -> dict | None:
+        path = f"{self.format_path}uploads/"
+        body = {"size": self.size, "sha256": self.sha256, "filename": self.filename}
+        response = self.t.retrying("POST", path, lambda: self.t.client.post(path, json=body))
+        if response.status_code == 409 and _code(response) == "direct_upload_unavailable":
+            return None
+        if response.status_code != 201:
+            raise error_from_response(response, "POST", path)
+        return response.json()
+
+    # --- transfer --------------------------------------------------------------------------
+    def run(self) -> dict | None:
+        """The format once uploaded, or None if the registry takes no direct uploads."""
+        session, listing = None, None
+        saved = self._saved_session()
+        if saved:
+            listing = self._parts(saved)
+            if listing is not None:
+                session = listing["upload"]
+                logger.info("resuming upload %s of %s", saved, self.filename)
+        if session is None:
+            session = self._start()
+            if session is None:
+                return None
+            self._save_session(session["id"])
+            listing = None
+        upload_id = session["id"]
+        stored = {part["number"]: part["size"] for part in (listing or {}).get("stored", [])}
+        for attempt in range(3):
+            missing = [n for n in range(1, session["part_count"] + 1)
+                       if stored.get(n) != _expected(session, n)]
+            self._send(upload_id, session, missing, done=sum(stored.values()))
+            path = f"uploads/{upload_id}/complete/"
+            response = self.t.retrying("POST", path, lambda: self.t.client.post(path), idempotent=True)
+            if response.status_code == 200:
+                self._forget_session()
+                return response.json()
+            if response.status_code != 409 or attempt == 2:
+                if response.status_code == 404:
+                    self._forget_session()
+                raise error_from_response(response, "POST", path)
+            listing = self._parts(upload_id)  # a part went missing or short: send what is not right
+            stored = {part["number"]: part["size"] for part in (listing or {}).get("stored", [])}
+        raise AssertionError("unreachable")
+
+    def _send(self, upload_id: str, session: dict, numbers: list[int], *, done: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        bar = progress_bar(self.progress, self.size, f"uploading {self.filename}")
+        bar.update(done)
+        try:
+            with httpx.Client(timeout=httpx.Timeout(self.t.timeout, write=600.0, read=600.0)) as bucket, \
+                    ThreadPoolExecutor(self.parallel) as pool:
+                for start in range(0, len(numbers), self.URL_BATCH):
+                    batch = numbers[start:start + self.URL_BATCH]
+                    urls = (self._parts(upload_id, batch) or {}).get("urls", {})
+                    jobs = [pool.submit(self._send_part, bucket, urls[str(n)], session, n, bar) for n in batch]
+                    for job in jobs:
+                        job.result()
+        finally:
+            bar.close()
+
+    def _send_part(self, bucket: httpx.Client, url: str, session: dict, number: int, bar) -> None:
+        offset = (number - 1) * session["part_size"]
+        length = _expected(session, number)
+        with open(self.path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read(length)  # one part (8 MiB or so) in memory per parallel sender
+        if len(data) != length:
+            raise TransportError(f"{self.path} changed while uploading (part {number} is short)",
+                                 method="PUT", path="(bucket)")
+        for attempt in range(self.t.retries + 1):
+            try:
+                response = bucket.put(url, content=data)
+            except httpx.TransportError as exc:
+                if attempt >= self.t.retries:
+                    raise TransportError(f"Cannot send part {number} to the bucket: {exc}", method="PUT",
+                                         path="(bucket)") from exc
+            else:
+                if response.status_code == 200:
+                    bar.update(length)
+                    return
+                if response.status_code not in RETRY_STATUSES or attempt >= self.t.retries:
+                    raise TransportError(f"The bucket refused part {number}: HTTP {response.status_code} "
+                                         f"{response.text[:200]}", method="PUT", path="(bucket)")
+            time.sleep(self.t.backoff(attempt + 1))
+
+
+def _expected(session: dict, number: int) -> int:
+    if number < session["part_count"]:
+        return session["part_size"]
+    return session["size"] - session["part_size"] * (session["part_count"] - 1)
+
+
+def _ranges(numbers: list[int]) -> str:
+    pieces, first, last = [], None, None
+    for n in sorted(numbers):
+        if first is None:
+            first = last = n
+        elif n == last + 1:
+            last = n
+        else:
+            pieces.append(f"{first}-{last}" if last != first else str(first))
+            first = last = n
+    if first is not None:
+        pieces.append(f"{first}-{last}" if last != first else str(first))
+    return ",".join(pieces)
+
+
+def _code(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("code", ""))
+    except ValueError:
+        return ""

@@ -2,6 +2,7 @@ from django import template
 from django.utils.safestring import mark_safe
 
 from registry.markdown import render_markdown
+from registry.models import FormatStatus, VersionStatus
 from registry.services.formats import ACKNOWLEDGED_DOWNLOAD_STATUSES
 
 register = template.Library()
@@ -14,14 +15,14 @@ def markdown(text: str) -> str:
 
 
 STATUS_TONES = {
-    "ready": "ok", "published": "ok",
-    "pending": "muted", "draft": "muted",
-    "uploaded": "busy", "hashing": "busy", "introspecting": "busy",
-    "review": "warn",
-    "corrupt": "bad", "quarantined": "bad", "failed": "bad",
+    FormatStatus.READY: "ok", VersionStatus.PUBLISHED: "ok",
+    FormatStatus.PENDING: "muted", VersionStatus.DRAFT: "muted",
+    FormatStatus.UPLOADED: "busy", FormatStatus.HASHING: "busy", FormatStatus.INTROSPECTING: "busy",
+    FormatStatus.REVIEW: "warn",
+    FormatStatus.CORRUPT: "bad", FormatStatus.QUARANTINED: "bad", FormatStatus.FAILED: "bad",
 }
 # Words shown instead of a status value that would not read on its own.
-STATUS_WORDS = {"review": "needs review"}
+STATUS_WORDS = {FormatStatus.REVIEW: "needs review"}
 
 
 @register.inclusion_tag("dashboard/partials/badge.html")

@@ -1,10 +1,35 @@
-"""Helpers shared by the dashboard's views: forms show the services' errors next to fields."""
+"""Helpers shared by the dashboard's views: the permission a view's writes need, and forms
+that show the services' errors next to fields."""
 
 from __future__ import annotations
+
+from functools import wraps
 
 from django import forms
 
 from registry.errors import RegistryError
+from registry.permissions import Perm, context_of, has_perm, require
+
+
+def requires(permission: Perm):
+    """Decorate a view whose POST writes: the user needs `permission` in the context of the
+    object its URL names, else 403, decided before the form is read (a viewer gets 403 whatever
+    the form holds). A GET (the page, the form) needs only to see the object. An object that
+    does not exist, or that the user cannot see, is left to the view's own read: 404."""
+    def decorate(view):
+        @wraps(view)
+        def decided(request, *args, **kwargs):
+            if request.method == "POST":
+                context = context_of(slug=kwargs.get("ctx"), model_id=kwargs.get("model_id"),
+                                     version_number=kwargs.get("number"), record_id=kwargs.get("record_id"))
+                if context is not None and has_perm(request.user, context, Perm.VIEW_MODEL):
+                    require(request.user, context, permission)
+            return view(request, *args, **kwargs)
+
+        decided.required_permission = permission
+        return decided
+
+    return decorate
 
 
 def add_service_error(form: forms.Form, error: RegistryError) -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import path
 
-from dashboard.views.base import add_service_error
+from dashboard.forms import ModelForm
+from dashboard.views.base import add_service_error, requires
 from registry import keyset, selectors, services
 from registry.errors import InvalidInput, RegistryError
-from registry.permissions import Perm, has_perm, require
+from registry.permissions import Perm, has_perm
 
 MODELS_PER_PAGE = 25
 SORTS = [
@@ -19,14 +19,6 @@ SORTS = [
     ("-created", "Newest"), ("created", "Oldest"),
     ("-versions", "Most versions"), ("versions", "Fewest versions"),
 ]
-
-
-class ModelForm(forms.Form):
-    name = forms.CharField(max_length=200, strip=False)
-    tags = forms.CharField(required=False, help_text="Comma-separated, e.g. tabular, fraud")
-    task = forms.CharField(required=False, max_length=200, help_text='Free text, e.g. "English ASR"')
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 6}),
-                                  help_text="Markdown")
 
 
 @login_required
@@ -59,19 +51,18 @@ def model_list(request, ctx):
 
 
 @login_required
+@requires(Perm.EDIT_MODEL)
 def model_create(request, ctx):
     context = selectors.context_get(request.user, ctx)
     can_edit = has_perm(request.user, context, Perm.EDIT_MODEL)
     form = ModelForm(request.POST or None)
-    if request.method == "POST":
-        require(request.user, context, Perm.EDIT_MODEL)
-        if form.is_valid():
-            try:
-                model = services.model_create(actor=request.user, context=context, **form.cleaned_data)
-            except RegistryError as error:
-                add_service_error(form, error)
-            else:
-                return redirect("dashboard:model-detail", model_id=model.pk)
+    if request.method == "POST" and form.is_valid():
+        try:
+            model = services.model_create(actor=request.user, context=context, **form.cleaned_data)
+        except RegistryError as error:
+            add_service_error(form, error)
+        else:
+            return redirect("dashboard:model-detail", model_id=model.pk)
     return render(request, "dashboard/models/create.html", {"context": context, "form": form, "can_edit": can_edit},
                   status=400 if form.errors else 200)
 

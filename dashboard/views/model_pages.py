@@ -3,15 +3,12 @@
 uploads without JavaScript, and deleting a version or the whole model.
 
 Every write goes through a service; every permission question is asked of
-registry.permissions. POST views call `require` first, so a viewer gets 403 whatever
-the form holds.
+registry.permissions. A view that writes names its permission with @requires, decided before
+the form is read, so a viewer gets 403 whatever the form holds.
 """
 
 from __future__ import annotations
 
-import json
-
-from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -22,12 +19,12 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from dashboard.charts import metric_charts
-from dashboard.views.base import add_service_error
-from dashboard.views.catalog import ModelForm
-from registry import jsoninput, selectors, services
+from dashboard.forms import AliasForm, DeleteModelForm, ModelForm, NewVersionForm, UploadForm, VersionForm
+from dashboard.views.base import add_service_error, requires
+from registry import selectors, services
 from registry.errors import Conflict, FileTooLarge, InvalidInput, StorageUnavailable
 from registry.models import FormatKind, FormatStatus, VersionStatus
-from registry.permissions import Perm, permissions_in, require
+from registry.permissions import Perm, permissions_in
 
 # Rules a user can break by what they typed; PermissionDenied and NotFound are not caught
 # here, so the middleware turns them into 403 and 404.
@@ -37,122 +34,7 @@ POLLED_STATUSES = {FormatStatus.UPLOADED.value, FormatStatus.HASHING.value, Form
 ALIAS_HISTORY_SHOWN = 50
 
 
-# --- forms ---------------------------------------------------------------------------------
-
-class JSONObjectField(forms.JSONField):
-    """A JSON object typed in a textarea; empty means {}. Errors say where the JSON breaks."""
-
-    widget = forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "mono"})
-
-    def to_python(self, value):
-        if value in self.empty_values or (isinstance(value, str) and not value.strip()):
-            return {}
-        if isinstance(value, str):
-            try:
-                value = jsoninput.loads(value, max_depth=settings.REGISTRY_MAX_JSON_DEPTH)
-            except json.JSONDecodeError as error:
-                raise forms.ValidationError(
-                    f"This is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}."
-                ) from None
-            except ValueError as error:  # nested too deep, NaN or Infinity
-                raise forms.ValidationError(str(error)) from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError('Enter a JSON object in braces, e.g. {"learning_rate": 0.01}.')
-        return value
-
-    def prepare_value(self, value):
-        if isinstance(value, forms.fields.InvalidJSONInput):
-            return value
-        return json.dumps(value, indent=2, ensure_ascii=False) if value else ""
-
-    def bound_data(self, data, initial):
-        # Show what the person typed, even when it is valid JSON but not an object.
-        return forms.fields.InvalidJSONInput(data) if isinstance(data, str) else data
-
-
-class VersionForm(forms.Form):
-    name = forms.CharField(required=False, max_length=200, help_text='Optional, e.g. "nightly retrain"')
-    description = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 4}),
-                                  help_text="Markdown")
-    tags = forms.CharField(required=False, help_text="Comma-separated, e.g. baseline, gpu")
-    framework = forms.CharField(required=False, max_length=100, help_text='e.g. "scikit-learn"')
-    framework_version = forms.CharField(required=False, max_length=100, help_text='e.g. "1.5.2"')
-    hyperparameters = JSONObjectField(required=False, help_text='A JSON object, e.g. {"max_depth": 6}')
-    config = JSONObjectField(required=False, help_text="A JSON object that deployments read")
-    metadata = JSONObjectField(
-        required=False,
-        help_text='A JSON object, e.g. {"provenance": {"repository": "…", "commit": "…"}, "taxonomy": {…}}',
-    )
-    records = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
-                                        label="Training records", help_text="Datasets this version was trained on")
-    signature = JSONObjectField(
-        required=False,
-        help_text='{"inputs": [{"name": "x", "dtype": "float32", "shape": [-1, 4]}], "outputs": […]}; '
-                  "leave empty to take it from the uploaded file",
-    )
-
-    def __init__(self, *args, records=(), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["records"].choices = [(str(record.pk), record.name) for record in records]
-
-    def clean_description(self):
-        # Browsers send textarea lines with CRLF; keep the stored text as it was typed.
-        return self.cleaned_data["description"].replace("\r\n", "\n")
-
-    @staticmethod
-    def initial_for(version) -> dict:
-        return {
-            "name": version.name, "description": version.description,
-            "tags": ", ".join(tag.name for tag in version.tags.all()),
-            "framework": version.framework, "framework_version": version.framework_version,
-            "hyperparameters": version.hyperparameters, "config": version.config, "metadata": version.metadata,
-            "records": [str(record.pk) for record in version.records.all()], "signature": version.signature,
-        }
-
-
-class NewVersionForm(VersionForm):
-    kind = forms.ChoiceField(required=False, choices=[("", "— no file yet —"), *FormatKind.choices],
-                             label="Kind of the first file")
-    file = forms.FileField(required=False, label="First file", help_text="Optional; more files can be added later")
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("file") and not cleaned.get("kind"):
-            self.add_error("kind", "Choose the kind of the file (pkl, onnx, …).")
-        return cleaned
-
-    def version_fields(self) -> dict:
-        return {key: value for key, value in self.cleaned_data.items() if key not in ("kind", "file")}
-
-
-class UploadForm(forms.Form):
-    kind = forms.ChoiceField(choices=FormatKind.choices)
-    file = forms.FileField()
-
-
-class AliasForm(forms.Form):
-    alias = forms.CharField(max_length=64, help_text="e.g. production, staging, champion",
-                            widget=forms.TextInput(attrs={"list": "alias-names", "autocomplete": "off"}))
-    version = forms.TypedChoiceField(coerce=int, help_text="Only published versions can have an alias")
-
-    def __init__(self, *args, published=(), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["version"].choices = [(v.number, f"Version {v.number}") for v in published]
-
-
-class DeleteModelForm(forms.Form):
-    confirm_name = forms.CharField(label="Type the model's name to confirm", strip=False)
-
-    def __init__(self, *args, model, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.model_name = model.name
-
-    def clean_confirm_name(self):
-        typed = self.cleaned_data["confirm_name"]
-        if typed != self.model_name:
-            raise forms.ValidationError(f"Type the name exactly as shown: {self.model_name}")
-        return typed
-
+# --- uploads -------------------------------------------------------------------------------
 
 class UploadedFileStream:
     """read(size) over an uploaded file's chunks(), so the service streams it in constant memory."""
@@ -186,8 +68,8 @@ def _page(request, model, *, tab: str, version=None, selected: int | None = None
     perms = permissions_in(request.user, model.context)
     versions = list(selectors.version_choices(model))
     alias_names: dict[int, list[str]] = {}
-    for alias in model.aliases.all():
-        alias_names.setdefault(alias.version.number, []).append(alias.name)
+    for alias in model.alias_rows:
+        alias_names.setdefault(alias["version"], []).append(alias["name"])
     for item in versions:
         item.alias_names = alias_names.get(item.number, [])
     numbers = [item.number for item in versions]
@@ -207,15 +89,17 @@ def _page(request, model, *, tab: str, version=None, selected: int | None = None
         "can_delete": Perm.DELETE_MODEL in perms,
         "model_form": ModelForm(initial={
             "name": model.name, "description": model.description, "task": model.task,
-            "tags": ", ".join(tag.name for tag in model.tags.all()),
+            "tags": ", ".join(model.tag_names),
         }),
         **extra,
     }, status=status)
 
 
-def _model_and_version(request, model_id, number):
-    model = selectors.model_get(request.user, model_id)
-    return model, selectors.version_get(model, number)
+def _model_and_version(request, model_id, number, *, shown: bool = False):
+    """The model as its page shows it, and version `number`: as the details tab shows it when
+    `shown` (the details, edit and delete pages), else its row (formats, metrics, actions)."""
+    model = selectors.model_detail(request.user, model_id)
+    return model, (selectors.version_detail if shown else selectors.version_get)(model, number)
 
 
 def _selected_number(request) -> int | None:
@@ -228,52 +112,50 @@ def _selected_number(request) -> int | None:
 @login_required
 def model_detail(request, model_id):
     """The model page on the latest version, or on `?version=N` (links from a training record)."""
-    model = selectors.model_get(request.user, model_id)
-    choices = selectors.version_choices(model)
+    model = selectors.model_detail(request.user, model_id)
+    numbers = model.version_numbers
     wanted = _selected_number(request)
-    shown = (choices.filter(number=wanted).first() if wanted is not None else None) or choices.first()
-    version = selectors.version_get(model, shown.number) if shown else None
+    shown = wanted if wanted in numbers else (numbers[-1] if numbers else None)
+    version = selectors.version_detail(model, shown) if shown is not None else None
     return _page(request, model, tab="details", version=version)
 
 
 @login_required
+@requires(Perm.EDIT_MODEL)
 def model_edit(request, model_id):
-    model = selectors.model_get(request.user, model_id)
+    model = selectors.model_detail(request.user, model_id)
     can_edit = Perm.EDIT_MODEL in permissions_in(request.user, model.context)
     form = ModelForm(request.POST or None, initial={
         "name": model.name, "description": model.description, "task": model.task,
-        "tags": ", ".join(tag.name for tag in model.tags.all()),
+        "tags": ", ".join(model.tag_names),
     })
-    if request.method == "POST":
-        require(request.user, model.context, Perm.EDIT_MODEL)
-        if form.is_valid():
-            try:
-                services.model_update(actor=request.user, model=model, **form.cleaned_data)
-            except USER_ERRORS as error:
-                add_service_error(form, error)
-            else:
-                messages.success(request, "Model saved.")
-                return redirect("dashboard:model-detail", model_id=model.pk)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.model_update(actor=request.user, model=model, **form.cleaned_data)
+        except USER_ERRORS as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, "Model saved.")
+            return redirect("dashboard:model-detail", model_id=model.pk)
     return render(request, "dashboard/models/edit.html", {
         "context": model.context, "model": model, "form": form, "can_edit": can_edit,
     }, status=400 if form.errors else 200)
 
 
 @login_required
+@requires(Perm.DELETE_MODEL)
 def model_delete(request, model_id):
-    model = selectors.model_get(request.user, model_id)
+    model = selectors.model_detail(request.user, model_id)
     can_delete = Perm.DELETE_MODEL in permissions_in(request.user, model.context)
     form = DeleteModelForm(request.POST or None, model=model)
-    if request.method == "POST":
-        require(request.user, model.context, Perm.DELETE_MODEL)
-        if form.is_valid():
-            context_slug, name = model.context.slug, model.name
-            services.model_delete(actor=request.user, model=model)
-            messages.success(request, f"Model {name} and all its versions and files were deleted.")
-            return redirect("dashboard:model-list", ctx=context_slug)
+    if request.method == "POST" and form.is_valid():
+        context_slug, name = model.context.slug, model.name
+        services.model_delete(actor=request.user, model=model)
+        messages.success(request, f"Model {name} and all its versions and files were deleted.")
+        return redirect("dashboard:model-list", ctx=context_slug)
     return render(request, "dashboard/models/delete.html", {
         "context": model.context, "model": model, "form": form, "can_delete": can_delete,
-        "version_count": len(model.versions.all()),
+        "version_count": len(model.version_numbers),
     }, status=400 if form.errors else 200)
 
 
@@ -281,35 +163,34 @@ def model_delete(request, model_id):
 
 @login_required
 def version_detail(request, model_id, number):
-    model, version = _model_and_version(request, model_id, number)
+    model, version = _model_and_version(request, model_id, number, shown=True)
     return _page(request, model, tab="details", version=version)
 
 
 @login_required
+@requires(Perm.EDIT_MODEL)
 def version_edit(request, model_id, number):
-    model, version = _model_and_version(request, model_id, number)
+    model, version = _model_and_version(request, model_id, number, shown=True)
     records = selectors.record_list(model.context)
     form = VersionForm(request.POST or None, initial=VersionForm.initial_for(version), records=records)
-    if request.method == "POST":
-        require(request.user, model.context, Perm.EDIT_MODEL)
-        if form.is_valid():
-            # Only what was changed: an untouched signature keeps the source it came from.
-            changed = {key: form.cleaned_data[key] for key in form.changed_data}
-            try:
-                services.version_update(actor=request.user, version=version, **changed)
-            except USER_ERRORS as error:
-                add_service_error(form, error)
-            else:
-                messages.success(request, f"Version {version.number} saved.")
-                return redirect("dashboard:version-detail", model_id=model.pk, number=version.number)
+    if request.method == "POST" and form.is_valid():
+        # Only what was changed: an untouched signature keeps the source it came from.
+        changed = {key: form.cleaned_data[key] for key in form.changed_data}
+        try:
+            services.version_update(actor=request.user, version=version, **changed)
+        except USER_ERRORS as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, f"Version {version.number} saved.")
+            return redirect("dashboard:version-detail", model_id=model.pk, number=version.number)
     return _page(request, model, tab="edit", version=version, form=form, status=400 if form.errors else 200)
 
 
 @login_required
 @require_POST
+@requires(Perm.PUBLISH_VERSION)
 def version_publish(request, model_id, number):
     model, version = _model_and_version(request, model_id, number)
-    require(request.user, model.context, Perm.PUBLISH_VERSION)
     try:
         services.version_publish(actor=request.user, version=version)
     except USER_ERRORS as error:  # NotPublishable: the gate's own words
@@ -320,12 +201,12 @@ def version_publish(request, model_id, number):
 
 
 @login_required
+@requires(Perm.DELETE_MODEL)
 def version_delete(request, model_id, number):
-    model, version = _model_and_version(request, model_id, number)
+    model, version = _model_and_version(request, model_id, number, shown=True)
     can_delete = Perm.DELETE_MODEL in permissions_in(request.user, model.context)
     error = None
     if request.method == "POST":
-        require(request.user, model.context, Perm.DELETE_MODEL)
         try:
             services.version_delete(actor=request.user, version=version)
         except USER_ERRORS as refused:  # an alias still points at it
@@ -339,18 +220,17 @@ def version_delete(request, model_id, number):
 
 
 @login_required
+@requires(Perm.EDIT_MODEL)
 def version_create(request, model_id):
-    model = selectors.model_get(request.user, model_id)
+    model = selectors.model_detail(request.user, model_id)
     form = NewVersionForm(request.POST or None, request.FILES or None, records=selectors.record_list(model.context))
-    if request.method == "POST":
-        require(request.user, model.context, Perm.EDIT_MODEL)
-        if form.is_valid():
-            try:
-                version = services.version_create(actor=request.user, model=model, **form.version_fields())
-            except USER_ERRORS as error:
-                add_service_error(form, error)
-            else:
-                return _after_create(request, model, version, form.cleaned_data["kind"], form.cleaned_data["file"])
+    if request.method == "POST" and form.is_valid():
+        try:
+            version = services.version_create(actor=request.user, model=model, **form.version_fields())
+        except USER_ERRORS as error:
+            add_service_error(form, error)
+        else:
+            return _after_create(request, model, version, form.cleaned_data["kind"], form.cleaned_data["file"])
     return _page(request, model, tab="new", selected=_selected_number(request), form=form,
                  status=400 if form.errors else 200)
 
@@ -401,10 +281,10 @@ def _formats_page(request, model, version, upload_form, status=200):
 
 @login_required
 @require_POST
+@requires(Perm.EDIT_MODEL)
 def format_upload(request, model_id, number):
     """The upload form without JavaScript: a multipart POST, streamed into the service."""
     model, version = _model_and_version(request, model_id, number)
-    require(request.user, model.context, Perm.EDIT_MODEL)
     form = UploadForm(request.POST, request.FILES)
     status, retry_after = 400, None
     if form.is_valid():
@@ -438,9 +318,9 @@ def format_status(request, model_id, number, kind):
 
 @login_required
 @require_POST
+@requires(Perm.EDIT_MODEL)
 def format_delete(request, model_id, number, kind):
     model, version = _model_and_version(request, model_id, number)
-    require(request.user, model.context, Perm.EDIT_MODEL)
     fmt = selectors.format_get(version, kind)
     try:
         services.format_delete(actor=request.user, fmt=fmt)
@@ -453,10 +333,10 @@ def format_delete(request, model_id, number, kind):
 
 @login_required
 @require_POST
+@requires(Perm.EDIT_MODEL)
 def format_manifest_flags(request, model_id, number, kind):
     """Required or optional, fails on tamper or warns: the format's place in the manifest."""
     model, version = _model_and_version(request, model_id, number)
-    require(request.user, model.context, Perm.EDIT_MODEL)
     fmt = selectors.format_get(version, kind)
     try:
         services.format_update(actor=request.user, fmt=fmt, required="required" in request.POST,
@@ -495,7 +375,7 @@ def version_metrics(request, model_id, number):
 
 @login_required
 def model_aliases(request, model_id):
-    model = selectors.model_get(request.user, model_id)
+    model = selectors.model_detail(request.user, model_id)
     return _aliases_page(request, model, None)
 
 
@@ -513,9 +393,9 @@ def _aliases_page(request, model, form, status=200):
 
 @login_required
 @require_POST
+@requires(Perm.PUBLISH_VERSION)
 def alias_set(request, model_id):
-    model = selectors.model_get(request.user, model_id)
-    require(request.user, model.context, Perm.PUBLISH_VERSION)
+    model = selectors.model_detail(request.user, model_id)
     published = [v for v in selectors.version_choices(model) if v.status == VersionStatus.PUBLISHED]
     form = AliasForm(request.POST, published=published)
     if form.is_valid():
@@ -533,9 +413,9 @@ def alias_set(request, model_id):
 
 @login_required
 @require_POST
+@requires(Perm.PUBLISH_VERSION)
 def alias_rollback(request, model_id, alias):
-    model = selectors.model_get(request.user, model_id)
-    require(request.user, model.context, Perm.PUBLISH_VERSION)
+    model = selectors.model_detail(request.user, model_id)
     try:
         moved = services.alias_rollback(actor=request.user, model=model, name=alias)
     except USER_ERRORS as error:
@@ -547,9 +427,9 @@ def alias_rollback(request, model_id, alias):
 
 @login_required
 @require_POST
+@requires(Perm.PUBLISH_VERSION)
 def alias_delete(request, model_id, alias):
-    model = selectors.model_get(request.user, model_id)
-    require(request.user, model.context, Perm.PUBLISH_VERSION)
+    model = selectors.model_detail(request.user, model_id)
     services.alias_delete(actor=request.user, model=model, name=alias)
     messages.success(request, f"Alias {alias} was removed; its history is kept.")
     return redirect("dashboard:model-aliases", model_id=model.pk)

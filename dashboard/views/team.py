@@ -1,13 +1,13 @@
 """Context-wide pages: training records, members, audit log, API tokens, version comparison.
 
 Views parse input, call one selector or service and render. Who may do what is decided by
-registry.permissions (read here only to show or hide buttons) and enforced again by the
-services; a rule a user broke comes back as a RegistryError shown next to the field.
+registry.permissions: once per request by the @requires a writing view names, and read
+elsewhere only to show or hide buttons; a rule a user broke comes back as a RegistryError shown
+next to the field.
 """
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -17,12 +17,12 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from dashboard.views.base import add_service_error, page_numbers
+from dashboard.forms import MemberAddForm, MemberRoleForm, RecordForm, TokenForm
+from dashboard.views.base import add_service_error, page_numbers, requires
 from registry import compare, keyset, selectors, services
 from registry.errors import NotFound, RegistryError
 from registry.models import Role
-from registry.permissions import Perm, effective_role, permissions_in, require
-from registry.services.contexts import MAX_TOKEN_DAYS
+from registry.permissions import Perm, effective_role, permissions_in
 
 RECORDS_PER_PAGE = 25
 AUDIT_PER_PAGE = 50
@@ -37,18 +37,9 @@ AUDIT_ACTION_HINTS = [
     "format.review", "format.trusted", "format.download_not_ready", "trusted_import",
     "alias", "record", "member", "metric.log",
 ]
-TOKEN_MAX_DAYS = MAX_TOKEN_DAYS
 
 
 # --- training records -------------------------------------------------------------------
-
-class RecordForm(forms.Form):
-    name = forms.CharField(max_length=200, help_text="Unique in this context, e.g. transactions-2024-q4")
-    uri = forms.CharField(label="URI", max_length=2000, help_text="Where the data lives, e.g. s3://bucket/train.parquet")
-    checksum = forms.CharField(required=False, max_length=200, help_text="Optional, e.g. sha256:…")
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 6}), strip=False,
-                                  help_text="Markdown")
-
 
 @login_required
 def record_list(request, ctx):
@@ -62,19 +53,18 @@ def record_list(request, ctx):
 
 
 @login_required
+@requires(Perm.EDIT_MODEL)
 def record_create(request, ctx):
     context = selectors.context_get(request.user, ctx)
     form = RecordForm(request.POST or None)
-    if request.method == "POST":
-        require(request.user, context, Perm.EDIT_MODEL)
-        if form.is_valid():
-            try:
-                record = services.record_create(actor=request.user, context=context, **form.cleaned_data)
-            except RegistryError as error:
-                add_service_error(form, error)
-            else:
-                messages.success(request, f"Training record “{record.name}” created.")
-                return redirect("dashboard:record-detail", record_id=record.pk)
+    if request.method == "POST" and form.is_valid():
+        try:
+            record = services.record_create(actor=request.user, context=context, **form.cleaned_data)
+        except RegistryError as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, f"Training record “{record.name}” created.")
+            return redirect("dashboard:record-detail", record_id=record.pk)
     return render(request, "dashboard/team/record_form.html", {
         "context": context, "form": form, "can_edit": Perm.EDIT_MODEL in permissions_in(request.user, context),
     }, status=400 if form.errors else 200)
@@ -91,20 +81,19 @@ def record_detail(request, record_id):
 
 
 @login_required
+@requires(Perm.EDIT_MODEL)
 def record_edit(request, record_id):
     record = selectors.record_get(request.user, record_id)
     initial = {"name": record.name, "uri": record.uri, "checksum": record.checksum, "description": record.description}
     form = RecordForm(request.POST or None, initial=initial)
-    if request.method == "POST":
-        require(request.user, record.context, Perm.EDIT_MODEL)
-        if form.is_valid():
-            try:
-                record = services.record_update(actor=request.user, record=record, **form.cleaned_data)
-            except RegistryError as error:
-                add_service_error(form, error)
-            else:
-                messages.success(request, "Training record saved.")
-                return redirect("dashboard:record-detail", record_id=record.pk)
+    if request.method == "POST" and form.is_valid():
+        try:
+            record = services.record_update(actor=request.user, record=record, **form.cleaned_data)
+        except RegistryError as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, "Training record saved.")
+            return redirect("dashboard:record-detail", record_id=record.pk)
     return render(request, "dashboard/team/record_form.html", {
         "context": record.context, "record": record, "form": form,
         "can_edit": Perm.EDIT_MODEL in permissions_in(request.user, record.context),
@@ -112,12 +101,12 @@ def record_edit(request, record_id):
 
 
 @login_required
+@requires(Perm.DELETE_MODEL)
 def record_delete(request, record_id):
     """GET asks for confirmation; POST deletes (irreversible)."""
     record = selectors.record_get(request.user, record_id)
     error = None
     if request.method == "POST":
-        require(request.user, record.context, Perm.DELETE_MODEL)
         try:
             services.record_delete(actor=request.user, record=record)
         except RegistryError as exc:
@@ -132,18 +121,6 @@ def record_delete(request, record_id):
 
 
 # --- members and roles ------------------------------------------------------------------
-
-class MemberAddForm(forms.Form):
-    username = forms.CharField(required=False, max_length=150, label="User name",
-                               help_text="An existing account's user name")
-    group = forms.CharField(required=False, max_length=150, label="…or group",
-                            help_text="A group created by site staff; all its users get the role")
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
-
-
-class MemberRoleForm(forms.Form):
-    role = forms.ChoiceField(choices=Role.choices)
-
 
 def _principal(membership) -> dict:
     return {"group": membership.group.name} if membership.group_id else {"username": membership.user.username}
@@ -165,9 +142,9 @@ def member_list(request, ctx):
 
 @login_required
 @require_POST
+@requires(Perm.MANAGE_CONTEXT)
 def member_add(request, ctx):
     context = selectors.context_get(request.user, ctx)
-    require(request.user, context, Perm.MANAGE_CONTEXT)
     form = MemberAddForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -186,9 +163,9 @@ def member_add(request, ctx):
 
 @login_required
 @require_POST
+@requires(Perm.MANAGE_CONTEXT)
 def member_role(request, ctx, membership_id):
     context = selectors.context_get(request.user, ctx)
-    require(request.user, context, Perm.MANAGE_CONTEXT)
     membership = selectors.member_get(context, membership_id)
     form = MemberRoleForm(request.POST)
     if not form.is_valid():
@@ -203,13 +180,13 @@ def member_role(request, ctx, membership_id):
 
 
 @login_required
+@requires(Perm.MANAGE_CONTEXT)
 def member_remove(request, ctx, membership_id):
     """GET asks for confirmation; POST takes the role away."""
     context = selectors.context_get(request.user, ctx)
     membership = selectors.member_get(context, membership_id)
     error = None
     if request.method == "POST":
-        require(request.user, context, Perm.MANAGE_CONTEXT)
         try:
             services.membership_remove(actor=request.user, context=context, **_principal(membership))
         except RegistryError as exc:
@@ -240,16 +217,6 @@ def audit_list(request, ctx):
 
 
 # --- API tokens -------------------------------------------------------------------------
-
-class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What will use it, e.g. “CI pipeline” or “laptop notebook”")
-    read_only = forms.BooleanField(required=False, label="Read-only",
-                                   help_text="Can view and download, never change anything")
-    expires_in_days = forms.IntegerField(
-        required=False, min_value=1, max_value=TOKEN_MAX_DAYS, label="Expires in (days)",
-        help_text="Leave empty for a token that never expires", widget=forms.NumberInput(attrs={"placeholder": "90"}),
-    )
-
 
 def _token_page(request, *, form=None, created=None, plain_token="", status=200):
     return render(request, "dashboard/team/token_list.html", {

@@ -1,13 +1,10 @@
 """Trusted imports: the context's page (list, trust, revoke) and the approval of a format's
 imports from its Formats tab. Writes go through registry.services.trusted_imports; who may
-make them is asked of registry.permissions (publish-version), once per request.
+make them (publish-version) is decided once per request by @requires.
 """
 
 from __future__ import annotations
 
-import re
-
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -15,25 +12,14 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from dashboard.views.base import add_service_error, page_numbers
+from dashboard.forms import TrustedImportForm
+from dashboard.views.base import add_service_error, page_numbers, requires
 from registry import selectors, services
 from registry.errors import Conflict, InvalidInput
-from registry.permissions import Perm, permissions_in, require
+from registry.permissions import Perm, permissions_in
 
 TRUSTED_PER_PAGE = 50
 USER_ERRORS = (InvalidInput, Conflict)
-REASON_HELP = "Why this code can be trusted, e.g. “our own package, reviewed in PR 412”. Kept with the imports."
-
-
-class TrustedImportForm(forms.Form):
-    imports = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "class": "mono",
-                                     "placeholder": "mylibrary.models.Scorer"}),
-        help_text="Dotted Python paths (module.name), one per line or separated by commas")
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text=REASON_HELP)
-
-    def clean_imports(self) -> list[str]:
-        return [name for name in re.split(r"[\s,]+", self.cleaned_data["imports"]) if name]
 
 
 def _list_page(request, context, *, form=None, status=200):
@@ -51,9 +37,9 @@ def trusted_import_list(request, ctx):
 
 @login_required
 @require_POST
+@requires(Perm.PUBLISH_VERSION)
 def trusted_import_add(request, ctx):
     context = selectors.context_get(request.user, ctx)
-    require(request.user, context, Perm.PUBLISH_VERSION)
     form = TrustedImportForm(request.POST)
     if form.is_valid():
         try:
@@ -70,9 +56,9 @@ def trusted_import_add(request, ctx):
 
 @login_required
 @require_POST
+@requires(Perm.PUBLISH_VERSION)
 def trusted_import_revoke(request, ctx, trusted_id):
     context = selectors.context_get(request.user, ctx)
-    require(request.user, context, Perm.PUBLISH_VERSION)
     row = selectors.trusted_import_get(context, trusted_id)
     reopened = services.trusted_import_revoke(actor=request.user, context=context, name=row.name)
     back = f" {len(reopened)} draft file{'s' if len(reopened) != 1 else ''} went back to review." if reopened else ""
@@ -82,11 +68,11 @@ def trusted_import_revoke(request, ctx, trusted_id):
 
 @login_required
 @require_POST
+@requires(Perm.PUBLISH_VERSION)
 def format_imports_approve(request, model_id, number, kind):
     """The "Approve these imports" form of a format in review (Formats tab)."""
     model = selectors.model_get(request.user, model_id)
     version = selectors.version_get(model, number)
-    require(request.user, model.context, Perm.PUBLISH_VERSION)
     fmt = selectors.format_get(version, kind)
     try:
         fmt = services.format_imports_approve(actor=request.user, fmt=fmt, reason=request.POST.get("reason", ""))

@@ -5,32 +5,35 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import CharField, OuterRef, Q, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import OuterRef, Q
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from registry import sql
+from registry.expressions import JSONList
 from registry.models import ApiToken, Membership
 from registry.permissions import READ_ONLY_ATTRIBUTE, ROLES_ATTRIBUTE, highest_roles
 from registry.services.contexts import hash_token
 
 
-def _tokens():
-    """Tokens with their user and, on PostgreSQL, the user's roles ("<context id>:<role>", direct
-    and through groups) in the same row: authentication and every permission check of the
+def _token_by_hash(key_hash: str) -> ApiToken | None:
+    """The token with this hash, its user, and the user's grants ([{"context", "role"}], direct
+    and through groups) in one statement: authentication and every permission check of the
     request then cost one query."""
-    tokens = ApiToken.objects.select_related("user")
-    if connection.vendor != "postgresql":
-        return tokens
-    from django.contrib.postgres.expressions import ArraySubquery
+    grants = Membership.objects.filter(Q(user_id=OuterRef("user_id")) | Q(group__user=OuterRef("user_id")))
+    return (ApiToken.objects.select_related("user")
+            .annotate(registry_grants=JSONList(grants, context="context_id", role="role"))
+            .filter(key_hash=key_hash).first())
 
-    grants = Membership.objects.filter(
-        Q(user_id=OuterRef("user_id")) | Q(group__user=OuterRef("user_id"))
-    ).values(grant=Concat(Cast("context_id", CharField()), Value(":"), "role", output_field=CharField()))
-    return tokens.annotate(registry_grants=ArraySubquery(grants))
+
+def token_with_roles(key_hash: str) -> tuple[ApiToken, dict[int, str]] | None:
+    """The token with this hash, its user (token.user) and the user's highest role in each
+    context, direct or through a group, read in one statement; None when there is no such
+    token. The roles then answer every permission check of the request (ROLES_ATTRIBUTE)."""
+    token = _token_by_hash(key_hash)
+    if token is None:
+        return None
+    return token, highest_roles((grant["context"], grant["role"]) for grant in token.registry_grants)
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -46,7 +49,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             plain = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
-        token = self._token(hash_token(plain))
+        token, roles = token_with_roles(hash_token(plain)) or (None, {})
         now = timezone.now()
         if token is None or token.revoked_at is not None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
@@ -60,21 +63,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         user = token.user
         setattr(user, READ_ONLY_ATTRIBUTE, token.read_only)
-        grants = getattr(token, "registry_grants", None)  # roles read with the token
-        if grants is not None:
-            pairs = (grant.split(":", 1) for grant in grants)
-            setattr(user, ROLES_ATTRIBUTE, highest_roles((int(context_id), role) for context_id, role in pairs))
+        setattr(user, ROLES_ATTRIBUTE, roles)  # roles read with the token
         return user, token
-
-    @staticmethod
-    def _token(key_hash: str) -> ApiToken | None:
-        if sql.enabled():
-            found = sql.token_by_hash(key_hash)
-            if found is None:
-                return None
-            token, token.registry_grants = found
-            return token
-        return _tokens().filter(key_hash=key_hash).first()
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'

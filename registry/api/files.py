@@ -8,12 +8,12 @@ from urllib.parse import unquote
 
 from django.conf import settings
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
-from django.utils.cache import parse_etags
 from django.utils.http import content_disposition_header
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
 
 from registry import storage
+from registry.api.conditional import none_match
 from registry.db import release_connection
 from registry.errors import NotFound
 from registry.models import Format
@@ -67,14 +67,6 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:
     return start, min(end, size - 1)
 
 
-def _none_match(header: str | None, etag: str) -> bool:
-    """If-None-Match uses the weak comparison and may list several tags or be '*'."""
-    if not header:
-        return False
-    tags = parse_etags(header)
-    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
-
-
 def _iter_range(handle, start: int, length: int):
     chunk = settings.REGISTRY_STREAM_CHUNK_BYTES
     try:
@@ -110,7 +102,7 @@ def download_response(request, fmt: Format) -> HttpResponse:
 
 def _file_response(request, fmt: Format) -> HttpResponse:
     etag = f'"{fmt.sha256}"' if fmt.sha256 else None
-    if etag and _none_match(request.headers.get("If-None-Match"), etag):
+    if etag and none_match(request.headers.get("If-None-Match"), etag):
         response = HttpResponse(status=304)
         response["ETag"] = etag
         return response

@@ -1,8 +1,16 @@
-"""Shapes of the API's requests and responses. Validation of rules lives in the services."""
+"""Shapes of the API's requests and responses. Validation of rules lives in the services.
+
+Each resource is rendered one way. Most are declared serializers fed the rows their selector
+reads. Models, versions, aliases and alias moves, the hottest reads, are built by a serialize
+function (`serialize_model`...) from the fixed shape their selector loads (see selectors.py);
+their declared serializer (`ModelSerializer`...) is the schema only, for the OpenAPI document.
+tests/registry/test_api_schema.py compares every endpoint's keys with that document.
+"""
 
 from __future__ import annotations
 
 import functools
+import json
 
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
@@ -10,6 +18,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from registry.introspection.report import REVIEW
 from registry.models import FormatKind, Role
 
 
@@ -27,15 +36,16 @@ def user_field():
     return UsernameField(read_only=True)
 
 
-@extend_schema_field({"type": "array", "items": {"type": "string"}})
-class TagListField(serializers.Field):
-    """Tags as a sorted list of names (from prefetched tags)."""
+class SchemaOnly(serializers.Serializer):
+    """The schema of a response built by a serialize function (the OpenAPI document's only)."""
 
-    def to_representation(self, manager):
-        return [tag.name for tag in manager.all()]
+    def to_representation(self, instance):
+        raise TypeError(f"{type(self).__name__} is a schema; the response is built by its serialize function.")
 
-    def to_internal_value(self, data):  # validated by the services
-        return data
+
+def _user(user_id, user) -> str | None:
+    """The username of a user foreign key read as shown (a User row holding the username)."""
+    return user.username if user_id is not None else None
 
 
 # --- contexts ---------------------------------------------------------------------------
@@ -76,67 +86,47 @@ class MemberUpdateSerializer(serializers.Serializer):
 
 # --- models -----------------------------------------------------------------------------
 
-class ModelSerializer(serializers.Serializer):
-    id = serializers.UUIDField(read_only=True)
-    context = serializers.CharField(source="context.slug", read_only=True)
+class ModelSerializer(SchemaOnly):
+    id = serializers.UUIDField()
+    context = serializers.CharField(help_text="The context's slug")
     name = serializers.CharField()
-    description = serializers.CharField(required=False, allow_blank=True)
-    tags = TagListField(required=False)
-    task = serializers.CharField(required=False, allow_blank=True)
-    owner = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    metadata = serializers.JSONField(required=False)
-    version_numbers = serializers.SerializerMethodField()
-    latest_version = serializers.SerializerMethodField()
-    aliases = serializers.SerializerMethodField()
-    created_by = user_field()
-    created_at = serializers.DateTimeField(read_only=True)
-    updated_by = user_field()
-    updated_at = serializers.DateTimeField(read_only=True)
-    url = serializers.SerializerMethodField()
+    description = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    task = serializers.CharField()
+    owner = serializers.CharField(allow_null=True, help_text="A username")
+    metadata = serializers.JSONField()
+    version_numbers = serializers.ListField(child=serializers.IntegerField(), help_text="Ascending")
+    latest_version = serializers.IntegerField(allow_null=True)
+    aliases = serializers.DictField(child=serializers.IntegerField(), help_text="{alias: version number}")
+    created_by = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_by = serializers.CharField(allow_null=True)
+    updated_at = serializers.DateTimeField()
+    url = serializers.CharField()
 
-    def to_representation(self, m):
-        # Hand-written for speed (DRF's field-by-field path costs ~0.15 ms per model); the
-        # declared fields above remain the schema. Relations come from
-        # selectors.load_model_relations() when it ran, else from the database.
-        tags = getattr(m, "tag_names", None)
-        if tags is None:
-            tags = [t.name for t in m.tags.all()]
-        numbers = getattr(m, "version_numbers", None)
-        if numbers is None:
-            numbers = [v.number for v in m.versions.all()]
-        aliases = getattr(m, "alias_map", None)
-        if aliases is None:
-            aliases = {a.name: a.version.number for a in m.aliases.all()}
-        return {
-            "id": str(m.pk),
-            "context": m.context.slug,
-            "name": m.name,
-            "description": m.description,
-            "tags": tags,
-            "task": m.task,
-            "owner": _name_of(m, "owner"),
-            "metadata": m.metadata,
-            "version_numbers": numbers,
-            "latest_version": numbers[-1] if numbers else None,
-            "aliases": aliases,
-            "created_by": _name_of(m, "created_by"),
-            "created_at": _timestamp(m.created_at),
-            "updated_by": _name_of(m, "updated_by"),
-            "updated_at": _timestamp(m.updated_at),
-            "url": _model_url(m.pk),
-        }
 
-    def get_version_numbers(self, model) -> list[int]:  # schema only
-        return []
-
-    def get_latest_version(self, model) -> int | None:  # schema only
-        return None
-
-    def get_aliases(self, model) -> dict[str, int]:  # schema only
-        return {}
-
-    def get_url(self, model) -> str:  # schema only
-        return ""
+def serialize_model(m) -> dict:
+    """A model as selectors.model_detail() / model_list() read it (or services.model_create
+    returns it): its columns, context, users and tag_names, version_numbers, alias_rows."""
+    numbers = m.version_numbers
+    return {
+        "id": str(m.pk),
+        "context": m.context.slug,
+        "name": m.name,
+        "description": m.description,
+        "tags": m.tag_names,
+        "task": m.task,
+        "owner": _user(m.owner_id, m.owner),
+        "metadata": m.metadata,
+        "version_numbers": numbers,
+        "latest_version": numbers[-1] if numbers else None,
+        "aliases": {row["name"]: row["version"] for row in m.alias_rows},
+        "created_by": _user(m.created_by_id, m.created_by),
+        "created_at": _timestamp(m.created_at),
+        "updated_by": _user(m.updated_by_id, m.updated_by),
+        "updated_at": _timestamp(m.updated_at),
+        "url": _model_url(m.pk),
+    }
 
 
 def _timestamp(value) -> str | None:
@@ -148,15 +138,7 @@ def _timestamp(value) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-_MISSING = object()
 _ID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
-
-
-def _name_of(obj, field: str) -> str | None:
-    name = getattr(obj, f"{field}_name", _MISSING)  # annotated by the selectors
-    if name is _MISSING:
-        return _username(getattr(obj, field))
-    return name
 
 
 def _model_url(model_id) -> str:
@@ -180,93 +162,85 @@ class ModelCreateSerializer(serializers.Serializer):
 
 # --- versions ---------------------------------------------------------------------------
 
-class RecordRefSerializer(serializers.Serializer):
-    id = serializers.UUIDField(read_only=True)
-    name = serializers.CharField(read_only=True)
-    uri = serializers.CharField(read_only=True)
+class RecordRefSerializer(SchemaOnly):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    uri = serializers.CharField()
 
 
-class FormatSummarySerializer(serializers.Serializer):
-    kind = serializers.CharField(read_only=True)
-    status = serializers.CharField(read_only=True)
-    size = serializers.IntegerField(read_only=True, allow_null=True)
-    sha256 = serializers.CharField(read_only=True)
+class FormatSummarySerializer(SchemaOnly):
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    size = serializers.IntegerField(allow_null=True)
+    sha256 = serializers.CharField()
 
 
-class VersionSerializer(serializers.Serializer):
-    id = serializers.UUIDField(read_only=True)
-    model = serializers.UUIDField(source="model_id", read_only=True)
-    number = serializers.IntegerField(read_only=True)
-    name = serializers.CharField(read_only=True)
-    description = serializers.CharField(read_only=True)
-    tags = TagListField(read_only=True)
-    hyperparameters = serializers.JSONField(read_only=True)
-    config = serializers.JSONField(read_only=True)
-    framework = serializers.CharField(read_only=True)
-    framework_version = serializers.CharField(read_only=True)
-    model_type = serializers.CharField(read_only=True)
-    records = RecordRefSerializer(many=True, read_only=True)
-    metadata = serializers.JSONField(read_only=True)
-    signature = serializers.JSONField(read_only=True)
-    status = serializers.CharField(read_only=True)
-    formats = FormatSummarySerializer(many=True, read_only=True)
-    aliases = serializers.SerializerMethodField()
-    published_by = user_field()
-    published_at = serializers.DateTimeField(read_only=True)
-    created_by = user_field()
-    created_at = serializers.DateTimeField(read_only=True)
-    updated_by = user_field()
-    updated_at = serializers.DateTimeField(read_only=True)
-    url = serializers.SerializerMethodField()
+class VersionSerializer(SchemaOnly):
+    id = serializers.UUIDField()
+    model = serializers.UUIDField(help_text="The model's id")
+    number = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    hyperparameters = serializers.JSONField()
+    config = serializers.JSONField()
+    framework = serializers.CharField()
+    framework_version = serializers.CharField()
+    model_type = serializers.CharField()
+    records = RecordRefSerializer(many=True)
+    metadata = serializers.JSONField()
+    signature = serializers.JSONField()
+    status = serializers.CharField()
+    formats = FormatSummarySerializer(many=True)
+    aliases = serializers.ListField(child=serializers.CharField())
+    published_by = serializers.CharField(allow_null=True)
+    published_at = serializers.DateTimeField(allow_null=True)
+    created_by = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_by = serializers.CharField(allow_null=True)
+    updated_at = serializers.DateTimeField()
+    url = serializers.CharField()
 
-    def to_representation(self, v):
-        # Hand-written for speed, like ModelSerializer; the declared fields remain the schema.
-        # Relations come from attributes a service set (a new version: no formats, no aliases)
-        # or from the prefetches of selectors.version_list().
-        tags = getattr(v, "tag_names", None)
-        if tags is None:
-            tags = [tag.name for tag in v.tags.all()]
-        records = getattr(v, "record_rows", None)
-        if records is None:
-            records = v.records.all()
-        formats = getattr(v, "format_rows", None)
-        if formats is None:
-            formats = v.formats.all()
-        aliases = getattr(v, "alias_names", None)
-        if aliases is None:
-            aliases = [alias.name for alias in v.aliases.all()]
-        return {
-            "id": str(v.pk),
-            "model": str(v.model_id),
-            "number": v.number,
-            "name": v.name,
-            "description": v.description,
-            "tags": tags,
-            "hyperparameters": v.hyperparameters,
-            "config": v.config,
-            "framework": v.framework,
-            "framework_version": v.framework_version,
-            "model_type": v.model_type,
-            "records": [{"id": str(r.pk), "name": r.name, "uri": r.uri} for r in records],
-            "metadata": v.metadata,
-            "signature": v.signature,
-            "status": v.status,
-            "formats": [{"kind": f.kind, "status": f.status, "size": f.size, "sha256": f.sha256} for f in formats],
-            "aliases": aliases,
-            "published_by": _name_of(v, "published_by"),
-            "published_at": _timestamp(v.published_at),
-            "created_by": _name_of(v, "created_by"),
-            "created_at": _timestamp(v.created_at),
-            "updated_by": _name_of(v, "updated_by"),
-            "updated_at": _timestamp(v.updated_at),
-            "url": _version_url(v.model_id, v.number),
-        }
 
-    def get_aliases(self, version) -> list[str]:  # schema only
-        return []
+def serialize_version(v) -> dict:
+    """A version as selectors.version_detail() / version_list() read it (or
+    services.version_create returns it): its columns, users and tag_names, record_rows,
+    format_rows, alias_names."""
+    return {
+        "id": str(v.pk),
+        "model": str(v.model_id),
+        "number": v.number,
+        "name": v.name,
+        "description": v.description,
+        "tags": v.tag_names,
+        "hyperparameters": v.hyperparameters,
+        "config": v.config,
+        "framework": v.framework,
+        "framework_version": v.framework_version,
+        "model_type": v.model_type,
+        "records": [{"id": r["id"], "name": r["name"], "uri": r["uri"]} for r in v.record_rows],
+        "metadata": v.metadata,
+        "signature": v.signature,
+        "status": v.status,
+        "formats": [{"kind": f["kind"], "status": f["status"], "size": f["size"], "sha256": f["sha256"]}
+                    for f in v.format_rows],
+        "aliases": v.alias_names,
+        "published_by": _user(v.published_by_id, v.published_by),
+        "published_at": _timestamp(v.published_at),
+        "created_by": _user(v.created_by_id, v.created_by),
+        "created_at": _timestamp(v.created_at),
+        "updated_by": _user(v.updated_by_id, v.updated_by),
+        "updated_at": _timestamp(v.updated_at),
+        "url": _version_url(v.model_id, v.number),
+    }
 
-    def get_url(self, version) -> str:  # schema only
-        return ""
+
+def version_state(v) -> tuple:
+    """What serialize_version() makes of a published version besides its frozen columns (the
+    ETag and cache key of registry/api/conditional.py)."""
+    return ("version", str(v.pk), v.updated_at, v.status, v.tag_names, v.record_rows, v.format_rows, v.alias_names,
+            _user(v.published_by_id, v.published_by), _user(v.created_by_id, v.created_by),
+            _user(v.updated_by_id, v.updated_by))
 
 
 _NUMBER_PLACEHOLDER = 987654321
@@ -341,7 +315,7 @@ class FormatSerializer(serializers.Serializer):
         # From the stored report, which keeps saying "review" after the imports were trusted.
         report = fmt.report if isinstance(fmt.report, dict) else {}
         details = report.get("details") if isinstance(report.get("details"), dict) else {}
-        items = details.get("unvetted") if report.get("status") == "review" else None
+        items = details.get("unvetted") if report.get("status") == REVIEW else None
         return [{"import": str(item.get("import", "")), "module": str(item.get("module", "")),
                  "name": str(item.get("name", "")), "called": bool(item.get("called"))}
                 for item in items or [] if isinstance(item, dict)]
@@ -351,6 +325,15 @@ class FormatSerializer(serializers.Serializer):
             "api:format-file",
             kwargs={"model_id": fmt.version.model_id, "number": fmt.version.number, "kind": fmt.kind},
         )
+
+
+def format_state(fmt) -> tuple:
+    """Everything FormatSerializer reads of a format (the ETag and cache key of the formats of a
+    published version, registry/api/conditional.py)."""
+    return ("format", str(fmt.pk), fmt.version.model_id, fmt.version.number, fmt.kind, fmt.status, fmt.status_message,
+            fmt.original_filename, fmt.size, fmt.content_type, fmt.md5, fmt.sha256, fmt.declared_md5,
+            fmt.declared_sha256, json.dumps(fmt.report, sort_keys=True), fmt.required, fmt.fail_on_tamper,
+            _user(fmt.uploaded_by_id, fmt.uploaded_by), fmt.uploaded_at, fmt.created_at)
 
 
 class FormatCreateSerializer(serializers.Serializer):
@@ -413,6 +396,14 @@ class ManifestSerializer(serializers.Serializer):
     )
 
 
+def manifest_state(version, formats, *, frozen: bool) -> tuple:
+    """What manifests.build() makes a published version's manifest of (its ETag and cache key)."""
+    files = tuple((f.kind, f.original_filename, f.size, f.md5, f.sha256, f.status, f.required, f.fail_on_tamper,
+                   f.has_file) for f in formats)
+    return ("manifest", frozen, str(version.pk), version.number, version.published_at, version.model.name,
+            version.model.context.slug, files)
+
+
 class TamperReportSerializer(serializers.Serializer):
     file = serializers.CharField(required=False, allow_blank=True, default="",
                                  help_text="The format kind, or empty for the manifest itself")
@@ -434,49 +425,42 @@ class MetricSerializer(serializers.Serializer):
 
 # --- aliases ----------------------------------------------------------------------------
 
-class AliasMoveSerializer(serializers.Serializer):
-    from_version = serializers.IntegerField(source="from_number", read_only=True, allow_null=True)
-    to_version = serializers.IntegerField(source="to_number", read_only=True, allow_null=True)
-    actor = user_field()
-    at = serializers.DateTimeField(source="created_at", read_only=True)
-
-    def to_representation(self, move):
-        # Hand-written for speed: an alias's detail carries up to 100 moves. `move` is a row of
-        # selectors.alias_history_rows() or an AliasMove.
-        if not isinstance(move, dict):
-            move = {"from_number": move.from_number, "to_number": move.to_number,
-                    "actor_name": _username(move.actor), "created_at": move.created_at}
-        return {"from_version": move["from_number"], "to_version": move["to_number"], "actor": move["actor_name"],
-                "at": _timestamp(move["created_at"])}
+class AliasMoveSerializer(SchemaOnly):
+    from_version = serializers.IntegerField(allow_null=True)
+    to_version = serializers.IntegerField(allow_null=True, help_text="null: the alias was removed")
+    actor = serializers.CharField(allow_null=True)
+    at = serializers.DateTimeField()
 
 
-class AliasSerializer(serializers.Serializer):
-    name = serializers.CharField(read_only=True)
-    version = serializers.IntegerField(source="version.number", read_only=True)
-    updated_by = user_field()
-    updated_at = serializers.DateTimeField(read_only=True)
+def serialize_alias_move(move) -> dict:
+    """A move as selectors.alias_history() reads it."""
+    return {"from_version": move.from_number, "to_version": move.to_number, "actor": _user(move.actor_id, move.actor),
+            "at": _timestamp(move.created_at)}
 
-    def to_representation(self, alias):
-        # Hand-written for speed; the version's number and the updater's name come from
-        # selectors.alias_get(light=True) when it read them, else from the related rows.
-        number = getattr(alias, "version_number", None)
-        return {
-            "name": alias.name,
-            "version": alias.version.number if number is None else number,
-            "updated_by": _name_of(alias, "updated_by"),
-            "updated_at": _timestamp(alias.updated_at),
-        }
+
+class AliasSerializer(SchemaOnly):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    updated_by = serializers.CharField(allow_null=True)
+    updated_at = serializers.DateTimeField()
+
+
+def serialize_alias(alias) -> dict:
+    """An alias as selectors.alias_list() reads it (or the alias services return it)."""
+    return {
+        "name": alias.name,
+        "version": alias.version.number,
+        "updated_by": _user(alias.updated_by_id, alias.updated_by),
+        "updated_at": _timestamp(alias.updated_at),
+    }
 
 
 class AliasDetailSerializer(AliasSerializer):
-    history = serializers.SerializerMethodField()
+    history = AliasMoveSerializer(many=True, help_text="Newest first")
 
-    @extend_schema_field(AliasMoveSerializer(many=True))
-    def get_history(self, alias):
-        return AliasMoveSerializer(self.context.get("history", []), many=True).data
 
-    def to_representation(self, alias):
-        return {**super().to_representation(alias), "history": self.get_history(alias)}
+def serialize_alias_detail(alias, history) -> dict:
+    return {**serialize_alias(alias), "history": [serialize_alias_move(move) for move in history]}
 
 
 class AliasSetSerializer(serializers.Serializer):
@@ -494,7 +478,7 @@ class RecordSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     created_by = user_field()
     created_at = serializers.DateTimeField(read_only=True)
-    version_count = serializers.IntegerField(read_only=True, required=False)
+    version_count = serializers.IntegerField(read_only=True, help_text="How many versions were trained on it")
 
 
 class RecordVersionSerializer(serializers.Serializer):

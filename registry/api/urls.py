@@ -1,6 +1,6 @@
 from django.urls import path
 
-from registry.api import views
+from registry.api import uploads, views
 
 app_name = "api"
 
@@ -32,6 +32,10 @@ urlpatterns = [
     path(f"{V}/formats/<str:kind>/approve-imports/", views.FormatApproveImportsView.as_view(),
          name="format-approve-imports"),
     path(f"{V}/formats/<str:kind>/file", views.FormatFileView.as_view(), name="format-file"),
+    path(f"{V}/formats/<str:kind>/uploads/", uploads.UploadStartView.as_view(), name="upload-start"),
+    path("uploads/<str:upload_id>/", uploads.UploadDetailView.as_view(), name="upload-detail"),
+    path("uploads/<str:upload_id>/parts/", uploads.UploadPartsView.as_view(), name="upload-parts"),
+    path("uploads/<str:upload_id>/complete/", uploads.UploadCompleteView.as_view(), name="upload-complete"),
     path(f"{M}/aliases/", views.AliasListView.as_view(), name="alias-list"),
     path(f"{M}/aliases/<str:alias>/", views.AliasDetailView.as_view(), name="alias-detail"),
     path(f"{M}/aliases/<str:alias>/rollback/", views.AliasRollbackView.as_view(), name="alias-rollback"),

@@ -1,6 +1,12 @@
-"""REST API v1. Each view parses input, calls one selector or service, and serializes."""
+"""REST API v1. Each view parses input, calls one selector or service, and serializes.
+
+Every handler that writes names the permission it needs with @requires (or @staff_only): it is
+decided there, once per request, before the body is read (registry/permissions.py).
+"""
 
 from __future__ import annotations
+
+from functools import wraps
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -11,10 +17,11 @@ from rest_framework.views import APIView
 
 from registry import selectors, services
 from registry.api import serializers as s
+from registry.api.conditional import frozen_response
 from registry.api.files import FileNegotiation, download_response, upload_filename
 from registry.api.pagination import CursorPagination
 from registry.errors import InvalidInput, LengthRequired
-from registry.permissions import Perm, effective_roles, require
+from registry.permissions import STAFF, Perm, effective_roles, require, require_staff
 from registry.services.formats import ACKNOWLEDGED_DOWNLOAD_STATUSES
 
 ERRORS = {
@@ -24,19 +31,62 @@ ERRORS = {
     429: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT,
 }
 
+ALIAS_HISTORY_SHOWN = 100  # the newest moves in an alias's detail
+
 # The file store failing: 503 with Retry-After (unreachable), 507 (a full disk).
 STORAGE_ERRORS = {503: OpenApiTypes.OBJECT, 507: OpenApiTypes.OBJECT}
+
+
+def requires(permission: Perm):
+    """Decorate a handler that writes: the user needs `permission` in the context of the object
+    its URL names (RegistryView.context_of), else 403, decided before the body is read or
+    validated. An object the user cannot see is not found there first (404), whatever the
+    permission, so nothing is learnt about contexts the user is not in."""
+    def decorate(handler):
+        @wraps(handler)
+        def decided(view, request, *args, **kwargs):
+            require(request.user, view.context_of(**kwargs), permission)
+            return handler(view, request, *args, **kwargs)
+
+        decided.required_permission = permission
+        return decided
+
+    return decorate
+
+
+def staff_only(handler):
+    """Decorate a handler that only site staff may call (403 for anyone else, before the body is read)."""
+    @wraps(handler)
+    def decided(view, request, *args, **kwargs):
+        require_staff(request.user)
+        return handler(view, request, *args, **kwargs)
+
+    decided.required_permission = STAFF
+    return decided
 
 
 class RegistryView(APIView):
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
-    def paginated(self, queryset, serializer_class, *, prepare=None, **context):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # Objects this request's URL names, read once: the permission decision and the handler
+        # share them (a view instance serves one request).
+        self._read: dict = {}
+
+    def _once(self, key, read):
+        if key not in self._read:
+            self._read[key] = read()
+        return self._read[key]
+
+    def paginated(self, queryset, serializer_class=None, *, serialize=None, **context):
+        """A page of `queryset`, by its declared serializer or its serialize function."""
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, self.request, view=self)
-        if prepare is not None:
-            page = prepare(page)
-        data = serializer_class(page, many=True, context={"request": self.request, **context}).data
+        if serialize is not None:
+            data = [serialize(row) for row in page]
+        else:
+            data = serializer_class(page, many=True, context={"request": self.request, **context}).data
         return paginator.get_paginated_response(data)
 
     def input(self, serializer_class, *, partial: bool = False) -> dict:
@@ -47,10 +97,29 @@ class RegistryView(APIView):
         return dict(serializer.validated_data)
 
     def model(self, model_id):
-        return selectors.model_get(self.request.user, model_id, light=True)
+        return self._once(("model", model_id), lambda: selectors.model_get(self.request.user, model_id))
 
     def version(self, model_id, number):
-        return selectors.version_get(self.model(model_id), number, light=True)
+        return self._once(("version", model_id, number),
+                          lambda: selectors.version_get(self.model(model_id), number))
+
+    def context(self, ctx):
+        """The context named by slug `ctx` in the URL."""
+        return self._once(("context", ctx), lambda: selectors.context_get(self.request.user, ctx))
+
+    def record(self, record_id):
+        return self._once(("record", record_id), lambda: selectors.record_get(self.request.user, record_id))
+
+    def context_of(self, *, ctx=None, model_id=None, number=None, record_id=None, **_):
+        """The context whose rules apply to the object the URL names: the deepest of context,
+        model and version it names must exist and be visible (404 otherwise)."""
+        if ctx is not None:
+            return self.context(ctx)
+        if record_id is not None:
+            return self.record(record_id).context
+        if number is not None:
+            return self.version(model_id, number).model.context
+        return self.model(model_id).context
 
 
 def _roles(user) -> dict:
@@ -66,6 +135,7 @@ class ContextListView(RegistryView):
 
     @extend_schema(request=s.ContextCreateSerializer, responses={201: s.ContextSerializer, **ERRORS},
                    summary="Create a context (site staff)")
+    @staff_only
     def post(self, request):
         data = self.input(s.ContextCreateSerializer)
         context = services.context_create(actor=request.user, **data)
@@ -87,9 +157,9 @@ class MemberListView(RegistryView):
 
     @extend_schema(request=s.MemberCreateSerializer, responses={201: s.MemberSerializer, **ERRORS},
                    summary="Grant a role to a user or a group (admins)")
+    @requires(Perm.MANAGE_CONTEXT)
     def post(self, request, ctx):
-        context = selectors.context_get(request.user, ctx)
-        require(request.user, context, Perm.MANAGE_CONTEXT)
+        context = self.context(ctx)
         data = self.input(s.MemberCreateSerializer)
         membership = services.membership_set(
             actor=request.user, context=context, role=data["role"],
@@ -108,16 +178,17 @@ class MemberDetailView(RegistryView):
 
     @extend_schema(request=s.MemberUpdateSerializer, responses={200: s.MemberSerializer, **ERRORS},
                    summary="Change a member's role (admins)")
+    @requires(Perm.MANAGE_CONTEXT)
     def patch(self, request, ctx, name):
-        context = selectors.context_get(request.user, ctx)
-        require(request.user, context, Perm.MANAGE_CONTEXT)
+        context = self.context(ctx)
         data = self.input(s.MemberUpdateSerializer)
         membership = services.membership_set(actor=request.user, context=context, role=data["role"], **self._kwargs(name))
         return Response(s.MemberSerializer(membership).data)
 
     @extend_schema(responses={204: None, **ERRORS}, summary="Remove a member (admins)")
+    @requires(Perm.MANAGE_CONTEXT)
     def delete(self, request, ctx, name):
-        context = selectors.context_get(request.user, ctx)
+        context = self.context(ctx)
         services.membership_remove(actor=request.user, context=context, **self._kwargs(name))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -161,9 +232,9 @@ class TrustedImportListView(RegistryView):
         description="Idempotent: 201 when at least one import was new, 200 when all were trusted already. "
                     "A name the scanner treats as dangerous can never be trusted (400).",
     )
+    @requires(Perm.PUBLISH_VERSION)
     def post(self, request, ctx):
-        context = selectors.context_get(request.user, ctx)
-        require(request.user, context, Perm.PUBLISH_VERSION)
+        context = self.context(ctx)
         data = self.input(s.TrustedImportCreateSerializer)
         rows = services.trusted_imports_add(actor=request.user, context=context, names=data["imports"],
                                             reason=data["reason"])
@@ -176,9 +247,9 @@ class TrustedImportDetailView(RegistryView):
     @extend_schema(responses={204: None, **ERRORS},
                    summary="Stop trusting an import (publishers); draft formats ready only because of it "
                            "go back to review, published versions stay as they are")
+    @requires(Perm.PUBLISH_VERSION)
     def delete(self, request, ctx, name):
-        context = selectors.context_get(request.user, ctx)
-        require(request.user, context, Perm.PUBLISH_VERSION)
+        context = self.context(ctx)
         services.trusted_import_revoke(actor=request.user, context=context, name=name)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -203,30 +274,32 @@ class ModelListView(RegistryView):
         params = request.query_params
         models = selectors.model_list(
             request.user, context, search=params.get("search", ""), tags=params.getlist("tag"),
-            name=params.get("name", ""), ordering=params.get("ordering", ""), light=True,
+            name=params.get("name", ""), ordering=params.get("ordering", ""),
         )
-        return self.paginated(models, s.ModelSerializer, prepare=selectors.load_model_relations)
+        return self.paginated(models, serialize=s.serialize_model)
 
     @extend_schema(request=s.ModelCreateSerializer, responses={201: s.ModelSerializer, **ERRORS})
+    @requires(Perm.EDIT_MODEL)
     def post(self, request, ctx):
-        context = selectors.context_get(request.user, ctx)
-        require(request.user, context, Perm.EDIT_MODEL)
+        context = self.context(ctx)
         model = services.model_create(actor=request.user, context=context, **self.input(s.ModelCreateSerializer))
-        return Response(s.ModelSerializer(model).data, status=201)
+        return Response(s.serialize_model(model), status=201)
 
 
 class ModelDetailView(RegistryView):
     @extend_schema(responses=s.ModelSerializer)
     def get(self, request, model_id):
-        return Response(s.ModelSerializer(selectors.model_get_full(request.user, model_id)).data)
+        return Response(s.serialize_model(selectors.model_detail(request.user, model_id)))
 
     @extend_schema(request=s.ModelCreateSerializer, responses={200: s.ModelSerializer, **ERRORS})
+    @requires(Perm.EDIT_MODEL)
     def patch(self, request, model_id):
         model = self.model(model_id)
         services.model_update(actor=request.user, model=model, **self.input(s.ModelCreateSerializer, partial=True))
-        return Response(s.ModelSerializer(selectors.model_get_full(request.user, model_id)).data)
+        return Response(s.serialize_model(selectors.model_detail(request.user, model_id)))
 
     @extend_schema(responses={204: None, **ERRORS}, summary="Delete a model, its versions and files (admins)")
+    @requires(Perm.DELETE_MODEL)
     def delete(self, request, model_id):
         services.model_delete(actor=request.user, model=self.model(model_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -237,28 +310,34 @@ class ModelDetailView(RegistryView):
 class VersionListView(RegistryView):
     @extend_schema(responses=s.VersionSerializer(many=True))
     def get(self, request, model_id):
-        return self.paginated(selectors.version_list(self.model(model_id)), s.VersionSerializer)
+        return self.paginated(selectors.version_list(self.model(model_id)), serialize=s.serialize_version)
 
     @extend_schema(request=s.VersionWriteSerializer, responses={201: s.VersionSerializer, **ERRORS})
+    @requires(Perm.EDIT_MODEL)
     def post(self, request, model_id):
         model = self.model(model_id)
-        require(request.user, model.context, Perm.EDIT_MODEL)
         version = services.version_create(actor=request.user, model=model, **self.input(s.VersionWriteSerializer))
-        return Response(s.VersionSerializer(version).data, status=201)
+        return Response(s.serialize_version(version), status=201)
 
 
 class VersionDetailView(RegistryView):
-    @extend_schema(responses=s.VersionSerializer)
+    @extend_schema(responses={200: s.VersionSerializer, 304: None, **ERRORS},
+                   summary="A version (published: with a strong ETag; If-None-Match answers 304)")
     def get(self, request, model_id, number):
-        return Response(s.VersionSerializer(self.version(model_id, number)).data)
+        version = selectors.version_detail(self.model(model_id), number)
+        if version.is_published:
+            return frozen_response(request, s.version_state(version), lambda: s.serialize_version(version))
+        return Response(s.serialize_version(version))
 
     @extend_schema(request=s.VersionWriteSerializer, responses={200: s.VersionSerializer, **ERRORS})
+    @requires(Perm.EDIT_MODEL)
     def patch(self, request, model_id, number):
         version = self.version(model_id, number)
         services.version_update(actor=request.user, version=version, **self.input(s.VersionWriteSerializer, partial=True))
-        return Response(s.VersionSerializer(selectors.version_get(version.model, number)).data)
+        return Response(s.serialize_version(selectors.version_detail(version.model, number)))
 
     @extend_schema(responses={204: None, **ERRORS}, summary="Delete a version and its files (admins)")
+    @requires(Perm.DELETE_MODEL)
     def delete(self, request, model_id, number):
         services.version_delete(actor=request.user, version=self.version(model_id, number))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -266,10 +345,11 @@ class VersionDetailView(RegistryView):
 
 class VersionPublishView(RegistryView):
     @extend_schema(request=None, responses={200: s.VersionSerializer, **ERRORS}, summary="Publish (freeze) a version")
+    @requires(Perm.PUBLISH_VERSION)
     def post(self, request, model_id, number):
         version = self.version(model_id, number)
         services.version_publish(actor=request.user, version=version)
-        return Response(s.VersionSerializer(selectors.version_get(version.model, number)).data)
+        return Response(s.serialize_version(selectors.version_detail(version.model, number)))
 
 
 class MetricListView(RegistryView):
@@ -286,9 +366,9 @@ class MetricListView(RegistryView):
         responses={201: s.MetricSerializer(many=True), **ERRORS},
         summary="Log one metric (an object) or many (a list)",
     )
+    @requires(Perm.EDIT_MODEL)
     def post(self, request, model_id, number):
         version = self.version(model_id, number)
-        require(request.user, version.model.context, Perm.EDIT_MODEL)
         payload = request.data
         items = payload if isinstance(payload, list) else [payload]
         metrics = services.metrics_log(actor=request.user, version=version, metrics=list(items))
@@ -298,27 +378,43 @@ class MetricListView(RegistryView):
 # --- formats ----------------------------------------------------------------------------
 
 class FormatListView(RegistryView):
-    @extend_schema(responses=s.FormatSerializer(many=True))
+    @extend_schema(responses=s.FormatSerializer(many=True),
+                   summary="The version's formats (published: with a strong ETag; If-None-Match answers 304)")
     def get(self, request, model_id, number):
-        return self.paginated(selectors.format_list(self.version(model_id, number)), s.FormatSerializer)
+        version = self.version(model_id, number)
+        formats = selectors.format_list(version)
+        if not version.is_published:
+            return self.paginated(formats, s.FormatSerializer)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(formats, request, view=self)
+        # The page's links name this request's address.
+        state = ("formats", request.build_absolute_uri(), *map(s.format_state, page))
+        return frozen_response(request, state, lambda: paginator.get_paginated_response(
+            s.FormatSerializer(page, many=True).data).data)
 
     @extend_schema(request=s.FormatCreateSerializer, responses={201: s.FormatSerializer, **ERRORS},
                    summary="Add a format (then PUT its file)")
+    @requires(Perm.EDIT_MODEL)
     def post(self, request, model_id, number):
         version = self.version(model_id, number)
-        require(request.user, version.model.context, Perm.EDIT_MODEL)
         data = self.input(s.FormatCreateSerializer)
         fmt = services.format_create(actor=request.user, version=version, **data)
         return Response(s.FormatSerializer(selectors.format_get(version, fmt.kind)).data, status=201)
 
 
 class FormatDetailView(RegistryView):
-    @extend_schema(responses=s.FormatSerializer)
+    @extend_schema(responses={200: s.FormatSerializer, 304: None, **ERRORS},
+                   summary="A format (of a published version: with a strong ETag; If-None-Match answers 304)")
     def get(self, request, model_id, number, kind):
-        return Response(s.FormatSerializer(selectors.format_get(self.version(model_id, number), kind)).data)
+        version = self.version(model_id, number)
+        fmt = selectors.format_get(version, kind)
+        if version.is_published:
+            return frozen_response(request, s.format_state(fmt), lambda: s.FormatSerializer(fmt).data)
+        return Response(s.FormatSerializer(fmt).data)
 
     @extend_schema(request=s.FormatUpdateSerializer, responses={200: s.FormatSerializer, **ERRORS},
                    summary="Set whether the file is required and fails on tamper (until publish)")
+    @requires(Perm.EDIT_MODEL)
     def patch(self, request, model_id, number, kind):
         version = self.version(model_id, number)
         fmt = selectors.format_get(version, kind)
@@ -326,6 +422,7 @@ class FormatDetailView(RegistryView):
         return Response(s.FormatSerializer(selectors.format_get(version, kind)).data)
 
     @extend_schema(responses={204: None, **ERRORS}, summary="Delete a format of an unpublished version")
+    @requires(Perm.EDIT_MODEL)
     def delete(self, request, model_id, number, kind):
         fmt = selectors.format_get(self.version(model_id, number), kind)
         services.format_delete(actor=request.user, fmt=fmt)
@@ -336,9 +433,9 @@ class FormatApproveImportsView(RegistryView):
     @extend_schema(request=s.ApproveImportsSerializer, responses={200: s.FormatSerializer, **ERRORS},
                    summary="Approve the unvetted imports of a format in review (publishers): they become "
                            "trusted in the context, and the format is answered after re-evaluation")
+    @requires(Perm.PUBLISH_VERSION)
     def post(self, request, model_id, number, kind):
         version = self.version(model_id, number)
-        require(request.user, version.model.context, Perm.PUBLISH_VERSION)
         fmt = selectors.format_get(version, kind)
         data = self.input(s.ApproveImportsSerializer)
         services.format_imports_approve(actor=request.user, fmt=fmt, reason=data["reason"])
@@ -363,9 +460,9 @@ class FormatFileView(RegistryView):
                    **STORAGE_ERRORS},
         summary="Upload the file of a format (raw body, streamed)",
     )
+    @requires(Perm.EDIT_MODEL)
     def put(self, request, model_id, number, kind):
         version = self.version(model_id, number)
-        require(request.user, version.model.context, Perm.EDIT_MODEL)
         raw = request._request
         length = raw.META.get("CONTENT_LENGTH")
         try:
@@ -386,7 +483,8 @@ class FormatFileView(RegistryView):
         return Response(s.FormatSerializer(selectors.format_get(version, fmt.kind)).data)
 
     @extend_schema(
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 206: OpenApiTypes.BINARY,
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+                   (206, "application/octet-stream"): OpenApiTypes.BINARY,
                    404: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT, 416: OpenApiTypes.OBJECT,
                    503: OpenApiTypes.OBJECT},
         parameters=[OpenApiParameter(
@@ -409,15 +507,21 @@ class FormatFileView(RegistryView):
 
 class ManifestView(RegistryView):
     @extend_schema(
-        responses={200: s.ManifestSerializer, **ERRORS},
+        responses={200: s.ManifestSerializer, 304: None, **ERRORS},
         parameters=[OpenApiParameter("frozen", bool, description="Add checksums, a timestamp and a lock checksum "
                                                                  "(409 until every file is hashed and ready)")],
-        summary="The version's model manifest",
+        summary="The version's model manifest (published: with a strong ETag; If-None-Match answers 304)",
+        description="A published version's frozen manifest is stamped with the time it was published, so it "
+                    "is the same document every time it is asked for.",
     )
     def get(self, request, model_id, number):
         version = self.version(model_id, number)
         frozen = request.query_params.get("frozen", "").lower() in ("1", "true", "yes")
-        return Response(selectors.version_manifest(version, frozen=frozen))
+        formats = selectors.manifest_formats(version)
+        if version.is_published:
+            return frozen_response(request, s.manifest_state(version, formats, frozen=frozen),
+                                   lambda: selectors.version_manifest(version, frozen=frozen, formats=formats))
+        return Response(selectors.version_manifest(version, frozen=frozen, formats=formats))
 
 
 class TamperReportView(RegistryView):
@@ -426,6 +530,7 @@ class TamperReportView(RegistryView):
 
     @extend_schema(request=s.TamperReportSerializer, responses={201: s.AuditEventSerializer, **ERRORS},
                    summary="Report a checksum or manifest mismatch found by a consumer (read-only tokens too)")
+    @requires(Perm.VIEW_MODEL)
     def post(self, request, model_id, number):
         version = self.version(model_id, number)
         event = services.tamper_report(actor=request.user, version=version, **self.input(s.TamperReportSerializer))
@@ -437,7 +542,7 @@ class TamperReportView(RegistryView):
 class AliasListView(RegistryView):
     @extend_schema(responses=s.AliasSerializer(many=True))
     def get(self, request, model_id):
-        return self.paginated(selectors.alias_list(self.model(model_id)), s.AliasSerializer)
+        return self.paginated(selectors.alias_list(self.model(model_id)), serialize=s.serialize_alias)
 
 
 class AliasDetailView(RegistryView):
@@ -445,9 +550,9 @@ class AliasDetailView(RegistryView):
         """`alias`: a name, or the Alias a service just wrote (its version and updater are
         known, so it is not read again)."""
         if isinstance(alias, str):
-            alias = selectors.alias_get(model, alias, light=True)
-        history = selectors.alias_history_rows(model, alias.name, limit=100)
-        return s.AliasDetailSerializer(alias, context={"history": history}).data
+            alias = selectors.alias_get(model, alias)
+        history = selectors.alias_history(model, alias.name)[:ALIAS_HISTORY_SHOWN]
+        return s.serialize_alias_detail(alias, history)
 
     @extend_schema(responses=s.AliasDetailSerializer, summary="An alias, its version and its history")
     def get(self, request, model_id, alias):
@@ -455,14 +560,15 @@ class AliasDetailView(RegistryView):
 
     @extend_schema(request=s.AliasSetSerializer, responses={200: s.AliasDetailSerializer, **ERRORS},
                    summary="Set or move an alias to a published version")
+    @requires(Perm.PUBLISH_VERSION)
     def put(self, request, model_id, alias):
         model = self.model(model_id)
-        require(request.user, model.context, Perm.PUBLISH_VERSION)
         data = self.input(s.AliasSetSerializer)
         moved = services.alias_set(actor=request.user, model=model, name=alias, version_number=data["version"])
         return Response(self._detail(model, moved))
 
     @extend_schema(responses={204: None, **ERRORS})
+    @requires(Perm.PUBLISH_VERSION)
     def delete(self, request, model_id, alias):
         services.alias_delete(actor=request.user, model=self.model(model_id), name=alias)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -473,6 +579,7 @@ class AliasRollbackView(AliasDetailView):
 
     @extend_schema(request=None, responses={200: s.AliasDetailSerializer, **ERRORS},
                    summary="Move the alias back to the version it pointed to before")
+    @requires(Perm.PUBLISH_VERSION)
     def post(self, request, model_id, alias):
         model = self.model(model_id)
         services.alias_rollback(actor=request.user, model=model, name=alias)
@@ -492,12 +599,12 @@ class RecordListView(RegistryView):
                               s.RecordSerializer)
 
     @extend_schema(request=s.RecordSerializer, responses={201: s.RecordSerializer, **ERRORS})
+    @requires(Perm.EDIT_MODEL)
     def post(self, request, ctx):
-        context = selectors.context_get(request.user, ctx)
-        require(request.user, context, Perm.EDIT_MODEL)
+        context = self.context(ctx)
         data = self.input(s.RecordSerializer)
         record = services.record_create(actor=request.user, context=context, **data)
-        return Response(s.RecordSerializer(record).data, status=201)
+        return Response(s.RecordSerializer(selectors.record_get(request.user, record.pk)).data, status=201)
 
 
 class RecordDetailView(RegistryView):
@@ -510,12 +617,14 @@ class RecordDetailView(RegistryView):
         return Response(self._detail(selectors.record_get(request.user, record_id)))
 
     @extend_schema(request=s.RecordUpdateSerializer, responses={200: s.RecordDetailSerializer, **ERRORS})
+    @requires(Perm.EDIT_MODEL)
     def patch(self, request, record_id):
-        record = selectors.record_get(request.user, record_id)
-        record = services.record_update(actor=request.user, record=record, **self.input(s.RecordUpdateSerializer, partial=True))
-        return Response(self._detail(record))
+        record = self.record(record_id)
+        services.record_update(actor=request.user, record=record, **self.input(s.RecordUpdateSerializer, partial=True))
+        return Response(self._detail(selectors.record_get(request.user, record_id)))
 
     @extend_schema(responses={204: None, **ERRORS})
+    @requires(Perm.DELETE_MODEL)
     def delete(self, request, record_id):
-        services.record_delete(actor=request.user, record=selectors.record_get(request.user, record_id))
+        services.record_delete(actor=request.user, record=self.record(record_id))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -77,7 +77,7 @@ class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run in a transaction
 
     dependencies = [
-        ('registry', '0009_format_processing_attempts'),
+        ('registry', '0010_upload_sessions'),
     ]
 
     operations = [

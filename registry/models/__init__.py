@@ -1,7 +1,7 @@
 from registry.models.audit import AuditEvent
 from registry.models.catalog import Alias, AliasMove, Model, Tag, Version, VersionStatus
 from registry.models.contexts import ApiToken, Context, Membership, Role
-from registry.models.files import Format, FormatKind, FormatStatus
+from registry.models.files import Format, FormatKind, FormatStatus, UploadSession
 from registry.models.lineage import Metric, TrainingRecord
 from registry.models.trust import TrustedImport
 
@@ -21,6 +21,7 @@ __all__ = [
     "Tag",
     "TrainingRecord",
     "TrustedImport",
+    "UploadSession",
     "Version",
     "VersionStatus",
 ]

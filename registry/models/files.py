@@ -19,6 +19,8 @@ class FormatKind(models.TextChoices):
     RDA = "rda", "R data"
     H5 = "h5", "Keras / HDF5"
     SAVEDMODEL = "savedmodel", "TF SavedModel (zip)"
+    # A zip model artifact in the sense of ADS (runtime.yaml, score.py, schemas: SPEC §2). It is
+    # the only meaning of "artifact" here: one file of a version is a format, everywhere.
     ARTIFACT = "artifact", "Model artifact (zip)"
     OTHER = "other", "Other"
 
@@ -97,3 +99,37 @@ class Format(models.Model):
     @property
     def has_file(self) -> bool:
         return bool(self.storage_key)
+
+
+class UploadSession(models.Model):
+    """A file being sent straight to the bucket in parts (S3 multipart), not through the web
+    processes. The client asks for presigned part URLs, sends the parts (in parallel, resuming
+    from the parts already stored), and completes the session; only then does the file become
+    the format's, `uploaded`, and the workers hash it against `declared_sha256` as usual. A
+    session not completed by `expires_at` is aborted by the storage sweep."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    version = models.ForeignKey(Version, on_delete=models.CASCADE, related_name="upload_sessions")
+    kind = models.CharField(max_length=16)
+    storage_key = models.CharField(max_length=255)
+    upload_id = models.CharField(max_length=1024)
+    size = models.BigIntegerField()
+    part_size = models.BigIntegerField()
+    declared_sha256 = models.CharField(max_length=64)
+    original_filename = models.CharField(max_length=255, blank=True, default="")
+    content_type = models.CharField(max_length=255, blank=True, default="")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "kind"], name="upload_session_one_per_kind")]
+
+    @property
+    def part_count(self) -> int:
+        return max(1, -(-self.size // self.part_size))
+
+    def expected_part_size(self, number: int) -> int:
+        if number < self.part_count:
+            return self.part_size
+        return self.size - self.part_size * (self.part_count - 1)

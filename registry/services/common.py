@@ -1,4 +1,4 @@
-"""Helpers shared by the services: validation of common fields, tags and the audit log."""
+"""Helpers shared by the services: row locks, validation of common fields, tags and the audit log."""
 
 from __future__ import annotations
 
@@ -21,6 +21,16 @@ SIGNATURE_DTYPES = {
     "complex64", "complex128",
 }
 SIGNATURE_PROFILES = {"numerical", "text", "image"}
+
+
+def lock_for_update(rows: type[models.Model] | models.QuerySet) -> models.QuerySet:
+    """`rows` (a model's or a queryset's), read with a lock held until the transaction ends:
+    SELECT ... FOR NO KEY UPDATE OF their own table only. Only those rows: joined rows
+    (select_related) stay unlocked, so a write on one model or version does not stall the
+    rest of its context (tests/registry/test_lock_scope.py). NO KEY: inserts that reference a
+    locked row (a version of a locked model, an audit event) do not wait for it."""
+    queryset = rows._default_manager.all() if isinstance(rows, type) else rows
+    return queryset.select_for_update(of=("self",), no_key=True)
 
 
 def normalize_name(value: Any, *, field: str = "name", max_length: int = 200) -> tuple[str, str]:

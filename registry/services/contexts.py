@@ -15,8 +15,8 @@ from django.utils import timezone
 from registry.errors import Conflict, InvalidInput, NameTaken, NotFound
 from registry.models import ApiToken, Context, Membership, Role
 from registry.models.contexts import slug_validator
-from registry.permissions import Perm, require, require_staff
-from registry.services.common import audit, clean_text
+from registry.permissions import require_staff
+from registry.services.common import audit, clean_text, lock_for_update
 
 TOKEN_PREFIX = "mreg_"
 MAX_TOKEN_DAYS = 3650
@@ -25,8 +25,6 @@ MAX_TOKEN_DAYS = 3650
 @transaction.atomic
 def context_create(*, actor, slug: str, name: str = "", description: str = "") -> Context:
     """Create a context (site staff or the operator only)."""
-    if actor is not None:
-        require_staff(actor)
     slug = clean_text(slug, field="slug", max_length=50, allow_blank=False)
     try:
         slug_validator(slug)
@@ -71,10 +69,9 @@ def membership_set(
     create_only: bool = False,
 ) -> Membership:
     """Grant `role` in `context` to a user or a group, or change the role they hold."""
-    require(actor, context, Perm.MANAGE_CONTEXT)
     role = _clean_role(role)
     principal, label = _principal(username=username, group=group)
-    Context.objects.select_for_update(of=("self",), no_key=True).filter(pk=context.pk).first()
+    lock_for_update(Context).filter(pk=context.pk).first()
     membership = Membership.objects.filter(context=context, **principal).first()
     if membership is None:
         membership = Membership.objects.create(context=context, role=role, **principal)
@@ -98,8 +95,7 @@ def membership_set(
 @transaction.atomic
 def membership_remove(*, actor, context: Context, username: str | None = None, group: str | None = None) -> None:
     """Take a user's or group's role in `context` away."""
-    require(actor, context, Perm.MANAGE_CONTEXT)
-    Context.objects.select_for_update(of=("self",), no_key=True).filter(pk=context.pk).first()
+    lock_for_update(Context).filter(pk=context.pk).first()
     filters = {"user__username": username} if username else {"group__name": group}
     membership = Membership.objects.filter(context=context, **filters).first()
     if membership is None:

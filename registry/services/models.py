@@ -12,7 +12,6 @@ from registry import storage
 from registry.errors import InvalidInput, NameTaken
 from registry.models import Context, Format, Model
 from registry.names import lookalike_key
-from registry.permissions import Perm, require
 from registry.services.common import (
     apply_changes,
     audit,
@@ -20,6 +19,7 @@ from registry.services.common import (
     clean_tags,
     clean_text,
     describe_changes,
+    lock_for_update,
     normalize_name,
     set_tags,
     tag_names,
@@ -79,7 +79,6 @@ def model_create(
     metadata: dict | None = None,
 ) -> Model:
     """Create a model in `context`; the name is unique there after normalisation."""
-    require(actor, context, Perm.EDIT_MODEL)
     name, name_key = normalize_name(name)
     tags = clean_tags(tags)
     model = Model(
@@ -104,8 +103,9 @@ def model_create(
         raise _name_conflict(context, name, error) from None
     rows = set_tags(model, tags, new=True)
     audit(actor=actor, context=context, action="model.create", obj=model, summary=f"created model {name}")
-    # What the API returns, known without reading it back: a new model has no versions or aliases.
-    model.tag_names, model.version_numbers, model.alias_map = [t.name for t in rows], [], {}
+    # The model as selectors.model_detail() shows it, known without reading it back: a new
+    # model has no versions or aliases.
+    model.tag_names, model.version_numbers, model.alias_rows = [t.name for t in rows], [], []
     return model
 
 
@@ -122,8 +122,7 @@ def model_update(
     metadata: dict = UNSET,
 ) -> Model:
     """Edit a model's fields; only the arguments given change."""
-    require(actor, model.context, Perm.EDIT_MODEL)
-    model = Model.objects.select_for_update(of=("self",), no_key=True).get(pk=model.pk)
+    model = lock_for_update(Model).get(pk=model.pk)
     values: dict[str, Any] = {}
     if name is not UNSET:
         values["name"], values["name_key"] = normalize_name(name)
@@ -169,8 +168,7 @@ def model_update(
 @transaction.atomic
 def model_delete(*, actor, model: Model) -> None:
     """Delete a model with all its versions and formats; stored files go after commit."""
-    require(actor, model.context, Perm.DELETE_MODEL)
-    model = Model.objects.select_for_update(of=("self",), no_key=True).get(pk=model.pk)
+    model = lock_for_update(Model).get(pk=model.pk)
     keys = list(Format.objects.filter(version__model=model).exclude(storage_key="").values_list("storage_key", flat=True))
     context, name, model_id = model.context, model.name, str(model.pk)
     version_count = model.versions.count()

@@ -27,7 +27,7 @@ from registry import queue, storage
 from registry.introspection.dispatch import introspect
 from registry.introspection.report import FAILED, REVIEW, Report, storable
 from registry.models import Context, Format, FormatStatus, Version, VersionStatus
-from registry.services.common import audit
+from registry.services.common import audit, lock_for_update
 from registry.services.trusted_imports import review_outcome, trusted_names
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ VERIFIABLE = [FormatStatus.READY, FormatStatus.REVIEW, FormatStatus.QUARANTINED,
 
 def _locked(format_id, storage_key: str, status: str) -> Format | None:
     return (
-        Format.objects.select_for_update(of=("self",), no_key=True)
+        lock_for_update(Format)
         .select_related("version__model__context")
         .filter(pk=format_id, storage_key=storage_key, status=status)
         .first()
@@ -212,7 +212,7 @@ def format_record_report(*, format_id, storage_key: str, report: Report) -> Form
     if report.status == REVIEW:
         # The context first, as the trusted-import services lock it: an approval committing now
         # is either seen here or sees this format in review.
-        Context.objects.select_for_update(of=("self",), no_key=True).filter(
+        lock_for_update(Context).filter(
             models__versions__formats__pk=format_id).first()
     fmt = _locked(format_id, storage_key, FormatStatus.INTROSPECTING)
     if fmt is None:
@@ -259,7 +259,7 @@ def format_hash_fail(*, format_id, storage_key: str, message: str) -> Format | N
 
 def _fill_signature(version: Version, report: dict) -> None:
     """A signature found in a file fills the version's unless the client gave one."""
-    version = Version.objects.select_for_update(of=("self",), no_key=True).get(pk=version.pk)
+    version = lock_for_update(Version).get(pk=version.pk)
     if version.status != VersionStatus.DRAFT or version.signature_source == "client":
         return
     source = report["details"].get("signature_source", "introspection")
@@ -284,7 +284,7 @@ def format_verify(*, format_id) -> Format | None:
     if problem is None:
         return fmt
     with transaction.atomic():
-        fmt = Format.objects.select_for_update(of=("self",), no_key=True).select_related("version__model__context").filter(
+        fmt = lock_for_update(Format).select_related("version__model__context").filter(
             pk=format_id, storage_key=key, status__in=VERIFIABLE
         ).first()
         if fmt is None:
@@ -335,11 +335,7 @@ def formats_reconcile(*, older_than: timedelta | None = None) -> int:
         if started and attempts + 1 >= settings.REGISTRY_MAX_PROCESSING_ATTEMPTS:
             _give_up(format_id=format_id, storage_key=key, status=status, attempts=attempts + 1)
             continue
-        if status == FormatStatus.INTROSPECTING:
-            sent = queue.send("registry.tasks.format_introspect", str(format_id), key)
-        else:
-            sent = queue.format_processing(format_id, key)
-        queued += sent
+        queued += queue.format_next_step(format_id, key, status)
     return queued
 
 

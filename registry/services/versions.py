@@ -12,7 +12,6 @@ from django.utils import timezone
 from registry import storage
 from registry.errors import Conflict, InvalidInput, LimitReached, NotFound, NotPublishable, VersionPublished
 from registry.models import Context, Format, FormatStatus, Model, TrainingRecord, Version, VersionStatus
-from registry.permissions import Perm, require
 from registry.services.common import (
     apply_changes,
     audit,
@@ -21,6 +20,7 @@ from registry.services.common import (
     clean_tags,
     clean_text,
     describe_changes,
+    lock_for_update,
     set_tags,
     tag_names,
 )
@@ -90,7 +90,6 @@ def version_create(*, actor, model: Model, **fields) -> Version:
     Fields: name, description, tags, hyperparameters, config, framework,
     framework_version, records, metadata, signature.
     """
-    require(actor, model.context, Perm.EDIT_MODEL)
     unknown = set(fields) - {
         "name", "description", "tags", "hyperparameters", "config", "framework",
         "framework_version", "records", "metadata", "signature",
@@ -119,9 +118,10 @@ def version_create(*, actor, model: Model, **fields) -> Version:
         version.records.add(*records)
     audit(actor=actor, context=model.context, action="version.create", obj=version,
           summary=f"created version {number} of {name}")
-    # What the API returns, known without reading it back.
+    # The version as selectors.version_detail() shows it, known without reading it back.
     version.tag_names = [row.name for row in rows]
-    version.record_rows = sorted(records, key=lambda record: (record.name, str(record.pk)))
+    version.record_rows = [{"id": str(record.pk), "name": record.name, "uri": record.uri}
+                           for record in sorted(records, key=lambda record: (record.name, record.pk))]
     version.format_rows, version.alias_names = [], []
     return version
 
@@ -156,8 +156,7 @@ def _take_version_number(model: Model, actor) -> tuple[int, str]:
 @transaction.atomic
 def version_update(*, actor, version: Version, **fields) -> Version:
     """Edit an unpublished version; only the fields given change."""
-    require(actor, version.model.context, Perm.EDIT_MODEL)
-    version = Version.objects.select_for_update(of=("self",), no_key=True).select_related("model__context").get(pk=version.pk)
+    version = lock_for_update(Version).select_related("model__context").get(pk=version.pk)
     ensure_draft(version)
     values = _version_values(model=version.model, fields=fields)
     changes = apply_changes(version, values)
@@ -184,14 +183,13 @@ def version_update(*, actor, version: Version, **fields) -> Version:
 @transaction.atomic
 def version_publish(*, actor, version: Version) -> Version:
     """Freeze a version. Needs at least one format, and every format in a publishable state."""
-    require(actor, version.model.context, Perm.PUBLISH_VERSION)
-    version = Version.objects.select_for_update(of=("self",), no_key=True).select_related("model__context").get(pk=version.pk)
+    version = lock_for_update(Version).select_related("model__context").get(pk=version.pk)
     ensure_draft(version)
     formats = list(version.formats.order_by("kind"))
     if any(unvetted_imports(fmt.report) for fmt in formats):
         # A file that is ready only because its imports are trusted: hold the context, as a
         # revoke does, so a revoke committing now is seen here or sees this version published.
-        Context.objects.select_for_update(of=("self",), no_key=True).filter(pk=version.model.context_id).first()
+        lock_for_update(Context).filter(pk=version.model.context_id).first()
         formats = list(version.formats.order_by("kind"))
     if not formats:
         raise NotPublishable(f"Version {version.number} has no format yet; upload a file first.")
@@ -225,9 +223,8 @@ def version_publish(*, actor, version: Version) -> Version:
 @transaction.atomic
 def version_delete(*, actor, version: Version) -> None:
     """Delete a version and its formats; its number is never reused. Files go after commit."""
-    require(actor, version.model.context, Perm.DELETE_MODEL)
-    Model.objects.select_for_update(of=("self",), no_key=True).filter(pk=version.model_id).first()
-    version = Version.objects.select_for_update(of=("self",), no_key=True).select_related("model__context").get(pk=version.pk)
+    lock_for_update(Model).filter(pk=version.model_id).first()
+    version = lock_for_update(Version).select_related("model__context").get(pk=version.pk)
     aliases = list(version.aliases.values_list("name", flat=True))
     if aliases:
         raise Conflict(

@@ -33,7 +33,8 @@ def client_env(tmp_path, monkeypatch):
     """A private download cache, and no developer's config or token leaking into a test."""
     monkeypatch.setenv("REGISTRY_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("REGISTRY_CONFIG", str(tmp_path / "absent-config.toml"))
-    for name in ("REGISTRY_URL", "REGISTRY_TOKEN", "XDG_CACHE_HOME"):
+    monkeypatch.setenv("REGISTRY_UPLOAD_STATE_DIR", str(tmp_path / "upload-state"))
+    for name in ("REGISTRY_URL", "REGISTRY_TOKEN", "REGISTRY_CONTEXT", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
 

@@ -81,16 +81,22 @@ def test_unreachable_registry_is_a_transport_error_after_retries():
 
 def test_settings_from_arguments_environment_then_config_file(tmp_path, monkeypatch):
     config = tmp_path / "config.toml"
-    config.write_text('url = "https://from-file.example/"\ntoken = "file-token-123456"\n')
+    config.write_text('url = "https://from-file.example/"\ntoken = "file-token-123456"\ncontext = "from-file"\n')
     config.chmod(0o600)
     monkeypatch.setenv("REGISTRY_CONFIG", str(config))
     settings = load_settings()
-    assert (settings.url, settings.token) == ("https://from-file.example", "file-token-123456")
+    assert (settings.url, settings.token, settings.context) == ("https://from-file.example", "file-token-123456",
+                                                                "from-file")
     assert "file-token" not in repr(settings)
     monkeypatch.setenv("REGISTRY_URL", "https://from-env.example")
     monkeypatch.setenv("REGISTRY_TOKEN", "env-token-123456")
+    monkeypatch.setenv("REGISTRY_CONTEXT", "from-env")
     assert load_settings().url == "https://from-env.example" and load_settings().token == "env-token-123456"
+    assert load_settings().context == "from-env"
     assert load_settings("https://arg.example", "arg-token").token == "arg-token"
+    # The default context of models:/ URIs.
+    with Registry() as configured, Registry(default_context="from-argument") as given:
+        assert (configured.default_context, given.default_context) == ("from-env", "from-argument")
 
 
 def test_missing_or_broken_configuration_is_a_config_error(tmp_path, monkeypatch):
@@ -115,6 +121,7 @@ def test_world_readable_config_with_a_token_warns(tmp_path, monkeypatch):
         load_settings()
 
 
+@pytest.mark.subprocess
 def test_the_client_imports_without_django():
     code = textwrap.dedent("""
         import sys

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from datetime import datetime, timezone
@@ -9,7 +10,19 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from registry_client import Artifact, Conflict, Manifest, Model, NotFound, Record, Version, infer_signature
+from registry_client import (
+    Conflict,
+    Context,
+    Format,
+    FormatSummary,
+    Manifest,
+    Model,
+    NotFound,
+    Record,
+    RecordRef,
+    Version,
+    infer_signature,
+)
 from registry_client.manifest import lock_checksum
 from tests.client.conftest import MODEL_BYTES
 
@@ -34,16 +47,17 @@ def test_notebook_flow_end_to_end(connect, model_file, tmp_path):
     )
     assert isinstance(v, Version) and v.number == 1 and v.status == "draft"
     assert v.model_type == "scikit-learn:1.5.2"
-    assert sorted(r["name"] for r in v.records) == ["holdout", "transactions-2026-10"]
+    assert sorted(r.name for r in v.records) == ["holdout", "transactions-2026-10"]
+    assert all(isinstance(r, RecordRef) for r in v.records)
     assert v.signature == signature
     assert v.hyperparameters == {"C": 1.0, "max_iter": 200, "class_weight": [0.3, 0.7]}  # numpy values encoded
 
-    artifact = v.upload("pkl", model_file)
-    assert isinstance(artifact, Artifact)
-    assert artifact.status == "ready"  # the live server runs queued work eagerly
-    assert artifact.sha256 == hashlib.sha256(MODEL_BYTES).hexdigest()
-    assert artifact.declared_sha256 == artifact.sha256  # the client sent the checksum
-    assert artifact.filename == "model.pkl" and artifact.size == len(MODEL_BYTES)
+    uploaded = v.upload("pkl", model_file)
+    assert isinstance(uploaded, Format)
+    assert uploaded.status == "ready"  # the live server runs queued work eagerly
+    assert uploaded.sha256 == hashlib.sha256(MODEL_BYTES).hexdigest()
+    assert uploaded.declared_sha256 == uploaded.sha256  # the client sent the checksum
+    assert uploaded.filename == "model.pkl" and uploaded.size == len(MODEL_BYTES)
 
     v.log_metrics({"auc": 0.91, "loss": 0.3}, step=np.int64(3))
     v.log_metrics([{"key": "auc", "value": 0.92, "step": 4},
@@ -63,7 +77,8 @@ def test_notebook_flow_end_to_end(connect, model_file, tmp_path):
     v.publish()
     assert v.status == "published" and v.published_by == "publisher"
     model.set_alias("production", v)
-    assert model.aliases() == {"production": 1}
+    assert model.aliases == {"production": 1}
+    assert model.refresh().aliases == {"production": 1}
 
     # Later, elsewhere: fetch the production model, verified.
     path = reg.context("acme").model("churn-classifier").alias("production").get_model("pkl")
@@ -120,19 +135,21 @@ def test_model_update_versions_aliases_and_rollback(connect, model_file):
         model.alias("production")
 
 
-def test_artifacts_download_and_track_external_artifact(connect, model_file, tmp_path):
+def test_formats_download_and_track_a_training_record(connect, model_file, tmp_path):
     reg = connect("editor")
     model = reg.context("acme").model("embedder", create=True)
     v = model.create_version()
     v.upload("pkl", model_file, required=False, fail_on_tamper=False)
-    [artifact] = v.artifacts()
-    assert (artifact.kind, artifact.filename, artifact.status) == ("pkl", "model.pkl", "ready")
-    assert artifact.md5 == hashlib.md5(MODEL_BYTES).hexdigest()
-    assert artifact.sha256 == hashlib.sha256(MODEL_BYTES).hexdigest()
-    assert (artifact.required, artifact.fail_on_tamper) == (False, False)
+    [fmt] = v.formats()
+    assert (fmt.kind, fmt.filename, fmt.status) == ("pkl", "model.pkl", "ready")
+    assert fmt.md5 == hashlib.md5(MODEL_BYTES).hexdigest()
+    assert fmt.sha256 == hashlib.sha256(MODEL_BYTES).hexdigest()
+    assert (fmt.required, fmt.fail_on_tamper) == (False, False)
+    assert [(f.kind, f.status, f.size) for f in v.refresh().format_summaries] == [("pkl", "ready", len(MODEL_BYTES))]
 
     v.upload("pkl", model_file)  # re-upload: the existing format's flags are moved back
-    assert (v.artifact("pkl").required, v.artifact("pkl").fail_on_tamper) == (True, True)
+    assert (v.format("pkl").required, v.format("pkl").fail_on_tamper) == (True, True)
+    assert v.update_format("pkl", required=False).required is False
 
     (tmp_path / "out").mkdir()
     out = v.download("pkl", tmp_path / "out")
@@ -141,15 +158,18 @@ def test_artifacts_download_and_track_external_artifact(connect, model_file, tmp
     assert named.read_bytes() == MODEL_BYTES
     assert not list((tmp_path / "out").glob(".*part"))  # no temporary file left
 
-    record = v.track_artifact("s3://bucket/embeddings/vectors.parquet", "sha256:0f0f")
+    record = v.track_record("s3://bucket/embeddings/vectors.parquet", "sha256:0f0f")
     assert isinstance(record, Record) and record.name == "vectors.parquet" and record.checksum == "sha256:0f0f"
-    again = v.track_artifact("s3://bucket/embeddings/vectors.parquet", "sha256:0f0f")
+    again = v.track_record("s3://bucket/embeddings/vectors.parquet", "sha256:0f0f")
     assert again == record  # reused by name, linked once
-    assert [r["name"] for r in v.refresh().records] == ["vectors.parquet"]
+    assert [r.name for r in v.refresh().records] == ["vectors.parquet"]
     linked = reg.record(record.id)
-    assert [(x["model_name"], x["number"]) for x in linked.versions] == [("embedder", 1)]
+    assert [(x.model_name, x.number) for x in linked.versions] == [("embedder", 1)]
     with pytest.raises(Conflict, match="exists with uri"):
-        v.track_artifact("s3://other/vectors.parquet", "sha256:1111")
+        v.track_record("s3://other/vectors.parquet", "sha256:1111")
+
+    v.delete_format("pkl")
+    assert v.formats() == []
 
 
 # Calls mylibrary.models.Scorer("f1") when loaded: third-party code the scanner cannot vet. Never loaded.
@@ -161,9 +181,9 @@ def test_a_file_in_review_stops_publish_naming_its_imports_until_a_publisher_app
     path.write_bytes(REVIEW_BYTES)
     editor = connect("editor")
     v = editor.context("acme").model("scorer", create=True).create_version()
-    artifact = v.upload("pkl", path, wait=False)
-    assert artifact.status == "review"  # the workers ran as the upload committed
-    assert artifact.unvetted_imports == [
+    uploaded = v.upload("pkl", path, wait=False)
+    assert uploaded.status == "review"  # the workers ran as the upload committed
+    assert uploaded.unvetted_imports == [
         {"import": "mylibrary.models.Scorer", "module": "mylibrary.models", "name": "Scorer", "called": True}]
     with pytest.raises(Conflict) as caught:
         v.wait_ready(timeout=30)
@@ -178,7 +198,7 @@ def test_a_file_in_review_stops_publish_naming_its_imports_until_a_publisher_app
 
     publisher = connect("publisher").context("acme").model("scorer").version(1)
     approved = publisher.approve_imports("pkl", "our own package, reviewed in PR 412")
-    assert isinstance(approved, Artifact) and approved.status == "ready"
+    assert isinstance(approved, Format) and approved.status == "ready"
     assert publisher.publish().status == "published"
 
 
@@ -197,3 +217,48 @@ def test_freeze_writes_a_manifest_whose_lock_matches(published, tmp_path):
     assert pkl["md5_checksum"] == hashlib.md5(MODEL_BYTES).hexdigest()
     assert pkl["source_uri"] == f"registry://acme/{model.id}/versions/1/formats/pkl"
     assert data["optional_files"][0]["fail_on_tamper"] is False
+
+
+def test_resources_are_typed_dataclasses_over_the_json(published, connect):
+    registry, model, _ = published
+    version = model.version("production")
+    [pkl] = [f for f in version.formats() if f.kind == "pkl"]
+    context = registry.context("acme")
+    for resource in (context, model, version, pkl):
+        assert dataclasses.is_dataclass(resource) and isinstance(resource.data, dict)
+    assert context.role == "publisher" and isinstance(context.created_at, datetime)
+    assert model.aliases == {"production": 1}  # set_alias kept it up to date
+    assert model.version_numbers == [] and model.refresh().version_numbers == [1] and model.latest_version == 1
+    assert isinstance(model.created_at, datetime) and model.created_at.tzinfo is not None
+    assert (version.number, version.status, version.aliases, version.model_id) == (1, "published", ["production"],
+                                                                                   model.id)
+    assert isinstance(version.published_at, datetime) and version.published_at.tzinfo is not None
+    assert sorted(version.format_summaries, key=lambda f: f.kind) == [
+        FormatSummary(kind="other", status="ready", size=1900, sha256=version.format("other").sha256),
+        FormatSummary(kind="pkl", status="ready", size=len(MODEL_BYTES),
+                      sha256=hashlib.sha256(MODEL_BYTES).hexdigest()),
+    ]
+    assert pkl.version is version and isinstance(pkl.uploaded_at, datetime) and pkl.report["status"] == "ready"
+    with pytest.raises(AttributeError):
+        model.no_such_field  # noqa: B018 - a name that is not a field is an error, not a JSON lookup
+
+    # A key the JSON lacks takes the field's default; one this client does not know stays in `.data`.
+    newer = Model._from_json({"id": model.id, "name": "churn", "added_later": 1}, registry=registry)
+    assert (newer.tags, newer.aliases, newer.owner, newer.created_at) == ([], {}, None, None)
+    assert newer.data["added_later"] == 1 and not hasattr(newer, "added_later")
+
+    connect("editor").context("acme").model("churn").update(description="edited elsewhere")
+    assert model.description == "" and model.refresh().description == "edited elsewhere"
+    assert model.data["description"] == "edited elsewhere"
+
+
+def test_the_client_speaks_the_registrys_words():
+    """A format is a format and a training record a record, as on the server and the dashboard:
+    no second name for either (`artifact` is only a format kind, the zip model artifact)."""
+    import registry_client
+
+    names = set(registry_client.__all__)
+    for cls in (registry_client.Registry, Context, Model, Version, Format, Record):
+        names |= {name for name in dir(cls) if not name.startswith("__")}
+    assert not sorted(name for name in names if "artifact" in name.lower())
+    assert {"formats", "format", "update_format", "delete_format", "track_record"} <= set(dir(Version))

@@ -29,14 +29,14 @@ def test_an_interrupted_upload_is_retried_and_leaves_no_orphan(connect, proxy_fa
     reg = connect("editor", url=proxy.url)
     version = reg.context("acme").model("big", create=True).create_version()
 
-    artifact = version.upload("other", big_file)
+    uploaded = version.upload("other", big_file)
 
     assert proxy.cuts == 1
     puts = [head for head in proxy.request_heads if head.startswith("PUT ")]
     assert len(puts) == 2  # the cut attempt and the retry
     digest = hashlib.sha256(big_file.read_bytes()).hexdigest()
-    assert artifact.size == big_file.stat().st_size
-    assert artifact.sha256 == digest and artifact.status == "ready"
+    assert uploaded.size == big_file.stat().st_size
+    assert uploaded.sha256 == digest and uploaded.status == "ready"
     stored = stored_path(storage_dir, version, "other")
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == digest
     # The cut attempt's partial file is removed by the server (it may still be finishing).
@@ -51,7 +51,7 @@ def test_upload_gives_up_after_its_retries(connect, proxy_factory, big_file, sto
     with pytest.raises(TransportError):
         version.upload("other", big_file)
     assert wait_for(lambda: stored_files(storage_dir) == [])
-    assert version.artifact("other").status == "pending"  # the format exists, without a file
+    assert version.format("other").status == "pending"  # the format exists, without a file
 
 
 def test_an_interrupted_download_resumes_with_range(connect, proxy_factory, big_file, tmp_path):

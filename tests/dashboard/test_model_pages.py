@@ -732,6 +732,8 @@ PAGES_COUNTED = [
     ("model-aliases", lambda m, n: {"model_id": m.pk}),
     ("version-create", lambda m, n: {"model_id": m.pk}),
     ("version-edit", lambda m, n: {"model_id": m.pk, "number": 1}),
+    ("version-delete", lambda m, n: {"model_id": m.pk, "number": 1}),
+    ("compare", lambda m, n: {"model_id": m.pk}),
 ]
 
 
@@ -749,3 +751,24 @@ def test_query_count_does_not_grow_with_versions_metrics_or_aliases(name, kwargs
     assert response.status_code == 200
     if name == "model-detail":
         assert html(response).count('<li><a href="/models/') == 20  # every version is in the drop-down
+
+
+def test_model_list_page_query_count_does_not_grow_with_models(users, context, django_assert_num_queries):
+    """The model list reads a page of models with their tags and versions in one statement."""
+    def add(total):
+        while Model.objects.filter(context=context).count() < total:
+            n = Model.objects.count()
+            model = services.model_create(actor=users["editor"], context=context, name=f"model-{n}",
+                                          tags=[f"t{n}", "shared"])
+            services.version_create(actor=None, model=model, tags=["v"])
+
+    client = web(users["viewer"])
+    add(3)
+    client.get(url("model-list", ctx="acme"))  # warm up: session, content types
+    with CaptureQueriesContext(connection) as small:
+        assert client.get(url("model-list", ctx="acme")).status_code == 200
+    add(25)
+    with django_assert_num_queries(len(small)):
+        response = client.get(url("model-list", ctx="acme") + "?sort=-versions")
+    assert response.status_code == 200
+    assert html(response).count('<td class="tags">') == 25 and "shared" in html(response)

@@ -20,7 +20,9 @@ from tests.registry.test_storage_outage import (  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
 
-FAILURES = ["s3-down", "s3-slowdown", "local-folder-gone"]
+# The S3 cases start moto's S3 server: `subprocess` tests (make test-fast leaves them out).
+S3_DOWN = pytest.param("s3-down", marks=pytest.mark.subprocess)
+FAILURES = [S3_DOWN, pytest.param("s3-slowdown", marks=pytest.mark.subprocess), "local-folder-gone"]
 
 
 def url(name: str, **kwargs) -> str:
@@ -73,7 +75,7 @@ def test_upload_form_on_a_full_disk_is_507_with_its_message(full_disk, editor_we
     assert rows(draft) == before_rows
 
 
-@pytest.mark.parametrize("store", ["s3-down", "local-folder-gone"], indirect=True)
+@pytest.mark.parametrize("store", [S3_DOWN, "local-folder-gone"], indirect=True)
 def test_new_version_with_a_file_while_the_store_fails_says_the_file_was_not_stored(store, editor_web, draft):
     store.fail()
     try:

@@ -204,7 +204,7 @@ def test_snapshot_reads_a_version_and_its_latest_metrics(context):
         {"key": "auc", "value": 0.8, "step": 1}, {"key": "auc", "value": 0.9, "step": 2},
         {"key": "auc", "value": 0.85, "step": 0}, {"key": "note", "value": "ok"},
     ])
-    version = selectors.version_get(model, version.number)
+    version = selectors.version_detail(model, version.number)
     data = snapshot(version, selectors.metric_latest(version))
     assert data["fields"]["tags"] == "A, b"
     assert data["fields"]["model_type"] == "scikit-learn:1.5.2"

@@ -26,7 +26,7 @@ def outage_records(caplog) -> list[logging.LogRecord]:
 
 
 def test_api_answers_503_on_a_dropped_connection(clients, monkeypatch, caplog):
-    monkeypatch.setattr("registry.api.authentication.BearerTokenAuthentication._token", staticmethod(dropped))
+    monkeypatch.setattr("registry.api.authentication._token_by_hash", dropped)
 
     response = clients["viewer"].get("/api/v1/contexts/")
 

@@ -239,3 +239,76 @@ def test_permission_matrix(case, persona, world, persona_clients, storage_dir):
             assert slugs == ["other"]
         else:
             assert world["ctx"] in slugs
+
+
+# --- the permission is decided before the body is read ------------------------------------
+
+def _invalid_body(case: Case) -> tuple[bytes, str, dict]:
+    """What `case` would refuse with 400 if it read it: malformed JSON, or a file whose declared
+    checksum is not a checksum."""
+    if isinstance(case.body, bytes):
+        return case.body, "application/octet-stream", {"HTTP_X_CHECKSUM_SHA256": "not-a-checksum"}
+    return b'{"this is": not json', "application/json", {}
+
+
+def _just_below(case: Case) -> str | None:
+    """A persona who can see the object but lacks the case's role, if there is one."""
+    below = [name for name, rank in RANK.items() if rank == RANK[case.least_role] - 1 and name in PERSONAS]
+    return below[0] if below else None
+
+
+FORBIDDEN_WRITES = [
+    (case, persona)
+    for case in CASES if case.is_write
+    for persona in dict.fromkeys(p for p in (_just_below(case), "viewer", "readonly", "outsider") if p)
+    if expected_status(case, persona) in (403, 404)
+]
+
+
+@pytest.mark.parametrize(("case", "persona"), FORBIDDEN_WRITES,
+                         ids=[f"{case.name}-{persona}" for case, persona in FORBIDDEN_WRITES])
+def test_a_forbidden_write_with_an_invalid_body_answers_403_not_400(case, persona, world, persona_clients,
+                                                                   storage_dir):
+    """403 (or 404 for an object in a context the user cannot see) whatever the body holds: the
+    permission is decided before the body is parsed or validated, so a refused caller learns
+    nothing from validation errors and no body is read for nothing."""
+    body, content_type, headers = _invalid_body(case)
+    audit_before, files_before = AuditEvent.objects.count(), stored_files(storage_dir)
+    path = case.path.format(**world)
+    response = persona_clients[persona].generic(case.method, path, data=body, content_type=content_type,
+                                                **case.headers, **headers)
+
+    assert response.status_code == expected_status(case, persona), (case.name, persona, response.content[:300])
+    assert response.json()["code"] == ("permission_denied" if response.status_code == 403 else "not_found")
+    assert AuditEvent.objects.count() == audit_before
+    assert stored_files(storage_dir) == files_before
+
+
+@pytest.mark.parametrize("case", [case for case in CASES if case.is_write], ids=lambda case: case.name)
+def test_the_same_invalid_body_from_an_allowed_caller_is_400(case, world, persona_clients):
+    """The bodies above are invalid indeed: a caller who may write gets 400 for them."""
+    body, content_type, headers = _invalid_body(case)
+    if case.body is None:
+        pytest.skip("this write reads no body")
+    persona = "staff" if case.least_role == "staff" else "admin"
+    response = persona_clients[persona].generic(case.method, case.path.format(**world), data=body,
+                                                content_type=content_type, **case.headers, **headers)
+    assert response.status_code == 400, (case.name, response.content[:300])
+
+
+def test_every_write_handler_names_its_permission():
+    """A handler that writes decides its permission with @requires or @staff_only, never by
+    leaving it to a service (the matrix above holds each decision to its role)."""
+    from django.urls import get_resolver
+
+    from registry.api.views import RegistryView
+
+    undecided = []
+    for pattern in get_resolver("registry.api.urls").url_patterns:
+        view_class = pattern.callback.view_class
+        assert issubclass(view_class, RegistryView)
+        for method in ("post", "put", "patch", "delete"):
+            handler = getattr(view_class, method, None)
+            if handler is not None and not hasattr(handler, "required_permission"):
+                undecided.append(f"{method.upper()} {pattern.pattern}")
+    assert undecided == []

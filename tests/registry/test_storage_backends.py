@@ -51,7 +51,7 @@ class Backend:
         return [u["Key"] for u in s3_client(self.endpoint).list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])]
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.subprocess)])
 def backend(request, settings, storage_dir):
     if request.param == "local":
         yield Backend("local", folder=storage_dir)

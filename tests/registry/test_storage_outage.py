@@ -197,7 +197,8 @@ class Store:
 
 
 S3_FAILURES = ["down", "hangup", "silent", "slowdown", "internal"]
-FAILURES = [f"s3-{name}" for name in S3_FAILURES] + ["local-folder-gone"]
+# The S3 cases start moto's S3 server: `subprocess` tests (make test-fast leaves them out).
+FAILURES = [pytest.param(f"s3-{name}", marks=pytest.mark.subprocess) for name in S3_FAILURES] + ["local-folder-gone"]
 
 
 @pytest.fixture

@@ -65,6 +65,7 @@ def test_the_default_rates_leave_room_for_normal_clients(settings):
     assert parse_rate(rates["tamper_report"]) == (10, 3600)
 
 
+@pytest.mark.subprocess
 def test_rates_come_from_the_environment(tmp_path):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")},
            "DJANGO_SETTINGS_MODULE": "registry.settings", "REGISTRY_DATA_DIR": str(tmp_path),

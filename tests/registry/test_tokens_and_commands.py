@@ -114,6 +114,75 @@ def test_no_credentials_is_401(users):
     assert APIClient().post("/api/v1/contexts/acme/models/", {"name": "m"}, format="json").status_code == 401
 
 
+def test_token_lookup_reads_the_token_its_user_and_every_role_in_one_statement(context, other_context,
+                                                                               django_assert_num_queries):
+    """One path on every database (registry/api/authentication.py): the token and its user as
+    the ORM reads them, and the highest role per context, granted directly or through groups."""
+    from django.contrib.auth.models import Group
+
+    from registry.api.authentication import token_with_roles
+    from registry.services.contexts import hash_token
+
+    user = get_user_model().objects.create_user(username="grants", password="x", first_name="Gr")
+    Group.objects.create(name="data-team").user_set.add(user)
+    Group.objects.create(name="reviewers").user_set.add(user)
+    third = services.context_create(actor=None, slug="third", name="Third")
+    services.membership_set(actor=None, context=context, role="viewer", username="grants")
+    services.membership_set(actor=None, context=context, role="publisher", group="data-team")
+    services.membership_set(actor=None, context=other_context, role="admin", username="grants")
+    services.membership_set(actor=None, context=other_context, role="editor", group="reviewers")
+    services.membership_set(actor=None, context=third, role="editor", group="reviewers")
+    services.membership_set(actor=None, context=third, role="viewer", group="data-team")
+    token, plain = services.token_create(actor=None, user=user, name="ci", read_only=True, expires_in_days=3)
+
+    with django_assert_num_queries(1):
+        found, roles = token_with_roles(hash_token(plain))
+
+    stored = ApiToken.objects.select_related("user").get(pk=token.pk)
+    assert {field.attname: getattr(found, field.attname) for field in ApiToken._meta.concrete_fields} == {
+        field.attname: getattr(stored, field.attname) for field in ApiToken._meta.concrete_fields}
+    assert found.read_only is True and timezone.is_aware(found.expires_at)
+    assert {field.attname: getattr(found.user, field.attname) for field in get_user_model()._meta.concrete_fields} == {
+        field.attname: getattr(stored.user, field.attname) for field in get_user_model()._meta.concrete_fields}
+    assert roles == {context.pk: "publisher", other_context.pk: "admin", third.pk: "editor"}
+    assert token_with_roles(hash_token(plain + "x")) is None
+
+
+def test_token_lookup_of_a_user_without_any_role(db):
+    from registry.api.authentication import token_with_roles
+    from registry.services.contexts import hash_token
+
+    user = get_user_model().objects.create_user(username="loner", password="x")
+    token, plain = services.token_create(actor=None, user=user)
+    found, roles = token_with_roles(hash_token(plain))
+    assert found.pk == token.pk and found.user.username == "loner" and roles == {}
+    assert bearer(plain).get("/api/v1/contexts/").json()["results"] == []
+
+
+def test_a_token_request_asks_no_other_statement_about_roles(context, users):
+    """A role granted through a group counts, and the roles read with the token answer every
+    permission question of the request: no other statement reads memberships."""
+    from django.contrib.auth.models import Group
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    member = get_user_model().objects.create_user(username="via-group", password="x")
+    Group.objects.create(name="editors").user_set.add(member)
+    services.membership_set(actor=None, context=context, role="viewer", username="via-group")
+    services.membership_set(actor=None, context=context, role="editor", group="editors")
+    model = services.model_create(actor=None, context=context, name="m")
+    client = bearer(services.token_create(actor=None, user=member)[1])
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.patch(f"/api/v1/models/{model.pk}/", {"task": "asr"}, format="json")
+
+    assert response.status_code == 200, response.content
+    membership_table = Membership._meta.db_table
+    assert sum(membership_table in query["sql"] for query in queries.captured_queries) == 1
+    Group.objects.get(name="editors").user_set.remove(member)
+    assert client.patch(f"/api/v1/models/{model.pk}/", {"task": "x"}, format="json").status_code == 403
+
+
 @pytest.fixture
 def world(clients):
     """A model with a draft v1 (pending pkl), a published v2 under alias 'production', and a record."""

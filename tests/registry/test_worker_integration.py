@@ -26,7 +26,7 @@ from registry.services import processing
 from tests.conftest import client_for
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.subprocess]
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
 # A queue of this run's own, so concurrent runs on one Redis never take each other's messages.
