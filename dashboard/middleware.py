@@ -1,4 +1,4 @@
-"""Turn the services' rule errors into the dashboard's 404/403 pages, and refuse a multipart
+"""Turn the services' rule errors into the dashboard's 404/403/400 pages, and refuse a multipart
 form too large to carry an allowed file before its body is read."""
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from registry import http_errors, outage
-from registry.errors import FileTooLarge, NotFound, PermissionDenied
+from registry.errors import FileTooLarge, InvalidInput, NotFound, PermissionDenied
 from registry.limits import form_upload_size_check
 
 
@@ -23,6 +23,8 @@ class RegistryErrorMiddleware:
             raise Http404(exception.message)
         if isinstance(exception, PermissionDenied):
             raise DjangoPermissionDenied(exception.message)
+        if isinstance(exception, InvalidInput):  # input a view does not show in a form: a ?cursor=
+            return http_errors.error_page(request, 400, exception.message)
         cut_off = http_errors.incomplete_body(exception, request)  # logged there, in one line
         if cut_off is not None:
             return outage.mark_logged(http_errors.error_page(request, cut_off.status_code, cut_off.message,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import CharField, F, Func, JSONField, Subquery
+from django.db.models import BooleanField, CharField, F, Func, JSONField, QuerySet, Subquery
 
 
 class JSONList(Subquery):
@@ -85,3 +85,25 @@ class JSONRow(Func):
 
     def as_postgresql(self, compiler, connection, **extra_context):
         return self._object(compiler, "JSONB_BUILD_OBJECT")
+
+
+class AmongIds(Func):
+    """`AmongIds(field, queryset)`: `field` is one of the values `queryset` selects, a condition
+    for filter() or Q(). On PostgreSQL `field = ANY(ARRAY(subquery))`: the subquery runs once and
+    its ids are looked up in the field's index, also as one branch of an OR (the model search: a
+    BitmapOr with the trigram indexes). There `IN (subquery)` is a filter tried on each row, and
+    the planner walks the whole name index with it when the hits sort late (a tag that every
+    "fraud-..." model carries). Elsewhere `IN (subquery)`."""
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, field: str, queryset: QuerySet):
+        super().__init__(F(field), Subquery(queryset))
+
+    def as_sql(self, compiler, connection, **extra_context):
+        return super().as_sql(compiler, connection, template="%(expressions)s", arg_joiner=" IN ", **extra_context)
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return super().as_sql(compiler, connection, template="%(expressions)s)", arg_joiner=" = ANY(ARRAY",
+                              **extra_context)

@@ -24,7 +24,7 @@ from registry.models import (
     TrustedImport,
     Version,
 )
-from registry.expressions import JSONList, UUIDText
+from registry.expressions import AmongIds, JSONList, UUIDText
 from registry.permissions import ALL_CONTEXTS, Perm, context_scope, contexts_for, models_for
 from registry.prepared import CompiledQuery
 from registry.services.common import normalize_name
@@ -194,11 +194,14 @@ def model_list(
         term = Upper(Value(search.strip()))
         # The upper-cased copies the database keeps (Model.name_upper...): the term is
         # upper-cased once, not every row; tag keys are case-folded already.
+        # The trigram indexes of migration 0011 serve the two LIKEs on PostgreSQL; AmongIds lets
+        # the tag branch join them in one BitmapOr.
         tagged = Model.tags.through.objects.filter(tag__key__contains=search.strip().casefold()).values("model_id")
-        models = models.filter(Q(name_upper__contains=term) | Q(description_upper__contains=term) | Q(pk__in=tagged))
+        models = models.filter(Q(name_upper__contains=term) | Q(description_upper__contains=term)
+                               | Q(AmongIds("pk", tagged)))
     for tag in tags or []:
         tagged = Model.tags.through.objects.filter(tag__key=tag.strip().casefold()).values("model_id")
-        models = models.filter(pk__in=tagged)
+        models = models.filter(AmongIds("pk", tagged))
     if name:
         try:
             _, key = normalize_name(name)
@@ -328,7 +331,8 @@ def metric_list(version: Version, *, key: str = "") -> QuerySet[Metric]:
     metrics = Metric.objects.filter(version=version)
     if key:
         metrics = metrics.filter(key=key)
-    return metrics.order_by("key", "step", "wallclock", "id")
+    # Nulls placed explicitly (the databases differ), which keyset pagination needs.
+    return metrics.order_by("key", F("step").asc(nulls_last=True), "wallclock", "id")
 
 
 def metric_latest(version: Version) -> QuerySet[Metric]:

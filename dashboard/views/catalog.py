@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import path
 
 from dashboard.forms import ModelForm
-from dashboard.views.base import add_service_error, page_numbers, requires
-from registry import selectors, services
+from dashboard.views.base import add_service_error, requires
+from registry import keyset, selectors, services
 from registry.errors import InvalidInput, RegistryError
 from registry.permissions import Perm, has_perm
 
+MODELS_PER_PAGE = 25
 SORTS = [
     ("name", "Name (A–Z)"), ("-name", "Name (Z–A)"),
     ("-updated", "Recently updated"), ("updated", "Least recently updated"),
@@ -41,9 +41,10 @@ def model_list(request, ctx):
         models = selectors.model_list(request.user, context, search=search, tags=[tag] if tag else [], ordering=sort)
     except InvalidInput:
         models = selectors.model_list(request.user, context, search=search)
-    page = Paginator(models, 25).get_page(request.GET.get("page"))
+    # A context may hold a hundred thousand models: pages by cursor (registry/keyset.py).
+    page = keyset.paginate(models, cursor=request.GET.get("cursor") or None, size=MODELS_PER_PAGE)
     return render(request, "dashboard/models/list.html", {
-        "context": context, "page": page, "pages": page_numbers(page), "search": search, "tag": tag,
+        "context": context, "page": page, "search": search, "tag": tag,
         "sort": sort, "sorts": SORTS, "can_edit": has_perm(request.user, context, Perm.EDIT_MODEL),
         "form": ModelForm(),
         # Each alias with the worst file state of its version: one query for the page.

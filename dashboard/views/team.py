@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from dashboard.forms import MemberAddForm, MemberRoleForm, RecordForm, TokenForm
 from dashboard.views.base import add_service_error, page_numbers, requires
-from registry import compare, selectors, services
+from registry import compare, keyset, selectors, services
 from registry.errors import NotFound, RegistryError
 from registry.models import Role
 from registry.permissions import Perm, effective_role, permissions_in
@@ -208,9 +208,10 @@ def audit_list(request, ctx):
     context = selectors.context_get(request.user, ctx)
     filters = {name: request.GET.get(name, "").strip() for name in ("action", "actor", "object_type", "object_id")}
     events = selectors.audit_list(context, **filters)
-    page = Paginator(events, AUDIT_PER_PAGE).get_page(request.GET.get("page"))
+    # Millions of events: pages by cursor (registry/keyset.py), without a count.
+    page = keyset.paginate(events, cursor=request.GET.get("cursor") or None, size=AUDIT_PER_PAGE)
     return render(request, "dashboard/team/audit_list.html", {
-        "context": context, "page": page, "pages": page_numbers(page), "filters": filters,
+        "context": context, "page": page, "filters": filters,
         "filtered": any(filters.values()), "object_types": AUDIT_OBJECT_TYPES, "action_hints": AUDIT_ACTION_HINTS,
     })
 

@@ -19,6 +19,7 @@ from registry import selectors, services
 from registry.api import serializers as s
 from registry.api.conditional import frozen_response
 from registry.api.files import FileNegotiation, download_response, upload_filename
+from registry.api.pagination import CursorPagination
 from registry.errors import InvalidInput, LengthRequired
 from registry.permissions import STAFF, Perm, effective_roles, require, require_staff
 from registry.services.formats import ACKNOWLEDGED_DOWNLOAD_STATUSES
@@ -197,6 +198,8 @@ class GroupMemberDetailView(MemberDetailView):
 
 
 class AuditListView(RegistryView):
+    pagination_class = CursorPagination
+
     @extend_schema(
         responses=s.AuditEventSerializer(many=True),
         parameters=[OpenApiParameter(name, str, description=f"Filter by {name}")
@@ -254,6 +257,8 @@ class TrustedImportDetailView(RegistryView):
 # --- models -----------------------------------------------------------------------------
 
 class ModelListView(RegistryView):
+    pagination_class = CursorPagination
+
     @extend_schema(
         responses=s.ModelSerializer(many=True),
         parameters=[
@@ -348,6 +353,8 @@ class VersionPublishView(RegistryView):
 
 
 class MetricListView(RegistryView):
+    pagination_class = CursorPagination
+
     @extend_schema(responses=s.MetricSerializer(many=True),
                    parameters=[OpenApiParameter("key", str, description="Only this metric")])
     def get(self, request, model_id, number):
@@ -582,6 +589,8 @@ class AliasRollbackView(AliasDetailView):
 # --- training records -------------------------------------------------------------------
 
 class RecordListView(RegistryView):
+    pagination_class = CursorPagination
+
     @extend_schema(responses=s.RecordSerializer(many=True),
                    parameters=[OpenApiParameter("search", str, description="Words in the name or URI")])
     def get(self, request, ctx):

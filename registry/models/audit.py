@@ -21,7 +21,13 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["context", "-created_at"], name="audit_ctx_time")]
+        # Each serves a page of the log in its order (keyset pagination: newest first, the id
+        # breaking ties), for the whole context or filtered by who acted or on what.
+        indexes = [
+            models.Index(fields=["context", "-created_at", "-id"], name="audit_ctx_time_id"),
+            models.Index(fields=["context", "actor_name", "-created_at", "-id"], name="audit_ctx_actor"),
+            models.Index(fields=["context", "object_id", "-created_at", "-id"], name="audit_ctx_object"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.object_repr}"

@@ -3,6 +3,7 @@
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Cast, Upper
@@ -68,6 +69,10 @@ class Model(models.Model):
         indexes = [
             models.Index(fields=["context", "updated_at"], name="model_ctx_updated"),
             models.Index(fields=["context", "created_at"], name="model_ctx_created"),
+            # The search (selectors.model_list): substrings of the upper-cased copies, found by
+            # trigrams. PostgreSQL only (pg_trgm); migration 0011 skips them elsewhere.
+            GinIndex(fields=["name_upper"], opclasses=["gin_trgm_ops"], name="model_name_trgm"),
+            GinIndex(fields=["description_upper"], opclasses=["gin_trgm_ops"], name="model_description_trgm"),
         ]
 
     def __str__(self) -> str:

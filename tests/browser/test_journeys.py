@@ -223,32 +223,32 @@ def test_pagination_over_more_than_25_models(page):
         services.model_create(actor=None, context=acme, name=f"model-{number:02d}", tags="bulk")
     log_in(page, "alice")
 
+    # Pages by cursor (no page numbers, no total: a context may hold 100,000 models).
     rows = page.locator("table.list tbody tr")
     expect(rows).to_have_count(25)
-    expect(page.get_by_text("30 models")).to_be_visible()
+    expect(page.get_by_text("30 models")).to_have_count(0)
     pages = page.get_by_role("navigation", name="Pages")
-    expect(pages.locator("[aria-current=page]")).to_have_text("1")
     expect(pages.get_by_role("link", name="‹ Previous")).to_have_count(0)
     screenshot(page, "pagination-page-1")
 
     pages.get_by_role("link", name="Next ›").click()
-    expect(page).to_have_url(re.compile(r"page=2"))
+    expect(page).to_have_url(re.compile(r"cursor="))
     expect(rows).to_have_count(5)
     assert model_names(page) == [f"model-{n}" for n in range(26, 31)]
-    expect(pages.locator("[aria-current=page]")).to_have_text("2")
     expect(pages.get_by_role("link", name="Next ›")).to_have_count(0)
     screenshot(page, "pagination-page-2")
 
     # Page links keep the sort order.
     page.get_by_label("Sort").select_option("-name")
     expect(page).to_have_url(re.compile(r"sort=-name"))
-    assert "page=" not in page.url  # a new sort starts again at page 1
+    assert "cursor=" not in page.url  # a new sort starts again at the first page
     assert model_names(page)[0] == "model-30"
-    pages.get_by_role("link", name="2", exact=True).click()
+    pages.get_by_role("link", name="Next ›").click()
     expect(page).to_have_url(re.compile(r"sort=-name"))
     assert model_names(page) == [f"model-{n:02d}" for n in range(5, 0, -1)]
     pages.get_by_role("link", name="‹ Previous").click()
     expect(rows).to_have_count(25)
+    assert model_names(page)[0] == "model-30"
 
 
 def test_an_outsider_cannot_see_the_context(page):

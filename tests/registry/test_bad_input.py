@@ -360,10 +360,13 @@ def test_an_alias_to_a_version_number_out_of_range_is_400(clients, version, numb
     assert_json_error(r)
 
 
+@pytest.mark.parametrize("path", ["/api/v1/contexts/acme/members/", "/api/v1/contexts/acme/models/"])
 @pytest.mark.parametrize("query", [f"page={10**30}", f"page_size={10**30}", "page=-1", f"page_size=-{10**30}"])
-def test_paging_numbers_out_of_range_are_not_a_500(clients, model, query):
-    r = clients["viewer"].get(f"/api/v1/contexts/acme/models/?{query}")
-    assert r.status_code in (200, 404), r.content[:200]
+def test_paging_numbers_out_of_range_are_not_a_500(clients, model, path, query):
+    r = clients["admin"].get(f"{path}?{query}")
+    # The models page by cursor: a page number there is refused (400) whatever its value.
+    allowed = (400,) if "models" in path and query.startswith("page=") else (200, 404)
+    assert r.status_code in allowed, r.content[:200]
     assert r["Content-Type"].startswith("application/json")
 
 
