@@ -101,7 +101,7 @@ def main(argv=None) -> int:
             paths += [base, f"{base}aliases/production/", f"{base}versions/2/",
                       f"{base}versions/2/manifest/?frozen=true", f"{base}versions/"]
         paths += ["/api/v1/contexts/search/models/", f"/api/v1/contexts/search/models/?search={SEARCH_TERM}",
-                  "/api/v1/contexts/search/models/?page=2"]
+                  "/api/v1/contexts/search/models/?tag=team-3"]
         script = Path(tempfile.mkdtemp()) / "mix.lua"
         script.write_text(LUA % {"paths": ", ".join(f'"{p}"' for p in paths), "token": server.token})
         runner.close()
