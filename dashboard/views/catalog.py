@@ -48,7 +48,7 @@ def model_list(request, ctx):
         "sort": sort, "sorts": SORTS, "can_edit": has_perm(request.user, context, Perm.EDIT_MODEL),
         "form": ModelForm(),
         # Each alias with the worst file state of its version: one query for the page.
-        "alias_states": selectors.alias_file_states(model.pk for model in page.object_list),
+        "alias_states": selectors.alias_file_states(model.pk for model in page.rows),
     })
 
 
