@@ -17,6 +17,7 @@ from registry.models import (
     AuditEvent,
     Context,
     Format,
+    FormatStatus,
     Membership,
     Metric,
     Model,
@@ -475,8 +476,9 @@ def token_get(user, token_id) -> ApiToken:
 
 # Worst first: the state a version (or an alias, through its version) is shown with is that of
 # its worst file, so a published version whose file went corrupt never keeps a green badge.
-FILE_STATE_SEVERITY = ["quarantined", "corrupt", "failed", "review", "introspecting", "hashing", "uploaded",
-                       "pending", "ready"]
+FILE_STATE_SEVERITY = [FormatStatus.QUARANTINED, FormatStatus.CORRUPT, FormatStatus.FAILED, FormatStatus.REVIEW,
+                       FormatStatus.INTROSPECTING, FormatStatus.HASHING, FormatStatus.UPLOADED, FormatStatus.PENDING,
+                       FormatStatus.READY]
 
 
 def worst_file_state(files) -> dict | None:

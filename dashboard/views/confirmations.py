@@ -15,6 +15,7 @@ from django.urls import path, reverse
 
 from dashboard import preflight
 from registry import selectors
+from registry.models import FormatStatus
 from registry.permissions import Perm, permissions_in
 
 M = "models/<str:model_id>"
@@ -82,10 +83,11 @@ def format_download_confirm(request, model_id, number, kind):
 
 
 def download_warning(fmt) -> str:
-    state = {"review": "needs review: it imports code nobody has approved",
-             "uploaded": "is still being checked", "hashing": "is still being checked",
-             "introspecting": "is still being checked"}.get(fmt.status, f"is {fmt.status}")
-    detail = f" ({fmt.status_message})" if fmt.status_message and fmt.status != "review" else ""
+    checking = "is still being checked"
+    state = {FormatStatus.REVIEW: "needs review: it imports code nobody has approved",
+             FormatStatus.UPLOADED: checking, FormatStatus.HASHING: checking,
+             FormatStatus.INTROSPECTING: checking}.get(fmt.status, f"is {fmt.status}")
+    detail = f" ({fmt.status_message})" if fmt.status_message and fmt.status != FormatStatus.REVIEW else ""
     return (f"This file {state}{detail}. Loading it may be unsafe. The download is recorded in the "
             f"audit log.")
 
