@@ -264,7 +264,15 @@ def presigned_download_origins(bucket: str, endpoint: str | None, region: str | 
     return [f"https://{host}.amazonaws.com"] + ([f"https://{host}.{region}.amazonaws.com"] if region else [])
 
 
-_form_targets = [SELF]
+_form_targets, _connect = [SELF], {}
+if REGISTRY_S3_BUCKET:
+    # The dashboard's direct uploads PUT a file's parts to presigned URLs of the bucket
+    # (otherwise default-src, the registry alone).
+    _connect["connect-src"] = [SELF] + presigned_download_origins(
+        REGISTRY_S3_BUCKET,
+        _file_storage["OPTIONS"]["public_endpoint_url"] or _s3_endpoint,
+        _file_storage["OPTIONS"]["region_name"],
+    )
 if REGISTRY_S3_BUCKET and REGISTRY_S3_PRESIGNED_DOWNLOADS:
     # The acknowledged download of a flagged file is a form; the API answers it with a redirect
     # to the bucket, and browsers hold a form's redirects to form-action as well.
@@ -283,6 +291,7 @@ CONTENT_SECURITY_POLICY = {
         "base-uri": [NONE],
         "frame-ancestors": [NONE],
         "form-action": _form_targets,
+        **_connect,
     },
 }
 

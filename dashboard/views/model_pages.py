@@ -22,7 +22,7 @@ from dashboard import preflight
 from dashboard.charts import metric_charts
 from dashboard.forms import AliasForm, DeleteModelForm, ModelForm, NewVersionForm, UploadForm, VersionForm
 from dashboard.views.base import add_service_error, requires
-from registry import selectors, services
+from registry import selectors, services, storage
 from registry.errors import Conflict, FileTooLarge, InvalidInput, StorageUnavailable
 from registry.models import FormatKind, FormatStatus, VersionStatus
 from registry.permissions import Perm, permissions_in
@@ -98,6 +98,8 @@ def _page(request, model, *, tab: str, version=None, selected: int | None = None
         **({"publish_refusal": preflight.publish_refusal(version), "delete_refusal": preflight.delete_refusal(version)}
            if hasattr(version, "format_rows") else {}),
         "version_limit_refusal": preflight.version_limit_refusal(model, len(versions)),
+        # On S3 the browser sends a file's parts straight to the bucket (static/dashboard/app.js).
+        "direct_uploads": storage.direct_uploads_available(),
         "model_form": ModelForm(initial={
             "name": model.name, "description": model.description, "task": model.task,
             "tags": ", ".join(model.tag_names),
@@ -248,6 +250,11 @@ def version_create(request, model_id):
 
 def _after_create(request, model, version, kind, uploaded):
     """The version exists; store its first file if one came with the form."""
+    if uploaded is None and request.POST.get("direct_upload") and kind:
+        # The browser keeps the file and sends it straight to the bucket from the Formats tab
+        # it lands on (static/dashboard/app.js): the web process never sees its bytes.
+        messages.success(request, f"Version {version.number} created; sending its {kind} file…")
+        return redirect("dashboard:version-formats", model_id=model.pk, number=version.number)
     if uploaded is None:
         messages.success(request, f"Version {version.number} created. Add a file in the Formats tab.")
         return redirect("dashboard:version-detail", model_id=model.pk, number=version.number)

@@ -12,6 +12,140 @@ function openDialog(dialog, opener) {
   if (first) first.focus();
 }
 
+// Direct uploads (S3 storage): the file's parts go from the browser straight to the bucket, as the
+// client's do (README "Direct uploads"); the web process never sees its bytes. The SHA-256 the
+// workers check the stored file against is computed here first (vendor/sha256.min.js, a chunk
+// at a time, never the whole file in memory). An interrupted upload resumes from the parts the
+// bucket holds when the same file is chosen again (the session id is kept in localStorage).
+const directUploads = (function () {
+  "use strict";
+  const HASH_CHUNK = 8 * 1024 * 1024;
+  const PARALLEL = 4;
+  const URLS_PER_REQUEST = 1000;
+  const ATTEMPTS = 3;
+
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  async function call(method, url, body) {
+    const response = await fetch(url, {
+      method: method, credentials: "same-origin",
+      headers: {"Accept": "application/json", "Content-Type": "application/json", "X-CSRFToken": csrfToken()},
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    try { data = await response.json(); } catch (e) { /* not JSON */ }
+    if (!response.ok) {
+      const error = new Error((data && data.detail) || ("The registry answered " + response.status + "."));
+      error.status = response.status;
+      throw error;
+    }
+    return data;
+  }
+
+  async function hashFile(file, report) {
+    const hash = sha256.create();
+    for (let offset = 0; offset < file.size; offset += HASH_CHUNK) {
+      hash.update(await file.slice(offset, offset + HASH_CHUNK).arrayBuffer());
+      report(Math.min(file.size, offset + HASH_CHUNK));
+    }
+    return hash.hex();
+  }
+
+  function putPart(url, blob, report) {
+    return new Promise(function (resolve, reject) {
+      const xhr = new XMLHttpRequest();
+      xhr.open("PUT", url);  // the URL carries its own authority: no cookie, no token
+      xhr.upload.addEventListener("progress", function (e) { report(e.loaded); });
+      xhr.addEventListener("load", function () {
+        if (xhr.status >= 200 && xhr.status < 300) { report(blob.size); resolve(); }
+        else reject(new Error("The bucket refused a part (" + xhr.status + ")."));
+      });
+      xhr.addEventListener("error", function () { reject(new Error("The connection to the bucket failed.")); });
+      xhr.send(blob);
+    });
+  }
+
+  function partSize(session, number) {
+    return number < session.part_count ? session.part_size : session.size - session.part_size * (session.part_count - 1);
+  }
+
+  // Send `file` as the `kind` file of the version whose form is `form` (data-direct-upload-url,
+  // data-direct-upload-api); `show(text, fraction)` reports progress. Resolves when the file is
+  // the format's (the workers then check it), rejects with a message to show.
+  async function send(form, file, kind, show) {
+    const startUrl = form.dataset.directUploadUrl.replace("__kind__", encodeURIComponent(kind));
+    const api = function (id, tail) {
+      return form.dataset.directUploadApi.replace("__upload__", encodeURIComponent(id)) + (tail || "");
+    };
+    const key = "registry-upload:" + startUrl + ":" + file.name + ":" + file.size + ":" + file.lastModified;
+    let session = null;
+    const saved = window.localStorage ? window.localStorage.getItem(key) : null;
+    if (saved) {
+      try { session = (await call("GET", api(saved, "parts/?numbers=1"))).upload; }
+      catch (error) { if (error.status !== 404) throw error; }
+      if (!session || session.size !== file.size) { session = null; window.localStorage.removeItem(key); }
+    }
+    if (!session) {
+      const digest = await hashFile(file, function (done) {
+        show("Computing the file's SHA-256… " + Math.round(100 * done / file.size) + "%", done / file.size);
+      });
+      session = await call("POST", startUrl, {size: file.size, sha256: digest, filename: file.name,
+                                              content_type: file.type || ""});
+      if (window.localStorage) window.localStorage.setItem(key, session.id);
+    }
+    const progress = {};
+    const report = function () {
+      let sent = 0;
+      Object.keys(progress).forEach(function (n) { sent += progress[n]; });
+      show("Uploading… " + Math.round(100 * sent / file.size) + "%", sent / file.size);
+    };
+    for (let first = 1; first <= session.part_count; first += URLS_PER_REQUEST) {
+      const last = Math.min(session.part_count, first + URLS_PER_REQUEST - 1);
+      let listing = await call("GET", api(session.id, "parts/?numbers=" + first + "-" + last));
+      const stored = {};
+      listing.stored.forEach(function (part) { stored[part.number] = part.size; });
+      const queue = [];
+      for (let n = first; n <= last; n++) {
+        if (stored[n] === partSize(session, n)) progress[n] = partSize(session, n);  // resumed: kept
+        else queue.push(n);
+      }
+      report();
+      const worker = async function () {
+        while (queue.length) {
+          const n = queue.shift();
+          const offset = (n - 1) * session.part_size;
+          const blob = file.slice(offset, offset + partSize(session, n));
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await putPart(listing.urls[String(n)], blob, function (done) { progress[n] = done; report(); });
+              break;
+            } catch (error) {
+              progress[n] = 0;
+              if (attempt >= ATTEMPTS) throw error;
+              // A fresh URL, in case this one expired.
+              listing.urls[String(n)] = (await call("GET", api(session.id, "parts/?numbers=" + n))).urls[String(n)];
+            }
+          }
+        }
+      };
+      const workers = [];
+      for (let k = 0; k < PARALLEL; k++) workers.push(worker());
+      await Promise.all(workers);
+    }
+    show("Uploaded. Checking the parts…", 1);
+    await call("POST", api(session.id, "complete/"));
+    if (window.localStorage) window.localStorage.removeItem(key);
+  }
+
+  return {
+    available: function (form) { return Boolean(form && form.dataset.directUploadUrl && window.sha256 && window.fetch); },
+    send: send,
+  };
+})();
+
 (function () {
   "use strict";
 
@@ -64,6 +198,28 @@ function openDialog(dialog, opener) {
     document.querySelectorAll("dialog[data-open-on-load]").forEach(function (d) { if (d.showModal) d.showModal(); });
   });
 
+  // Send `file` straight to the bucket through `form` (data-direct-upload-url), showing progress in
+  // its <progress> and status line; then follow data-upload-next.
+  function sendDirect(form, file, kind) {
+    const progress = form.querySelector("progress") || form.appendChild(document.createElement("progress"));
+    const status = form.querySelector("[data-upload-status]");
+    const button = form.querySelector('button[type="submit"]');
+    progress.max = 1; progress.value = 0; progress.hidden = false;
+    if (button) button.disabled = true;
+    if (status) status.classList.remove("field-error");
+    directUploads.send(form, file, kind, function (text, fraction) {
+      progress.value = fraction;
+      if (status) status.textContent = text;
+    }).then(function () {
+      if (status) status.textContent = "Uploaded. Checking the file…";
+      window.location = form.dataset.uploadNext || window.location.href;
+    }, function (error) {
+      if (status) { status.textContent = error.message + " Choose the same file again to resume."; status.classList.add("field-error"); }
+      if (button) button.disabled = false;
+    });
+  }
+  window.registrySendDirect = sendDirect;
+
   // <form data-upload-url="..."> with a file input: PUT the raw file to the API with a progress bar,
   // then follow data-upload-next. Without JavaScript the form posts to the dashboard instead.
   document.addEventListener("submit", function (event) {
@@ -74,13 +230,18 @@ function openDialog(dialog, opener) {
     if (!input || !input.files.length) return;
     event.preventDefault();
     const file = input.files[0];
-    const url = form.dataset.uploadUrl.replace("__kind__", encodeURIComponent(kindField ? kindField.value : ""))
+    const kind = kindField ? kindField.value : "";
+    const url = form.dataset.uploadUrl.replace("__kind__", encodeURIComponent(kind))
       + "?filename=" + encodeURIComponent(file.name);
     const progress = form.querySelector("progress") || form.appendChild(document.createElement("progress"));
     const status = form.querySelector("[data-upload-status]");
     const button = form.querySelector('button[type="submit"]');
     progress.max = file.size || 1; progress.value = 0; progress.hidden = false;
     if (button) button.disabled = true;
+    if (file.size > 0 && directUploads.available(form)) {
+      sendDirect(form, file, kind);
+      return;
+    }
     const xhr = new XMLHttpRequest();
     xhr.open("PUT", url);
     xhr.setRequestHeader("Content-Type", "application/octet-stream");
@@ -126,6 +287,13 @@ function openDialog(dialog, opener) {
     const input = form.querySelector('input[type="file"]');
     if (!input || !input.files.length || !window.FormData) return;
     event.preventDefault();
+    // On S3 the version is created without its file, which then goes straight to the bucket
+    // from the Formats tab the answer shows (its add-a-file form).
+    const kindField = form.querySelector('[name="kind"]');
+    const direct = form.hasAttribute("data-direct-upload") && window.registrySendDirect && input.files[0].size > 0
+      ? {file: input.files[0], kind: kindField ? kindField.value : ""} : null;
+    const body = new FormData(form);
+    if (direct) { body.delete(input.name); body.append("direct_upload", "1"); }
     const progress = form.querySelector("progress");
     const status = form.querySelector("[data-upload-status]");
     const button = form.querySelector('button[type="submit"]');
@@ -153,6 +321,12 @@ function openDialog(dialog, opener) {
         const firstError = main.querySelector(".field-error, .form-error");
         if (firstError) firstError.scrollIntoView({block: "center"});
         else if (redirected) window.scrollTo(0, 0);
+        const target = direct && redirected ? main.querySelector("form[data-direct-upload-url]") : null;
+        if (target) {
+          const select = target.querySelector('[name="kind"]');
+          if (select) select.value = direct.kind;
+          window.registrySendDirect(target, direct.file, direct.kind);
+        }
       } else if (redirected) {
         window.location = xhr.responseURL;
       } else if (status) {
@@ -164,7 +338,7 @@ function openDialog(dialog, opener) {
       if (status) { status.textContent = "The connection failed; try again."; status.classList.add("field-error"); }
       if (button) button.disabled = false;
     });
-    xhr.send(new FormData(form));
+    xhr.send(body);
   });
 })();
 

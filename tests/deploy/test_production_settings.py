@@ -206,3 +206,41 @@ def test_without_presigned_downloads_forms_post_only_to_the_registry(tmp_path):
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["url"] is None and out["form_action"] == ["'self'"]
+
+
+PART_URL_AND_POLICY = textwrap.dedent("""
+    import json, django
+    django.setup()
+    from django.conf import settings
+    from registry import storage
+    urls = storage.direct_upload_part_urls("models/abc/model.pkl", "upload-1", [1], expires_in=600)
+    print(json.dumps({"url": urls[1], "connect_src": settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["connect-src"]}))
+""")
+
+
+@pytest.mark.parametrize("storage_env", [
+    {"AWS_S3_ENDPOINT_URL": "http://minio:9000"},
+    {"AWS_S3_ENDPOINT_URL": "http://minio:9000", "REGISTRY_S3_PUBLIC_ENDPOINT_URL": "https://files.example.com:9443"},
+    {"AWS_S3_ENDPOINT_URL": None, "REGISTRY_S3_REGION": "eu-west-1"},
+    {"AWS_S3_ENDPOINT_URL": None, "REGISTRY_S3_REGION": "eu-west-1", "REGISTRY_S3_BUCKET": "acme.models"},
+], ids=["endpoint", "public-endpoint", "aws", "aws-dotted-bucket"])
+def test_the_policy_lets_the_dashboard_send_parts_to_the_bucket(tmp_path, storage_env):
+    """The dashboard's direct upload PUTs each part to a presigned URL: its origin must be in
+    connect-src, and nothing else but the registry's own."""
+    env = production_env(tmp_path, **storage_env)
+    result = run([sys.executable, "-c", PART_URL_AND_POLICY], env)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    scheme, _, host = out["url"].split("/", 3)[:3]
+    assert f"{scheme}//{host}" in out["connect_src"], out
+    assert out["connect_src"][0] == "'self'" and len(out["connect_src"]) <= 3
+
+
+def test_on_local_storage_pages_connect_only_to_the_registry(tmp_path):
+    env = production_env(tmp_path, REGISTRY_S3_BUCKET=None, AWS_S3_ENDPOINT_URL=None)
+    script = "import django, json; django.setup(); from django.conf import settings; " \
+             "print(json.dumps(settings.CONTENT_SECURITY_POLICY['DIRECTIVES']))"
+    result = run([sys.executable, "-c", script], env)
+    assert result.returncode == 0, result.stderr
+    directives = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "connect-src" not in directives and directives["default-src"] == ["'self'"]
