@@ -4,6 +4,7 @@ Every variable is optional: without any, the registry runs on SQLite with local 
 storage under REGISTRY_DATA_DIR, which is what `make run` uses.
 """
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -441,6 +442,11 @@ REGISTRY_INTEGRITY_SWEEP_HOURS = float(os.environ.get("REGISTRY_INTEGRITY_SWEEP_
 # are refused unless allowed here: all of them, or the networks listed (CIDRs, comma-separated).
 REGISTRY_WEBHOOK_ALLOW_PRIVATE = env_bool("REGISTRY_WEBHOOK_ALLOW_PRIVATE", False)
 REGISTRY_WEBHOOK_ALLOWED_NETWORKS = env_list("REGISTRY_WEBHOOK_ALLOWED_NETWORKS", [])
+for _network in REGISTRY_WEBHOOK_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"REGISTRY_WEBHOOK_ALLOWED_NETWORKS: {_error}") from None
 REGISTRY_WEBHOOK_CONNECT_TIMEOUT = float(os.environ.get("REGISTRY_WEBHOOK_CONNECT_TIMEOUT", "5"))
 # Seconds to wait for any byte of the answer, and for the whole answer.
 REGISTRY_WEBHOOK_READ_TIMEOUT = float(os.environ.get("REGISTRY_WEBHOOK_READ_TIMEOUT", "10"))
