@@ -91,7 +91,7 @@ class WebhookDelivery(models.Model):
         indexes = [
             models.Index(fields=["webhook", "-created_at", "-id"], name="delivery_hook_time"),
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due",
-                         condition=Q(status="pending")),
+                         condition=Q(status=DeliveryStatus.PENDING)),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=DeliveryStatus.values), name="delivery_status_valid"),
