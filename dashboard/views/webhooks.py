@@ -30,7 +30,7 @@ def _list_page(request, context, *, form=None, created=None, secret="", status=2
 
 
 @login_required
-@requires(Perm.MANAGE_CONTEXT, to_read=True)
+@requires(Perm.MANAGE_WEBHOOKS, to_read=True)
 def webhook_list(request, ctx):
     return _list_page(request, selectors.context_get(request.user, ctx))
 
@@ -38,7 +38,7 @@ def webhook_list(request, ctx):
 @never_cache
 @login_required
 @require_POST
-@requires(Perm.MANAGE_CONTEXT)
+@requires(Perm.MANAGE_WEBHOOKS)
 def webhook_create(request, ctx):
     """Register a hook and show its secret in this response only (rendered, not redirected, so
     the secret never sits in the session; no-store, so no cache keeps it)."""
@@ -68,7 +68,7 @@ def _detail_page(request, context, webhook, *, form=None, secret="", status=200)
 
 
 @login_required
-@requires(Perm.MANAGE_CONTEXT, to_read=True)
+@requires(Perm.MANAGE_WEBHOOKS, to_read=True)
 def webhook_detail(request, ctx, webhook_id):
     context = selectors.context_get(request.user, ctx)
     return _detail_page(request, context, selectors.webhook_get(context, webhook_id))
@@ -76,7 +76,7 @@ def webhook_detail(request, ctx, webhook_id):
 
 @login_required
 @require_POST
-@requires(Perm.MANAGE_CONTEXT)
+@requires(Perm.MANAGE_WEBHOOKS)
 def webhook_edit(request, ctx, webhook_id):
     context = selectors.context_get(request.user, ctx)
     webhook = selectors.webhook_get(context, webhook_id)
@@ -94,7 +94,7 @@ def webhook_edit(request, ctx, webhook_id):
 
 @login_required
 @require_POST
-@requires(Perm.MANAGE_CONTEXT)
+@requires(Perm.MANAGE_WEBHOOKS)
 def webhook_toggle(request, ctx, webhook_id):
     """Enable a disabled hook, or disable an enabled one (its pending deliveries are cancelled)."""
     context = selectors.context_get(request.user, ctx)
@@ -106,7 +106,7 @@ def webhook_toggle(request, ctx, webhook_id):
 
 @login_required
 @require_POST
-@requires(Perm.MANAGE_CONTEXT)
+@requires(Perm.MANAGE_WEBHOOKS)
 def webhook_test(request, ctx, webhook_id):
     context = selectors.context_get(request.user, ctx)
     webhook = selectors.webhook_get(context, webhook_id)
@@ -118,7 +118,7 @@ def webhook_test(request, ctx, webhook_id):
 @never_cache
 @login_required
 @require_POST
-@requires(Perm.MANAGE_CONTEXT)
+@requires(Perm.MANAGE_WEBHOOKS)
 def webhook_rotate_secret(request, ctx, webhook_id):
     context = selectors.context_get(request.user, ctx)
     webhook = selectors.webhook_get(context, webhook_id)
@@ -127,7 +127,7 @@ def webhook_rotate_secret(request, ctx, webhook_id):
 
 
 @login_required
-@requires(Perm.MANAGE_CONTEXT, to_read=True)
+@requires(Perm.MANAGE_WEBHOOKS, to_read=True)
 def webhook_delete(request, ctx, webhook_id):
     """GET asks for confirmation; POST deletes the hook and its deliveries."""
     context = selectors.context_get(request.user, ctx)

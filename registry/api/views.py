@@ -266,13 +266,13 @@ def _secret_response(webhook, secret: str, code: int) -> Response:
 
 class WebhookListView(RegistryView):
     @extend_schema(responses={200: s.WebhookSerializer(many=True), **ERRORS}, summary="The context's webhooks (admins)")
-    @requires(Perm.MANAGE_CONTEXT)
+    @requires(Perm.MANAGE_WEBHOOKS)
     def get(self, request, ctx):
         return self.paginated(selectors.webhook_list(self.context(ctx)), s.WebhookSerializer)
 
     @extend_schema(request=s.WebhookCreateSerializer, responses={201: s.WebhookCreatedSerializer, **ERRORS},
                    summary="Register a webhook (admins); the answer holds its signing secret, shown this once")
-    @requires(Perm.MANAGE_CONTEXT)
+    @requires(Perm.MANAGE_WEBHOOKS)
     def post(self, request, ctx):
         data = self.input(s.WebhookCreateSerializer)
         webhook, secret = services.webhook_create(actor=request.user, context=self.context(ctx), **data)
@@ -284,14 +284,14 @@ class WebhookDetailView(RegistryView):
         return selectors.webhook_get(self.context(ctx), webhook_id)
 
     @extend_schema(responses={200: s.WebhookSerializer, **ERRORS}, summary="A webhook (admins)")
-    @requires(Perm.MANAGE_CONTEXT)
+    @requires(Perm.MANAGE_WEBHOOKS)
     def get(self, request, ctx, webhook_id):
         return Response(s.WebhookSerializer(self.webhook(ctx, webhook_id)).data)
 
     @extend_schema(request=s.WebhookUpdateSerializer, responses={200: s.WebhookSerializer, **ERRORS},
                    summary="Change a webhook: URL, events, description, enabled (admins); disabling it "
                            "cancels its pending deliveries")
-    @requires(Perm.MANAGE_CONTEXT)
+    @requires(Perm.MANAGE_WEBHOOKS)
     def patch(self, request, ctx, webhook_id):
         webhook = self.webhook(ctx, webhook_id)
         data = self.input(s.WebhookUpdateSerializer, partial=True)
@@ -299,7 +299,7 @@ class WebhookDetailView(RegistryView):
         return Response(s.WebhookSerializer(self.webhook(ctx, webhook_id)).data)
 
     @extend_schema(responses={204: None, **ERRORS}, summary="Delete a webhook and its deliveries (admins)")
-    @requires(Perm.MANAGE_CONTEXT)
+    @requires(Perm.MANAGE_WEBHOOKS)
     def delete(self, request, ctx, webhook_id):
         services.webhook_delete(actor=request.user, webhook=self.webhook(ctx, webhook_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -310,7 +310,7 @@ class WebhookTestView(WebhookDetailView):
 
     @extend_schema(request=None, responses={202: s.WebhookDeliverySerializer, **ERRORS},
                    summary="Send the webhook a test event (admins); its delivery is listed with the others")
-    @requires(Perm.MANAGE_CONTEXT)
+    @requires(Perm.MANAGE_WEBHOOKS)
     def post(self, request, ctx, webhook_id):
         delivery = services.webhook_test(actor=request.user, webhook=self.webhook(ctx, webhook_id))
         return Response(s.WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
@@ -321,7 +321,7 @@ class WebhookRotateSecretView(WebhookDetailView):
 
     @extend_schema(request=None, responses={200: s.WebhookCreatedSerializer, **ERRORS},
                    summary="Give the webhook a new signing secret, shown in this answer only (admins)")
-    @requires(Perm.MANAGE_CONTEXT)
+    @requires(Perm.MANAGE_WEBHOOKS)
     def post(self, request, ctx, webhook_id):
         webhook, secret = services.webhook_secret_rotate(actor=request.user, webhook=self.webhook(ctx, webhook_id))
         return _secret_response(self.webhook(ctx, webhook.pk), secret, status.HTTP_200_OK)
@@ -337,7 +337,7 @@ class WebhookDeliveryListView(WebhookDetailView):
                                      description="Only deliveries in this state")],
         summary="A webhook's deliveries, newest first, each with its attempts (admins)",
     )
-    @requires(Perm.MANAGE_CONTEXT)
+    @requires(Perm.MANAGE_WEBHOOKS)
     def get(self, request, ctx, webhook_id):
         wanted = request.query_params.get("status", "")
         if wanted and wanted not in DeliveryStatus.values:
