@@ -76,8 +76,11 @@ def format_fields(fmt: Format) -> dict:
 def format_event(fmt: Format, context: Context, *, actor=False) -> None:
     """Emit the event of a format's outcome (format.ready, .review, .quarantined, .corrupt,
     .failed), by the workers unless an `actor` caused it; `fmt` with its version and model loaded."""
+    event_type = f"format.{fmt.status}"
+    if event_type not in EventType.values:  # a status no event names (still in progress)
+        return
     version = fmt.version
-    emit(context, f"format.{fmt.status}", {
+    emit(context, event_type, {
         "model": model_fields(version.model), "version": version_fields(version), "format": format_fields(fmt),
     }, actor=actor)
 
@@ -266,7 +269,9 @@ def delivery_attempt(*, delivery_id, ticket) -> WebhookDelivery | None:
         ticket=None, next_attempt_at=now + _attempt_lease(), attempt_count=F("attempt_count") + 1)
     if not taken:
         return None
-    delivery = WebhookDelivery.objects.select_related("webhook").get(pk=delivery_id)
+    delivery = WebhookDelivery.objects.select_related("webhook").filter(pk=delivery_id).first()
+    if delivery is None:  # its hook was deleted since
+        return None
     hook = delivery.webhook
     started_at = timezone.now()
     body = delivery.body.encode()
