@@ -8,8 +8,8 @@ so a name that resolves to a public address for the check and to 127.0.0.1 for t
 
 Refused unless the operator allows them: every address that is not plainly global unicast
 (private, loopback, link-local, shared, reserved, benchmarking, documentation, IPv6 ULA and
-site-local), and IPv4 addresses wrapped in IPv6 (IPv4-mapped, IPv4-compatible, 6to4, Teredo,
-NAT64) whose IPv4 address is refused. Multicast, broadcast and unspecified addresses are never a
+site-local), IPv4-mapped IPv6 addresses, and IPv4 addresses wrapped in IPv6 otherwise
+(IPv4-compatible, 6to4, Teredo, NAT64) whose IPv4 address is refused. Multicast, broadcast and unspecified addresses are never a
 destination, whatever the settings.
 """
 
@@ -144,6 +144,9 @@ def _why_not_public(address: IPAddress) -> str | None:
     if address.is_link_local:
         return "a link-local address"
     if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            inner_reason = _why_not_public(address.ipv4_mapped)
+            return f"an IPv4-mapped IPv6 address{f' of {inner_reason}' if inner_reason else ''}"
         inner = _embedded_ipv4(address)
         if inner is not None:
             reason = _why_not_public(inner)
