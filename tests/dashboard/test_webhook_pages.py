@@ -61,6 +61,7 @@ def test_an_admin_adds_a_hook_sees_its_secret_once_and_sends_a_test_event(browse
     assert detail.status_code == 200
     text = detail.content.decode()
     assert "webhook.test" in text and "delivered" in text and ">200<" in text and " ms" in text
+    assert "&quot;type&quot;: &quot;webhook.test&quot;" in text  # the body sent, indented
     assert secret not in text
 
 
