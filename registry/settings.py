@@ -455,9 +455,12 @@ REGISTRY_WEBHOOK_RETRY_HOURS = float(os.environ.get("REGISTRY_WEBHOOK_RETRY_HOUR
 # The first retry waits this long; each next one twice as long, up to an hour.
 REGISTRY_WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("REGISTRY_WEBHOOK_RETRY_BASE_SECONDS", "30"))
 REGISTRY_WEBHOOK_SWEEP_SECONDS = float(os.environ.get("REGISTRY_WEBHOOK_SWEEP_SECONDS", "15"))
+# Finished deliveries (and their attempts) are deleted this many days after they finished.
+REGISTRY_WEBHOOK_KEEP_DAYS = float(os.environ.get("REGISTRY_WEBHOOK_KEEP_DAYS", "30"))
 CELERY_BEAT_SCHEDULE = {
     "webhook-deliveries": {"task": "registry.tasks.webhook_deliveries_due",
                            "schedule": REGISTRY_WEBHOOK_SWEEP_SECONDS},
+    "webhook-deliveries-prune": {"task": "registry.tasks.webhook_deliveries_prune", "schedule": 3600.0},
     "reconcile-formats": {"task": "registry.tasks.formats_reconcile", "schedule": 60.0},
     "integrity-sweep": {"task": "registry.tasks.integrity_sweep", "schedule": REGISTRY_INTEGRITY_SWEEP_HOURS * 3600},
     "storage-orphans": {"task": "registry.tasks.storage_orphans_sweep", "schedule": 3600.0},

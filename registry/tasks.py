@@ -135,3 +135,8 @@ def webhook_deliver(delivery_id: str, ticket: str) -> str | None:
 @shared_task(name="registry.tasks.webhook_deliveries_due", **RETRY)
 def webhook_deliveries_due() -> int:
     return webhooks.deliveries_due()
+
+
+@shared_task(name="registry.tasks.webhook_deliveries_prune", **RETRY)
+def webhook_deliveries_prune() -> int:
+    return webhooks.deliveries_prune()

@@ -92,6 +92,7 @@ class WebhookDelivery(models.Model):
             models.Index(fields=["webhook", "-created_at", "-id"], name="delivery_hook_time"),
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due",
                          condition=Q(status=DeliveryStatus.PENDING)),
+            models.Index(fields=["finished_at"], name="delivery_finished"),  # the pruning
         ]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=DeliveryStatus.values), name="delivery_status_valid"),

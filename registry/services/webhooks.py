@@ -346,3 +346,20 @@ def deliveries_due() -> int:
         if taken:
             queued += queue.send(DELIVER_TASK, str(delivery_id), str(ticket))
     return queued
+
+
+PRUNE_BATCH = 1000
+
+
+def deliveries_prune() -> int:
+    """Delete the deliveries (with their attempts) that finished more than REGISTRY_WEBHOOK_KEEP_DAYS
+    ago, a batch at a time so no statement holds many rows; returns how many went. The audit log
+    keeps the hooks' history; pending deliveries are never pruned."""
+    cutoff = timezone.now() - timedelta(days=settings.REGISTRY_WEBHOOK_KEEP_DAYS)
+    deleted = 0
+    while True:
+        batch = list(WebhookDelivery.objects.filter(finished_at__lt=cutoff).values_list("id", flat=True)[:PRUNE_BATCH])
+        if not batch:
+            return deleted
+        WebhookAttempt.objects.filter(delivery_id__in=batch).delete()
+        deleted += WebhookDelivery.objects.filter(pk__in=batch).delete()[1].get(WebhookDelivery._meta.label, 0)

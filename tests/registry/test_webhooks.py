@@ -19,7 +19,15 @@ from registry_client import webhooks as client_webhooks
 
 from registry import services
 from registry.errors import InvalidInput, LimitReached
-from registry.models import AuditEvent, DeliveryStatus, EventType, FormatStatus, Webhook, WebhookDelivery
+from registry.models import (
+    AuditEvent,
+    DeliveryStatus,
+    EventType,
+    FormatStatus,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from registry.services import webhooks
 from registry.webhooks import destinations, signing
 
@@ -526,3 +534,19 @@ def test_trusting_imports_sends_format_ready(context, receiver, version):
     [event] = events_received(receiver, secret)
     assert event["data"]["format"]["status"] == "ready" and event["actor"] == "operator"
 
+
+
+def test_finished_deliveries_are_pruned_after_the_keep_period(context, receiver, settings):
+    settings.REGISTRY_WEBHOOK_KEEP_DAYS = 30
+    receiver.replies = [Reply(status=200), Reply(status=503)]
+    hook, _ = hook_for(context, receiver.url())
+    with run_on_commit():
+        old = services.webhook_test(actor=None, webhook=hook)
+        pending = services.webhook_test(actor=None, webhook=hook)
+        recent = services.webhook_test(actor=None, webhook=hook)
+    long_ago = timezone.now() - timedelta(days=31)
+    WebhookDelivery.objects.filter(pk__in=[old.pk, pending.pk]).update(created_at=long_ago)
+    WebhookDelivery.objects.filter(pk=old.pk).update(finished_at=long_ago)
+    assert webhooks.deliveries_prune() == 1
+    assert set(WebhookDelivery.objects.values_list("pk", flat=True)) == {pending.pk, recent.pk}
+    assert not WebhookAttempt.objects.filter(delivery_id=old.pk).exists()
