@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -84,9 +84,15 @@ def parse_url(url) -> Target:
         raise InvalidInput("A webhook URL cannot have a #fragment (it is never sent).", field="url")
     if port == 0:
         raise InvalidInput("A webhook URL cannot use port 0.", field="url")
+    if not host.isascii():  # an internationalised name: sent and resolved in its ASCII (IDNA) form
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise InvalidInput(f"{host!r} is not a valid host name.", field="url") from None
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
+    path = "".join(char if char.isascii() else quote(char) for char in path)  # HTTP sends ASCII only
     return Target(parts.scheme, host.rstrip(".") or host, port or (443 if parts.scheme == "https" else 80), path)
 
 

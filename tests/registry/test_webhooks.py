@@ -130,6 +130,27 @@ def test_the_secret_is_shown_once_and_stored_encrypted(context, settings):
         signing.decrypt_secret(hook.secret_encrypted)
 
 
+def test_a_non_ascii_host_or_path_is_sent_in_its_ascii_form(context, receiver, monkeypatch):
+    real = socket.getaddrinfo
+    asked = []
+
+    def resolve(host, *args, **kwargs):
+        if host == "xn--bcher-kva.example":
+            asked.append(host)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", receiver.port))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    hook, _ = hook_for(context, f"http://bücher.example:{receiver.port}/hök?q=ü")
+    with run_on_commit():
+        delivery = services.webhook_test(actor=None, webhook=hook)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DELIVERED, delivery.last_error
+    [request] = receiver.requests
+    assert request.headers["Host"] == f"xn--bcher-kva.example:{receiver.port}"
+    assert request.path == "/h%C3%B6k?q=%C3%BC" and asked == ["xn--bcher-kva.example"]
+
+
 # --- destinations, checked at delivery time ------------------------------------------------------
 
 @pytest.mark.parametrize("address", [
