@@ -176,7 +176,9 @@ def test_a_public_address_is_allowed(address):
 def test_loopback_private_and_link_local_are_refused_at_delivery_without_the_setting(context, receiver, settings):
     """Hooks registered while the operator allowed loopback; the setting gone, nothing reaches
     the receiver, `localhost` (a name resolving to 127.0.0.1) included, and the attempt says why."""
-    urls = [receiver.url(host="localhost"), receiver.url(host="127.0.0.1"), receiver.url(host="[::ffff:127.0.0.1]")]
+    # 2130706433 and 127.1 are 127.0.0.1 to the resolver (inet_aton), though no IP literal to a parser.
+    urls = [receiver.url(host="localhost"), receiver.url(host="127.0.0.1"), receiver.url(host="[::ffff:127.0.0.1]"),
+            receiver.url(host="2130706433"), receiver.url(host="127.1")]
     hooks = [hook_for(context, url)[0] for url in urls]
     settings.REGISTRY_WEBHOOK_ALLOWED_NETWORKS = []
     settings.REGISTRY_WEBHOOK_ALLOW_PRIVATE = False
