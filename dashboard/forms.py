@@ -10,7 +10,7 @@ from django import forms
 from django.conf import settings
 
 from registry import jsoninput
-from registry.models import FormatKind, Role
+from registry.models import EventType, FormatKind, Role
 from registry.services.contexts import MAX_TOKEN_DAYS
 
 REASON_HELP = "Why this code can be trusted, e.g. “our own package, reviewed in PR 412”. Kept with the imports."
@@ -184,3 +184,15 @@ class TrustedImportForm(forms.Form):
 
     def clean_imports(self) -> list[str]:
         return [name for name in re.split(r"[\s,]+", self.cleaned_data["imports"]) if name]
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+class WebhookForm(forms.Form):
+    url = forms.CharField(label="Payload URL", max_length=2000, strip=True,
+                          widget=forms.URLInput(attrs={"placeholder": "https://hooks.example.com/registry"}),
+                          help_text="http:// or https://, no user:password@. Addresses outside the public internet "
+                                    "are refused unless the operator allows them.")
+    events = forms.MultipleChoiceField(choices=EventType.choices, widget=forms.CheckboxSelectMultiple,
+                                       help_text="What to send.")
+    description = forms.CharField(required=False, max_length=200, help_text="Optional: who receives it, and why.")

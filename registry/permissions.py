@@ -41,6 +41,9 @@ class Perm(StrEnum):
     PUBLISH_VERSION = "publish-version"
     DELETE_MODEL = "delete-model"
     MANAGE_CONTEXT = "manage-context"
+    # A context's webhooks, reading included: their URLs and delivery logs say where the
+    # context's events go (registry.services.webhooks).
+    MANAGE_WEBHOOKS = "manage-webhooks"
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {

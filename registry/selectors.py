@@ -6,7 +6,7 @@ import functools
 import uuid
 from collections import defaultdict
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Upper
 
 from registry.errors import InvalidInput, NotFound
@@ -24,6 +24,9 @@ from registry.models import (
     TrainingRecord,
     TrustedImport,
     Version,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
 )
 from registry.expressions import AmongIds, JSONList, UUIDText
 from registry.permissions import ALL_CONTEXTS, Perm, context_scope, contexts_for, models_for
@@ -453,6 +456,38 @@ def audit_list(
     if object_id:
         events = events.filter(object_id=object_id)
     return events.order_by("-created_at", "-id")
+
+
+def webhook_list(context: Context) -> QuerySet[Webhook]:
+    """A context's hooks, oldest first, each with who created it and the status and time of its
+    latest delivery (the API's list and the Webhooks page); the secret is never shown."""
+    latest = WebhookDelivery.objects.filter(webhook=OuterRef("pk")).order_by("-created_at", "-id")
+    return (Webhook.objects.filter(context=context).select_related("created_by")
+            .annotate(last_delivery_status=Subquery(latest.values("status")[:1]),
+                      last_delivery_at=Subquery(latest.values("created_at")[:1]))
+            .order_by("created_at", "id"))
+
+
+def webhook_get(context: Context, webhook_id) -> Webhook:
+    """One hook of `context` by id; a hook of another context, or no id at all, is not found."""
+    try:
+        webhook_id = uuid.UUID(str(webhook_id))
+    except ValueError:
+        raise NotFound("Webhook not found.") from None
+    webhook = webhook_list(context).filter(pk=webhook_id).first()
+    if webhook is None:
+        raise NotFound("Webhook not found.")
+    return webhook
+
+
+def webhook_delivery_list(webhook: Webhook, *, status: str = "") -> QuerySet[WebhookDelivery]:
+    """A hook's deliveries, newest first, each with its attempts (at most one a retry, so a day's
+    worth is a few dozen); `status` filters (pending, delivered, failed, cancelled)."""
+    deliveries = WebhookDelivery.objects.filter(webhook=webhook)
+    if status:
+        deliveries = deliveries.filter(status=status)
+    return deliveries.prefetch_related(
+        Prefetch("attempts", queryset=WebhookAttempt.objects.order_by("number"))).order_by("-created_at", "-id")
 
 
 def token_list(user) -> QuerySet[ApiToken]:

@@ -4,6 +4,7 @@ Every variable is optional: without any, the registry runs on SQLite with local 
 storage under REGISTRY_DATA_DIR, which is what `make run` uses.
 """
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -444,7 +445,31 @@ REGISTRY_RECONCILE_AFTER_SECONDS = int(os.environ.get("REGISTRY_RECONCILE_AFTER_
 # A file whose hashing or introspection was started this many times without finishing ends failed.
 REGISTRY_MAX_PROCESSING_ATTEMPTS = int(os.environ.get("REGISTRY_MAX_PROCESSING_ATTEMPTS", "3"))
 REGISTRY_INTEGRITY_SWEEP_HOURS = float(os.environ.get("REGISTRY_INTEGRITY_SWEEP_HOURS", "24"))
+# Webhooks (registry.services.webhooks, registry.webhooks): where deliveries may go, how they
+# are sent and for how long they are retried.
+# Destinations outside the public internet (private, loopback, link-local, ULA, shared, reserved)
+# are refused unless allowed here: all of them, or the networks listed (CIDRs, comma-separated).
+REGISTRY_WEBHOOK_ALLOW_PRIVATE = env_bool("REGISTRY_WEBHOOK_ALLOW_PRIVATE", False)
+REGISTRY_WEBHOOK_ALLOWED_NETWORKS = env_list("REGISTRY_WEBHOOK_ALLOWED_NETWORKS", [])
+for _network in REGISTRY_WEBHOOK_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"REGISTRY_WEBHOOK_ALLOWED_NETWORKS: {_error}") from None
+REGISTRY_WEBHOOK_CONNECT_TIMEOUT = float(os.environ.get("REGISTRY_WEBHOOK_CONNECT_TIMEOUT", "5"))
+# Seconds to wait for any byte of the answer, and for the whole answer.
+REGISTRY_WEBHOOK_READ_TIMEOUT = float(os.environ.get("REGISTRY_WEBHOOK_READ_TIMEOUT", "10"))
+REGISTRY_WEBHOOK_MAX_RESPONSE_BYTES = int(os.environ.get("REGISTRY_WEBHOOK_MAX_RESPONSE_BYTES", str(64 * 1024)))
+REGISTRY_WEBHOOK_RETRY_HOURS = float(os.environ.get("REGISTRY_WEBHOOK_RETRY_HOURS", "24"))
+# The first retry waits this long; each next one twice as long, up to an hour.
+REGISTRY_WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("REGISTRY_WEBHOOK_RETRY_BASE_SECONDS", "30"))
+REGISTRY_WEBHOOK_SWEEP_SECONDS = float(os.environ.get("REGISTRY_WEBHOOK_SWEEP_SECONDS", "15"))
+# Finished deliveries (and their attempts) are deleted this many days after they finished.
+REGISTRY_WEBHOOK_KEEP_DAYS = float(os.environ.get("REGISTRY_WEBHOOK_KEEP_DAYS", "30"))
 CELERY_BEAT_SCHEDULE = {
+    "webhook-deliveries": {"task": "registry.tasks.webhook_deliveries_due",
+                           "schedule": REGISTRY_WEBHOOK_SWEEP_SECONDS},
+    "webhook-deliveries-prune": {"task": "registry.tasks.webhook_deliveries_prune", "schedule": 3600.0},
     "reconcile-formats": {"task": "registry.tasks.formats_reconcile", "schedule": 60.0},
     "integrity-sweep": {"task": "registry.tasks.integrity_sweep", "schedule": REGISTRY_INTEGRITY_SWEEP_HOURS * 3600},
     "storage-orphans": {"task": "registry.tasks.storage_orphans_sweep", "schedule": 3600.0},

@@ -13,7 +13,7 @@ from django.db import InterfaceError, OperationalError
 from registry import queue, storage
 from registry.introspection.report import FAILED, Report
 from registry.models import Format
-from registry.services import maintenance, processing, tamper
+from registry.services import maintenance, processing, tamper, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -117,3 +117,26 @@ def formats_reconcile() -> int:
 @shared_task(name="registry.tasks.storage_orphans_sweep", **RETRY)
 def storage_orphans_sweep() -> int:
     return len(maintenance.storage_orphans_delete())
+
+
+# A delivery's own time limits (connect, read) come first; this stops a receiver that drips its
+# answer byte by byte. Failures are not retried by Celery: the delivery records them and the
+# sweep sends the retries (services/webhooks.py), so a retry survives a worker restart.
+WEBHOOK_TIME_LIMIT = int(settings.REGISTRY_WEBHOOK_CONNECT_TIMEOUT + settings.REGISTRY_WEBHOOK_READ_TIMEOUT + 20)
+
+
+@shared_task(name="registry.tasks.webhook_deliver", acks_late=True, reject_on_worker_lost=True,
+             soft_time_limit=WEBHOOK_TIME_LIMIT, time_limit=WEBHOOK_TIME_LIMIT + 10)
+def webhook_deliver(delivery_id: str, ticket: str) -> str | None:
+    delivery = webhooks.delivery_attempt(delivery_id=delivery_id, ticket=ticket)
+    return delivery.status if delivery is not None else None
+
+
+@shared_task(name="registry.tasks.webhook_deliveries_due", **RETRY)
+def webhook_deliveries_due() -> int:
+    return webhooks.deliveries_due()
+
+
+@shared_task(name="registry.tasks.webhook_deliveries_prune", **RETRY)
+def webhook_deliveries_prune() -> int:
+    return webhooks.deliveries_prune()

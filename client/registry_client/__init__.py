@@ -12,6 +12,9 @@
     import registry_client
     path = registry_client.load("fraud/churn-classifier@production", kind="pkl")   # the same, in one call
 
+    from registry_client import webhooks
+    event = webhooks.verify(body, headers["X-Registry-Signature"], secret)   # in a webhook receiver
+
 Importing this package never imports Django, numpy or pandas.
 """
 

@@ -1,5 +1,7 @@
 """Template helpers of the team pages (records, members, audit log, tokens, comparison)."""
 
+import json
+
 from django import template
 
 register = template.Library()
@@ -29,3 +31,12 @@ def token_state(token, now) -> str:
     if token.expires_at is not None and token.expires_at <= now:
         return "expired"
     return "active"
+
+
+@register.filter
+def indented_json(text: str) -> str:
+    """A JSON document stored as text (a webhook delivery's body), indented for reading."""
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return text

@@ -11,15 +11,16 @@ from registry.errors import RegistryError
 from registry.permissions import Perm, context_of, has_perm, require
 
 
-def requires(permission: Perm):
+def requires(permission: Perm, *, to_read: bool = False):
     """Decorate a view whose POST writes: the user needs `permission` in the context of the
     object its URL names, else 403, decided before the form is read (a viewer gets 403 whatever
-    the form holds). A GET (the page, the form) needs only to see the object. An object that
-    does not exist, or that the user cannot see, is left to the view's own read: 404."""
+    the form holds). A GET (the page, the form) needs only to see the object, unless `to_read`
+    (a page showing what only holders of `permission` may see: a context's webhooks). An object
+    that does not exist, or that the user cannot see, is left to the view's own read: 404."""
     def decorate(view):
         @wraps(view)
         def decided(request, *args, **kwargs):
-            if request.method == "POST":
+            if request.method == "POST" or to_read:
                 context = context_of(slug=kwargs.get("ctx"), model_id=kwargs.get("model_id"),
                                      version_number=kwargs.get("number"), record_id=kwargs.get("record_id"))
                 if context is not None and has_perm(request.user, context, Perm.VIEW_MODEL):

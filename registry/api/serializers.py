@@ -515,3 +515,67 @@ class AuditEventSerializer(serializers.Serializer):
     object = serializers.CharField(source="object_repr", read_only=True)
     summary = serializers.CharField(read_only=True)
     changes = serializers.JSONField(read_only=True)
+
+
+# --- webhooks ---------------------------------------------------------------------------
+
+class WebhookSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    url = serializers.CharField(read_only=True)
+    description = serializers.CharField(read_only=True)
+    events = serializers.ListField(child=serializers.CharField(), read_only=True)
+    enabled = serializers.BooleanField(read_only=True)
+    secret_prefix = serializers.CharField(read_only=True, help_text="The secret's first characters, to recognise it")
+    created_by = user_field()
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+    last_delivery_status = serializers.CharField(read_only=True, allow_null=True, default=None)
+    last_delivery_at = serializers.DateTimeField(read_only=True, allow_null=True, default=None)
+
+
+class WebhookCreatedSerializer(WebhookSerializer):
+    secret = serializers.CharField(read_only=True, help_text="Shown in this answer only: keep it to verify "
+                                                             "the X-Registry-Signature header")
+
+
+class WebhookCreateSerializer(serializers.Serializer):
+    url = serializers.CharField(trim_whitespace=False, help_text="http:// or https://, without credentials")
+    events = serializers.ListField(child=serializers.CharField(), allow_empty=True)
+    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+
+
+class WebhookUpdateSerializer(serializers.Serializer):
+    url = serializers.CharField(required=False, trim_whitespace=False)
+    events = serializers.ListField(child=serializers.CharField(), required=False, allow_empty=True)
+    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    enabled = serializers.BooleanField(required=False)
+
+
+class WebhookAttemptSerializer(serializers.Serializer):
+    number = serializers.IntegerField(read_only=True)
+    started_at = serializers.DateTimeField(read_only=True)
+    duration_ms = serializers.IntegerField(read_only=True)
+    response_code = serializers.IntegerField(read_only=True, allow_null=True)
+    response_excerpt = serializers.CharField(read_only=True)
+    error = serializers.CharField(read_only=True)
+    succeeded = serializers.BooleanField(read_only=True)
+
+
+class WebhookDeliverySerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    event_id = serializers.UUIDField(read_only=True)
+    event_type = serializers.CharField(read_only=True)
+    status = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    next_attempt_at = serializers.DateTimeField(read_only=True, allow_null=True,
+                                                help_text="When a pending delivery is tried again")
+    finished_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    attempt_count = serializers.IntegerField(read_only=True)
+    last_response_code = serializers.IntegerField(read_only=True, allow_null=True)
+    last_error = serializers.CharField(read_only=True)
+    attempts = WebhookAttemptSerializer(many=True, read_only=True)
+    body = serializers.SerializerMethodField(help_text="The JSON sent (the same on every attempt)")
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_body(self, delivery) -> dict:
+        return json.loads(delivery.body)

@@ -6,6 +6,7 @@ app_name = "api"
 
 M = "models/<str:model_id>"
 V = f"{M}/versions/<int:number>"
+W = "contexts/<slug:ctx>/webhooks/<str:webhook_id>"
 
 urlpatterns = [
     path("contexts/", views.ContextListView.as_view(), name="context-list"),
@@ -19,6 +20,11 @@ urlpatterns = [
     path("contexts/<slug:ctx>/trusted-imports/", views.TrustedImportListView.as_view(), name="trusted-import-list"),
     path("contexts/<slug:ctx>/trusted-imports/<str:name>/", views.TrustedImportDetailView.as_view(),
          name="trusted-import-detail"),
+    path("contexts/<slug:ctx>/webhooks/", views.WebhookListView.as_view(), name="webhook-list"),
+    path(f"{W}/", views.WebhookDetailView.as_view(), name="webhook-detail"),
+    path(f"{W}/test/", views.WebhookTestView.as_view(), name="webhook-test"),
+    path(f"{W}/rotate-secret/", views.WebhookRotateSecretView.as_view(), name="webhook-rotate-secret"),
+    path(f"{W}/deliveries/", views.WebhookDeliveryListView.as_view(), name="webhook-delivery-list"),
     path("records/<str:record_id>/", views.RecordDetailView.as_view(), name="record-detail"),
     path(f"{M}/", views.ModelDetailView.as_view(), name="model-detail"),
     path(f"{M}/versions/", views.VersionListView.as_view(), name="version-list"),

@@ -21,6 +21,7 @@ from registry.api.conditional import frozen_response
 from registry.api.files import FileNegotiation, download_response, upload_filename
 from registry.api.pagination import CursorPagination
 from registry.errors import InvalidInput, LengthRequired
+from registry.models import DeliveryStatus
 from registry.permissions import STAFF, Perm, effective_roles, require, require_staff
 from registry.services.formats import ACKNOWLEDGED_DOWNLOAD_STATUSES
 
@@ -252,6 +253,97 @@ class TrustedImportDetailView(RegistryView):
         context = self.context(ctx)
         services.trusted_import_revoke(actor=request.user, context=context, name=name)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- webhooks ---------------------------------------------------------------------------
+
+def _secret_response(webhook, secret: str, code: int) -> Response:
+    """A hook with its secret, shown once: no cache may keep this answer."""
+    response = Response({**s.WebhookSerializer(webhook).data, "secret": secret}, status=code)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class WebhookListView(RegistryView):
+    @extend_schema(responses={200: s.WebhookSerializer(many=True), **ERRORS}, summary="The context's webhooks (admins)")
+    @requires(Perm.MANAGE_WEBHOOKS)
+    def get(self, request, ctx):
+        return self.paginated(selectors.webhook_list(self.context(ctx)), s.WebhookSerializer)
+
+    @extend_schema(request=s.WebhookCreateSerializer, responses={201: s.WebhookCreatedSerializer, **ERRORS},
+                   summary="Register a webhook (admins); the answer holds its signing secret, shown this once")
+    @requires(Perm.MANAGE_WEBHOOKS)
+    def post(self, request, ctx):
+        data = self.input(s.WebhookCreateSerializer)
+        webhook, secret = services.webhook_create(actor=request.user, context=self.context(ctx), **data)
+        return _secret_response(webhook, secret, status.HTTP_201_CREATED)
+
+
+class WebhookDetailView(RegistryView):
+    def webhook(self, ctx, webhook_id):
+        return selectors.webhook_get(self.context(ctx), webhook_id)
+
+    @extend_schema(responses={200: s.WebhookSerializer, **ERRORS}, summary="A webhook (admins)")
+    @requires(Perm.MANAGE_WEBHOOKS)
+    def get(self, request, ctx, webhook_id):
+        return Response(s.WebhookSerializer(self.webhook(ctx, webhook_id)).data)
+
+    @extend_schema(request=s.WebhookUpdateSerializer, responses={200: s.WebhookSerializer, **ERRORS},
+                   summary="Change a webhook: URL, events, description, enabled (admins); disabling it "
+                           "cancels its pending deliveries")
+    @requires(Perm.MANAGE_WEBHOOKS)
+    def patch(self, request, ctx, webhook_id):
+        webhook = self.webhook(ctx, webhook_id)
+        data = self.input(s.WebhookUpdateSerializer, partial=True)
+        services.webhook_update(actor=request.user, webhook=webhook, **data)
+        return Response(s.WebhookSerializer(self.webhook(ctx, webhook_id)).data)
+
+    @extend_schema(responses={204: None, **ERRORS}, summary="Delete a webhook and its deliveries (admins)")
+    @requires(Perm.MANAGE_WEBHOOKS)
+    def delete(self, request, ctx, webhook_id):
+        services.webhook_delete(actor=request.user, webhook=self.webhook(ctx, webhook_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookTestView(WebhookDetailView):
+    http_method_names = ["post", "options"]
+
+    @extend_schema(request=None, responses={202: s.WebhookDeliverySerializer, **ERRORS},
+                   summary="Send the webhook a test event (admins); its delivery is listed with the others")
+    @requires(Perm.MANAGE_WEBHOOKS)
+    def post(self, request, ctx, webhook_id):
+        delivery = services.webhook_test(actor=request.user, webhook=self.webhook(ctx, webhook_id))
+        return Response(s.WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+class WebhookRotateSecretView(WebhookDetailView):
+    http_method_names = ["post", "options"]
+
+    @extend_schema(request=None, responses={200: s.WebhookCreatedSerializer, **ERRORS},
+                   summary="Give the webhook a new signing secret, shown in this answer only (admins)")
+    @requires(Perm.MANAGE_WEBHOOKS)
+    def post(self, request, ctx, webhook_id):
+        webhook, secret = services.webhook_secret_rotate(actor=request.user, webhook=self.webhook(ctx, webhook_id))
+        return _secret_response(self.webhook(ctx, webhook.pk), secret, status.HTTP_200_OK)
+
+
+class WebhookDeliveryListView(WebhookDetailView):
+    pagination_class = CursorPagination
+    http_method_names = ["get", "head", "options"]
+
+    @extend_schema(
+        responses={200: s.WebhookDeliverySerializer(many=True), **ERRORS},
+        parameters=[OpenApiParameter("status", str, enum=["pending", "delivered", "failed", "cancelled"],
+                                     description="Only deliveries in this state")],
+        summary="A webhook's deliveries, newest first, each with its attempts (admins)",
+    )
+    @requires(Perm.MANAGE_WEBHOOKS)
+    def get(self, request, ctx, webhook_id):
+        wanted = request.query_params.get("status", "")
+        if wanted and wanted not in DeliveryStatus.values:
+            raise InvalidInput(f"'status' must be one of {', '.join(DeliveryStatus.values)}.", field="status")
+        deliveries = selectors.webhook_delivery_list(self.webhook(ctx, webhook_id), status=wanted)
+        return self.paginated(deliveries, s.WebhookDeliverySerializer)
 
 
 # --- models -----------------------------------------------------------------------------

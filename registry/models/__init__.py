@@ -4,11 +4,14 @@ from registry.models.contexts import ApiToken, Context, Membership, Role
 from registry.models.files import Format, FormatKind, FormatStatus, UploadSession
 from registry.models.lineage import Metric, TrainingRecord
 from registry.models.trust import TrustedImport
+from registry.models.webhooks import DeliveryStatus, EventType, Webhook, WebhookAttempt, WebhookDelivery
 
 __all__ = [
     "Alias",
     "AliasMove",
     "ApiToken",
+    "DeliveryStatus",
+    "EventType",
     "AuditEvent",
     "Context",
     "Format",
@@ -24,4 +27,7 @@ __all__ = [
     "UploadSession",
     "Version",
     "VersionStatus",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
 ]

@@ -25,6 +25,13 @@ from registry.services.lineage import metrics_log, record_create, record_delete,
 from registry.services.models import model_create, model_delete, model_update
 from registry.services.tamper import tamper_report
 from registry.services.trusted_imports import format_imports_approve, trusted_import_revoke, trusted_imports_add
+from registry.services.webhooks import (
+    webhook_create,
+    webhook_delete,
+    webhook_secret_rotate,
+    webhook_test,
+    webhook_update,
+)
 from registry.services.versions import version_create, version_delete, version_publish, version_update
 
 __all__ = [
@@ -56,4 +63,9 @@ __all__ = [
     "version_delete",
     "version_publish",
     "version_update",
+    "webhook_create",
+    "webhook_delete",
+    "webhook_secret_rotate",
+    "webhook_test",
+    "webhook_update",
 ]

@@ -7,7 +7,8 @@ import re
 from django.db import transaction
 
 from registry.errors import Conflict, InvalidInput, NotFound
-from registry.models import Alias, AliasMove, Model, Version, VersionStatus
+from registry.models import Alias, AliasMove, EventType, Model, Version, VersionStatus
+from registry.services import webhooks
 from registry.services.common import audit, lock_for_update
 
 ALIAS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -50,6 +51,10 @@ def _move(*, actor, model: Model, name: str, version: Version, action: str) -> A
     audit(actor=actor, context=model.context, action=action, obj=alias, object_repr=f"{model.name}@{name}",
           summary=f"{'moved' if previous else 'set'} alias {name} {moved}to version {version.number}",
           changes={"version": [previous, version.number]})
+    webhooks.emit(model.context, EventType.ALIAS_ROLLED_BACK if action == "alias.rollback" else EventType.ALIAS_MOVED, {
+        "model": webhooks.model_fields(model),
+        "alias": {"name": name, "version": version.number, "previous_version": previous},
+    }, actor=actor)
     return alias
 
 

@@ -10,7 +10,8 @@ from django.db.models import Q
 
 from registry import storage
 from registry.errors import InvalidInput, NameTaken
-from registry.models import Context, Format, Model
+from registry.models import Context, EventType, Format, Model
+from registry.services import webhooks
 from registry.names import lookalike_key
 from registry.services.common import (
     apply_changes,
@@ -177,3 +178,5 @@ def model_delete(*, actor, model: Model) -> None:
     transaction.on_commit(lambda: storage.delete_quietly(keys))
     audit(actor=actor, context=context, action="model.delete", object_type="model", object_id=model_id,
           object_repr=name, summary=f"deleted model {name} with {version_count} version(s)")
+    webhooks.emit(context, EventType.MODEL_DELETED, {
+        "model": {"id": model_id, "name": name}, "version_count": version_count}, actor=actor)

@@ -27,6 +27,7 @@ from registry import queue, storage
 from registry.introspection.dispatch import introspect
 from registry.introspection.report import FAILED, REVIEW, Report, storable
 from registry.models import Context, Format, FormatStatus, Version, VersionStatus
+from registry.services import webhooks
 from registry.services.common import audit, lock_for_update
 from registry.services.trusted_imports import review_outcome, trusted_names
 
@@ -164,6 +165,7 @@ def _record_hash(*, format_id, storage_key: str, md5: str, sha256: str, size: in
         audit(actor=None, context=fmt.version.model.context, action="format.corrupt", obj=fmt,
               summary=f"{fmt.kind} file of version {fmt.version.number} is corrupt: checksum mismatch",
               changes={"problems": problems})
+        webhooks.format_event(fmt, fmt.version.model.context)
     return fmt
 
 
@@ -238,6 +240,7 @@ def format_record_report(*, format_id, storage_key: str, report: Report) -> Form
               summary=f"{where}: {message}"[:500])
     if stored["signature"]:
         _fill_signature(version, stored)
+    webhooks.format_event(fmt, version.model.context)
     return fmt
 
 
@@ -254,6 +257,7 @@ def format_hash_fail(*, format_id, storage_key: str, message: str) -> Format | N
         fmt.save(update_fields=["status", "status_message"])
         audit(actor=None, context=fmt.version.model.context, action="format.failed", obj=fmt,
               summary=f"{fmt.kind} file of version {fmt.version.number} is failed: {message}"[:500])
+        webhooks.format_event(fmt, fmt.version.model.context)
     return fmt
 
 
@@ -295,6 +299,7 @@ def format_verify(*, format_id) -> Format | None:
         audit(actor=None, context=fmt.version.model.context, action="format.tamper", obj=fmt,
               summary=f"tamper detected on the {fmt.kind} file of version {fmt.version.number}: {problem}",
               changes={"sha256": [fmt.sha256, None if problem.endswith("missing") else sha256]})
+        webhooks.format_event(fmt, fmt.version.model.context)
     return fmt
 
 
@@ -352,3 +357,4 @@ def _give_up(*, format_id, storage_key: str, status: str, attempts: int) -> None
     audit(actor=None, context=fmt.version.model.context, action="format.failed", obj=fmt,
           summary=f"{fmt.kind} file of version {fmt.version.number} is failed: processing never finished "
                   f"in {attempts} attempts")
+    webhooks.format_event(fmt, fmt.version.model.context)

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from registry import queue
 from registry.errors import InvalidInput
-from registry.models import AuditEvent, Format, Version
+from registry.models import AuditEvent, EventType, Format, Version
+from registry.services import webhooks
 from registry.services.common import audit, clean_text
 
 REASONS = {
@@ -76,6 +77,11 @@ def tamper_report(
         changes={"reason": reason, "file": file, "expected": expected, "actual": actual,
                  "fail_on_tamper": fail_on_tamper},
     )
+    webhooks.emit(context, EventType.TAMPER_REPORTED, {
+        "model": webhooks.model_fields(version.model), "version": webhooks.version_fields(version),
+        "tamper": {"file": file, "reason": reason, "expected": expected, "actual": actual, "detail": detail,
+                   "fail_on_tamper": fail_on_tamper},
+    }, actor=actor)
     if fmt is not None and fmt.sha256 and format_verification_claim(format_id=fmt.pk):
         format_id = str(fmt.pk)
         transaction.on_commit(lambda: _send_verification(format_id))

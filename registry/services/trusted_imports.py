@@ -22,6 +22,7 @@ from registry.introspection.pickle_policy import DANGEROUS, classify_global
 from registry.introspection.report import REVIEW
 from registry.models import Context, Format, FormatStatus, TrustedImport, VersionStatus
 from registry.models.trust import TRUSTED_IMPORT_MAX_LENGTH
+from registry.services import webhooks
 from registry.services.common import audit, clean_text, lock_for_update
 
 REASON_MAX_LENGTH = 2000
@@ -190,6 +191,7 @@ def _reevaluate(*, actor, context: Context, cause: str) -> list[Format]:
         else:
             audit(actor=actor, context=context, action="format.review", obj=fmt,
                   summary=f"{where} needs review again: {cause}", changes={"status": [FormatStatus.READY, status]})
+        webhooks.format_event(fmt, context, actor=actor)
     return changed
 
 

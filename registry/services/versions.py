@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from registry import storage
 from registry.errors import Conflict, InvalidInput, LimitReached, NotFound, NotPublishable, VersionPublished
-from registry.models import Context, Format, FormatStatus, Model, TrainingRecord, Version, VersionStatus
+from registry.models import Context, EventType, Format, FormatStatus, Model, TrainingRecord, Version, VersionStatus
+from registry.services import webhooks
 from registry.services.common import (
     apply_changes,
     audit,
@@ -118,6 +119,8 @@ def version_create(*, actor, model: Model, **fields) -> Version:
         version.records.add(*records)
     audit(actor=actor, context=model.context, action="version.create", obj=version,
           summary=f"created version {number} of {name}")
+    webhooks.emit(model.context, EventType.VERSION_CREATED, {
+        "model": webhooks.model_fields(model), "version": webhooks.version_fields(version)}, actor=actor)
     # The version as selectors.version_detail() shows it, known without reading it back.
     version.tag_names = [row.name for row in rows]
     version.record_rows = [{"id": str(record.pk), "name": record.name, "uri": record.uri}
@@ -217,6 +220,9 @@ def version_publish(*, actor, version: Version) -> Version:
     version.save(update_fields=["status", "published_by", "published_at", "updated_at"])
     audit(actor=actor, context=version.model.context, action="version.publish", obj=version,
           summary=f"published version {version.number}")
+    webhooks.emit(version.model.context, EventType.VERSION_PUBLISHED, {
+        "model": webhooks.model_fields(version.model), "version": webhooks.version_fields(version),
+        "formats": [webhooks.format_fields(fmt) for fmt in formats]}, actor=actor)
     return version
 
 

@@ -57,6 +57,7 @@ INVALID_FORMS = [
     ("record-edit", ["record_id"], "viewer", {"name": "", "uri": ""}),
     ("member-add", ["ctx"], "publisher", {"role": "emperor"}),
     ("trusted-import-add", ["ctx"], "editor", {"imports": "", "reason": ""}),
+    ("webhook-create", ["ctx"], "publisher", {"url": "ftp://x", "events": ["no.such"]}),
 ]
 
 

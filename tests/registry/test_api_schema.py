@@ -49,12 +49,20 @@ def world(context, users):
     Group.objects.create(name="readers")
     services.membership_set(actor=None, context=context, role="viewer", group="readers")
     UserFactory(username="newcomer")
-    return {"model": model, "record": record}
+    webhook, _ = services.webhook_create(actor=None, context=context, url="https://hooks.example.com/x",
+                                         events=["version.published"])
+    # A delivery with one attempt, as the workers record it, for the deliveries list.
+    delivery = services.webhook_test(actor=None, webhook=webhook)
+    delivery.attempts.create(number=1, started_at=delivery.created_at, duration_ms=12, response_code=503,
+                             response_excerpt="busy", error="The receiver answered 503.")
+    return {"model": model, "record": record, "webhook": webhook}
 
 
 def requests_for(world, clients):
     """(method, schema path, persona, url, request kwargs, expected status) for every JSON answer."""
     m, r = world["model"].pk, world["record"].pk
+    hook = f"/api/v1/contexts/acme/webhooks/{world['webhook'].pk}"
+    hook_path = "/api/v1/contexts/{ctx}/webhooks/{webhook_id}"
     v = f"/api/v1/models/{m}/versions"
     return [
         ("get", "/api/v1/contexts/", "viewer", "/api/v1/contexts/", {}, 200),
@@ -78,6 +86,14 @@ def requests_for(world, clients):
          {}, 200),
         ("post", "/api/v1/contexts/{ctx}/trusted-imports/", "publisher", "/api/v1/contexts/acme/trusted-imports/",
          {"data": {"imports": ["otherlib.Y"], "reason": "ok"}}, 201),
+        ("get", "/api/v1/contexts/{ctx}/webhooks/", "admin", "/api/v1/contexts/acme/webhooks/", {}, 200),
+        ("post", "/api/v1/contexts/{ctx}/webhooks/", "admin", "/api/v1/contexts/acme/webhooks/",
+         {"data": {"url": "https://hooks.example.com/y", "events": ["alias.moved"]}}, 201),
+        ("get", f"{hook_path}/", "admin", f"{hook}/", {}, 200),
+        ("patch", f"{hook_path}/", "admin", f"{hook}/", {"data": {"enabled": False}}, 200),
+        ("post", f"{hook_path}/test/", "admin", f"{hook}/test/", {}, 202),
+        ("post", f"{hook_path}/rotate-secret/", "admin", f"{hook}/rotate-secret/", {}, 200),
+        ("get", f"{hook_path}/deliveries/", "admin", f"{hook}/deliveries/", {}, 200),
         ("get", "/api/v1/models/{model_id}/", "viewer", f"/api/v1/models/{m}/", {}, 200),
         ("patch", "/api/v1/models/{model_id}/", "editor", f"/api/v1/models/{m}/", {"data": {"task": "t"}}, 200),
         ("get", "/api/v1/models/{model_id}/aliases/", "viewer", f"/api/v1/models/{m}/aliases/", {}, 200),

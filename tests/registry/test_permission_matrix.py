@@ -51,6 +51,7 @@ CTX = "/api/v1/contexts/{ctx}"
 MODEL = "/api/v1/models/{model}"
 V1 = MODEL + "/versions/1"
 V4 = MODEL + "/versions/4"
+HOOK = CTX + "/webhooks/{webhook}"
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,14 @@ CASES = [
     Case("trusted-imports-list", "GET",    CTX + "/trusted-imports/",            "viewer",    200),
     Case("trusted-imports-add",  "POST",   CTX + "/trusted-imports/",            "publisher", 201, {"imports": ["mylibrary.models.Scorer"], "reason": "our own package"}),
     Case("trusted-import-revoke", "DELETE", CTX + "/trusted-imports/vendorlib.text.Tokenizer/", "publisher", 204),
+    Case("webhooks-list",        "GET",    CTX + "/webhooks/",                   "admin",     200),
+    Case("webhooks-create",      "POST",   CTX + "/webhooks/",                   "admin",     201, {"url": "https://hooks.example.com/new", "events": ["version.published"]}),
+    Case("webhook-detail",       "GET",    HOOK + "/",                           "admin",     200),
+    Case("webhook-patch",        "PATCH",  HOOK + "/",                           "admin",     200, {"enabled": False}),
+    Case("webhook-delete",       "DELETE", HOOK + "/",                           "admin",     204),
+    Case("webhook-test",         "POST",   HOOK + "/test/",                      "admin",     202),
+    Case("webhook-rotate-secret", "POST",  HOOK + "/rotate-secret/",             "admin",     200),
+    Case("webhook-deliveries",   "GET",    HOOK + "/deliveries/",                "admin",     200),
     Case("record-detail",        "GET",    "/api/v1/records/{record}/",          "viewer",    200),
     Case("record-patch",         "PATCH",  "/api/v1/records/{record}/",          "editor",    200, {"description": "cleaned"}),
     Case("record-delete",        "DELETE", "/api/v1/records/{record}/",          "admin",     204),
@@ -136,7 +145,10 @@ def expected_status(case: Case, persona: str) -> int:
             return 404
         return case.success if case.least_role == "anyone" else 403
     if persona == "readonly":
-        return 403 if case.is_write and not case.readonly_token_may else case.success
+        # A read-only token keeps `view-model` only: a read needing more (a context's webhooks,
+        # admins only) is refused like a write.
+        reads_as_viewer = not case.is_write and RANK[case.least_role] <= RANK["viewer"]
+        return case.success if reads_as_viewer or case.readonly_token_may else 403
     return case.success if RANK[persona] >= RANK[case.least_role] else 403
 
 
@@ -158,7 +170,7 @@ def world(context, users):
 
     Model with v1 (draft, uploaded pkl, trained on a record, one metric), v2 and v3
     (published), v4 (draft, a pkl in review); alias production moved v2 -> v3, so it can roll
-    back; a trusted import to revoke; a second user and a group holding roles, to change and
+    back; a trusted import to revoke; a webhook; a second user and a group holding roles, to change and
     remove; a user who is not a member yet.
     """
     UserFactory(username="member2")
@@ -182,7 +194,9 @@ def world(context, users):
     store_file(v4, "pkl", REVIEW_PICKLE_BYTES)
     assert Format.objects.get(version=v4).status == FormatStatus.REVIEW
     services.trusted_imports_add(actor=None, context=context, names=["vendorlib.text.Tokenizer"], reason="vendored")
-    return {"ctx": context.slug, "model": str(model.pk), "record": str(record.pk)}
+    webhook, _ = services.webhook_create(actor=None, context=context, url="https://hooks.example.com/registry",
+                                         events=["version.published", "alias.moved"])
+    return {"ctx": context.slug, "model": str(model.pk), "record": str(record.pk), "webhook": str(webhook.pk)}
 
 
 @pytest.fixture
@@ -229,7 +243,8 @@ def test_permission_matrix(case, persona, world, persona_clients, storage_dir):
         text = content.decode().casefold()
         assert world["ctx"] not in text
         assert MODEL_NAME.casefold() not in text
-        ghost_ids = {"ctx": "no-such-context", "model": str(uuid.uuid4()), "record": str(uuid.uuid4())}
+        ghost_ids = {"ctx": "no-such-context", "model": str(uuid.uuid4()), "record": str(uuid.uuid4()),
+                     "webhook": str(uuid.uuid4())}
         ghost = send(client, case, ghost_ids)
         assert ghost.status_code == 404
         assert ghost.json() == response.json()
