@@ -184,3 +184,16 @@ class TrustedImportForm(forms.Form):
 
     def clean_imports(self) -> list[str]:
         return [name for name in re.split(r"[\s,]+", self.cleaned_data["imports"]) if name]
+
+
+# --- single sign-on rules --------------------------------------------------------------------
+
+class SsoRuleForm(forms.Form):
+    claim_value = forms.CharField(max_length=255, label="Claim value",
+                                  help_text="A value of the roles claim, exactly as the provider sends it, e.g. ml-platform")
+    context = forms.ChoiceField(choices=[], help_text="A context you manage")
+    role = forms.ChoiceField(choices=Role.choices)
+
+    def __init__(self, *args, contexts=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["context"].choices = [(context.slug, context.name) for context in contexts]

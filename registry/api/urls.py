@@ -19,6 +19,8 @@ urlpatterns = [
     path("contexts/<slug:ctx>/trusted-imports/", views.TrustedImportListView.as_view(), name="trusted-import-list"),
     path("contexts/<slug:ctx>/trusted-imports/<str:name>/", views.TrustedImportDetailView.as_view(),
          name="trusted-import-detail"),
+    path("sso-rules/", views.SsoRuleListView.as_view(), name="sso-rule-list"),
+    path("sso-rules/<str:rule_id>/", views.SsoRuleDetailView.as_view(), name="sso-rule-detail"),
     path("records/<str:record_id>/", views.RecordDetailView.as_view(), name="record-detail"),
     path(f"{M}/", views.ModelDetailView.as_view(), name="model-detail"),
     path(f"{M}/versions/", views.VersionListView.as_view(), name="version-list"),
