@@ -128,6 +128,10 @@ class OidcBackend(OIDCAuthenticationBackend):
         try:
             return super().authenticate(request, **kwargs)
         except requests.HTTPError as exc:
+            if exc.response is not None and exc.response.status_code >= 500:
+                logger.warning("single sign-on: the provider failed: %s", exc)
+                raise SignInFailed(f"{provider_name()} failed while signing you in (it answered "
+                                   f"{exc.response.status_code}). Try again in a moment.", status=502) from None
             logger.warning("single sign-on: the provider refused the code: %s", exc)
             raise SignInFailed(f"{provider_name()} refused to complete the sign-in (the sign-in link may have "
                                "expired or been used already). Start again.") from None
