@@ -19,6 +19,7 @@ from registry.models import (
     Format,
     FormatStatus,
     Membership,
+    MembershipSource,
     Metric,
     Model,
     SsoRule,
@@ -87,13 +88,15 @@ def sso_rule_get(user, rule_id) -> SsoRule:
     return rule
 
 
-def member_get(context: Context, membership_id) -> Membership:
-    """One membership of `context`; one of another context is simply not found."""
+def member_get(context: Context, membership_id, *, hand_granted: bool = False) -> Membership:
+    """One membership of `context`; one of another context is simply not found. With
+    `hand_granted`, only one an admin granted (those of single sign-on rules are the rules')."""
     try:
         membership_id = int(membership_id)
     except (TypeError, ValueError):
         raise NotFound("Membership not found.") from None
-    membership = member_list(context).filter(pk=membership_id).first()
+    rows = member_list(context).filter(pk=membership_id)
+    membership = (rows.filter(source=MembershipSource.MANUAL) if hand_granted else rows).first()
     if membership is None:
         raise NotFound("This membership does not exist (any more).")
     return membership
