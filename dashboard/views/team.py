@@ -29,13 +29,13 @@ AUDIT_PER_PAGE = 50
 AUDIT_OBJECT_TYPES = [
     ("model", "Model"), ("version", "Version"), ("format", "Format (file)"), ("alias", "Alias"),
     ("trainingrecord", "Training record"), ("trustedimport", "Trusted import"), ("membership", "Membership"),
-    ("context", "Context"),
+    ("context", "Context"), ("ssorule", "Single sign-on rule"),
 ]
 # Suggestions for the action filter, which matches a prefix ("format" finds every format.* event).
 AUDIT_ACTION_HINTS = [
     "model", "version", "version.publish", "format", "format.tamper", "format.tamper_reported", "format.corrupt", "format.quarantined",
     "format.review", "format.trusted", "format.download_not_ready", "trusted_import",
-    "alias", "record", "member", "metric.log",
+    "alias", "record", "member", "metric.log", "sso_rule",
 ]
 
 
