@@ -105,7 +105,11 @@ class SsoCallbackView(OIDCAuthenticationCallbackView):
         if not sso_enabled():
             raise Http404("Single sign-on is not set up.")
         if request.GET.get("error"):
-            super().get(request)  # forgets the state, signs out
+            # The provider said no: this sign-in's state is spent. (The library would also sign
+            # out whoever is signed in; a link anyone can send must not do that.)
+            states = request.session.get("oidc_states", {})
+            if states.pop(request.GET.get("state", ""), None) is not None:
+                request.session["oidc_states"] = states
             described = request.GET.get("error_description") or request.GET["error"]
             return sso_failed(request, f"{provider_name()} did not sign you in: {described[:300]}", 400)
         state = request.GET.get("state")

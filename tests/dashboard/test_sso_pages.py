@@ -199,3 +199,9 @@ def test_members_page_marks_roles_from_rules(users, context):
     role = reverse("dashboard:member-role", kwargs={"ctx": "acme", "membership_id": membership.pk})
     assert admin.post(role, {"role": "admin"}).status_code == 404
     assert set(Membership.objects.filter(user=user).values_list("role", "source")) == {("editor", "sso"), ("viewer", "manual")}
+
+
+def test_a_link_to_the_callback_does_not_sign_anyone_out(users, sso_settings):
+    client = signed_in(users["viewer"])
+    assert client.get("/sso/callback/?error=access_denied&state=x").status_code == 400
+    assert client.session["_auth_user_id"] == str(users["viewer"].pk)

@@ -208,3 +208,6 @@ def test_the_provider_says_no(sso, live_server):
                        timeout=30)
 
     assert page.status_code == 400 and "did not sign you in: Not allowed" in page.text
+    # The state is spent: the same answer again is not a sign-in this browser started.
+    again = session.get(f"{live_server.url}/sso/callback/?code=abc&state={state}", timeout=30)
+    assert again.status_code == 400 and "not started in this browser" in again.text
