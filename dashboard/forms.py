@@ -196,3 +196,14 @@ class WebhookForm(forms.Form):
     events = forms.MultipleChoiceField(choices=EventType.choices, widget=forms.CheckboxSelectMultiple,
                                        help_text="What to send.")
     description = forms.CharField(required=False, max_length=200, help_text="Optional: who receives it, and why.")
+# --- single sign-on rules --------------------------------------------------------------------
+
+class SsoRuleForm(forms.Form):
+    claim_value = forms.CharField(max_length=255, label="Claim value",
+                                  help_text="A value of the roles claim, exactly as the provider sends it, e.g. ml-platform")
+    context = forms.ChoiceField(choices=[], help_text="A context you manage")
+    role = forms.ChoiceField(choices=Role.choices)
+
+    def __init__(self, *args, contexts=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["context"].choices = [(context.slug, context.name) for context in contexts]

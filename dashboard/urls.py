@@ -3,13 +3,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard.views import assist, catalog, confirmations, model_pages, team, trusted_imports, webhooks
+from dashboard.views import (assist, catalog, confirmations, model_pages, signin, sso_rules, team, trusted_imports,
+                             webhooks)
 
 app_name = "dashboard"
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", signin.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("sso/start/", signin.SsoStartView.as_view(), name="sso-start"),
+    path("sso/callback/", signin.SsoCallbackView.as_view(), name="sso-callback"),
+    *sso_rules.urlpatterns,
     *catalog.urlpatterns,
     *model_pages.urlpatterns,
     *team.urlpatterns,

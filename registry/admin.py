@@ -2,13 +2,30 @@
 
 from django.contrib import admin
 
-from registry.models import ApiToken, AuditEvent, Context, Membership
+from registry.models import ApiToken, AuditEvent, Context, Membership, SsoIdentity
 
 
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 1
     autocomplete_fields = ["user", "group"]
+    # Rows added here are granted by hand; those of single sign-on rules are the rules' to change.
+    readonly_fields = ["source", "sso_rule"]
+
+
+@admin.register(SsoIdentity)
+class SsoIdentityAdmin(admin.ModelAdmin):
+    """Which account a provider's subject signs in as. Staff may point one at an existing local
+    account (the first sign-in made a new one, `name-2`, rather than take that account over)."""
+
+    list_display = ["subject", "issuer", "user", "claim_values", "last_sign_in_at"]
+    list_select_related = ["user"]
+    search_fields = ["subject", "user__username"]
+    autocomplete_fields = ["user"]
+    readonly_fields = ["issuer", "subject", "claim_values", "created_at", "last_sign_in_at"]
+
+    def has_add_permission(self, request):
+        return False  # made by the first sign-in
 
 
 @admin.register(Context)

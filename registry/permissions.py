@@ -22,6 +22,11 @@ Who decides, once per request:
   checks a role; a new caller of that kind must call require() itself. What no door decides
   stays in its service: token_create and token_revoke let a user act on their own tokens only
   (site staff on anyone's).
+- Single sign-on rules name their context in the body. Creating one is decided in two steps:
+  @requires_somewhere(Perm.MANAGE_CONTEXT) before the body is read (the user manages some
+  context, else 403), then sso_rule_context() on the context the body names, which answers 400
+  for one the user does not manage, exactly as for one that does not exist. Deleting one is
+  @requires(Perm.MANAGE_CONTEXT) on the rule's context, like any object a URL names.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from enum import StrEnum
 
 from django.db.models import Q, QuerySet
 
-from registry.errors import PermissionDenied
+from registry.errors import InvalidInput, PermissionDenied
 from registry.models import Context, Membership, Model, Role
 
 
@@ -143,7 +148,7 @@ def models_for(user, permission: Perm = Perm.VIEW_MODEL) -> QuerySet[Model]:
 
 
 def context_of(*, slug: str | None = None, model_id=None, version_number: int | None = None,
-               record_id=None) -> Context | None:
+               record_id=None, sso_rule_id=None) -> Context | None:
     """The context whose rules apply to the object a URL names (a context by slug, a model by id,
     or one of its versions by number, a training record by id), whoever asks; None when there is
     no such object. For deciding a permission before the object itself is read: whether the
@@ -151,6 +156,8 @@ def context_of(*, slug: str | None = None, model_id=None, version_number: int | 
     contexts = Context.objects.all()
     if slug is not None:
         return contexts.filter(slug=slug).first()
+    if sso_rule_id is not None:
+        return contexts.filter(sso_rules__id=sso_rule_id).first() if str(sso_rule_id).isdigit() else None
     try:
         if record_id is not None:
             return contexts.filter(records__id=uuid.UUID(str(record_id))).first()
@@ -229,3 +236,23 @@ def require_staff(user) -> None:
     """Raise PermissionDenied (403) unless `user` is site staff, not on a read-only token."""
     if not is_staff(user) or not token_allows(user, STAFF):
         raise PermissionDenied("Only site staff can do this.")
+
+
+def require_somewhere(user, permission: Perm) -> None:
+    """Raise PermissionDenied (403) unless `user` holds `permission` in at least one context
+    (site staff always do): the first step of a write whose context is named in its body."""
+    if is_staff(user) and token_allows(user, permission):
+        return
+    if not token_allows(user, permission):
+        raise PermissionDenied("This token is read-only.")
+    if not contexts_for(user, permission).exists():
+        raise PermissionDenied(f"You need the '{permission}' permission in a context.")
+
+
+def sso_rule_context(user, slug) -> Context:
+    """The context a new single sign-on rule names, if `user` may manage it; else 400, the same
+    answer whether the context does not exist or is one the user does not manage."""
+    context = contexts_for(user, Perm.MANAGE_CONTEXT).filter(slug=slug).first() if isinstance(slug, str) else None
+    if context is None:
+        raise InvalidInput(f"There is no context '{str(slug)[:50]}' that you manage.", field="context")
+    return context

@@ -19,8 +19,10 @@ from registry.models import (
     Format,
     FormatStatus,
     Membership,
+    MembershipSource,
     Metric,
     Model,
+    SsoRule,
     TrainingRecord,
     TrustedImport,
     Version,
@@ -64,18 +66,40 @@ def context_get(user, slug: str) -> Context:
 
 
 def member_list(context: Context) -> QuerySet[Membership]:
-    return Membership.objects.filter(context=context).select_related("user", "group").order_by(
-        "group__name", "user__username"
+    """Hand-granted memberships and those of single sign-on rules (with the rule), by name."""
+    return Membership.objects.filter(context=context).select_related("user", "group", "sso_rule").order_by(
+        "group__name", "user__username", "source"
     )
 
 
-def member_get(context: Context, membership_id) -> Membership:
-    """One membership of `context`; one of another context is simply not found."""
+def sso_rule_list(user) -> QuerySet[SsoRule]:
+    """The single sign-on rules of every context `user` manages (site staff: all), with each
+    rule's context and how many roles it grants now."""
+    return (SsoRule.objects.filter(context__in=contexts_for(user, Perm.MANAGE_CONTEXT))
+            .select_related("context", "created_by").annotate(granted=Count("memberships"))
+            .order_by("claim_value", "context__slug", "pk"))
+
+
+def sso_rule_get(user, rule_id) -> SsoRule:
+    """A rule in a context `user` can see (whether they may delete it is @requires' to say)."""
+    rule = None
+    if str(rule_id).isdigit():
+        rule = (SsoRule.objects.filter(pk=int(rule_id), context__in=contexts_for(user, Perm.VIEW_MODEL))
+                .select_related("context").first())
+    if rule is None:
+        raise NotFound("Single sign-on rule not found.")
+    return rule
+
+
+def member_get(context: Context, membership_id, *, hand_granted: bool = False) -> Membership:
+    """One membership of `context`; one of another context is simply not found. With
+    `hand_granted`, only one an admin granted (those of single sign-on rules are the rules')."""
     try:
         membership_id = int(membership_id)
     except (TypeError, ValueError):
         raise NotFound("Membership not found.") from None
-    membership = member_list(context).filter(pk=membership_id).first()
+    rows = member_list(context).filter(pk=membership_id)
+    membership = (rows.filter(source=MembershipSource.MANUAL) if hand_granted else rows).first()
     if membership is None:
         raise NotFound("This membership does not exist (any more).")
     return membership

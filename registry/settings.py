@@ -167,8 +167,31 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTHENTICATION_BACKENDS = [
     # First: a locked-out username or address is refused before its password is checked.
     "registry.signin.SignInLimitBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Passwords, unless REGISTRY_PASSWORD_SIGNIN is false.
+    "registry.signin.PasswordBackend",
+    # Single sign-on (OpenID Connect), when REGISTRY_OIDC_ISSUER is set (registry/sso.py).
+    "registry.sso.OidcBackend",
 ]
+
+# --- Single sign-on (OpenID Connect; README "Configuration") ----------------------------------
+# The provider's endpoints are discovered from the issuer (<issuer>/.well-known/openid-configuration).
+REGISTRY_OIDC_ISSUER = os.environ.get("REGISTRY_OIDC_ISSUER", "").strip()
+REGISTRY_OIDC_CLIENT_ID = os.environ.get("REGISTRY_OIDC_CLIENT_ID", "").strip()
+REGISTRY_OIDC_CLIENT_SECRET = os.environ.get("REGISTRY_OIDC_CLIENT_SECRET", "")
+REGISTRY_OIDC_SCOPES = os.environ.get("REGISTRY_OIDC_SCOPES", "openid email profile")
+REGISTRY_OIDC_PROVIDER_NAME = os.environ.get("REGISTRY_OIDC_PROVIDER_NAME", "single sign-on")
+# The claim whose values single sign-on rules map to roles, and the one that names new accounts.
+REGISTRY_OIDC_ROLES_CLAIM = os.environ.get("REGISTRY_OIDC_ROLES_CLAIM", "groups")
+REGISTRY_OIDC_USERNAME_CLAIM = os.environ.get("REGISTRY_OIDC_USERNAME_CLAIM", "preferred_username")
+REGISTRY_OIDC_SIGN_ALGO = os.environ.get("REGISTRY_OIDC_SIGN_ALGO", "RS256")
+REGISTRY_OIDC_TIMEOUT_SECONDS = float(os.environ.get("REGISTRY_OIDC_TIMEOUT_SECONDS", "10"))
+if REGISTRY_OIDC_ISSUER and not (REGISTRY_OIDC_CLIENT_ID and REGISTRY_OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured("REGISTRY_OIDC_ISSUER is set: set REGISTRY_OIDC_CLIENT_ID and REGISTRY_OIDC_CLIENT_SECRET too.")
+# false: the password form is hidden and refused (dashboard and admin); API tokens keep working.
+REGISTRY_PASSWORD_SIGNIN = env_bool("REGISTRY_PASSWORD_SIGNIN", True)
+# mozilla-django-oidc: the code flow with PKCE, back to the dashboard's callback page.
+OIDC_USE_PKCE = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "dashboard:sso-callback"
 
 # --- Sign-in limits (django-axes; README "Limits") --------------------------------------------
 # This many failed sign-ins for one username (from any address), or from one address (for

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from axes.backends import AxesStandaloneBackend
 from django.conf import settings
+from django.contrib.auth.backends import ModelBackend
 
 
 class SignInLimitBackend(AxesStandaloneBackend):
@@ -18,6 +19,22 @@ class SignInLimitBackend(AxesStandaloneBackend):
         if request is None:
             return None
         return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+class PasswordBackend(ModelBackend):
+    """Django's username and password check, unless REGISTRY_PASSWORD_SIGNIN is false: then no
+    password signs anyone in (the dashboard's and the admin's sign-in pages alike), and sessions
+    opened with a password end. Sessions opened by single sign-on and API tokens are unaffected."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if not settings.REGISTRY_PASSWORD_SIGNIN:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
+
+    def get_user(self, user_id):
+        if not settings.REGISTRY_PASSWORD_SIGNIN:
+            return None
+        return super().get_user(user_id)
 
 
 def client_address(request) -> str:

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
+from dashboard.views.signin import admin_sign_in
 from registry import http_errors
 
 # The API docs pages run under the site's Content-Security-Policy (settings.CONTENT_SECURITY_POLICY).
@@ -24,6 +25,8 @@ api_redoc = csp_update({"style-src": [NONCE, *REDOC_LOADING_STYLE_HASHES], "work
 )
 
 urlpatterns = [
+    # Before the admin's own: with passwords turned off, its sign-in is the registry's (single sign-on).
+    path("admin/login/", admin_sign_in, name="admin-login"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("registry.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

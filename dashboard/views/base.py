@@ -8,7 +8,7 @@ from functools import wraps
 from django import forms
 
 from registry.errors import RegistryError
-from registry.permissions import Perm, context_of, has_perm, require
+from registry.permissions import Perm, context_of, has_perm, require, require_somewhere
 
 
 def requires(permission: Perm, *, to_read: bool = False):
@@ -22,9 +22,27 @@ def requires(permission: Perm, *, to_read: bool = False):
         def decided(request, *args, **kwargs):
             if request.method == "POST" or to_read:
                 context = context_of(slug=kwargs.get("ctx"), model_id=kwargs.get("model_id"),
-                                     version_number=kwargs.get("number"), record_id=kwargs.get("record_id"))
+                                     version_number=kwargs.get("number"), record_id=kwargs.get("record_id"),
+                                     sso_rule_id=kwargs.get("rule_id"))
                 if context is not None and has_perm(request.user, context, Perm.VIEW_MODEL):
                     require(request.user, context, permission)
+            return view(request, *args, **kwargs)
+
+        decided.required_permission = permission
+        return decided
+
+    return decorate
+
+
+def requires_somewhere(permission: Perm):
+    """Decorate a view whose POST writes in the context its form names: the user needs
+    `permission` in some context, else 403, decided before the form is read; the context the
+    form names is then checked by the view (registry.permissions.sso_rule_context)."""
+    def decorate(view):
+        @wraps(view)
+        def decided(request, *args, **kwargs):
+            if request.method == "POST":
+                require_somewhere(request.user, permission)
             return view(request, *args, **kwargs)
 
         decided.required_permission = permission

@@ -29,13 +29,13 @@ AUDIT_PER_PAGE = 50
 AUDIT_OBJECT_TYPES = [
     ("model", "Model"), ("version", "Version"), ("format", "Format (file)"), ("alias", "Alias"),
     ("trainingrecord", "Training record"), ("trustedimport", "Trusted import"), ("membership", "Membership"),
-    ("context", "Context"), ("webhook", "Webhook"),
+    ("context", "Context"), ("webhook", "Webhook"), ("ssorule", "Single sign-on rule"),
 ]
 # Suggestions for the action filter, which matches a prefix ("format" finds every format.* event).
 AUDIT_ACTION_HINTS = [
     "model", "version", "version.publish", "format", "format.tamper", "format.tamper_reported", "format.corrupt", "format.quarantined",
     "format.review", "format.trusted", "format.download_not_ready", "trusted_import", "webhook",
-    "alias", "record", "member", "metric.log",
+    "alias", "record", "member", "metric.log", "sso_rule",
 ]
 
 
@@ -166,7 +166,7 @@ def member_add(request, ctx):
 @requires(Perm.MANAGE_CONTEXT)
 def member_role(request, ctx, membership_id):
     context = selectors.context_get(request.user, ctx)
-    membership = selectors.member_get(context, membership_id)
+    membership = selectors.member_get(context, membership_id, hand_granted=True)
     form = MemberRoleForm(request.POST)
     if not form.is_valid():
         return _member_page(request, context, error_row=membership.pk, error_message="Choose one of the roles.", status=400)
@@ -184,7 +184,7 @@ def member_role(request, ctx, membership_id):
 def member_remove(request, ctx, membership_id):
     """GET asks for confirmation; POST takes the role away."""
     context = selectors.context_get(request.user, ctx)
-    membership = selectors.member_get(context, membership_id)
+    membership = selectors.member_get(context, membership_id, hand_granted=True)
     error = None
     if request.method == "POST":
         try:

@@ -19,7 +19,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from registry.introspection.report import REVIEW
-from registry.models import FormatKind, Role
+from registry.models import FormatKind, MembershipSource, Role
 
 
 def _username(user) -> str | None:
@@ -71,6 +71,10 @@ class MemberSerializer(serializers.Serializer):
     kind = serializers.CharField(source="principal_kind", read_only=True)
     name = serializers.CharField(source="principal_name", read_only=True)
     role = serializers.CharField(read_only=True)
+    source = serializers.ChoiceField(choices=MembershipSource.choices, read_only=True,
+                                     help_text="`manual`: granted by an admin; `sso`: by a single sign-on rule at sign-in")
+    sso_rule = serializers.CharField(source="sso_rule.claim_value", read_only=True, allow_null=True, default=None,
+                                     help_text="The claim value of the single sign-on rule that granted it")
     created_at = serializers.DateTimeField(read_only=True)
 
 
@@ -368,6 +372,26 @@ class TrustedImportCreateSerializer(serializers.Serializer):
                                     help_text="Dotted Python paths, e.g. mylibrary.models.Scorer")
     reason = serializers.CharField(allow_blank=True, trim_whitespace=False,
                                    help_text="Why these imports can be trusted; kept with them and in the audit log")
+
+
+# --- single sign-on rules ----------------------------------------------------------------
+
+class SsoRuleSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    claim_value = serializers.CharField(read_only=True, help_text="A value of the roles claim (e.g. a group name)")
+    context = serializers.CharField(source="context.slug", read_only=True)
+    role = serializers.CharField(read_only=True)
+    holders = serializers.IntegerField(source="granted", read_only=True, default=0,
+                                       help_text="How many users hold the role through this rule now")
+    created_by = user_field()
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class SsoRuleCreateSerializer(serializers.Serializer):
+    claim_value = serializers.CharField(trim_whitespace=False,
+                                        help_text="A value of the roles claim, exactly as the provider sends it")
+    context = serializers.CharField(help_text="The slug of a context you manage")
+    role = serializers.ChoiceField(choices=Role.choices)
 
 
 # --- manifests --------------------------------------------------------------------------

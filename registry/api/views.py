@@ -22,7 +22,7 @@ from registry.api.files import FileNegotiation, download_response, upload_filena
 from registry.api.pagination import CursorPagination
 from registry.errors import InvalidInput, LengthRequired
 from registry.models import DeliveryStatus
-from registry.permissions import STAFF, Perm, effective_roles, require, require_staff
+from registry.permissions import STAFF, Perm, effective_roles, require, require_somewhere, require_staff, sso_rule_context
 from registry.services.formats import ACKNOWLEDGED_DOWNLOAD_STATUSES
 
 ERRORS = {
@@ -47,6 +47,22 @@ def requires(permission: Perm):
         @wraps(handler)
         def decided(view, request, *args, **kwargs):
             require(request.user, view.context_of(**kwargs), permission)
+            return handler(view, request, *args, **kwargs)
+
+        decided.required_permission = permission
+        return decided
+
+    return decorate
+
+
+def requires_somewhere(permission: Perm):
+    """Decorate a handler that writes in the context its body names: the user needs `permission`
+    in some context, else 403, decided before the body is read; the context the body names is
+    then checked by the handler (registry.permissions.sso_rule_context: 400 if not managed)."""
+    def decorate(handler):
+        @wraps(handler)
+        def decided(view, request, *args, **kwargs):
+            require_somewhere(request.user, permission)
             return handler(view, request, *args, **kwargs)
 
         decided.required_permission = permission
@@ -111,11 +127,16 @@ class RegistryView(APIView):
     def record(self, record_id):
         return self._once(("record", record_id), lambda: selectors.record_get(self.request.user, record_id))
 
-    def context_of(self, *, ctx=None, model_id=None, number=None, record_id=None, **_):
+    def sso_rule(self, rule_id):
+        return self._once(("sso_rule", rule_id), lambda: selectors.sso_rule_get(self.request.user, rule_id))
+
+    def context_of(self, *, ctx=None, model_id=None, number=None, record_id=None, rule_id=None, **_):
         """The context whose rules apply to the object the URL names: the deepest of context,
         model and version it names must exist and be visible (404 otherwise)."""
         if ctx is not None:
             return self.context(ctx)
+        if rule_id is not None:
+            return self.sso_rule(rule_id).context
         if record_id is not None:
             return self.record(record_id).context
         if number is not None:
@@ -344,6 +365,39 @@ class WebhookDeliveryListView(WebhookDetailView):
             raise InvalidInput(f"'status' must be one of {', '.join(DeliveryStatus.values)}.", field="status")
         deliveries = selectors.webhook_delivery_list(self.webhook(ctx, webhook_id), status=wanted)
         return self.paginated(deliveries, s.WebhookDeliverySerializer)
+
+
+# --- single sign-on rules ----------------------------------------------------------------
+
+class SsoRuleListView(RegistryView):
+    @extend_schema(responses=s.SsoRuleSerializer(many=True),
+                   summary="Single sign-on rules of the contexts you manage (site staff: all)")
+    def get(self, request):
+        return self.paginated(selectors.sso_rule_list(request.user), s.SsoRuleSerializer)
+
+    @extend_schema(
+        request=s.SsoRuleCreateSerializer, responses={201: s.SsoRuleSerializer, **ERRORS},
+        summary="Map a value of the roles claim to a role in a context you manage (admins)",
+        description="Applies from each user's next sign-in. 400 for an unknown role, or a context that does not "
+                    "exist or that you do not manage; 409 when the value already has a rule in that context.",
+    )
+    @requires_somewhere(Perm.MANAGE_CONTEXT)
+    def post(self, request):
+        data = self.input(s.SsoRuleCreateSerializer)
+        context = sso_rule_context(request.user, data["context"])
+        rule = services.sso_rule_create(actor=request.user, context=context, claim_value=data["claim_value"],
+                                        role=data["role"])
+        rule.granted = 0
+        return Response(s.SsoRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+
+class SsoRuleDetailView(RegistryView):
+    @extend_schema(responses={204: None, **ERRORS},
+                   summary="Delete a single sign-on rule (admins of its context); the roles it granted go at once")
+    @requires(Perm.MANAGE_CONTEXT)
+    def delete(self, request, rule_id):
+        services.sso_rule_delete(actor=request.user, rule=self.sso_rule(rule_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- models -----------------------------------------------------------------------------

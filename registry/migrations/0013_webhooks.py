@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registry', '0011_scale_indexes'),
+        ('registry', '0012_sso_rules'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

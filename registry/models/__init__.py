@@ -1,8 +1,9 @@
 from registry.models.audit import AuditEvent
 from registry.models.catalog import Alias, AliasMove, Model, Tag, Version, VersionStatus
-from registry.models.contexts import ApiToken, Context, Membership, Role
+from registry.models.contexts import ApiToken, Context, Membership, MembershipSource, Role
 from registry.models.files import Format, FormatKind, FormatStatus, UploadSession
 from registry.models.lineage import Metric, TrainingRecord
+from registry.models.sso import SsoIdentity, SsoRule
 from registry.models.trust import TrustedImport
 from registry.models.webhooks import DeliveryStatus, EventType, Webhook, WebhookAttempt, WebhookDelivery
 
@@ -18,9 +19,12 @@ __all__ = [
     "FormatKind",
     "FormatStatus",
     "Membership",
+    "MembershipSource",
     "Metric",
     "Model",
     "Role",
+    "SsoIdentity",
+    "SsoRule",
     "Tag",
     "TrainingRecord",
     "TrustedImport",

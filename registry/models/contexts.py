@@ -35,6 +35,16 @@ class Context(models.Model):
         return self.slug
 
 
+class MembershipSource(models.TextChoices):
+    """Who granted a membership: an admin by hand, or a single sign-on rule (registry/sso.py).
+
+    A user may hold one of each in a context; the highest role counts, as with group grants.
+    Sign-in re-evaluates only the `sso` ones; hand-granted roles are left alone."""
+
+    MANUAL = "manual", "By hand"
+    SSO = "sso", "Single sign-on rule"
+
+
 class Membership(models.Model):
     """One role held in one context by either a user or a group (never both)."""
 
@@ -47,6 +57,11 @@ class Membership(models.Model):
         Group, null=True, blank=True, on_delete=models.CASCADE, related_name="registry_memberships"
     )
     role = models.CharField(max_length=16, choices=Role.choices)
+    source = models.CharField(max_length=8, choices=MembershipSource.choices, default=MembershipSource.MANUAL)
+    # The rule that granted an `sso` membership: deleting the rule takes the role away at once.
+    sso_rule = models.ForeignKey(
+        "registry.SsoRule", null=True, blank=True, on_delete=models.CASCADE, related_name="memberships"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -56,7 +71,13 @@ class Membership(models.Model):
                 name="membership_user_xor_group",
             ),
             models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
-            models.UniqueConstraint(fields=["context", "user"], name="membership_unique_user"),
+            # A hand-granted membership names no rule; an SSO one is a user's and names its rule.
+            models.CheckConstraint(
+                condition=(Q(source=MembershipSource.MANUAL, sso_rule__isnull=True)
+                           | Q(source=MembershipSource.SSO, sso_rule__isnull=False, user__isnull=False)),
+                name="membership_source_valid",
+            ),
+            models.UniqueConstraint(fields=["context", "user", "source"], name="membership_unique_user"),
             models.UniqueConstraint(fields=["context", "group"], name="membership_unique_group"),
         ]
 

@@ -23,6 +23,7 @@ from registry.services.formats import (
 )
 from registry.services.lineage import metrics_log, record_create, record_delete, record_update
 from registry.services.models import model_create, model_delete, model_update
+from registry.services.sso import sso_rule_create, sso_rule_delete, sso_sign_in
 from registry.services.tamper import tamper_report
 from registry.services.trusted_imports import format_imports_approve, trusted_import_revoke, trusted_imports_add
 from registry.services.webhooks import (
@@ -54,6 +55,9 @@ __all__ = [
     "record_create",
     "record_delete",
     "record_update",
+    "sso_rule_create",
+    "sso_rule_delete",
+    "sso_sign_in",
     "tamper_report",
     "token_create",
     "token_revoke",

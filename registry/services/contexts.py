@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from registry.errors import Conflict, InvalidInput, NameTaken, NotFound
-from registry.models import ApiToken, Context, Membership, Role
+from registry.models import ApiToken, Context, Membership, MembershipSource, Role
 from registry.models.contexts import slug_validator
 from registry.permissions import require_staff
 from registry.services.common import audit, clean_text, lock_for_update
@@ -68,11 +68,12 @@ def membership_set(
     *, actor, context: Context, role: str, username: str | None = None, group: str | None = None,
     create_only: bool = False,
 ) -> Membership:
-    """Grant `role` in `context` to a user or a group, or change the role they hold."""
+    """Grant `role` in `context` to a user or a group, or change the role they hold by hand
+    (a role granted by a single sign-on rule is the rule's: registry/services/sso.py)."""
     role = _clean_role(role)
     principal, label = _principal(username=username, group=group)
     lock_for_update(Context).filter(pk=context.pk).first()
-    membership = Membership.objects.filter(context=context, **principal).first()
+    membership = Membership.objects.filter(context=context, source=MembershipSource.MANUAL, **principal).first()
     if membership is None:
         membership = Membership.objects.create(context=context, role=role, **principal)
         audit(actor=actor, context=context, action="member.add", object_type="membership",
@@ -94,12 +95,16 @@ def membership_set(
 
 @transaction.atomic
 def membership_remove(*, actor, context: Context, username: str | None = None, group: str | None = None) -> None:
-    """Take a user's or group's role in `context` away."""
+    """Take a user's or group's hand-granted role in `context` away."""
     lock_for_update(Context).filter(pk=context.pk).first()
     filters = {"user__username": username} if username else {"group__name": group}
-    membership = Membership.objects.filter(context=context, **filters).first()
+    membership = Membership.objects.filter(context=context, source=MembershipSource.MANUAL, **filters).first()
     if membership is None:
-        raise NotFound(f"{'User ' + username if username else 'Group ' + str(group)} is not a member of this context.")
+        who = 'User ' + username if username else 'Group ' + str(group)
+        if Membership.objects.filter(context=context, **filters).exists():
+            raise Conflict(f"{who} holds a role granted by a single sign-on rule only: delete the rule, or remove "
+                           "them from the group at the identity provider.", field="username")
+        raise NotFound(f"{who} is not a member of this context.")
     label = f"user {username}" if username else f"group {group}"
     _ensure_admin_remains(context, excluding=membership, when=membership.role == Role.ADMIN)
     membership_id, old_role = membership.pk, membership.role

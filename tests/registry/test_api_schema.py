@@ -55,7 +55,11 @@ def world(context, users):
     delivery = services.webhook_test(actor=None, webhook=webhook)
     delivery.attempts.create(number=1, started_at=delivery.created_at, duration_ms=12, response_code=503,
                              response_excerpt="busy", error="The receiver answered 503.")
-    return {"model": model, "record": record, "webhook": webhook}
+    # A role granted by a single sign-on rule, beside the hand-granted ones (source "sso").
+    rule = services.sso_rule_create(actor=None, context=context, claim_value="ml-platform", role="publisher")
+    services.sso_sign_in(issuer="https://idp.example", claims={"sub": "s-1", "groups": ["ml-platform"]},
+                         roles_claim="groups", username_claim="preferred_username")
+    return {"model": model, "record": record, "webhook": webhook, "rule": rule}
 
 
 def requests_for(world, clients):
@@ -133,6 +137,9 @@ def requests_for(world, clients):
         ("post", "/api/v1/models/{model_id}/versions/{number}/publish/", "publisher", f"{v}/3/publish/", {}, 200),
         ("post", "/api/v1/models/{model_id}/versions/{number}/tamper-reports/", "viewer",
          f"{v}/1/tamper-reports/", {"data": {"file": "pkl", "reason": "checksum_mismatch"}}, 201),
+        ("get", "/api/v1/sso-rules/", "admin", "/api/v1/sso-rules/", {}, 200),
+        ("post", "/api/v1/sso-rules/", "admin", "/api/v1/sso-rules/",
+         {"data": {"claim_value": "data-science", "context": "acme", "role": "viewer"}}, 201),
         ("get", "/api/v1/records/{record_id}/", "viewer", f"/api/v1/records/{r}/", {}, 200),
         ("patch", "/api/v1/records/{record_id}/", "editor", f"/api/v1/records/{r}/", {"data": {"uri": "s3://e"}},
          200),

@@ -64,6 +64,9 @@ class Case:
     body: object = None  # JSON, or bytes sent as application/octet-stream
     headers: dict = field(default_factory=dict)
     readonly_token_may: bool = False  # a write a read-only token may still make
+    # What the outsider gets where the formula does not say it: a single sign-on rule's context
+    # is named in the body, and one the caller does not manage is 400 like one that does not exist.
+    outsider_status: int | None = None
 
     @property
     def in_context(self) -> bool:
@@ -102,6 +105,9 @@ CASES = [
     Case("webhook-test",         "POST",   HOOK + "/test/",                      "admin",     202),
     Case("webhook-rotate-secret", "POST",  HOOK + "/rotate-secret/",             "admin",     200),
     Case("webhook-deliveries",   "GET",    HOOK + "/deliveries/",                "admin",     200),
+    Case("sso-rules-list",       "GET",    "/api/v1/sso-rules/",                 "anyone",    200),
+    Case("sso-rules-create",     "POST",   "/api/v1/sso-rules/",                 "admin",     201, {"claim_value": "data-science", "context": "acme", "role": "editor"}, outsider_status=400),
+    Case("sso-rule-delete",      "DELETE", "/api/v1/sso-rules/{rule}/",          "admin",     204),
     Case("record-detail",        "GET",    "/api/v1/records/{record}/",          "viewer",    200),
     Case("record-patch",         "PATCH",  "/api/v1/records/{record}/",          "editor",    200, {"description": "cleaned"}),
     Case("record-delete",        "DELETE", "/api/v1/records/{record}/",          "admin",     204),
@@ -141,6 +147,8 @@ def expected_status(case: Case, persona: str) -> int:
     if persona == "anonymous":
         return 401
     if persona == "outsider":
+        if case.outsider_status is not None:
+            return case.outsider_status
         if case.in_context:
             return 404
         return case.success if case.least_role == "anyone" else 403
@@ -196,7 +204,9 @@ def world(context, users):
     services.trusted_imports_add(actor=None, context=context, names=["vendorlib.text.Tokenizer"], reason="vendored")
     webhook, _ = services.webhook_create(actor=None, context=context, url="https://hooks.example.com/registry",
                                          events=["version.published", "alias.moved"])
-    return {"ctx": context.slug, "model": str(model.pk), "record": str(record.pk), "webhook": str(webhook.pk)}
+    rule = services.sso_rule_create(actor=None, context=context, claim_value="ml-platform", role="publisher")
+    return {"ctx": context.slug, "model": str(model.pk), "record": str(record.pk), "webhook": str(webhook.pk),
+            "rule": str(rule.pk)}
 
 
 @pytest.fixture
@@ -244,10 +254,14 @@ def test_permission_matrix(case, persona, world, persona_clients, storage_dir):
         assert world["ctx"] not in text
         assert MODEL_NAME.casefold() not in text
         ghost_ids = {"ctx": "no-such-context", "model": str(uuid.uuid4()), "record": str(uuid.uuid4()),
-                     "webhook": str(uuid.uuid4())}
+                     "webhook": str(uuid.uuid4()), "rule": "999999"}
         ghost = send(client, case, ghost_ids)
         assert ghost.status_code == 404
         assert ghost.json() == response.json()
+    if case.name == "sso-rules-list" and expected == 200:
+        # Only the rules of contexts the caller manages: an admin of acme (or staff) sees acme's.
+        contexts = [item["context"] for item in response.json()["results"]]
+        assert contexts == (["acme"] if persona in ("admin", "staff") else [])
     if case.name == "contexts-list" and expected == 200:
         slugs = [item["slug"] for item in response.json()["results"]]
         if persona == "outsider":
