@@ -74,8 +74,9 @@ class VersionForm(forms.Form):
                                         label="Training records", help_text="Datasets this version was trained on")
     signature = JSONObjectField(
         required=False,
-        help_text='{"inputs": [{"name": "x", "dtype": "float32", "shape": [-1, 4]}], "outputs": […]}; '
-                  "leave empty to take it from the uploaded file",
+        help_text='{"inputs": [{"name": "x", "dtype": "float32", "shape": [-1, 4]}], "outputs": […]} (the '
+                  '“predict” signature), and named ones in {"signatures": {"tokenize": {"inputs": […], '
+                  '"outputs": […]}}}; leave empty to take it from the uploaded file',
     )
 
     def __init__(self, *args, records=(), **kwargs):

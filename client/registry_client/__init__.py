@@ -44,12 +44,12 @@ from registry_client.errors import (  # noqa: E402
     Unauthorized,
 )
 from registry_client.manifest import Manifest, ManifestFile  # noqa: E402
-from registry_client.signature import infer_signature  # noqa: E402
+from registry_client.signature import infer_signature, named_signatures, signatures_of  # noqa: E402
 from registry_client.uris import VersionURI, parse_version_uri  # noqa: E402
 
 __all__ = [
     "BadRequest", "ConfigError", "Conflict", "Context", "Forbidden", "Format", "FormatSummary", "Manifest",
     "ManifestFile", "Model", "NotFound", "PayloadTooLarge", "Record", "RecordRef", "RecordVersion", "Registry",
     "RegistryError", "ServerError", "TamperError", "TamperWarning", "TransportError", "Unauthorized", "Version",
-    "VersionURI", "infer_signature", "load", "parse_version_uri",
+    "VersionURI", "infer_signature", "load", "named_signatures", "parse_version_uri", "signatures_of",
 ]

@@ -632,6 +632,13 @@ class Version(_Resource):
         return f"<Version {self.model.context}/{self.model.name} v{self.number} {self.status}>"
 
     @property
+    def signatures(self) -> dict[str, dict]:
+        """The contract as {signature name: {"inputs", "outputs"}}; a plain signature is "predict"."""
+        from registry_client.signature import signatures_of
+
+        return signatures_of(self.signature)
+
+    @property
     def registry(self) -> Registry:
         return self.model.registry
 
