@@ -283,7 +283,8 @@ def _fetch_verified(registry: Registry, model_id: str, number: int, kind: str | 
     manifest = Manifest.load(frozen, registry, eager=False, cache_dir=cache_dir)
     where = f"version {number} of {manifest.data.get('model_name') or model_id}"
     if kind is None:
-        candidates = manifest.required_files or manifest.optional_files
+        formats = [item for item in manifest.files.values() if not item.external]
+        candidates = [item for item in formats if item.required] or formats
         if len(candidates) != 1:
             raise ValueError(f"Name the kind to load: {where} has the files "
                              f"{', '.join(manifest.files) or '(none)'}.")
@@ -508,12 +509,15 @@ class Model(_Resource):
                        records: Iterable[Any] | None = None, framework: str | None = None,
                        framework_version: str | None = None, metadata: dict | None = None,
                        tags: Iterable[str] | None = None, signature: dict | None = None,
-                       description: str | None = None, name: str | None = None) -> Version:
+                       description: str | None = None, name: str | None = None,
+                       external_files: Iterable[Mapping[str, Any]] | None = None) -> Version:
         """Create the next version (a draft). `records` are Record objects, IDs, or dicts
-        {name, uri, checksum} (created in the context when missing, reused by name)."""
+        {name, uri, checksum} (created in the context when missing, reused by name).
+        `external_files`: files of the manifest stored elsewhere (see `add_external_file`)."""
         body = _version_body(self, hyperparameters=hyperparameters, config=config, records=records,
                              framework=framework, framework_version=framework_version, metadata=metadata,
-                             tags=tags, signature=signature, description=description, name=name)
+                             tags=tags, signature=signature, description=description, name=name,
+                             external_files=None if external_files is None else [dict(f) for f in external_files])
         return Version._from_json(self._t.post(f"{self._path}versions/", body), model=self)
 
     def version(self, number: int | str) -> Version:
@@ -617,6 +621,7 @@ class Version(_Resource):
     records: list[RecordRef] = _json(factory=list, convert=_rows(RecordRef))
     metadata: dict = _json(factory=dict)
     signature: dict | None = _json(None)
+    external_files: list[dict] = _json(factory=list)
     status: str = _json("")  # draft | published
     format_summaries: list[FormatSummary] = _json(factory=list, key="formats", convert=_rows(FormatSummary))
     aliases: list[str] = _json(factory=list)
@@ -840,6 +845,42 @@ class Version(_Resource):
         if str(record.id) not in current:
             self._apply(self._t.patch(self._path, {"records": [*current, str(record.id)]}))
         return record
+
+    def add_external_file(self, name: str, source_uri: str, *, sha256: str | None = None,
+                          path: str | os.PathLike | None = None, md5: str | None = None, size: int | None = None,
+                          filename: str | None = None, required: bool = True, fail_on_tamper: bool = True) -> Version:
+        """List a file the registry does not store (`s3://`, `gs://`, `https://`, `data://`) in
+        this draft's manifest, by name (not a format kind). Give its `sha256` (and `md5`, `size`),
+        or `path` to a local copy to compute them from. Consumers fetch it and verify it like
+        the registry's own files. An entry of the same name is replaced."""
+        entry: dict[str, Any] = {"name": name, "source_uri": source_uri, "required": required,
+                                 "fail_on_tamper": fail_on_tamper}
+        if path is not None:
+            digests = transfer.hash_file(path)
+            if sha256 and sha256.lower() != digests.sha256:
+                raise ValueError(f"{path} does not have the SHA-256 given ({sha256}); it has {digests.sha256}.")
+            sha256, md5, size = digests.sha256, digests.md5, digests.size
+        if not sha256:
+            raise ValueError("An external file needs its sha256 (or a path to a local copy to compute it).")
+        entry["sha256_checksum"] = sha256
+        if md5:
+            entry["md5_checksum"] = md5
+        if size is not None:
+            entry["size"] = size
+        if filename:
+            entry["filename"] = filename
+        current = [item for item in self.refresh().external_files if item.get("name") != name]
+        self._apply(self._t.patch(self._path, {"external_files": [*current, entry]}))
+        return self
+
+    def remove_external_file(self, name: str) -> Version:
+        """Take an external file out of this draft's manifest."""
+        current = self.refresh().external_files
+        if not any(item.get("name") == name for item in current):
+            raise KeyError(f"No external file {name!r}; the version lists: "
+                           f"{', '.join(item.get('name', '') for item in current) or 'none'}.")
+        self._apply(self._t.patch(self._path, {"external_files": [i for i in current if i.get("name") != name]}))
+        return self
 
     # metrics --------------------------------------------------------------------------
     def log_metrics(self, metrics: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, step: int | None = None,

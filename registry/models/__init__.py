@@ -2,7 +2,7 @@ from registry.models.audit import AuditEvent
 from registry.models.catalog import Alias, AliasMove, Model, Tag, Version, VersionStatus
 from registry.models.contexts import ApiToken, Context, Membership, Role
 from registry.models.files import Format, FormatKind, FormatStatus, UploadSession
-from registry.models.lineage import Metric, TrainingRecord
+from registry.models.lineage import Metric, ModelMetric, TrainingRecord
 from registry.models.trust import TrustedImport
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Membership",
     "Metric",
     "Model",
+    "ModelMetric",
     "Role",
     "Tag",
     "TrainingRecord",
