@@ -28,6 +28,7 @@ Built in:
 from __future__ import annotations
 
 import importlib.util
+import ssl
 import threading
 from collections.abc import Callable
 from typing import BinaryIO
@@ -89,8 +90,12 @@ def fetcher_for(uri: str) -> Fetcher:
                     f"{', '.join(s + '://' for s in SCHEMES)}.")
 
 
-def fetch_https(uri: str, out: BinaryIO, *, verify: bool | str = True, timeout: float = 60.0) -> None:
-    """Stream `uri` into `out` (redirects followed, no credentials sent)."""
+def fetch_https(uri: str, out: BinaryIO, *, verify: bool | str | ssl.SSLContext = True,
+                timeout: float = 60.0) -> None:
+    """Stream `uri` into `out` (redirects followed, no credentials sent). `verify`: True (the
+    system's and certifi's trust), a CA bundle path, or an ssl.SSLContext."""
+    if isinstance(verify, str):
+        verify = ssl.create_default_context(cafile=verify)
     try:
         with httpx.stream("GET", uri, follow_redirects=True, verify=verify,
                           timeout=httpx.Timeout(timeout, read=max(timeout, 300.0))) as response:
@@ -102,7 +107,7 @@ def fetch_https(uri: str, out: BinaryIO, *, verify: bool | str = True, timeout: 
         raise FetchError(f"GET {uri} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def https_fetcher(*, verify: bool | str = True, timeout: float = 60.0) -> Fetcher:
+def https_fetcher(*, verify: bool | str | ssl.SSLContext = True, timeout: float = 60.0) -> Fetcher:
     """An https fetcher with its own TLS trust (`verify`: a CA bundle path) or time-out, e.g.
     `register_fetcher("https", https_fetcher(verify="/etc/ssl/corp-ca.pem"))`."""
     def fetch(uri: str, out: BinaryIO) -> None:
