@@ -456,8 +456,50 @@ class Record(_Resource):
 
 # --- models -----------------------------------------------------------------------------
 
+class _Metrics:
+    """log_metrics / log_metric / metrics, shared by versions and models (`_t` and `_path`
+    are the resource's transport and API path)."""
+
+    # metrics --------------------------------------------------------------------------
+    def log_metrics(self, metrics: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, step: int | None = None,
+                    wallclock: datetime | float | str | None = None) -> list[dict]:
+        """Log metrics: a dict {key: value} sharing `step`/`wallclock`, or a list of dicts
+        {key, value, step?, wallclock?} (a batch; `step`/`wallclock` fill what an item lacks).
+        Values are numbers or strings; wallclock a datetime (naive = local time), a Unix time
+        or ISO 8601. Published versions accept metrics too; on a model, they are the model's
+        own (a monitoring figure across versions, say), shown on its page."""
+        if isinstance(metrics, Mapping):
+            items = [{"key": key, "value": value} for key, value in metrics.items()]
+        else:
+            items = [dict(item) for item in metrics]
+        for item in items:
+            if step is not None:
+                item.setdefault("step", step)
+            if wallclock is not None:
+                item.setdefault("wallclock", wallclock)
+            if item.get("step") is not None and not isinstance(item["step"], bool):
+                item["step"] = int(item["step"])  # numpy integers too
+            if "wallclock" in item:
+                item["wallclock"] = _wallclock(item["wallclock"])
+            item["value"] = _metric_value(item.get("value"))
+        logged: list[dict] = []
+        for start in range(0, len(items), MAX_METRICS_PER_CALL):
+            logged.extend(self._t.post(f"{self._path}metrics/", items[start:start + MAX_METRICS_PER_CALL]))
+        return logged
+
+    def log_metric(self, key: str, value: float | str, *, step: int | None = None,
+                   wallclock: datetime | float | str | None = None) -> dict:
+        """Log one metric value."""
+        return self.log_metrics([{"key": key, "value": value}], step=step, wallclock=wallclock)[0]
+
+    def metrics(self, key: str = "") -> list[dict]:
+        """Logged metrics {key, value, step, wallclock}, optionally of one key."""
+        return list(self._t.paginate(f"{self._path}metrics/", key=key))
+
+
+
 @dataclass(eq=False, repr=False, kw_only=True)
-class Model(_Resource):
+class Model(_Metrics, _Resource):
     """A model. `aliases` maps each alias to its version number, as last read (`refresh()`)."""
 
     registry: Registry
@@ -503,6 +545,18 @@ class Model(_Resource):
     def delete(self) -> None:
         """Delete the model, its versions and files (admins; irreversible)."""
         self._t.delete(self._path)
+
+    def update_metadata(self, values: Mapping[str, Any] | None = None, /, **keys: Any) -> Model:
+        """Merge keys into the model's `metadata` (top level; other keys are kept). Not atomic:
+        two clients merging at once can lose one of the writes."""
+        merged = {**self.refresh().metadata, **dict(values or {}), **keys}
+        self._apply(self._t.patch(self._path, {"metadata": merged}))
+        return self
+
+    def metric_across_versions(self, key: str) -> list[dict]:
+        """Version metric `key` across this model's versions: [{version, value, step, wallclock}],
+        each version's latest value (highest step, then newest), by version number."""
+        return self._t.get(f"{self._path}metrics/across-versions/", key=key)["versions"]
 
     # versions -------------------------------------------------------------------------
     def create_version(self, *, hyperparameters: dict | None = None, config: dict | None = None,
@@ -602,7 +656,7 @@ def _version_body(model: Model, **fields) -> dict:
 # --- versions ---------------------------------------------------------------------------
 
 @dataclass(eq=False, repr=False, kw_only=True)
-class Version(_Resource):
+class Version(_Metrics, _Resource):
     """A version of `model`. `format_summaries` are the formats as the version lists them
     (kind, status, size, sha256); `formats()` / `format(kind)` read them whole."""
 
@@ -881,41 +935,6 @@ class Version(_Resource):
                            f"{', '.join(item.get('name', '') for item in current) or 'none'}.")
         self._apply(self._t.patch(self._path, {"external_files": [i for i in current if i.get("name") != name]}))
         return self
-
-    # metrics --------------------------------------------------------------------------
-    def log_metrics(self, metrics: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, step: int | None = None,
-                    wallclock: datetime | float | str | None = None) -> list[dict]:
-        """Log metrics: a dict {key: value} sharing `step`/`wallclock`, or a list of dicts
-        {key, value, step?, wallclock?} (a batch; `step`/`wallclock` fill what an item lacks).
-        Values are numbers or strings; wallclock a datetime (naive = local time), a Unix time
-        or ISO 8601. Published versions accept metrics too."""
-        if isinstance(metrics, Mapping):
-            items = [{"key": key, "value": value} for key, value in metrics.items()]
-        else:
-            items = [dict(item) for item in metrics]
-        for item in items:
-            if step is not None:
-                item.setdefault("step", step)
-            if wallclock is not None:
-                item.setdefault("wallclock", wallclock)
-            if item.get("step") is not None and not isinstance(item["step"], bool):
-                item["step"] = int(item["step"])  # numpy integers too
-            if "wallclock" in item:
-                item["wallclock"] = _wallclock(item["wallclock"])
-            item["value"] = _metric_value(item.get("value"))
-        logged: list[dict] = []
-        for start in range(0, len(items), MAX_METRICS_PER_CALL):
-            logged.extend(self._t.post(f"{self._path}metrics/", items[start:start + MAX_METRICS_PER_CALL]))
-        return logged
-
-    def log_metric(self, key: str, value: float | str, *, step: int | None = None,
-                   wallclock: datetime | float | str | None = None) -> dict:
-        """Log one metric value."""
-        return self.log_metrics([{"key": key, "value": value}], step=step, wallclock=wallclock)[0]
-
-    def metrics(self, key: str = "") -> list[dict]:
-        """Logged metrics {key, value, step, wallclock}, optionally of one key."""
-        return list(self._t.paginate(f"{self._path}metrics/", key=key))
 
     # manifests ------------------------------------------------------------------------
     def manifest(self, *, frozen: bool = False) -> dict:

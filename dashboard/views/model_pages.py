@@ -19,7 +19,7 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from dashboard import preflight
-from dashboard.charts import metric_charts
+from dashboard.charts import line_chart, metric_charts
 from dashboard.forms import AliasForm, DeleteModelForm, ModelForm, NewVersionForm, UploadForm, VersionForm
 from dashboard.views.base import add_service_error, requires
 from registry import selectors, services
@@ -33,6 +33,7 @@ USER_ERRORS = (InvalidInput, Conflict, FileTooLarge)
 # Plain strings: templates compare them with the `status` column's value.
 POLLED_STATUSES = {FormatStatus.UPLOADED.value, FormatStatus.HASHING.value, FormatStatus.INTROSPECTING.value}
 ALIAS_HISTORY_SHOWN = 50
+MODEL_METRICS_ON_OVERVIEW = 8  # latest values of the model's own metrics in its general section
 
 
 # --- uploads -------------------------------------------------------------------------------
@@ -128,7 +129,8 @@ def model_detail(request, model_id):
     wanted = _selected_number(request)
     shown = wanted if wanted in numbers else (numbers[-1] if numbers else None)
     version = selectors.version_detail(model, shown) if shown is not None else None
-    return _page(request, model, tab="details", version=version, overview=True)
+    return _page(request, model, tab="details", version=version, overview=True,
+                 model_metrics_latest=list(selectors.model_metric_latest(model)[:MODEL_METRICS_ON_OVERVIEW]))
 
 
 @login_required
@@ -382,6 +384,26 @@ def version_metrics(request, model_id, number):
     return _page(request, model, tab="metrics", version=version, metrics=metrics, charts=metric_charts(metrics))
 
 
+# --- the model's own metrics, and one version metric across versions ------------------------------
+
+@login_required
+def model_metrics(request, model_id):
+    """The model's own metrics (a chart per key and every value), and a chart of one version
+    metric across versions (`?key=`, by default the first key any version has)."""
+    model = selectors.model_detail(request.user, model_id)
+    metrics = list(selectors.model_metric_list(model))
+    keys = selectors.version_metric_keys(model)
+    key = request.GET.get("key", "")
+    if key not in keys:
+        key = keys[0] if keys else ""
+    across = selectors.metric_across_versions(model, key) if key else []
+    numeric = [(point["version"], point["value"]) for point in across
+               if isinstance(point["value"], (int, float)) and not isinstance(point["value"], bool)]
+    return _page(request, model, tab="model-metrics", selected=_selected_number(request), metrics=metrics,
+                 charts=metric_charts(metrics), version_metric_keys=keys, across_key=key, across=across,
+                 across_chart=line_chart(numeric, title=f"{key} by version", x_label="version") if numeric else "")
+
+
 # --- aliases ---------------------------------------------------------------------------------------
 
 @login_required
@@ -466,6 +488,7 @@ urlpatterns = [
     path(f"{V}/formats/<str:kind>/manifest/", format_manifest_flags, name="format-manifest-flags"),
     path(f"{V}/manifest.json", version_manifest, name="version-manifest"),
     path(f"{V}/metrics/", version_metrics, name="version-metrics"),
+    path(f"{M}/metrics/", model_metrics, name="model-metrics"),
     path(f"{M}/aliases/", model_aliases, name="model-aliases"),
     path(f"{M}/aliases/set/", alias_set, name="alias-set"),
     path(f"{M}/aliases/<str:alias>/rollback/", alias_rollback, name="alias-rollback"),

@@ -443,6 +443,18 @@ class MetricSerializer(serializers.Serializer):
     wallclock = serializers.DateTimeField(required=False)
 
 
+class MetricByVersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="The version number")
+    value = serializers.JSONField(help_text="The version's latest value of the metric (highest step, then newest)")
+    step = serializers.IntegerField(allow_null=True)
+    wallclock = serializers.DateTimeField()
+
+
+class MetricAcrossVersionsSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    versions = MetricByVersionSerializer(many=True)
+
+
 # --- aliases ----------------------------------------------------------------------------
 
 class AliasMoveSerializer(SchemaOnly):

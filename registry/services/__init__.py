@@ -21,7 +21,7 @@ from registry.services.formats import (
     format_update,
     format_upload,
 )
-from registry.services.lineage import metrics_log, record_create, record_delete, record_update
+from registry.services.lineage import metrics_log, model_metrics_log, record_create, record_delete, record_update
 from registry.services.models import model_create, model_delete, model_update
 from registry.services.tamper import tamper_report
 from registry.services.trusted_imports import format_imports_approve, trusted_import_revoke, trusted_imports_add
@@ -41,6 +41,7 @@ __all__ = [
     "membership_remove",
     "membership_set",
     "metrics_log",
+    "model_metrics_log",
     "model_create",
     "model_delete",
     "model_update",
