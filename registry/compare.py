@@ -285,6 +285,12 @@ class Comparison:
         return [change for change in self.signature_changes if change.breaking]
 
     @property
+    def signatures_named(self) -> bool:
+        """True when either side holds more than the default signature: both then name theirs."""
+        names = set(named_signatures.named(self.a.get("signature"))) | set(named_signatures.named(self.b.get("signature")))
+        return bool(names - {named_signatures.DEFAULT_NAME})
+
+    @property
     def identical(self) -> bool:
         return not any(self.changed.values())
 

@@ -19,7 +19,7 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from dashboard import preflight
-from dashboard.charts import line_chart, metric_charts
+from dashboard.charts import across_versions_chart, metric_charts
 from dashboard.forms import AliasForm, DeleteModelForm, ModelForm, NewVersionForm, UploadForm, VersionForm
 from dashboard.views.base import add_service_error, requires
 from registry import selectors, services
@@ -401,7 +401,7 @@ def model_metrics(request, model_id):
                if isinstance(point["value"], (int, float)) and not isinstance(point["value"], bool)]
     return _page(request, model, tab="model-metrics", selected=_selected_number(request), metrics=metrics,
                  charts=metric_charts(metrics), version_metric_keys=keys, across_key=key, across=across,
-                 across_chart=line_chart(numeric, title=f"{key} by version", x_label="version") if numeric else "")
+                 across_chart=across_versions_chart(numeric, key=key) if numeric else "")
 
 
 # --- aliases ---------------------------------------------------------------------------------------
