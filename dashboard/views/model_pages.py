@@ -434,13 +434,14 @@ def alias_set(request, model_id):
     form = AliasForm(request.POST, published=published)
     if form.is_valid():
         try:
-            services.alias_set(actor=request.user, model=model, name=form.cleaned_data["alias"],
-                               version_number=form.cleaned_data["version"])
+            moved = services.alias_set(actor=request.user, model=model, name=form.cleaned_data["alias"],
+                                       version_number=form.cleaned_data["version"])
         except USER_ERRORS as error:
             add_service_error(form, error)
         else:
             messages.success(request, f"Alias {form.cleaned_data['alias']} now points to version "
                                       f"{form.cleaned_data['version']}.")
+            _warn_breaking(request, moved)
             return redirect("dashboard:model-aliases", model_id=model.pk)
     return _aliases_page(request, model, form, status=400)
 
@@ -456,7 +457,16 @@ def alias_rollback(request, model_id, alias):
         messages.error(request, error.message)
     else:
         messages.success(request, f"Alias {alias} rolled back to version {moved.version.number}.")
+        _warn_breaking(request, moved)
     return redirect("dashboard:model-aliases", model_id=model.pk)
+
+
+def _warn_breaking(request, moved) -> None:
+    """Say which breaking signature changes an alias move brought to the alias's callers."""
+    if moved.breaking_changes:
+        listed = " ".join(change.message for change in moved.breaking_changes[:5])
+        more = f" (and {len(moved.breaking_changes) - 5} more)" if len(moved.breaking_changes) > 5 else ""
+        messages.warning(request, f"Breaking for callers of {moved.name}: {listed}{more}")
 
 
 @login_required

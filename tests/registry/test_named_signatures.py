@@ -162,3 +162,43 @@ def test_the_compare_page_flags_a_removed_signature(viewer_browser, model):
     assert "BREAKING" in page
     assert "Signature &#x27;tokenize&#x27; was removed" in page
     assert "Signature <code>tokenize</code>" in page  # v1's side still lists it
+
+
+# --- alias moves ------------------------------------------------------------------------------------
+
+def _published(model, signature):
+    from tests.helpers import store_file
+
+    version = services.version_create(actor=None, model=model, signature=signature)
+    store_file(version)
+    services.version_publish(actor=None, version=version)
+    return version
+
+
+def test_an_alias_move_that_removes_a_signature_is_flagged_and_audited(users, model):
+    from registry.models import AuditEvent
+
+    _published(model, CONTRACT)
+    _published(model, {"inputs": [FEATURES], "outputs": [SCORE]})
+    assert services.alias_set(actor=None, model=model, name="production", version_number=1).breaking_changes == []
+    moved = services.alias_set(actor=None, model=model, name="production", version_number=2)
+    assert [(c.signature, c.change) for c in moved.breaking_changes] == [("tokenize", "removed")]
+    event = AuditEvent.objects.filter(action="alias.move").latest("id")
+    assert event.summary.endswith("; 1 breaking signature change(s)")
+    assert event.changes["breaking_signature_changes"] == [
+        "Signature 'tokenize' was removed: its callers have nothing to call."]
+    back = services.alias_rollback(actor=None, model=model, name="production")
+    assert back.breaking_changes == []  # tokenize is back: adding a signature breaks nothing
+
+
+def test_the_dashboard_warns_after_a_breaking_alias_move(users, model):
+    _published(model, CONTRACT)
+    _published(model, {"inputs": [FEATURES], "outputs": [SCORE]})
+    services.alias_set(actor=None, model=model, name="production", version_number=1)
+    client = Client()
+    client.force_login(users["publisher"])
+    response = client.post(reverse("dashboard:alias-set", kwargs={"model_id": model.pk}),
+                           {"alias": "production", "version": 2}, follow=True)
+    page = response.content.decode()
+    assert 'class="message warning"' in page
+    assert "Breaking for callers of production: Signature &#x27;tokenize&#x27; was removed" in page
