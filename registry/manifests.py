@@ -3,9 +3,9 @@ can check every byte against.
 
 The manifest lists the version's formats that have a file, then its external files (stored
 elsewhere: registry/external_files.py), split into required files (a consumer fetches them
-when it loads the manifest) and optional ones (fetched on first use). The frozen manifest adds each file's MD5 and SHA-256, a timestamp, and a
-`lock_checksum`: the MD5 of the canonical JSON of everything else, so a consumer can tell
-when the manifest itself was edited.
+when it loads the manifest) and optional ones (fetched on first use). The frozen manifest
+adds each file's MD5 and SHA-256, a timestamp, and a `lock_checksum`: the MD5 of the
+canonical JSON of everything else, so a consumer can tell when the manifest itself was edited.
 
 Canonical JSON is `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`
 encoded as UTF-8; the Python client computes it the same way.
