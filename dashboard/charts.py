@@ -32,8 +32,10 @@ def _span(low: float, high: float) -> tuple[float, float]:
     return low, high
 
 
-def line_chart(points: Sequence[tuple[float, float]], *, title: str, x_label: str = "step") -> SafeString:
-    """An SVG line chart of (x, y) points, sorted by x; each point has a tooltip."""
+def line_chart(points: Sequence[tuple[float, float]], *, title: str, x_label: str = "step",
+               x_ticks: Sequence[float] | None = None) -> SafeString:
+    """An SVG line chart of (x, y) points, sorted by x; each point has a tooltip. The x axis is
+    labelled at its two ends, or at each of `x_ticks` (e.g. every version number)."""
     points = sorted((float(x), float(y)) for x, y in points if math.isfinite(x) and math.isfinite(y))
     if not points:
         return mark_safe("")
@@ -62,7 +64,8 @@ def line_chart(points: Sequence[tuple[float, float]], *, title: str, x_label: st
     )
     x_ticks = format_html_join(
         "", '<text class="tick" x="{}" y="{}" text-anchor="middle">{}</text>',
-        ((round(sx(v), 1), HEIGHT - PAD_BOTTOM + 16, _label(v)) for v in (x_low, x_high)),
+        ((round(sx(v), 1), HEIGHT - PAD_BOTTOM + 16, _label(v))
+         for v in (x_ticks if x_ticks is not None else (x_low, x_high))),
     )
     return format_html(
         '<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{title}" preserveAspectRatio="xMidYMid meet">'
@@ -95,3 +98,13 @@ def metric_charts(metrics) -> list[dict]:
             "chart": line_chart(points, title=key, x_label="step" if by_step else "logged #") if numeric else "",
         })
     return charts
+
+
+MAX_VERSION_TICKS = 30  # beyond it, the version axis is labelled at its ends only
+
+
+def across_versions_chart(points: Sequence[tuple[int, float]], *, key: str) -> SafeString:
+    """One metric's value per version number, each version labelled on the x axis."""
+    numbers = sorted({number for number, _ in points})
+    return line_chart(points, title=f"{key} by version", x_label="version",
+                      x_ticks=numbers if len(numbers) <= MAX_VERSION_TICKS else None)

@@ -57,6 +57,26 @@ class JSONObjectField(forms.JSONField):
         return forms.fields.InvalidJSONInput(data) if isinstance(data, str) else data
 
 
+class JSONListField(JSONObjectField):
+    """A JSON list typed in a textarea; empty means []."""
+
+    def to_python(self, value):
+        if value in self.empty_values or (isinstance(value, str) and not value.strip()):
+            return []
+        if isinstance(value, str):
+            try:
+                value = jsoninput.loads(value, max_depth=settings.REGISTRY_MAX_JSON_DEPTH)
+            except json.JSONDecodeError as error:
+                raise forms.ValidationError(
+                    f"This is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}."
+                ) from None
+            except ValueError as error:
+                raise forms.ValidationError(str(error)) from None
+        if not isinstance(value, list):
+            raise forms.ValidationError('Enter a JSON list in brackets, e.g. [{"name": "weights", …}].')
+        return value
+
+
 class VersionForm(forms.Form):
     name = forms.CharField(required=False, max_length=200, help_text='Optional, e.g. "nightly retrain"')
     description = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 4}),
@@ -74,8 +94,16 @@ class VersionForm(forms.Form):
                                         label="Training records", help_text="Datasets this version was trained on")
     signature = JSONObjectField(
         required=False,
-        help_text='{"inputs": [{"name": "x", "dtype": "float32", "shape": [-1, 4]}], "outputs": […]}; '
-                  "leave empty to take it from the uploaded file",
+        help_text='{"inputs": [{"name": "x", "dtype": "float32", "shape": [-1, 4]}], "outputs": […]} (the '
+                  '“predict” signature), and named ones in {"signatures": {"tokenize": {"inputs": […], '
+                  '"outputs": […]}}}; leave empty to take it from the uploaded file',
+    )
+
+    external_files = JSONListField(
+        required=False, label="External files",
+        help_text='Files the manifest lists but the registry does not store: [{"name": "weights", "source_uri": '
+                  '"s3://bucket/weights.bin", "sha256_checksum": "<64 hex>", "size": 1024, "required": true}]; '
+                  "s3://, gs://, https:// or data://",
     )
 
     def __init__(self, *args, records=(), **kwargs):
@@ -94,6 +122,7 @@ class VersionForm(forms.Form):
             "framework": version.framework, "framework_version": version.framework_version,
             "hyperparameters": version.hyperparameters, "config": version.config, "metadata": version.metadata,
             "records": [record["id"] for record in version.record_rows], "signature": version.signature,
+            "external_files": version.external_files,
         }
 
 

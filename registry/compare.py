@@ -14,6 +14,10 @@ Signature rules (SPEC §3), read from the caller's side, going from version `a` 
 - a changed profile (numerical/text/image) is informative only, never breaking;
 - a signature appearing where there was none breaks nothing; one disappearing is breaking,
   since callers can no longer check what the model accepts.
+
+A contract may hold several named signatures (registry/signatures.py); the rules apply per
+signature, matched by name. A named signature removed while others stay is breaking (its
+callers have nothing to call); one added is compatible.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from registry import signatures as named_signatures
 
 SIGNATURE_PARTS = ("inputs", "outputs")
 FIELD_LABELS = {
@@ -89,13 +95,14 @@ class Difference:
 
 @dataclass(frozen=True)
 class SignatureChange:
-    part: str  # "inputs", "outputs", or "signature" for the whole contract
-    name: str
+    part: str  # "inputs", "outputs", or "signature" for a whole signature or the whole contract
+    name: str  # the field's name; for part "signature", the signature's name ("" for the whole contract)
     change: str  # added, removed, dtype, shape, profile
     breaking: bool
     message: str
     old: Any = None
     new: Any = None
+    signature: str = named_signatures.DEFAULT_NAME  # which named signature it is in
 
 
 def _same(old: Any, new: Any) -> bool:
@@ -146,10 +153,6 @@ def _step_note(metric: dict | None) -> str:
     return f"step {metric['step']}" if metric and metric.get("step") is not None else ""
 
 
-def _has_signature(signature: dict | None) -> bool:
-    return bool(signature and any(signature.get(part) for part in SIGNATURE_PARTS))
-
-
 def _shape_text(shape) -> str:
     return json.dumps(list(shape or []))
 
@@ -170,16 +173,43 @@ def _shape_compatible(part: str, old: list, new: list) -> bool:
 
 
 def signature_diff(old: dict | None, new: dict | None) -> list[SignatureChange]:
-    """Changes from signature `old` to `new`, each flagged breaking or compatible (see module doc)."""
-    if not _has_signature(old) and not _has_signature(new):
+    """Changes from signature `old` to `new` (stored forms, named or not), each flagged
+    breaking or compatible (see module doc)."""
+    old_named, new_named = named_signatures.named(old), named_signatures.named(new)
+    if not old_named and not new_named:
         return []
-    if not _has_signature(old):
+    if not old_named:
         return [SignatureChange("signature", "", "added", False,
                                 "A signature was added; there was none before, so nothing can break.")]
-    if not _has_signature(new):
+    if not new_named:
         return [SignatureChange("signature", "", "removed", True,
                                 "The signature was removed: callers can no longer check what the model accepts.")]
+    # Messages name the signature once a contract has more than the default one.
+    only_default = set(old_named) | set(new_named) == {named_signatures.DEFAULT_NAME}
     changes: list[SignatureChange] = []
+    for name in list(old_named) + [name for name in new_named if name not in old_named]:
+        before, after = old_named.get(name), new_named.get(name)
+        if after is None:
+            changes.append(SignatureChange("signature", name, "removed", True,
+                                           f"Signature '{name}' was removed: its callers have nothing to call.",
+                                           signature=name))
+        elif before is None:
+            changes.append(SignatureChange("signature", name, "added", False,
+                                           f"Signature '{name}' was added; existing callers do not use it.",
+                                           signature=name))
+        else:
+            changes.extend(_fields_diff(before, after, signature=name, prefix="" if only_default else f"{name}: "))
+    return changes
+
+
+def _fields_diff(old: dict, new: dict, *, signature: str, prefix: str) -> list[SignatureChange]:
+    """Changes between two signatures of the same name, field by field."""
+    changes: list[SignatureChange] = []
+
+    def change(part, name, kind, breaking, message, old=None, new=None):
+        changes.append(SignatureChange(part, name, kind, breaking, prefix + message, old=old, new=new,
+                                       signature=signature))
+
     for part in SIGNATURE_PARTS:
         noun = "input" if part == "inputs" else "output"
         old_fields = {item["name"]: item for item in old.get(part, [])}
@@ -188,39 +218,32 @@ def signature_diff(old: dict | None, new: dict | None) -> list[SignatureChange]:
         for name in names:
             before, after = old_fields.get(name), new_fields.get(name)
             if after is None:
-                changes.append(SignatureChange(part, name, "removed", True,
-                                               f"{noun.capitalize()} '{name}' was removed.", old=before))
+                change(part, name, "removed", True, f"{noun.capitalize()} '{name}' was removed.", old=before)
                 continue
             if before is None:
                 if part == "inputs":
                     message = f"New input '{name}': callers do not send it yet."
                 else:
                     message = f"New output '{name}'; existing callers can ignore it."
-                changes.append(SignatureChange(part, name, "added", part == "inputs", message, new=after))
+                change(part, name, "added", part == "inputs", message, new=after)
                 continue
             if before.get("dtype") != after.get("dtype"):
-                changes.append(SignatureChange(
-                    part, name, "dtype", True,
-                    f"{noun.capitalize()} '{name}' changed type from {before.get('dtype')} to {after.get('dtype')}.",
-                    old=before.get("dtype"), new=after.get("dtype"),
-                ))
+                change(part, name, "dtype", True,
+                       f"{noun.capitalize()} '{name}' changed type from {before.get('dtype')} to {after.get('dtype')}.",
+                       old=before.get("dtype"), new=after.get("dtype"))
             old_shape, new_shape = list(before.get("shape") or []), list(after.get("shape") or [])
             if old_shape != new_shape:
                 compatible = _shape_compatible(part, old_shape, new_shape)
                 how = "; it accepts what it did before" if part == "inputs" else "; callers already handle it"
-                changes.append(SignatureChange(
-                    part, name, "shape", not compatible,
-                    f"{noun.capitalize()} '{name}' changed shape from {_shape_text(old_shape)} to "
-                    f"{_shape_text(new_shape)}{how if compatible else ''}.",
-                    old=old_shape, new=new_shape,
-                ))
+                change(part, name, "shape", not compatible,
+                       f"{noun.capitalize()} '{name}' changed shape from {_shape_text(old_shape)} to "
+                       f"{_shape_text(new_shape)}{how if compatible else ''}.",
+                       old=old_shape, new=new_shape)
             if before.get("profile") != after.get("profile"):
-                changes.append(SignatureChange(
-                    part, name, "profile", False,
-                    f"{noun.capitalize()} '{name}' profile changed from {before.get('profile') or 'none'} "
-                    f"to {after.get('profile') or 'none'}.",
-                    old=before.get("profile"), new=after.get("profile"),
-                ))
+                change(part, name, "profile", False,
+                       f"{noun.capitalize()} '{name}' profile changed from {before.get('profile') or 'none'} "
+                       f"to {after.get('profile') or 'none'}.",
+                       old=before.get("profile"), new=after.get("profile"))
     return changes
 
 
@@ -260,6 +283,12 @@ class Comparison:
     @property
     def breaking(self) -> list[SignatureChange]:
         return [change for change in self.signature_changes if change.breaking]
+
+    @property
+    def signatures_named(self) -> bool:
+        """True when either side holds more than the default signature: both then name theirs."""
+        names = set(named_signatures.named(self.a.get("signature"))) | set(named_signatures.named(self.b.get("signature")))
+        return bool(names - {named_signatures.DEFAULT_NAME})
 
     @property
     def identical(self) -> bool:

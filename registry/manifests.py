@@ -1,11 +1,11 @@
 """Model manifests (SPEC §4): which files make up a version, and a frozen form a consumer
 can check every byte against.
 
-The manifest lists the version's formats that have a file, split into required files
-(a consumer fetches them when it loads the manifest) and optional ones (fetched on first
-use). The frozen manifest adds each file's MD5 and SHA-256, a timestamp, and a
-`lock_checksum`: the MD5 of the canonical JSON of everything else, so a consumer can tell
-when the manifest itself was edited.
+The manifest lists the version's formats that have a file, then its external files (stored
+elsewhere: registry/external_files.py), split into required files (a consumer fetches them
+when it loads the manifest) and optional ones (fetched on first use). The frozen manifest
+adds each file's MD5 and SHA-256, a timestamp, and a `lock_checksum`: the MD5 of the
+canonical JSON of everything else, so a consumer can tell when the manifest itself was edited.
 
 Canonical JSON is `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`
 encoded as UTF-8; the Python client computes it the same way.
@@ -58,6 +58,21 @@ def _entry(version: Version, fmt: Format, *, frozen: bool) -> dict:
     return entry
 
 
+def _external_entry(item: dict) -> dict:
+    """An external file (registry/external_files.py) as a manifest lists it: its checksums were
+    declared by whoever added it, so they are listed live and frozen alike."""
+    return {
+        "name": item["name"],
+        "source_uri": item["source_uri"],
+        "fail_on_tamper": item["fail_on_tamper"],
+        "filename": item["filename"],
+        "size": item["size"],
+        "external": True,
+        "md5_checksum": item["md5_checksum"],
+        "sha256_checksum": item["sha256_checksum"],
+    }
+
+
 def build(version: Version, formats: Iterable[Format], *, frozen: bool = False,
           now: datetime | None = None) -> dict:
     """The manifest of `version` from its formats (only those with a file are listed).
@@ -78,8 +93,10 @@ def build(version: Version, formats: Iterable[Format], *, frozen: bool = False,
         "model_id": str(version.model_id),
         "model_name": version.model.name,
         "version": version.number,
-        "required_files": [_entry(version, fmt, frozen=frozen) for fmt in files if fmt.required],
-        "optional_files": [_entry(version, fmt, frozen=frozen) for fmt in files if not fmt.required],
+        "required_files": [_entry(version, fmt, frozen=frozen) for fmt in files if fmt.required]
+        + [_external_entry(item) for item in version.external_files if item["required"]],
+        "optional_files": [_entry(version, fmt, frozen=frozen) for fmt in files if not fmt.required]
+        + [_external_entry(item) for item in version.external_files if not item["required"]],
     }
     if frozen:
         moment = (now or timezone.now()).astimezone(dt_timezone.utc)

@@ -23,6 +23,7 @@ from registry.models import (
     Metric,
     Model,
     SsoRule,
+    ModelMetric,
     TrainingRecord,
     TrustedImport,
     Version,
@@ -376,6 +377,51 @@ def metric_latest(version: Version) -> QuerySet[Metric]:
         .values("id")[:1]
     )
     return Metric.objects.filter(version=version, id=Subquery(newest)).order_by("key")
+
+
+def model_metric_list(model: Model, *, key: str = "") -> QuerySet[ModelMetric]:
+    """The metric points logged on a visible `model` itself, in the order version metrics are."""
+    metrics = ModelMetric.objects.filter(model=model)
+    if key:
+        metrics = metrics.filter(key=key)
+    return metrics.order_by("key", F("step").asc(nulls_last=True), "wallclock", "id")
+
+
+def model_metric_latest(model: Model) -> QuerySet[ModelMetric]:
+    """The latest value of each of `model`'s own metric keys, in one query (as metric_latest)."""
+    newest = (
+        ModelMetric.objects.filter(model_id=OuterRef("model_id"), key=OuterRef("key"))
+        .order_by(F("step").desc(nulls_last=True), "-wallclock", "-id")
+        .values("id")[:1]
+    )
+    return ModelMetric.objects.filter(model=model, id=Subquery(newest)).order_by("key")
+
+
+MAX_METRIC_KEYS_OFFERED = 500  # keys a model page offers to chart across versions
+
+
+def version_metric_keys(model: Model) -> list[str]:
+    """The metric keys with a number logged on any version of `model` (for the across-versions
+    chart's picker), at most MAX_METRIC_KEYS_OFFERED."""
+    return list(Metric.objects.filter(version__model=model, value_number__isnull=False)
+                .order_by("key").values_list("key", flat=True).distinct()[:MAX_METRIC_KEYS_OFFERED])
+
+
+def metric_across_versions(model: Model, key: str) -> list[dict]:
+    """The latest value of metric `key` in each version of `model` that has one ({version,
+    value, step, wallclock}, by version number): one query, the newest point of each version
+    chosen by a correlated subquery that the (version, key, step) index serves."""
+    newest = (
+        Metric.objects.filter(version_id=OuterRef("version_id"), key=key)
+        .order_by(F("step").desc(nulls_last=True), "-wallclock", "-id")
+        .values("id")[:1]
+    )
+    rows = (Metric.objects.filter(version__model=model, key=key, id=Subquery(newest))
+            .order_by("version__number")
+            .values("version__number", "value_number", "value_text", "step", "wallclock"))
+    return [{"version": row["version__number"],
+             "value": row["value_number"] if row["value_number"] is not None else row["value_text"],
+             "step": row["step"], "wallclock": row["wallclock"]} for row in rows]
 
 
 # --- aliases ------------------------------------------------------------------------------

@@ -46,13 +46,15 @@ from registry_client.errors import (  # noqa: E402
     TransportError,
     Unauthorized,
 )
+from registry_client.fetchers import FetchError, NoFetcher, https_fetcher, register_fetcher  # noqa: E402
 from registry_client.manifest import Manifest, ManifestFile  # noqa: E402
-from registry_client.signature import infer_signature  # noqa: E402
+from registry_client.signature import infer_signature, named_signatures, signatures_of  # noqa: E402
 from registry_client.uris import VersionURI, parse_version_uri  # noqa: E402
 
 __all__ = [
-    "BadRequest", "ConfigError", "Conflict", "Context", "Forbidden", "Format", "FormatSummary", "Manifest",
-    "ManifestFile", "Model", "NotFound", "PayloadTooLarge", "Record", "RecordRef", "RecordVersion", "Registry",
-    "RegistryError", "ServerError", "TamperError", "TamperWarning", "TransportError", "Unauthorized", "Version",
-    "VersionURI", "infer_signature", "load", "parse_version_uri",
+    "BadRequest", "ConfigError", "Conflict", "Context", "FetchError", "Forbidden", "Format", "FormatSummary",
+    "Manifest", "ManifestFile", "Model", "NoFetcher", "NotFound", "PayloadTooLarge", "Record", "RecordRef",
+    "RecordVersion", "Registry", "RegistryError", "ServerError", "TamperError", "TamperWarning", "TransportError",
+    "Unauthorized", "Version", "VersionURI", "https_fetcher", "infer_signature", "load", "named_signatures",
+    "parse_version_uri", "register_fetcher", "signatures_of",
 ]

@@ -283,7 +283,8 @@ def _fetch_verified(registry: Registry, model_id: str, number: int, kind: str | 
     manifest = Manifest.load(frozen, registry, eager=False, cache_dir=cache_dir)
     where = f"version {number} of {manifest.data.get('model_name') or model_id}"
     if kind is None:
-        candidates = manifest.required_files or manifest.optional_files
+        formats = [item for item in manifest.files.values() if not item.external]
+        candidates = [item for item in formats if item.required] or formats
         if len(candidates) != 1:
             raise ValueError(f"Name the kind to load: {where} has the files "
                              f"{', '.join(manifest.files) or '(none)'}.")
@@ -455,8 +456,50 @@ class Record(_Resource):
 
 # --- models -----------------------------------------------------------------------------
 
+class _Metrics:
+    """log_metrics / log_metric / metrics, shared by versions and models (`_t` and `_path`
+    are the resource's transport and API path)."""
+
+    # metrics --------------------------------------------------------------------------
+    def log_metrics(self, metrics: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, step: int | None = None,
+                    wallclock: datetime | float | str | None = None) -> list[dict]:
+        """Log metrics: a dict {key: value} sharing `step`/`wallclock`, or a list of dicts
+        {key, value, step?, wallclock?} (a batch; `step`/`wallclock` fill what an item lacks).
+        Values are numbers or strings; wallclock a datetime (naive = local time), a Unix time
+        or ISO 8601. Published versions accept metrics too; on a model, they are the model's
+        own (a monitoring figure across versions, say), shown on its page."""
+        if isinstance(metrics, Mapping):
+            items = [{"key": key, "value": value} for key, value in metrics.items()]
+        else:
+            items = [dict(item) for item in metrics]
+        for item in items:
+            if step is not None:
+                item.setdefault("step", step)
+            if wallclock is not None:
+                item.setdefault("wallclock", wallclock)
+            if item.get("step") is not None and not isinstance(item["step"], bool):
+                item["step"] = int(item["step"])  # numpy integers too
+            if "wallclock" in item:
+                item["wallclock"] = _wallclock(item["wallclock"])
+            item["value"] = _metric_value(item.get("value"))
+        logged: list[dict] = []
+        for start in range(0, len(items), MAX_METRICS_PER_CALL):
+            logged.extend(self._t.post(f"{self._path}metrics/", items[start:start + MAX_METRICS_PER_CALL]))
+        return logged
+
+    def log_metric(self, key: str, value: float | str, *, step: int | None = None,
+                   wallclock: datetime | float | str | None = None) -> dict:
+        """Log one metric value."""
+        return self.log_metrics([{"key": key, "value": value}], step=step, wallclock=wallclock)[0]
+
+    def metrics(self, key: str = "") -> list[dict]:
+        """Logged metrics {key, value, step, wallclock}, optionally of one key."""
+        return list(self._t.paginate(f"{self._path}metrics/", key=key))
+
+
+
 @dataclass(eq=False, repr=False, kw_only=True)
-class Model(_Resource):
+class Model(_Metrics, _Resource):
     """A model. `aliases` maps each alias to its version number, as last read (`refresh()`)."""
 
     registry: Registry
@@ -503,17 +546,32 @@ class Model(_Resource):
         """Delete the model, its versions and files (admins; irreversible)."""
         self._t.delete(self._path)
 
+    def update_metadata(self, values: Mapping[str, Any] | None = None, /, **keys: Any) -> Model:
+        """Merge keys into the model's `metadata` (top level; other keys are kept). Not atomic:
+        two clients merging at once can lose one of the writes."""
+        merged = {**self.refresh().metadata, **dict(values or {}), **keys}
+        self._apply(self._t.patch(self._path, {"metadata": merged}))
+        return self
+
+    def metric_across_versions(self, key: str) -> list[dict]:
+        """Version metric `key` across this model's versions: [{version, value, step, wallclock}],
+        each version's latest value (highest step, then newest), by version number."""
+        return self._t.get(f"{self._path}metrics/across-versions/", key=key)["versions"]
+
     # versions -------------------------------------------------------------------------
     def create_version(self, *, hyperparameters: dict | None = None, config: dict | None = None,
                        records: Iterable[Any] | None = None, framework: str | None = None,
                        framework_version: str | None = None, metadata: dict | None = None,
                        tags: Iterable[str] | None = None, signature: dict | None = None,
-                       description: str | None = None, name: str | None = None) -> Version:
+                       description: str | None = None, name: str | None = None,
+                       external_files: Iterable[Mapping[str, Any]] | None = None) -> Version:
         """Create the next version (a draft). `records` are Record objects, IDs, or dicts
-        {name, uri, checksum} (created in the context when missing, reused by name)."""
+        {name, uri, checksum} (created in the context when missing, reused by name).
+        `external_files`: files of the manifest stored elsewhere (see `add_external_file`)."""
         body = _version_body(self, hyperparameters=hyperparameters, config=config, records=records,
                              framework=framework, framework_version=framework_version, metadata=metadata,
-                             tags=tags, signature=signature, description=description, name=name)
+                             tags=tags, signature=signature, description=description, name=name,
+                             external_files=None if external_files is None else [dict(f) for f in external_files])
         return Version._from_json(self._t.post(f"{self._path}versions/", body), model=self)
 
     def version(self, number: int | str) -> Version:
@@ -598,7 +656,7 @@ def _version_body(model: Model, **fields) -> dict:
 # --- versions ---------------------------------------------------------------------------
 
 @dataclass(eq=False, repr=False, kw_only=True)
-class Version(_Resource):
+class Version(_Metrics, _Resource):
     """A version of `model`. `format_summaries` are the formats as the version lists them
     (kind, status, size, sha256); `formats()` / `format(kind)` read them whole."""
 
@@ -617,6 +675,7 @@ class Version(_Resource):
     records: list[RecordRef] = _json(factory=list, convert=_rows(RecordRef))
     metadata: dict = _json(factory=dict)
     signature: dict | None = _json(None)
+    external_files: list[dict] = _json(factory=list)
     status: str = _json("")  # draft | published
     format_summaries: list[FormatSummary] = _json(factory=list, key="formats", convert=_rows(FormatSummary))
     aliases: list[str] = _json(factory=list)
@@ -630,6 +689,13 @@ class Version(_Resource):
 
     def __repr__(self) -> str:
         return f"<Version {self.model.context}/{self.model.name} v{self.number} {self.status}>"
+
+    @property
+    def signatures(self) -> dict[str, dict]:
+        """The contract as {signature name: {"inputs", "outputs"}}; a plain signature is "predict"."""
+        from registry_client.signature import signatures_of
+
+        return signatures_of(self.signature)
 
     @property
     def registry(self) -> Registry:
@@ -834,40 +900,41 @@ class Version(_Resource):
             self._apply(self._t.patch(self._path, {"records": [*current, str(record.id)]}))
         return record
 
-    # metrics --------------------------------------------------------------------------
-    def log_metrics(self, metrics: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, step: int | None = None,
-                    wallclock: datetime | float | str | None = None) -> list[dict]:
-        """Log metrics: a dict {key: value} sharing `step`/`wallclock`, or a list of dicts
-        {key, value, step?, wallclock?} (a batch; `step`/`wallclock` fill what an item lacks).
-        Values are numbers or strings; wallclock a datetime (naive = local time), a Unix time
-        or ISO 8601. Published versions accept metrics too."""
-        if isinstance(metrics, Mapping):
-            items = [{"key": key, "value": value} for key, value in metrics.items()]
-        else:
-            items = [dict(item) for item in metrics]
-        for item in items:
-            if step is not None:
-                item.setdefault("step", step)
-            if wallclock is not None:
-                item.setdefault("wallclock", wallclock)
-            if item.get("step") is not None and not isinstance(item["step"], bool):
-                item["step"] = int(item["step"])  # numpy integers too
-            if "wallclock" in item:
-                item["wallclock"] = _wallclock(item["wallclock"])
-            item["value"] = _metric_value(item.get("value"))
-        logged: list[dict] = []
-        for start in range(0, len(items), MAX_METRICS_PER_CALL):
-            logged.extend(self._t.post(f"{self._path}metrics/", items[start:start + MAX_METRICS_PER_CALL]))
-        return logged
+    def add_external_file(self, name: str, source_uri: str, *, sha256: str | None = None,
+                          path: str | os.PathLike | None = None, md5: str | None = None, size: int | None = None,
+                          filename: str | None = None, required: bool = True, fail_on_tamper: bool = True) -> Version:
+        """List a file the registry does not store (`s3://`, `gs://`, `https://`, `data://`) in
+        this draft's manifest, by name (not a format kind). Give its `sha256` (and `md5`, `size`),
+        or `path` to a local copy to compute them from. Consumers fetch it and verify it like
+        the registry's own files. An entry of the same name is replaced."""
+        entry: dict[str, Any] = {"name": name, "source_uri": source_uri, "required": required,
+                                 "fail_on_tamper": fail_on_tamper}
+        if path is not None:
+            digests = transfer.hash_file(path)
+            if sha256 and sha256.lower() != digests.sha256:
+                raise ValueError(f"{path} does not have the SHA-256 given ({sha256}); it has {digests.sha256}.")
+            sha256, md5, size = digests.sha256, digests.md5, digests.size
+        if not sha256:
+            raise ValueError("An external file needs its sha256 (or a path to a local copy to compute it).")
+        entry["sha256_checksum"] = sha256
+        if md5:
+            entry["md5_checksum"] = md5
+        if size is not None:
+            entry["size"] = size
+        if filename:
+            entry["filename"] = filename
+        current = [item for item in self.refresh().external_files if item.get("name") != name]
+        self._apply(self._t.patch(self._path, {"external_files": [*current, entry]}))
+        return self
 
-    def log_metric(self, key: str, value: float | str, *, step: int | None = None,
-                   wallclock: datetime | float | str | None = None) -> dict:
-        """Log one metric value."""
-        return self.log_metrics([{"key": key, "value": value}], step=step, wallclock=wallclock)[0]
-
-    def metrics(self, key: str = "") -> list[dict]:
-        """Logged metrics {key, value, step, wallclock}, optionally of one key."""
-        return list(self._t.paginate(f"{self._path}metrics/", key=key))
+    def remove_external_file(self, name: str) -> Version:
+        """Take an external file out of this draft's manifest."""
+        current = self.refresh().external_files
+        if not any(item.get("name") == name for item in current):
+            raise KeyError(f"No external file {name!r}; the version lists: "
+                           f"{', '.join(item.get('name', '') for item in current) or 'none'}.")
+        self._apply(self._t.patch(self._path, {"external_files": [i for i in current if i.get("name") != name]}))
+        return self
 
     # manifests ------------------------------------------------------------------------
     def manifest(self, *, frozen: bool = False) -> dict:

@@ -13,6 +13,11 @@ A frozen manifest lists a version's files with their MD5 and SHA-256, a timestam
    listed file the registry cannot serve) is reported to the registry, then raises
    TamperError if the file's `fail_on_tamper` is set, else warns (TamperWarning).
 
+An entry whose `source_uri` is not `registry://` is an external file (`s3://`, `gs://`,
+`https://`, `data://`): the registry does not store it, so it is fetched by the fetcher for its
+scheme (registry_client/fetchers.py) and checked against the entry's own checksums, which a
+live manifest lists too (they were declared when the file was added).
+
 Files are kept in a cache keyed by SHA-256 (`$REGISTRY_CACHE_DIR`, default
 `~/.cache/registry-client/files/<sha256[:2]>/<sha256>/<filename>`), so a second
 `get_model` costs no download. A cached copy was fully hashed when it entered the cache; on
@@ -35,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry_client import config, transfer
+from registry_client import config, fetchers, transfer
 from registry_client._http import segment
 from registry_client.errors import NotFound, TamperError, TamperWarning
 
@@ -58,7 +63,8 @@ def lock_checksum(data: Mapping) -> str:
 
 @dataclass(frozen=True)
 class ManifestFile:
-    """One file of a manifest. `name` is the format kind."""
+    """One file of a manifest. `name` is the format kind, or an external file's name
+    (`external`: stored elsewhere, fetched from `source_uri`)."""
 
     name: str
     source_uri: str
@@ -68,6 +74,7 @@ class ManifestFile:
     size: int | None
     md5: str
     sha256: str
+    external: bool = False
 
     @classmethod
     def parse(cls, entry: Any, *, required: bool) -> ManifestFile:
@@ -81,6 +88,7 @@ class ManifestFile:
             filename=_safe_filename(entry.get("filename"), entry["name"]),
             size=size if isinstance(size, int) and not isinstance(size, bool) else None,
             md5=str(entry.get("md5_checksum") or "").lower(), sha256=str(entry.get("sha256_checksum") or "").lower(),
+            external=not entry["source_uri"].startswith("registry://"),
         )
 
 
@@ -201,6 +209,9 @@ class Manifest:
         if known is not None and known.exists():
             return known
         sha256, md5, size = item.sha256, item.md5, item.size
+        if item.external and not sha256:
+            raise ValueError(f"The external file {name!r} ({item.source_uri}) has no sha256_checksum in the manifest: "
+                             "it cannot be verified, so it is not fetched.")
         if not sha256:  # a live (unfrozen) manifest: check against the registry's current digests
             sha256, md5, size = self._current_digests(item)
         path = self._from_cache(item, sha256, size) or self._download(item, sha256, md5, size)
@@ -273,8 +284,32 @@ class Manifest:
         os.replace(handle.name, marker_path)
 
     # download ---------------------------------------------------------------------------
+    def _fetch_external(self, item: ManifestFile, target: Path, size: int | None) -> transfer.Downloaded:
+        """Fetch an external file into a temporary file beside `target`, hashing it on the way;
+        returned unverified, like transfer.download_to's."""
+        fetch = fetchers.fetcher_for(item.source_uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False)
+        bar = transfer.progress_bar(transfer.want_progress(self.progress), size, f"fetching {item.filename}")
+        writer = _HashingWriter(handle, bar)
+        try:
+            fetch(item.source_uri, writer)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            handle.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(handle.name)
+            raise
+        finally:
+            bar.close()
+        handle.close()
+        return transfer.Downloaded(Path(handle.name), writer.sha256.hexdigest(), writer.md5.hexdigest(), writer.size)
+
     def _download(self, item: ManifestFile, sha256: str, md5: str, size: int | None) -> Path:
         target = self._cache_folder(sha256) / item.filename
+        if item.external:  # its source's errors are its own (FetchError, NoFetcher), not the registry's
+            return self._verified(item, self._fetch_external(item, target, size), target, sha256, md5, size)
         try:
             got = transfer.download_to(self.registry._transport, self._url_path(item), target,
                                        progress=transfer.want_progress(self.progress), expected_size=size,
@@ -287,6 +322,12 @@ class Manifest:
                 raise TamperError(message, file=item.name, reason="missing_file", expected=sha256) from exc
             warnings.warn(message, TamperWarning, stacklevel=3)
             raise
+        return self._verified(item, got, target, sha256, md5, size)
+
+    def _verified(self, item: ManifestFile, got: transfer.Downloaded, target: Path, sha256: str, md5: str,
+                  size: int | None) -> Path:
+        """Place a received file in the cache if it matches the manifest; else report the tamper
+        and raise TamperError (fail_on_tamper) or warn and keep it under its own digest."""
         problem = None
         if got.sha256 != sha256:
             problem = ("SHA-256", sha256, got.sha256)
@@ -309,7 +350,7 @@ class Manifest:
             transfer.discard(got.path)
             raise TamperError(message, file=item.name, reason="checksum_mismatch", expected=digest_expected,
                               actual=digest_actual)
-        warnings.warn(message, TamperWarning, stacklevel=3)
+        warnings.warn(message, TamperWarning, stacklevel=4)
         # Keep what was received, addressed by its own digest, never under the expected one.
         elsewhere = self._cache_folder(got.sha256) / item.filename
         elsewhere.parent.mkdir(parents=True, exist_ok=True)
@@ -324,6 +365,34 @@ class Manifest:
                           RuntimeWarning, stacklevel=3)
             return
         self.registry.report_tamper(str(model_id), version, **fields)
+
+
+class _HashingWriter:
+    """A write-only, non-seekable file object that hashes what a fetcher writes (so a fetcher such
+    as boto3's writes its parts in order) and passes it on to the temporary file."""
+
+    def __init__(self, handle, bar):
+        self._handle, self._bar = handle, bar
+        self.sha256, self.md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+        self.size = 0
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        self._handle.write(data)
+        self.sha256.update(data)
+        self.md5.update(data)
+        self.size += len(data)
+        self._bar.update(len(data))
+        return len(data)
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        self._handle.flush()
 
 
 def _read_marker(path: Path) -> dict:

@@ -9,6 +9,10 @@ be a numpy array (structured arrays give one field per name), a pandas DataFrame
 per column) or Series, a list of dicts (records: keys become names), a dict of arrays or
 lists (columns), a list of scalars or of lists, or a torch/tensorflow tensor. numpy and pandas
 are never imported: objects are recognised by what they have.
+
+A contract may hold several named signatures: `named_signatures(predict=..., tokenize=...)`
+builds one, and `signatures_of(v.signature)` reads any version's as {name: signature}. A
+plain {"inputs", "outputs"} is the signature named "predict" (DEFAULT_SIGNATURE).
 """
 
 from __future__ import annotations
@@ -33,6 +37,32 @@ _PANDAS_NULLABLE = {
     **{f"UInt{bits}": f"uint{bits}" for bits in (8, 16, 32, 64)},
     "Float32": "float32", "Float64": "float64",
 }
+
+
+DEFAULT_SIGNATURE = "predict"
+
+
+def named_signatures(signatures: Mapping[str, Mapping] | None = None, /, **named: Mapping) -> dict:
+    """A contract of several named signatures, for `create_version(signature=...)`:
+    `named_signatures(predict=infer_signature(X, y), tokenize=infer_signature(texts, tokens))`."""
+    merged = {**dict(signatures or {}), **named}
+    return {"signatures": {str(name): {"inputs": list(value.get("inputs") or []),
+                                       "outputs": list(value.get("outputs") or [])}
+                           for name, value in merged.items()}}
+
+
+def signatures_of(signature: Mapping | None) -> dict[str, dict]:
+    """{name: {"inputs", "outputs"}} of a signature as the registry serves it (plain or named)."""
+    if not isinstance(signature, Mapping) or not signature:
+        return {}
+    result: dict[str, dict] = {}
+    if "inputs" in signature or "outputs" in signature:
+        result[DEFAULT_SIGNATURE] = {"inputs": list(signature.get("inputs") or []),
+                                     "outputs": list(signature.get("outputs") or [])}
+    for name, value in (signature.get("signatures") or {}).items():
+        if isinstance(value, Mapping):
+            result[str(name)] = {"inputs": list(value.get("inputs") or []), "outputs": list(value.get("outputs") or [])}
+    return result
 
 
 def infer_signature(inputs: Any, outputs: Any = None) -> dict:

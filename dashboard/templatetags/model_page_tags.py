@@ -38,6 +38,14 @@ def has_nested(details) -> bool:
 
 
 @register.filter
+def is_json_list(bound_field) -> bool:
+    """True for a form field holding a JSON list (dashboard.forms.JSONListField)."""
+    from dashboard.forms import JSONListField
+
+    return isinstance(getattr(bound_field, "field", None), JSONListField)
+
+
+@register.filter
 def is_json_object(bound_field) -> bool:
     """True for a form field holding a JSON object (checked as it is typed by static/dashboard/app.js)."""
     return isinstance(getattr(bound_field, "field", None), forms.JSONField)

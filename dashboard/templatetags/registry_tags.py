@@ -120,3 +120,11 @@ def status_tone(status: str) -> str:
 def download_name(fmt) -> str:
     """The file name a download of `fmt` carries (the one it was sent with, or one the registry gives)."""
     return download_filename(fmt)
+
+
+@register.filter
+def named_signatures(signature) -> list[tuple[str, dict]]:
+    """[(name, {"inputs", "outputs"})] of a stored signature, named or not (registry/signatures.py)."""
+    from registry import signatures
+
+    return list(signatures.named(signature).items())

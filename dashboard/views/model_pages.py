@@ -19,7 +19,7 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from dashboard import preflight
-from dashboard.charts import metric_charts
+from dashboard.charts import across_versions_chart, metric_charts
 from dashboard.forms import AliasForm, DeleteModelForm, ModelForm, NewVersionForm, UploadForm, VersionForm
 from dashboard.views.base import add_service_error, requires
 from registry import selectors, services, storage
@@ -33,6 +33,7 @@ USER_ERRORS = (InvalidInput, Conflict, FileTooLarge)
 # Plain strings: templates compare them with the `status` column's value.
 POLLED_STATUSES = {FormatStatus.UPLOADED.value, FormatStatus.HASHING.value, FormatStatus.INTROSPECTING.value}
 ALIAS_HISTORY_SHOWN = 50
+MODEL_METRICS_ON_OVERVIEW = 8  # latest values of the model's own metrics in its general section
 
 
 # --- uploads -------------------------------------------------------------------------------
@@ -130,7 +131,8 @@ def model_detail(request, model_id):
     wanted = _selected_number(request)
     shown = wanted if wanted in numbers else (numbers[-1] if numbers else None)
     version = selectors.version_detail(model, shown) if shown is not None else None
-    return _page(request, model, tab="details", version=version, overview=True)
+    return _page(request, model, tab="details", version=version, overview=True,
+                 model_metrics_latest=list(selectors.model_metric_latest(model)[:MODEL_METRICS_ON_OVERVIEW]))
 
 
 @login_required
@@ -389,6 +391,26 @@ def version_metrics(request, model_id, number):
     return _page(request, model, tab="metrics", version=version, metrics=metrics, charts=metric_charts(metrics))
 
 
+# --- the model's own metrics, and one version metric across versions ------------------------------
+
+@login_required
+def model_metrics(request, model_id):
+    """The model's own metrics (a chart per key and every value), and a chart of one version
+    metric across versions (`?key=`, by default the first key any version has)."""
+    model = selectors.model_detail(request.user, model_id)
+    metrics = list(selectors.model_metric_list(model))
+    keys = selectors.version_metric_keys(model)
+    key = request.GET.get("key", "")
+    if key not in keys:
+        key = keys[0] if keys else ""
+    across = selectors.metric_across_versions(model, key) if key else []
+    numeric = [(point["version"], point["value"]) for point in across
+               if isinstance(point["value"], (int, float)) and not isinstance(point["value"], bool)]
+    return _page(request, model, tab="model-metrics", selected=_selected_number(request), metrics=metrics,
+                 charts=metric_charts(metrics), version_metric_keys=keys, across_key=key, across=across,
+                 across_chart=across_versions_chart(numeric, key=key) if numeric else "")
+
+
 # --- aliases ---------------------------------------------------------------------------------------
 
 @login_required
@@ -419,13 +441,14 @@ def alias_set(request, model_id):
     form = AliasForm(request.POST, published=published)
     if form.is_valid():
         try:
-            services.alias_set(actor=request.user, model=model, name=form.cleaned_data["alias"],
-                               version_number=form.cleaned_data["version"])
+            moved = services.alias_set(actor=request.user, model=model, name=form.cleaned_data["alias"],
+                                       version_number=form.cleaned_data["version"])
         except USER_ERRORS as error:
             add_service_error(form, error)
         else:
             messages.success(request, f"Alias {form.cleaned_data['alias']} now points to version "
                                       f"{form.cleaned_data['version']}.")
+            _warn_breaking(request, moved)
             return redirect("dashboard:model-aliases", model_id=model.pk)
     return _aliases_page(request, model, form, status=400)
 
@@ -441,7 +464,16 @@ def alias_rollback(request, model_id, alias):
         messages.error(request, error.message)
     else:
         messages.success(request, f"Alias {alias} rolled back to version {moved.version.number}.")
+        _warn_breaking(request, moved)
     return redirect("dashboard:model-aliases", model_id=model.pk)
+
+
+def _warn_breaking(request, moved) -> None:
+    """Say which breaking signature changes an alias move brought to the alias's callers."""
+    if moved.breaking_changes:
+        listed = " ".join(change.message for change in moved.breaking_changes[:5])
+        more = f" (and {len(moved.breaking_changes) - 5} more)" if len(moved.breaking_changes) > 5 else ""
+        messages.warning(request, f"Breaking for callers of {moved.name}: {listed}{more}")
 
 
 @login_required
@@ -473,6 +505,7 @@ urlpatterns = [
     path(f"{V}/formats/<str:kind>/manifest/", format_manifest_flags, name="format-manifest-flags"),
     path(f"{V}/manifest.json", version_manifest, name="version-manifest"),
     path(f"{V}/metrics/", version_metrics, name="version-metrics"),
+    path(f"{M}/metrics/", model_metrics, name="model-metrics"),
     path(f"{M}/aliases/", model_aliases, name="model-aliases"),
     path(f"{M}/aliases/set/", alias_set, name="alias-set"),
     path(f"{M}/aliases/<str:alias>/rollback/", alias_rollback, name="alias-rollback"),

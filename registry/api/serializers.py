@@ -179,6 +179,17 @@ class FormatSummarySerializer(SchemaOnly):
     sha256 = serializers.CharField()
 
 
+class ExternalFileSerializer(SchemaOnly):
+    name = serializers.CharField()
+    source_uri = serializers.CharField(help_text="s3://, gs://, https:// or data://")
+    sha256_checksum = serializers.CharField()
+    md5_checksum = serializers.CharField(help_text="Empty when not given")
+    size = serializers.IntegerField(allow_null=True)
+    filename = serializers.CharField()
+    required = serializers.BooleanField()
+    fail_on_tamper = serializers.BooleanField()
+
+
 class VersionSerializer(SchemaOnly):
     id = serializers.UUIDField()
     model = serializers.UUIDField(help_text="The model's id")
@@ -193,7 +204,9 @@ class VersionSerializer(SchemaOnly):
     model_type = serializers.CharField()
     records = RecordRefSerializer(many=True)
     metadata = serializers.JSONField()
-    signature = serializers.JSONField()
+    signature = serializers.JSONField(help_text='{"inputs", "outputs"} (the "predict" signature) or '
+                                                '{"signatures": {name: {"inputs", "outputs"}}}')
+    external_files = ExternalFileSerializer(many=True)
     status = serializers.CharField()
     formats = FormatSummarySerializer(many=True)
     aliases = serializers.ListField(child=serializers.CharField())
@@ -225,6 +238,7 @@ def serialize_version(v) -> dict:
         "records": [{"id": r["id"], "name": r["name"], "uri": r["uri"]} for r in v.record_rows],
         "metadata": v.metadata,
         "signature": v.signature,
+        "external_files": v.external_files,
         "status": v.status,
         "formats": [{"kind": f["kind"], "status": f["status"], "size": f["size"], "sha256": f["sha256"]}
                     for f in v.format_rows],
@@ -272,6 +286,10 @@ class VersionWriteSerializer(serializers.Serializer):
     records = serializers.ListField(child=serializers.CharField(), required=False, help_text="Training record IDs.")
     metadata = serializers.JSONField(required=False)
     signature = serializers.JSONField(required=False)
+    external_files = serializers.JSONField(
+        required=False, help_text="Files of the manifest the registry does not store: a list of {name, source_uri "
+                                  "(s3://, gs://, https://, data://), sha256_checksum, md5_checksum?, size?, "
+                                  "filename?, required?, fail_on_tamper?}; replaced whole")
 
 
 # --- formats ----------------------------------------------------------------------------
@@ -397,13 +415,15 @@ class SsoRuleCreateSerializer(serializers.Serializer):
 # --- manifests --------------------------------------------------------------------------
 
 class ManifestFileSerializer(serializers.Serializer):
-    name = serializers.CharField(help_text="The format kind")
-    source_uri = serializers.CharField(help_text="registry://<context>/<model-id>/versions/<n>/formats/<kind>")
+    name = serializers.CharField(help_text="The format kind, or an external file's name")
+    source_uri = serializers.CharField(help_text="registry://<context>/<model-id>/versions/<n>/formats/<kind>, or "
+                                                 "an external file's s3://, gs://, https:// or data:// URI")
     fail_on_tamper = serializers.BooleanField()
     filename = serializers.CharField()
     size = serializers.IntegerField(allow_null=True)
-    md5_checksum = serializers.CharField(required=False, help_text="Frozen manifests only")
-    sha256_checksum = serializers.CharField(required=False, help_text="Frozen manifests only")
+    external = serializers.BooleanField(required=False, help_text="External files only (always true)")
+    md5_checksum = serializers.CharField(required=False, help_text="Frozen manifests and external files")
+    sha256_checksum = serializers.CharField(required=False, help_text="Frozen manifests and external files")
 
 
 class ManifestSerializer(serializers.Serializer):
@@ -425,12 +445,12 @@ def manifest_state(version, formats, *, frozen: bool) -> tuple:
     files = tuple((f.kind, f.original_filename, f.size, f.md5, f.sha256, f.status, f.required, f.fail_on_tamper,
                    f.has_file) for f in formats)
     return ("manifest", frozen, str(version.pk), version.number, version.published_at, version.model.name,
-            version.model.context.slug, files)
+            version.model.context.slug, files, json.dumps(version.external_files, sort_keys=True))
 
 
 class TamperReportSerializer(serializers.Serializer):
     file = serializers.CharField(required=False, allow_blank=True, default="",
-                                 help_text="The format kind, or empty for the manifest itself")
+                                 help_text="The format kind or external file name, or empty for the manifest itself")
     reason = serializers.ChoiceField(choices=["checksum_mismatch", "lock_mismatch", "missing_file"])
     expected = serializers.CharField(required=False, allow_blank=True, default="")
     actual = serializers.CharField(required=False, allow_blank=True, default="")
@@ -445,6 +465,18 @@ class MetricSerializer(serializers.Serializer):
     value = serializers.JSONField(help_text="A number or a string.")
     step = serializers.IntegerField(required=False, allow_null=True)
     wallclock = serializers.DateTimeField(required=False)
+
+
+class MetricByVersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="The version number")
+    value = serializers.JSONField(help_text="The version's latest value of the metric (highest step, then newest)")
+    step = serializers.IntegerField(allow_null=True)
+    wallclock = serializers.DateTimeField()
+
+
+class MetricAcrossVersionsSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    versions = MetricByVersionSerializer(many=True)
 
 
 # --- aliases ----------------------------------------------------------------------------

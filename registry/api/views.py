@@ -521,6 +521,43 @@ class MetricListView(RegistryView):
         return Response(s.MetricSerializer(metrics, many=True).data, status=201)
 
 
+class ModelMetricListView(RegistryView):
+    pagination_class = CursorPagination
+
+    @extend_schema(responses=s.MetricSerializer(many=True), summary="Metric points logged on the model itself",
+                   parameters=[OpenApiParameter("key", str, description="Only this metric")])
+    def get(self, request, model_id):
+        return self.paginated(selectors.model_metric_list(self.model(model_id), key=request.query_params.get("key", "")),
+                              s.MetricSerializer)
+
+    @extend_schema(
+        request=s.MetricSerializer(many=True),
+        responses={201: s.MetricSerializer(many=True), **ERRORS},
+        summary="Log one model metric (an object) or many (a list), e.g. a monitoring figure across versions",
+    )
+    @requires(Perm.EDIT_MODEL)
+    def post(self, request, model_id):
+        payload = request.data
+        items = payload if isinstance(payload, list) else [payload]
+        metrics = services.model_metrics_log(actor=request.user, model=self.model(model_id), metrics=list(items))
+        return Response(s.MetricSerializer(metrics, many=True).data, status=201)
+
+
+class MetricAcrossVersionsView(RegistryView):
+    @extend_schema(
+        responses={200: s.MetricAcrossVersionsSerializer, **ERRORS},
+        parameters=[OpenApiParameter("key", str, required=True, description="The version metric to follow")],
+        summary="One version metric across the model's versions: each version's latest value",
+    )
+    def get(self, request, model_id):
+        model = self.model(model_id)
+        key = request.query_params.get("key", "")
+        if not key.strip():
+            raise InvalidInput("Name the metric to follow across versions: ?key=auc.", field="key")
+        points = selectors.metric_across_versions(model, key)
+        return Response(s.MetricAcrossVersionsSerializer({"key": key, "versions": points}).data)
+
+
 # --- formats ----------------------------------------------------------------------------
 
 class FormatListView(RegistryView):

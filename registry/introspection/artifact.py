@@ -47,10 +47,11 @@ import tempfile
 
 import yaml
 
+from registry import signatures
 from registry.introspection import headers, protowire, savedmodel_proto
 from registry.introspection.archives import DEFAULT_LIMITS, ArchiveError, ArchiveLimits, SafeZip, normalized_name
 from registry.introspection.pickles import scan_as_loaded
-from registry.introspection.report import FAILED, QUARANTINED, READY, REVIEW, SEVERITY, Report, combine, counted, merge_unvetted
+from registry.introspection.report import FAILED, QUARANTINED, READY, REVIEW, SEVERITY, Report, combine, merge_unvetted
 from registry.introspection.score_paths import TooComplex, outside_paths
 
 MAX_RUNTIME_YAML_BYTES = 1024 * 1024
@@ -422,8 +423,9 @@ def parse_contract(document) -> tuple[dict | None, dict, str]:
     """(signature, details, message) from a contract document; signature None when invalid.
 
     Accepted shapes: {"signature": {"inputs", "outputs"}}, top-level {"inputs", "outputs"}, and
-    Hydrosphere's {"contract": {<signature name>: {"inputs": {field: {shape, type, profile}}, ...}}}
-    (the signature named "predict" is used when there are several, else the first).
+    Hydrosphere's {"contract": {<signature name>: {"inputs": {field: {shape, type, profile}}, ...}}}:
+    every named signature is kept, in the canonical form of registry/signatures.py (one
+    signature named "predict" is the plain {"inputs", "outputs"}).
     """
     details = {}
     if not isinstance(document, dict):
@@ -433,28 +435,33 @@ def parse_contract(document) -> tuple[dict | None, dict, str]:
     if document.get("name") is not None:
         details["name"] = _text(document.get("name"), 200)
     if isinstance(document.get("signature"), dict):
-        chosen = document["signature"]
+        candidates = {signatures.DEFAULT_NAME: document["signature"]}
     elif "inputs" in document or "outputs" in document:
-        chosen = document
+        candidates = {signatures.DEFAULT_NAME: document}
     elif isinstance(document.get("contract"), dict) and document["contract"]:
-        signatures = document["contract"]
-        details["signatures"] = [str(name) for name in signatures][:100]
-        name = "predict" if "predict" in signatures else next(iter(signatures))
-        details["signature_name"] = str(name)
-        chosen = signatures[name]
-        if not isinstance(chosen, dict):
-            return None, details, f"signature {name!r} is not a mapping"
+        candidates = document["contract"]
+        details["signatures"] = [str(name) for name in candidates][:100]
+        if len(candidates) > signatures.MAX_SIGNATURES:
+            return None, details, f"more than {signatures.MAX_SIGNATURES} signatures"
     else:
         return None, details, "no signature found (expected signature, inputs/outputs or contract)"
-    inputs, error = _contract_side(chosen.get("inputs"), "inputs")
-    if error:
-        return None, details, error
-    outputs, error = _contract_side(chosen.get("outputs"), "outputs")
-    if error:
-        return None, details, error
-    if not inputs and not outputs:
-        return None, details, "the signature has no inputs and no outputs"
-    return {"inputs": inputs, "outputs": outputs}, details, f"{counted(len(inputs), 'input')}, {counted(len(outputs), 'output')}"
+    found: dict[str, dict] = {}
+    for name, chosen in candidates.items():
+        if not isinstance(name, str) or not signatures.NAME.match(name):
+            return None, details, f"signature name {_text(name, 80)!r} is not valid (letters, digits, '_', '.', '-')"
+        label = "" if list(candidates) == [signatures.DEFAULT_NAME] else f"signature {name!r}: "
+        if not isinstance(chosen, dict):
+            return None, details, f"signature {name!r} is not a mapping"
+        inputs, error = _contract_side(chosen.get("inputs"), "inputs")
+        if error:
+            return None, details, label + error
+        outputs, error = _contract_side(chosen.get("outputs"), "outputs")
+        if error:
+            return None, details, label + error
+        if not inputs and not outputs:
+            return None, details, f"{label}the signature has no inputs and no outputs"
+        found[name] = {"inputs": inputs, "outputs": outputs}
+    return signatures.canonical(found), details, signatures.describe(found)
 
 
 # --- serialized members ---------------------------------------------------------------------

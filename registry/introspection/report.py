@@ -14,7 +14,7 @@ class Report:
     message: str                # one line a person can read
     detected_kind: str | None = None   # from magic bytes / content
     details: dict = field(default_factory=dict)   # kind-specific, JSON-serialisable
-    signature: dict | None = None   # {"inputs": [{name,dtype,shape[,profile]}], "outputs": [...]}; dtype in float16/32/64,int8..64,uint8..,string,bool,...; shape list of ints, -1 = any
+    signature: dict | None = None   # registry/signatures.py canonical form: {"inputs": [{name,dtype,shape[,profile]}], "outputs": [...]} or {"signatures": {name: {...}}}; dtype in float16/32/64,int8..64,uint8..,string,bool,...; shape list of ints, -1 = any
     checks: list[dict] = field(default_factory=list)  # artifacts: {key, category, description, passed, message}
 
     def as_dict(self) -> dict:

@@ -2,7 +2,7 @@ from registry.models.audit import AuditEvent
 from registry.models.catalog import Alias, AliasMove, Model, Tag, Version, VersionStatus
 from registry.models.contexts import ApiToken, Context, Membership, MembershipSource, Role
 from registry.models.files import Format, FormatKind, FormatStatus, UploadSession
-from registry.models.lineage import Metric, TrainingRecord
+from registry.models.lineage import Metric, ModelMetric, TrainingRecord
 from registry.models.sso import SsoIdentity, SsoRule
 from registry.models.trust import TrustedImport
 from registry.models.webhooks import DeliveryStatus, EventType, Webhook, WebhookAttempt, WebhookDelivery
@@ -22,6 +22,7 @@ __all__ = [
     "MembershipSource",
     "Metric",
     "Model",
+    "ModelMetric",
     "Role",
     "SsoIdentity",
     "SsoRule",

@@ -98,6 +98,10 @@ class Version(models.Model):
     records = models.ManyToManyField("registry.TrainingRecord", blank=True, related_name="versions")
     metadata = models.JSONField(default=dict, blank=True)
     signature = models.JSONField(default=dict, blank=True)
+    # Files of the manifest the registry does not store (s3://, gs://, https://, data://), each
+    # {name, source_uri, sha256_checksum, md5_checksum?, size?, filename, required, fail_on_tamper}:
+    # registry/external_files.py validates them, registry/manifests.py lists them.
+    external_files = models.JSONField(default=list, blank=True)
     # Where the signature came from: "client" (given explicitly, never overwritten),
     # "contract"/"introspection" (found in a file), or "" (none yet).
     signature_source = models.CharField(max_length=16, blank=True, default="")

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from registry.models.catalog import Version
+from registry.models.catalog import Model, Version
 from registry.models.contexts import Context
 
 
@@ -47,6 +47,34 @@ class Metric(models.Model):
             )
         ]
         indexes = [models.Index(fields=["version", "key", "step"], name="metric_lookup")]
+
+    @property
+    def value(self):
+        return self.value_number if self.value_number is not None else self.value_text
+
+
+class ModelMetric(models.Model):
+    """A metric of the model itself, beside its versions' (ModelBox): a monitoring figure such
+    as drift or traffic, logged over time whatever version serves."""
+
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="metrics")
+    key = models.CharField(max_length=200)
+    value_number = models.FloatField(null=True, blank=True)
+    value_text = models.CharField(max_length=500, null=True, blank=True)
+    step = models.BigIntegerField(null=True, blank=True)
+    wallclock = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["key", "step", "wallclock", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(value_number__isnull=False, value_text__isnull=True)
+                           | Q(value_number__isnull=True, value_text__isnull=False)),
+                name="model_metric_one_value",
+            )
+        ]
+        indexes = [models.Index(fields=["model", "key", "step"], name="model_metric_lookup")]
 
     @property
     def value(self):

@@ -21,7 +21,7 @@ from registry.services.formats import (
     format_update,
     format_upload,
 )
-from registry.services.lineage import metrics_log, record_create, record_delete, record_update
+from registry.services.lineage import metrics_log, model_metrics_log, record_create, record_delete, record_update
 from registry.services.models import model_create, model_delete, model_update
 from registry.services.sso import sso_rule_create, sso_rule_delete, sso_sign_in
 from registry.services.tamper import tamper_report
@@ -49,6 +49,7 @@ __all__ = [
     "membership_remove",
     "membership_set",
     "metrics_log",
+    "model_metrics_log",
     "model_create",
     "model_delete",
     "model_update",

@@ -6,6 +6,7 @@ import re
 
 from django.db import transaction
 
+from registry import compare
 from registry.errors import Conflict, InvalidInput, NotFound
 from registry.models import Alias, AliasMove, EventType, Model, Version, VersionStatus
 from registry.services import webhooks
@@ -35,22 +36,32 @@ def _published_version(model: Model, number) -> Version:
 
 
 def _move(*, actor, model: Model, name: str, version: Version, action: str) -> Alias:
+    """Point the alias at `version`. The returned alias carries `breaking_changes`: the breaking
+    signature changes (registry/compare.py, per named signature) from the version it left, which
+    its callers may now meet; they are kept in the audit event too."""
     alias = lock_for_update(Alias).select_related("version").filter(
         model=model, name=name).first()
     previous = alias.version.number if alias else None
+    breaking = []
     if alias is None:
         alias = Alias.objects.create(model=model, name=name, version=version, updated_by=actor)
     elif alias.version_id == version.pk:
+        alias.breaking_changes = []
         return alias
     else:
+        breaking = [change for change in compare.signature_diff(alias.version.signature, version.signature)
+                    if change.breaking]
         alias.version = version
         alias.updated_by = actor
         alias.save(update_fields=["version", "updated_by", "updated_at"])
     AliasMove.objects.create(model=model, alias_name=name, from_number=previous, to_number=version.number, actor=actor)
     moved = f"from version {previous} " if previous else ""
+    warning = f"; {len(breaking)} breaking signature change(s)" if breaking else ""
     audit(actor=actor, context=model.context, action=action, obj=alias, object_repr=f"{model.name}@{name}",
-          summary=f"{'moved' if previous else 'set'} alias {name} {moved}to version {version.number}",
-          changes={"version": [previous, version.number]})
+          summary=f"{'moved' if previous else 'set'} alias {name} {moved}to version {version.number}{warning}",
+          changes={"version": [previous, version.number],
+                   **({"breaking_signature_changes": [change.message for change in breaking]} if breaking else {})})
+    alias.breaking_changes = breaking
     webhooks.emit(model.context, EventType.ALIAS_ROLLED_BACK if action == "alias.rollback" else EventType.ALIAS_MOVED, {
         "model": webhooks.model_fields(model),
         "alias": {"name": name, "version": version.number, "previous_version": previous},

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
-from registry import jsoninput
+from registry import jsoninput, signatures
 from registry.errors import InvalidInput
 from registry.models import AuditEvent, Context, Tag
 from registry.names import clean_label
@@ -154,21 +154,51 @@ def clean_text(value: Any, *, field: str, max_length: int | None = None, allow_b
 
 
 def clean_signature(value: Any, *, field: str = "signature") -> dict:
-    """A signature is {"inputs": [...], "outputs": [...]} of {name, dtype, shape, profile?}."""
+    """A signature: {"inputs": [...], "outputs": [...]} of {name, dtype, shape, profile?} (the
+    signature named `predict`), and/or {"signatures": {name: {"inputs", "outputs"}}} (named ones);
+    stored in the canonical form of registry.signatures."""
     value = clean_json_object(value, field=field)
     if not value:
         return {}
-    unknown = set(value) - {"inputs", "outputs"}
+    unknown = set(value) - {"inputs", "outputs", "signatures"}
     if unknown:
-        raise InvalidInput(f"A signature has only 'inputs' and 'outputs', not {sorted(unknown)}.", field=field)
+        raise InvalidInput(f"A signature has only 'inputs' and 'outputs' (the '{signatures.DEFAULT_NAME}' "
+                           f"signature) and 'signatures' (named ones), not {sorted(unknown)}.", field=field)
+    named: dict[str, dict] = {}
+    if "inputs" in value or "outputs" in value:
+        named[signatures.DEFAULT_NAME] = _clean_one_signature(value, field=field, label="signature")
+    others = value.get("signatures", {})
+    if not isinstance(others, dict):
+        raise InvalidInput("'signatures' must be an object of named signatures, e.g. "
+                           '{"tokenize": {"inputs": [...], "outputs": [...]}}.', field=field)
+    if len(named) + len(others) > signatures.MAX_SIGNATURES:
+        raise InvalidInput(f"A contract holds at most {signatures.MAX_SIGNATURES} signatures.", field=field)
+    for name, item in others.items():
+        if not signatures.NAME.match(name):
+            raise InvalidInput(f"Signature name {name!r} is not valid: 1-64 letters, digits, '_', '.' or '-', "
+                               "starting with a letter or '_'.", field=field)
+        if name in named:
+            raise InvalidInput(f"Signature '{name}' is given twice: top-level inputs/outputs are the "
+                               f"'{signatures.DEFAULT_NAME}' signature.", field=field)
+        if not isinstance(item, dict):
+            raise InvalidInput(f"Signature '{name}' must be an object with inputs and outputs.", field=field)
+        extra = set(item) - {"inputs", "outputs"}
+        if extra:
+            raise InvalidInput(f"Signature '{name}' has only 'inputs' and 'outputs', not {sorted(extra)}.",
+                               field=field)
+        named[name] = _clean_one_signature(item, field=field, label=f"signature '{name}'")
+    return signatures.canonical(named)
+
+
+def _clean_one_signature(value: dict, *, field: str, label: str) -> dict[str, list]:
     cleaned: dict[str, list] = {}
     for part in ("inputs", "outputs"):
         fields = value.get(part, [])
         if not isinstance(fields, list):
-            raise InvalidInput(f"Signature {part} must be a list.", field=field)
+            raise InvalidInput(f"{label.capitalize()} {part} must be a list.", field=field)
         out = []
         for index, item in enumerate(fields):
-            where = f"signature {part}[{index}]"
+            where = f"{label} {part}[{index}]"
             if not isinstance(item, dict):
                 raise InvalidInput(f"{where} must be an object.", field=field)
             name = item.get("name")

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from registry.errors import Conflict, InvalidInput, NameTaken
-from registry.models import Context, Metric, TrainingRecord, Version, VersionStatus
+from registry.models import Context, Metric, Model, ModelMetric, TrainingRecord, Version, VersionStatus
 from registry.services.common import (
     apply_changes,
     audit,
@@ -87,7 +87,7 @@ def record_delete(*, actor, record: TrainingRecord) -> None:
           object_repr=name, summary=f"deleted training record {name}")
 
 
-def _clean_metric(item: Any, index: int) -> Metric:
+def _clean_metric(item: Any, index: int, *, row_class=Metric):
     where = f"metric {index}" if index else "metric"
     if not isinstance(item, dict):
         raise InvalidInput(f"{where} must be an object with key and value.", field="metrics")
@@ -139,17 +139,22 @@ def _clean_metric(item: Any, index: int) -> Metric:
         wallclock = wallclock.astimezone(dt_timezone.utc)  # stored in UTC: 9999-12-31T23:59-01:00 is past it
     except OverflowError:
         raise InvalidInput(f"{where} '{key}' wallclock is out of range.", field="wallclock") from None
-    return Metric(key=key.strip(), value_number=number, value_text=text, step=step, wallclock=wallclock)
+    return row_class(key=key.strip(), value_number=number, value_text=text, step=step, wallclock=wallclock)
+
+
+def _clean_metrics(metrics: Any, *, row_class) -> list:
+    if not isinstance(metrics, list) or not metrics:
+        raise InvalidInput("Send at least one metric.", field="metrics")
+    if len(metrics) > MAX_METRICS_PER_CALL:
+        raise InvalidInput(f"Send at most {MAX_METRICS_PER_CALL} metrics at once.", field="metrics")
+    return [_clean_metric(item, index if len(metrics) > 1 else 0, row_class=row_class)
+            for index, item in enumerate(metrics)]
 
 
 @transaction.atomic
 def metrics_log(*, actor, version: Version, metrics: list[dict]) -> list[Metric]:
     """Record metrics on a version. Metrics describe results, so published versions accept them too."""
-    if not isinstance(metrics, list) or not metrics:
-        raise InvalidInput("Send at least one metric.", field="metrics")
-    if len(metrics) > MAX_METRICS_PER_CALL:
-        raise InvalidInput(f"Send at most {MAX_METRICS_PER_CALL} metrics at once.", field="metrics")
-    rows = [_clean_metric(item, index if len(metrics) > 1 else 0) for index, item in enumerate(metrics)]
+    rows = _clean_metrics(metrics, row_class=Metric)
     for row in rows:
         row.version = version
     created = Metric.objects.bulk_create(rows)
@@ -158,3 +163,17 @@ def metrics_log(*, actor, version: Version, metrics: list[dict]) -> list[Metric]
           summary=f"logged {len(rows)} metric value(s) on version {version.number}: {', '.join(keys)[:300]}")
     return created
 
+
+
+@transaction.atomic
+def model_metrics_log(*, actor, model: Model, metrics: list[dict]) -> list[ModelMetric]:
+    """Record metrics on the model itself (ModelBox): figures about the model across its
+    versions, such as a monitoring series, with the same shape and rules as a version's."""
+    rows = _clean_metrics(metrics, row_class=ModelMetric)
+    for row in rows:
+        row.model = model
+    created = ModelMetric.objects.bulk_create(rows)
+    keys = sorted({row.key for row in rows})
+    audit(actor=actor, context=model.context, action="metric.log", obj=model,
+          summary=f"logged {len(rows)} model metric value(s) on {model.name}: {', '.join(keys)[:300]}")
+    return created

@@ -65,9 +65,11 @@ def tamper_report(
     actual = _clean_digest(actual, field="actual")
     detail = clean_text(detail, field="detail", max_length=500, allow_blank=True)
     fmt = Format.objects.filter(version=version, kind=file).first() if file else None
-    if file and fmt is None:
-        raise InvalidInput(f"Version {version.number} has no '{file}' format.", field="file")
-    subject = f"the {file} file" if file else "the manifest"
+    external = file and fmt is None and any(item["name"] == file for item in version.external_files)
+    if file and fmt is None and not external:
+        raise InvalidInput(f"Version {version.number} has no '{file}' format or external file.", field="file")
+    # An external file's bytes are not the registry's: the report is recorded, nothing is re-hashed.
+    subject = f"the external file {file}" if external else (f"the {file} file" if file else "the manifest")
     summary = f"tamper reported on {subject} of version {version.number}: {REASONS[reason]}"
     if detail:
         summary = f"{summary} ({detail})"
@@ -75,7 +77,7 @@ def tamper_report(
         actor=actor, context=context, action="format.tamper_reported",
         obj=fmt if fmt is not None else version, summary=summary,
         changes={"reason": reason, "file": file, "expected": expected, "actual": actual,
-                 "fail_on_tamper": fail_on_tamper},
+                 "fail_on_tamper": fail_on_tamper, **({"external": True} if external else {})},
     )
     webhooks.emit(context, EventType.TAMPER_REPORTED, {
         "model": webhooks.model_fields(version.model), "version": webhooks.version_fields(version),

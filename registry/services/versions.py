@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from registry import storage
+from registry.external_files import clean_external_files
 from registry.errors import Conflict, InvalidInput, LimitReached, NotFound, NotPublishable, VersionPublished
 from registry.models import Context, EventType, Format, FormatStatus, Model, TrainingRecord, Version, VersionStatus
 from registry.services import webhooks
@@ -71,6 +72,8 @@ def _version_values(*, model: Model, fields: dict[str, Any]) -> dict[str, Any]:
     for key in ("hyperparameters", "config", "metadata"):
         if key in fields:
             values[key] = clean_json_object(fields[key], field=key)
+    if "external_files" in fields:
+        values["external_files"] = clean_external_files(fields["external_files"])
     if "signature" in fields:
         values["signature"] = clean_signature(fields["signature"])
         values["signature_source"] = "client" if values["signature"] else ""
@@ -89,11 +92,11 @@ def version_create(*, actor, model: Model, **fields) -> Version:
     The model row is locked while the number is taken from its counter, so concurrent
     creates get distinct numbers and a number is never handed out twice.
     Fields: name, description, tags, hyperparameters, config, framework,
-    framework_version, records, metadata, signature.
+    framework_version, records, metadata, signature, external_files.
     """
     unknown = set(fields) - {
         "name", "description", "tags", "hyperparameters", "config", "framework",
-        "framework_version", "records", "metadata", "signature",
+        "framework_version", "records", "metadata", "signature", "external_files",
     }
     if unknown:
         raise InvalidInput(f"Unknown field '{sorted(unknown)[0]}'.", field=sorted(unknown)[0])

@@ -426,10 +426,13 @@ const directUploads = (function () {
 
   // JSON object fields ([data-json-object] around a textarea): say at once when the text is not a
   // JSON object, next to the field and in a summary at the top of the form.
-  function jsonProblem(text) {
+  function jsonProblem(text, list) {
     if (!text.trim()) return "";
     let value;
     try { value = JSON.parse(text); } catch (error) { return "This is not valid JSON: " + error.message; }
+    if (list) {  // [data-json-object="list"]: a JSON list of objects
+      return Array.isArray(value) ? "" : 'Enter a JSON list in brackets, e.g. [{"name": "weights", …}].';
+    }
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
       return 'Enter a JSON object in braces, e.g. {"learning_rate": 0.01}.';
     }
@@ -475,7 +478,7 @@ const directUploads = (function () {
   function check(field) {
     const input = field.querySelector("textarea");
     if (!input) return true;
-    const problem = jsonProblem(input.value);
+    const problem = jsonProblem(input.value, field.getAttribute("data-json-object") === "list");
     let message = field.querySelector("[data-live-error]");
     if (!message) {
       message = document.createElement("div");

@@ -159,12 +159,14 @@ def test_at_the_version_limit_the_new_version_form_is_not_offered(users, model, 
 
 def test_json_fields_are_marked_for_checking_as_typed_and_errors_are_summarised(users, model):
     new = page(users["editor"], "version-create", model_id=model.pk)
-    assert new.count("data-json-object") == 4  # hyperparameters, config, metadata, signature
+    assert new.count("data-json-object") == 5  # hyperparameters, config, metadata, signature, external files
+    assert new.count('data-json-object="list"') == 1  # external files: a JSON list
     response = web(users["editor"]).post(url("version-create", model_id=model.pk),
-                                         {"hyperparameters": "{oops", "config": "[1]"})
+                                         {"hyperparameters": "{oops", "config": "[1]", "external_files": "{}"})
     assert response.status_code == 400
     summary = response.content.decode().split('class="error-summary"', 1)[1].split("</div>", 1)[0]
-    assert "2 things need fixing" in summary
+    assert "3 things need fixing" in summary
+    assert '<a href="#id_external_files">External files: Enter a JSON list in brackets' in summary
     assert '<a href="#id_hyperparameters">Hyperparameters: This is not valid JSON' in summary
     assert '<a href="#id_config">Config: Enter a JSON object in braces' in summary
 

@@ -120,6 +120,7 @@ CASES = [
     Case("version-metrics", "GET", "viewer", "draft"),
     Case("version-manifest", "GET", "viewer", "draft"),
     Case("model-aliases", "GET", "viewer"),
+    Case("model-metrics", "GET", "viewer"),
     # Confirmation pages (the dialogs' fallback without JavaScript): anyone who sees the model reads them.
     Case("version-publish-confirm", "GET", "viewer", "draft"),
     Case("format-delete-confirm", "GET", "viewer", "draft_pkl"),
@@ -176,7 +177,7 @@ def test_permission_matrix(case, persona, users, world):
 
 PAGES_FOR_EVERYONE = [
     ("model-detail", "model"), ("version-detail", "draft"), ("version-formats", "draft"),
-    ("version-metrics", "draft"), ("model-aliases", "model"), ("version-edit", "draft"),
+    ("version-metrics", "draft"), ("model-aliases", "model"), ("model-metrics", "model"), ("version-edit", "draft"),
     ("version-create", "model"), ("model-delete", "model"), ("version-delete", "draft"), ("model-edit", "model"),
 ]
 WRITE_MARKERS = {
@@ -726,6 +727,11 @@ def build_model(admin, context, name: str, count: int) -> Model:
     services.metrics_log(actor=admin, version=latest, metrics=[
         {"key": f"m{i}", "value": float(step), "step": step} for i in range(count) for step in range(3)])
     services.metrics_log(actor=admin, version=first, metrics=[{"key": "m", "value": 1.0}])
+    for version in model.versions.all():  # charted across versions on the Model metrics tab
+        services.metrics_log(actor=admin, version=version, metrics=[
+            {"key": "acc", "value": 0.5 + version.number / 100, "step": step} for step in range(2)])
+    services.model_metrics_log(actor=admin, model=model, metrics=[
+        {"key": f"drift{i}", "value": float(step), "step": step} for i in range(count) for step in range(3)])
     return model
 
 
@@ -736,6 +742,7 @@ PAGES_COUNTED = [
     ("format-status", lambda m, n: {"model_id": m.pk, "number": 1, "kind": "pkl"}),
     ("version-metrics", lambda m, n: {"model_id": m.pk, "number": n}),
     ("model-aliases", lambda m, n: {"model_id": m.pk}),
+    ("model-metrics", lambda m, n: {"model_id": m.pk}),
     ("version-create", lambda m, n: {"model_id": m.pk}),
     ("version-edit", lambda m, n: {"model_id": m.pk, "number": 1}),
     ("version-delete", lambda m, n: {"model_id": m.pk, "number": 1}),
@@ -757,6 +764,10 @@ def test_query_count_does_not_grow_with_versions_metrics_or_aliases(name, kwargs
     assert response.status_code == 200
     if name == "model-detail":
         assert html(response).count('<li><a href="/models/') == 20  # every version is in the drop-down
+    if name == "model-metrics":
+        page = html(response)
+        assert page.count('<figure class="card chart-card">') == 20  # one chart per model metric key
+        assert page.count('data-label="Version"><a href=') == 20  # acc in each of the 20 versions
 
 
 def test_model_list_page_query_count_does_not_grow_with_models(users, context, django_assert_num_queries):

@@ -291,8 +291,8 @@ class Command(BaseCommand):
         framework_versions = [v for _, v, _ in FRAMEWORKS]
         self._run("versions", f"""
             INSERT INTO registry_version (id, model_id, number, name, description, hyperparameters, config,
-                framework, framework_version, metadata, signature, signature_source, status, published_by_id,
-                published_at, created_by_id, created_at, updated_by_id, updated_at)
+                framework, framework_version, metadata, signature, external_files, signature_source, status,
+                published_by_id, published_at, created_by_id, created_at, updated_by_id, updated_at)
             SELECT sv.id, sv.model_id, sv.number,
                 CASE WHEN sv.number %% 5 = 0 THEN 'retrain ' || to_char(sv.created_at, 'YYYY-MM') ELSE '' END,
                 'Version ' || sv.number || ' of ' || sm.name || ': ' ||
@@ -303,7 +303,7 @@ class Command(BaseCommand):
                 jsonb_build_object('features', 20 + sv.g %% 200, 'seed', sv.g %% 1000),
                 (%s::text[])[1 + sv.model_idx %% {len(FRAMEWORKS)}],
                 (%s::text[])[1 + sv.model_idx %% {len(FRAMEWORKS)}],
-                '{{}}'::jsonb, '{{}}'::jsonb, '',
+                '{{}}'::jsonb, '{{}}'::jsonb, '[]'::jsonb, '',
                 CASE WHEN sv.published THEN 'published' ELSE 'draft' END,
                 CASE WHEN sv.published THEN (%s::bigint[])[1 + sv.g %% 2] END,
                 CASE WHEN sv.published THEN sv.created_at + interval '30 minutes' END,

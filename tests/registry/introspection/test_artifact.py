@@ -335,14 +335,21 @@ contract:
 """
 
 
-def test_a_contract_file_gives_the_signature(sandbox):
+def test_a_contract_file_gives_every_named_signature(sandbox):
     report = run(artifact_members(serving__yaml=HYDROSPHERE_CONTRACT))
     assert report.status == READY, report.message
-    assert report.signature == {
-        "inputs": [{"name": "features", "dtype": "float64", "shape": [-1, 3], "profile": "numerical"},
-                   {"name": "mask", "dtype": "bool", "shape": []}],
-        "outputs": [{"name": "score", "dtype": "float32", "shape": [-1]}],
-    }
+    assert report.signature == {"signatures": {
+        "tokenize": {
+            "inputs": [{"name": "input_text", "dtype": "string", "shape": [-1, 1], "profile": "text"}],
+            "outputs": [{"name": "output_text", "dtype": "string", "shape": [-1, 1], "profile": "text"}],
+        },
+        "predict": {
+            "inputs": [{"name": "features", "dtype": "float64", "shape": [-1, 3], "profile": "numerical"},
+                       {"name": "mask", "dtype": "bool", "shape": []}],
+            "outputs": [{"name": "score", "dtype": "float32", "shape": [-1]}],
+        },
+    }}
+    assert checks_by_key(report)["contract"]["message"] == "serving.yaml: tokenize: 1 input, 1 output; predict: 2 inputs, 1 output"
     assert report.details["signature_source"] == "contract"
     assert report.details["signature_file"] == "serving.yaml"
     assert report.details["contract"]["signatures"] == ["tokenize", "predict"]
@@ -379,10 +386,32 @@ def test_a_contract_with_a_python_tag_is_quarantined(sandbox):
     assert report.status == QUARANTINED
 
 
-def test_parse_contract_prefers_predict_then_the_first_signature():
-    signature, details, _ = parse_contract({"contract": {"b": {"inputs": {"x": {"type": "int32"}}}}})
+def test_parse_contract_keeps_a_single_signature_under_its_name():
+    signature, details, message = parse_contract({"contract": {"b": {"inputs": {"x": {"type": "int32"}}}}})
+    assert signature == {"signatures": {"b": {"inputs": [{"name": "x", "dtype": "int32", "shape": [-1]}],
+                                              "outputs": []}}}
+    assert details["signatures"] == ["b"]
+    assert message == "b: 1 input, 0 outputs"
+
+
+def test_parse_contract_stores_a_lone_predict_signature_plainly():
+    signature, _, message = parse_contract({"contract": {"predict": {"inputs": {"x": {"type": "int32"}}}}})
     assert signature == {"inputs": [{"name": "x", "dtype": "int32", "shape": [-1]}], "outputs": []}
-    assert details["signature_name"] == "b"
+    assert message == "1 input, 0 outputs"
+
+
+@pytest.mark.parametrize("contract, fragment", [
+    ({"contract": {"bad name!": {"inputs": {"x": {"type": "int32"}}}}}, "is not valid"),
+    ({"contract": {"a": {"inputs": {"x": {"type": "int32"}}}, "b": {"inputs": {}}}},
+     "signature 'b': the signature has no inputs and no outputs"),
+    ({"contract": {"a": {"inputs": {"x": {"type": "int32"}}}, "b": {"inputs": {"y": {"type": "quaternion"}}}}},
+     "signature 'b': inputs:"),
+    ({"contract": {f"s{i}": {"inputs": {"x": {"type": "int32"}}} for i in range(40)}}, "more than 32 signatures"),
+])
+def test_parse_contract_refuses_a_bad_named_signature(contract, fragment):
+    signature, _, message = parse_contract(contract)
+    assert signature is None
+    assert fragment in message
 
 
 def test_a_malicious_pickle_inside_is_quarantined(sandbox):
