@@ -485,7 +485,8 @@ def _token_shown() -> dict:
 
 def token_list(user) -> QuerySet[ApiToken]:
     """The user's own tokens, newest first, as shown (with their scope)."""
-    return ApiToken.objects.filter(user=user).annotate(**_token_shown()).order_by("-created_at", "-id")
+    return (ApiToken.objects.filter(user=user).select_related("user").annotate(**_token_shown())
+            .order_by("-created_at", "-id"))
 
 
 def context_token_list(context: Context) -> QuerySet[ApiToken]:
