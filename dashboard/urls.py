@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard.views import assist, catalog, confirmations, model_pages, team, trusted_imports
+from dashboard.views import assist, catalog, confirmations, guards, model_pages, team, trusted_imports
 
 app_name = "dashboard"
 
@@ -14,6 +14,7 @@ urlpatterns = [
     *model_pages.urlpatterns,
     *team.urlpatterns,
     *trusted_imports.urlpatterns,
+    *guards.urlpatterns,
     *assist.urlpatterns,
     *confirmations.urlpatterns,
 ]

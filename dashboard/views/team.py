@@ -233,7 +233,8 @@ def _nav_context(request):
 
 def _token_page(request, *, form=None, created=None, plain_token="", status=200):
     return render(request, "dashboard/team/token_list.html", {
-        "tokens": selectors.token_list(request.user), "form": form or TokenForm(), "now": timezone.now(),
+        "tokens": selectors.token_list(request.user), "now": timezone.now(),
+        "form": form or TokenForm(contexts=selectors.context_list(request.user)),
         "created": created, "plain_token": plain_token, "context": _nav_context(request),
     }, status=status)
 
@@ -252,14 +253,14 @@ def token_create(request):
     Rendering instead of redirecting keeps the plain token out of the session store; the
     response is marked no-store so no cache keeps it either.
     """
-    form = TokenForm(request.POST)
+    form = TokenForm(request.POST, contexts=selectors.context_list(request.user))
     if form.is_valid():
         try:
-            token, plain = services.token_create(actor=request.user, user=request.user, **form.cleaned_data)
+            token, plain = services.token_create(actor=request.user, user=request.user, **form.service_arguments())
         except RegistryError as error:
             add_service_error(form, error)
         else:
-            return _token_page(request, created=token, plain_token=plain)
+            return _token_page(request, created=selectors.token_get(request.user, token.pk), plain_token=plain)
     return _token_page(request, form=form, status=400)
 
 
