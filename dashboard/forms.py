@@ -211,6 +211,11 @@ class ProtectedAliasForm(forms.Form):
 class DecisionForm(forms.Form):
     comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
 
+    def __init__(self, *args, **kwargs):
+        # Its dialog opens on the Aliases tab, whose alias form has a comment field of its own.
+        kwargs.setdefault("auto_id", "decision_%s")
+        super().__init__(*args, **kwargs)
+
 
 # --- trusted imports ---------------------------------------------------------------------------
 
