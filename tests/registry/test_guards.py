@@ -335,3 +335,18 @@ def test_token_lists_cost_the_same_for_few_and_many_tokens(two_models, users, cl
     for url in urls:
         with django_assert_num_queries(small[url]):
             assert len(clients["admin"].get(url).json()["results"]) >= 25
+
+
+def test_token_create_command_takes_a_scope(two_models, users):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = io.StringIO()
+    call_command("token_create", "admin", "--model", "acme/churn", "--permission", "view-model", stdout=out)
+    client = bearer(out.getvalue().strip())
+    assert client.get(f"/api/v1/models/{two_models[0].pk}/").status_code == 200
+    assert client.get(f"/api/v1/models/{two_models[1].pk}/").status_code == 404
+    with pytest.raises(CommandError, match="no context"):
+        call_command("token_create", "viewer", "--context", "other", stdout=io.StringIO())
