@@ -30,7 +30,8 @@ Who decides, once per request:
   named only to attribute the work, as demo_setup does), who may do everything, so no service
   checks a role; a new caller of that kind must call require() itself. What no door decides
   stays in its service: token_create and token_revoke let a user act on their own tokens only
-  (site staff on anyone's).
+  (site staff on anyone's); the alias services ask has_perm(move-protected-alias) to choose
+  between moving a protected alias and making a move request (the door decided publish-version).
 """
 
 from __future__ import annotations

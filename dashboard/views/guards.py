@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from dashboard.forms import DecisionForm, ProtectedAliasForm
 from dashboard.views.base import add_service_error, requires
 from registry import selectors, services
-from registry.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from registry.errors import Conflict, InvalidInput, NotFound
 from registry.models import MoveAction
 from registry.permissions import Perm, permissions_in, require
 
@@ -149,11 +149,9 @@ def alias_request_decide(request, model_id, request_id, decision):
     form = DecisionForm(request.POST)
     comment = form.cleaned_data["comment"] if form.is_valid() else ""
     kwargs = {} if decision == "withdraw" else {"comment": comment}
-    try:
+    try:  # PermissionDenied (the author approving) is left to the middleware: 403
         service(actor=request.user, model=model, request=move_request, **kwargs)
-    except (*USER_ERRORS, PermissionDenied) as error:
-        if isinstance(error, PermissionDenied):
-            raise
+    except USER_ERRORS as error:
         messages.error(request, f"Request #{move_request.pk} was not {decision}d: {error.message}")
     else:
         messages.success(request, f"Request #{move_request.pk} ({describe(move_request).lower()}) {done}.")

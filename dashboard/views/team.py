@@ -29,13 +29,14 @@ AUDIT_PER_PAGE = 50
 AUDIT_OBJECT_TYPES = [
     ("model", "Model"), ("version", "Version"), ("format", "Format (file)"), ("alias", "Alias"),
     ("trainingrecord", "Training record"), ("trustedimport", "Trusted import"), ("membership", "Membership"),
-    ("context", "Context"),
+    ("context", "Context"), ("protectedalias", "Protected alias"), ("aliasmoverequest", "Alias move request"),
+    ("apitoken", "API token"),
 ]
 # Suggestions for the action filter, which matches a prefix ("format" finds every format.* event).
 AUDIT_ACTION_HINTS = [
     "model", "version", "version.publish", "format", "format.tamper", "format.tamper_reported", "format.corrupt", "format.quarantined",
     "format.review", "format.trusted", "format.download_not_ready", "trusted_import",
-    "alias", "record", "member", "metric.log",
+    "alias", "alias.protect", "alias.request", "record", "member", "metric.log", "token",
 ]
 
 

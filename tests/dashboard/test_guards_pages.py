@@ -103,7 +103,7 @@ def test_the_author_withdraws_in_the_dashboard(served, browser, users):
     assert request.status == "withdrawn"
 
 
-def test_the_aliases_tab_costs_the_same_with_few_and_many_requests(served, browser, users, context,
+def test_the_aliases_tab_and_settings_page_cost_the_same_with_few_and_many_requests(served, browser, users, context,
                                                                    django_assert_num_queries):
     url = reverse("dashboard:model-aliases", kwargs={"model_id": served.pk})
     client = browser("admin")
@@ -116,12 +116,17 @@ def test_the_aliases_tab_costs_the_same_with_few_and_many_requests(served, brows
             if n % 2:
                 services.alias_request_reject(actor=users["admin"], model=served, request=request)
 
+    settings = reverse("dashboard:context-settings", kwargs={"ctx": "acme"})
     add(2)
-    with CaptureQueriesContext(connection) as small:
-        assert client.get(url).status_code == 200
+    counts = {}
+    for page in (url, settings):
+        with CaptureQueriesContext(connection) as small:
+            assert client.get(page).status_code == 200
+        counts[page] = len(small.captured_queries)
     add(20)
-    with django_assert_num_queries(len(small.captured_queries)):
-        assert client.get(url).status_code == 200
+    for page in (url, settings):
+        with django_assert_num_queries(counts[page]):
+            assert client.get(page).status_code == 200
 
 
 # --- tokens ------------------------------------------------------------------------------------
