@@ -19,7 +19,7 @@ from dashboard.forms import DecisionForm, ProtectedAliasForm
 from dashboard.views.base import add_service_error, requires
 from registry import selectors, services
 from registry.errors import Conflict, InvalidInput, NotFound
-from registry.models import MoveAction
+from registry.models import MoveAction, RequestStatus
 from registry.permissions import Perm, permissions_in, require
 
 USER_ERRORS = (InvalidInput, Conflict, NotFound)
@@ -30,7 +30,7 @@ USER_ERRORS = (InvalidInput, Conflict, NotFound)
 def _settings_page(request, context, *, form=None, status=200):
     return render(request, "dashboard/team/context_settings.html", {
         "context": context, "protected": selectors.protected_alias_list(context),
-        "pending": selectors.alias_request_list(context=context, status="pending")[:50],
+        "pending": selectors.alias_request_list(context=context, status=RequestStatus.PENDING)[:50],
         "form": form or ProtectedAliasForm(),
         "can_manage": Perm.MANAGE_CONTEXT in permissions_in(request.user, context),
     }, status=status)
@@ -94,7 +94,7 @@ def _decisions(request, model, move_request) -> dict:
     """Which of approve / reject / withdraw the user is offered, and why not."""
     perms = permissions_in(request.user, model.context, model_id=model.pk)
     own = move_request.requested_by_id == request.user.pk
-    pending = move_request.status == "pending"
+    pending = move_request.status == RequestStatus.PENDING
     may_decide = Perm.PUBLISH_VERSION in perms and (not own or Perm.MOVE_PROTECTED_ALIAS in perms)
     return {"can_decide": pending and may_decide, "can_withdraw": pending and own and Perm.PUBLISH_VERSION in perms,
             "own": own}
@@ -128,7 +128,7 @@ def alias_request_confirm(request, model_id, request_id, decision):
     offered = _decisions(request, model, move_request)
     allowed = offered["can_withdraw"] if decision == "withdraw" else offered["can_decide"]
     refusal = "" if allowed else (
-        f"Request #{move_request.pk} was {move_request.status} already." if move_request.status != "pending"
+        f"Request #{move_request.pk} was {move_request.status} already." if move_request.status != RequestStatus.PENDING
         else "You asked for this move: another publisher or an admin decides it." if offered["own"]
         and decision != "withdraw" else "Only publishers decide, and only the author withdraws.")
     return render(request, "dashboard/models/alias_request_confirm.html", {

@@ -25,7 +25,7 @@ from dashboard.views import guards
 from dashboard.views.base import add_service_error, requires
 from registry import selectors, services
 from registry.errors import Conflict, FileTooLarge, InvalidInput, StorageUnavailable
-from registry.models import AliasMoveRequest, FormatKind, FormatStatus, VersionStatus
+from registry.models import AliasMoveRequest, FormatKind, FormatStatus, RequestStatus, VersionStatus
 from registry.permissions import Perm, permissions_in
 
 # Rules a user can break by what they typed; PermissionDenied and NotFound are not caught
@@ -406,9 +406,9 @@ def _aliases_page(request, model, form, status=200):
     return _page(request, model, tab="aliases", selected=_selected_number(request), alias_form=form,
                  published=published, aliases=aliases, protected_names=sorted(protected),
                  may_move_protected=Perm.MOVE_PROTECTED_ALIAS in perms,
-                 move_requests=guards.with_checks(selectors.alias_request_list(model=model, status="pending")),
+                 move_requests=guards.with_checks(selectors.alias_request_list(model=model, status=RequestStatus.PENDING)),
                  decided_requests=guards.with_checks(
-                     selectors.alias_request_list(model=model).exclude(status="pending")[:ALIAS_HISTORY_SHOWN]),
+                     selectors.alias_request_list(model=model).exclude(status=RequestStatus.PENDING)[:ALIAS_HISTORY_SHOWN]),
                  rollback_refusals=preflight.rollback_refusals(selectors.alias_rollback_targets(model)),
                  alias_moves=selectors.alias_history(model)[:ALIAS_HISTORY_SHOWN], status=status)
 

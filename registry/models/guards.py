@@ -69,7 +69,7 @@ class AliasMoveRequest(models.Model):
     class Meta:
         ordering = ["-requested_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["model", "alias_name"], condition=Q(status="pending"),
+            models.UniqueConstraint(fields=["model", "alias_name"], condition=Q(status=RequestStatus.PENDING),
                                     name="alias_request_one_pending"),
             models.CheckConstraint(condition=Q(status__in=RequestStatus.values), name="alias_request_status_valid"),
             models.CheckConstraint(condition=Q(action__in=MoveAction.values), name="alias_request_action_valid"),
