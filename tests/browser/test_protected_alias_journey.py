@@ -73,3 +73,37 @@ def test_a_protected_alias_moves_after_a_second_publishers_approval(new_page):
     expect(bob.locator("table.move-requests")).to_have_count(0)
     screenshot(bob, "aliases-tab-after-approval")
     assert Alias.objects.get(model=model, name="production").version.number == 2
+
+
+def test_a_scoped_token_made_in_the_dashboard_and_revoked_by_the_context_admin(new_page):
+    acme = make_context("acme", "Acme")
+    make_context("other", "Other")
+    make_user("ada", contexts={acme: "admin"})
+    make_user("dev", contexts={acme: "publisher"})
+    services.model_create(actor=None, context=acme, name="Churn")
+
+    dev = new_page()
+    log_in(dev, "dev")
+    dev.goto("/tokens/")
+    form = dev.locator("#new-token-form")
+    form.get_by_label("Name").fill("deploy churn")
+    form.get_by_label("Only these models").fill("acme/churn")
+    form.get_by_label("view-model").check()
+    form.get_by_role("button", name="Create token").click()
+    expect(dev.locator(".token-reveal")).to_contain_text("acme/Churn")
+    row = dev.locator("table.list tbody tr").first
+    expect(row).to_contain_text("only acme/Churn")
+    expect(row).to_contain_text("view-model")
+    screenshot(dev, "tokens-page-scoped-token")
+
+    admin = new_page()
+    log_in(admin, "ada")
+    admin.goto("/c/acme/settings/")
+    admin.get_by_role("link", name="Tokens that can act in Acme").click()
+    table = admin.locator("table.context-tokens")
+    expect(table).to_contain_text("deploy churn")
+    screenshot(admin, "context-tokens-page")
+    table.get_by_role("link", name="Revoke…").click()
+    admin.get_by_role("dialog").get_by_role("button", name="Revoke the token").click()
+    expect(admin.locator("ul.messages")).to_contain_text("was revoked")
+    expect(admin.locator("table.context-tokens")).to_have_count(0)
