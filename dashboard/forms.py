@@ -11,6 +11,7 @@ from django.conf import settings
 
 from registry import jsoninput
 from registry.models import EventType, FormatKind, Role
+from registry.permissions import Perm
 from registry.services.contexts import MAX_TOKEN_DAYS
 
 REASON_HELP = "Why this code can be trusted, e.g. “our own package, reviewed in PR 412”. Kept with the imports."
@@ -150,6 +151,8 @@ class AliasForm(forms.Form):
     alias = forms.CharField(max_length=64, help_text="e.g. production, staging, champion",
                             widget=forms.TextInput(attrs={"list": "alias-names", "autocomplete": "off"}))
     version = forms.TypedChoiceField(coerce=int, help_text="Only published versions can have an alias")
+    comment = forms.CharField(required=False, max_length=2000, label="Comment",
+                              help_text="Why: kept with the move request when the alias is protected")
 
     def __init__(self, *args, published=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -200,6 +203,47 @@ class TokenForm(forms.Form):
         required=False, min_value=1, max_value=MAX_TOKEN_DAYS, label="Expires in (days)",
         help_text=f"Empty: the token never expires. At most {MAX_TOKEN_DAYS} days.",
     )
+    contexts = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Only in these contexts",
+        help_text="None ticked: every context you belong to.")
+    models = forms.CharField(
+        required=False, label="Only these models",
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false", "class": "mono",
+                                     "placeholder": "acme/churn-classifier"}),
+        help_text="One per line: context/model name, or a model id. Empty: every model. E.g. a deployment "
+                  "that reads one model.")
+    permissions = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Only these permissions",
+        choices=[(perm.value, perm.value) for perm in Perm],
+        help_text="None ticked: whatever your roles allow. A token never exceeds your roles.")
+
+    def __init__(self, *args, contexts=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["contexts"].choices = [(context.slug, context.name) for context in contexts]
+
+    def service_arguments(self) -> dict:
+        """The cleaned form as token_create's arguments: an empty scope field is no limit."""
+        data = self.cleaned_data
+        models = [line.strip() for line in data["models"].splitlines() if line.strip()]
+        return {"name": data["name"], "read_only": data["read_only"], "expires_in_days": data["expires_in_days"],
+                "contexts": data["contexts"] or None, "models": models or None,
+                "permissions": data["permissions"] or None}
+
+
+# --- protected aliases and move requests ------------------------------------------------------
+
+class ProtectedAliasForm(forms.Form):
+    alias = forms.CharField(max_length=64, label="Alias name", help_text="e.g. production: every model's alias "
+                            "of that name (any case) then moves only by an admin or with a second publisher's approval")
+
+
+class DecisionForm(forms.Form):
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
+
+    def __init__(self, *args, **kwargs):
+        # Its dialog opens on the Aliases tab, whose alias form has a comment field of its own.
+        kwargs.setdefault("auto_id", "decision_%s")
+        super().__init__(*args, **kwargs)
 
 
 # --- trusted imports ---------------------------------------------------------------------------

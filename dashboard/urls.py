@@ -3,8 +3,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard.views import (assist, catalog, confirmations, model_pages, signin, sso_rules, team, trusted_imports,
-                             webhooks)
+from dashboard.views import (assist, catalog, confirmations, guards, model_pages, signin, sso_rules, team,
+                             trusted_imports, webhooks)
 
 app_name = "dashboard"
 
@@ -19,6 +19,7 @@ urlpatterns = [
     *team.urlpatterns,
     *trusted_imports.urlpatterns,
     *webhooks.urlpatterns,
+    *guards.urlpatterns,
     *assist.urlpatterns,
     *confirmations.urlpatterns,
 ]

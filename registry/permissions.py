@@ -4,6 +4,15 @@ Rules (SPEC §1): a user's effective role in a context is the highest one grante
 or through a group. Site staff (superusers) can do everything. A request authenticated by a
 read-only token keeps only `view-model` (token_allows(), the one place that rule is written).
 
+Scoped tokens: a token may also be limited to contexts, to models and to permissions
+(TokenScope, set on the request's user by token authentication). It never exceeds its owner's
+roles: what it may do is the intersection. The scope is applied here only: contexts outside it
+do not exist (context_scope, contexts_for, effective_role[s], permissions_in); a token limited
+to models sees only those models (models_for, model_in_scope: 404 for others) and holds no
+permission on its contexts as a whole (permissions_in without a model_id: 403 for a context-wide
+list or write, such as the audit log or creating a model); a permission outside the token's
+list is 403 (token_allows).
+
 Who decides, once per request:
 
 - Seeing. Without `view-model` a context's contents do not exist for the user: every selector
@@ -21,7 +30,8 @@ Who decides, once per request:
   named only to attribute the work, as demo_setup does), who may do everything, so no service
   checks a role; a new caller of that kind must call require() itself. What no door decides
   stays in its service: token_create and token_revoke let a user act on their own tokens only
-  (site staff on anyone's).
+  (site staff on anyone's); the alias services ask has_perm(move-protected-alias) to choose
+  between moving a protected alias and making a move request (the door decided publish-version).
 - Single sign-on rules name their context in the body. Creating one is decided in two steps:
   @requires_somewhere(Perm.MANAGE_CONTEXT) before the body is read (the user manages some
   context, else 403), then sso_rule_context() on the context the body names, which answers 400
@@ -32,6 +42,7 @@ Who decides, once per request:
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from enum import StrEnum
 
 from django.db.models import Q, QuerySet
@@ -49,6 +60,8 @@ class Perm(StrEnum):
     # A context's webhooks, reading included: their URLs and delivery logs say where the
     # context's events go (registry.services.webhooks).
     MANAGE_WEBHOOKS = "manage-webhooks"
+    # Move a protected alias directly; without it a publisher's move becomes a move request.
+    MOVE_PROTECTED_ALIAS = "move-protected-alias"
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
@@ -67,7 +80,45 @@ READ_ONLY_ATTRIBUTE = "registry_read_only"
 # Attribute set on a request's user object by token authentication: {context id: highest
 # role}, read in the same query as the token, so permission checks need no query of their own.
 ROLES_ATTRIBUTE = "registry_roles"
+# Attribute set on a request's user object by token authentication: the token's TokenScope.
+SCOPE_ATTRIBUTE = "registry_token_scope"
 _RANK = {role: index for index, role in enumerate(ROLE_ORDER)}
+
+
+@dataclass(frozen=True)
+class TokenScope:
+    """What a token is limited to, besides read-only: None in a field means no limit there.
+    `models` set means the token reaches only those models (and `contexts` holds their contexts)."""
+
+    contexts: frozenset[int] | None = None
+    models: frozenset[uuid.UUID] | None = None
+    permissions: frozenset[str] | None = None
+
+    @property
+    def limited(self) -> bool:
+        return self.contexts is not None or self.models is not None or self.permissions is not None
+
+
+def token_scope(user) -> TokenScope | None:
+    """The scope of the token this request was authenticated by; None for a browser session."""
+    return getattr(user, SCOPE_ATTRIBUTE, None)
+
+
+def _reaches_context(user, context_id: int) -> bool:
+    scope = token_scope(user)
+    return scope is None or scope.contexts is None or context_id in scope.contexts
+
+
+def model_in_scope(user, model_id) -> bool:
+    """False when the request's token is limited to models and `model_id` is not one of them:
+    such a model does not exist for the request (404). Needs no query."""
+    scope = token_scope(user)
+    if scope is None or scope.models is None:
+        return True
+    try:
+        return uuid.UUID(str(model_id)) in scope.models
+    except ValueError:
+        return False
 
 
 def is_staff(user) -> bool:
@@ -79,9 +130,18 @@ def is_read_only(user) -> bool:
 
 
 def token_allows(user, permission: Perm | str) -> bool:
-    """The read-only-token rule, written here only: a request authenticated by a read-only token
-    keeps READ_ONLY_PERMISSIONS and nothing else, whatever the user's role (site staff included)."""
-    return permission in READ_ONLY_PERMISSIONS or not is_read_only(user)
+    """The token rules on permissions, written here only: a request authenticated by a read-only
+    token keeps READ_ONLY_PERMISSIONS and nothing else, whatever the user's role (site staff
+    included); a token limited to permissions keeps those only; a scoped token of site staff
+    cannot act as staff (creating contexts reaches beyond any scope)."""
+    if permission not in READ_ONLY_PERMISSIONS and is_read_only(user):
+        return False
+    scope = token_scope(user)
+    if scope is None:
+        return True
+    if permission == STAFF:
+        return not scope.limited
+    return scope.permissions is None or permission in scope.permissions
 
 
 def roles_granting(permission: Perm) -> list[str]:
@@ -119,9 +179,13 @@ def context_scope(user, permission: Perm = Perm.VIEW_MODEL) -> list[int] | str |
     contexts_for()/models_for() ask the database). Agrees with models_for()."""
     if user is None or not user.is_authenticated or not token_allows(user, permission):
         return []
+    scope = token_scope(user)
     if is_staff(user):
-        return ALL_CONTEXTS
-    return _granted_context_ids(user, permission)
+        return ALL_CONTEXTS if scope is None or scope.contexts is None else sorted(scope.contexts)
+    granted = _granted_context_ids(user, permission)
+    if granted is None:
+        return None
+    return [context_id for context_id in granted if _reaches_context(user, context_id)]
 
 
 def contexts_for(user, permission: Perm = Perm.VIEW_MODEL) -> QuerySet[Context]:
@@ -141,10 +205,21 @@ def models_for(user, permission: Perm = Perm.VIEW_MODEL) -> QuerySet[Model]:
     """Models in contexts where `user` holds `permission`; the base of every model selector."""
     scope = context_scope(user, permission)
     if scope == ALL_CONTEXTS:
-        return Model.objects.all()
-    if scope is not None:
-        return Model.objects.filter(context_id__in=scope)
-    return Model.objects.filter(context__in=contexts_for(user, permission))
+        models = Model.objects.all()
+    elif scope is not None:
+        models = Model.objects.filter(context_id__in=scope)
+    else:
+        models = Model.objects.filter(context__in=contexts_for(user, permission))
+    return models_in_scope(user, models)
+
+
+def models_in_scope(user, models: QuerySet[Model]) -> QuerySet[Model]:
+    """`models` less those outside the request's token's models (when it is limited to models):
+    for reads that start from a visible context (a context's model list)."""
+    token = token_scope(user)
+    if token is not None and token.models is not None:
+        return models.filter(pk__in=sorted(token.models))
+    return models
 
 
 def context_of(*, slug: str | None = None, model_id=None, version_number: int | None = None,
@@ -171,7 +246,7 @@ def context_of(*, slug: str | None = None, model_id=None, version_number: int | 
 
 def effective_role(user, context: Context) -> str | None:
     """The highest role `user` holds in `context`, directly or through a group."""
-    if user is None or not user.is_authenticated:
+    if user is None or not user.is_authenticated or not _reaches_context(user, context.pk):
         return None
     if is_staff(user):
         return Role.ADMIN
@@ -195,16 +270,19 @@ def effective_roles(user) -> dict[int, str]:
         return {}
     known = cached_roles(user)
     if known is not None:
-        return dict(known)
+        return {context_id: role for context_id, role in known.items() if _reaches_context(user, context_id)}
     return highest_roles(
         Membership.objects.filter(Q(user=user) | Q(group__in=user.groups.all())).values_list("context_id", "role")
     )
 
 
-def permissions_in(user, context: Context) -> frozenset[Perm]:
-    """Every permission `user` holds in `context`. `None` is the operator (manage.py)."""
+def permissions_in(user, context: Context, *, model_id=None) -> frozenset[Perm]:
+    """Every permission `user` holds in `context`, on model `model_id` when the question is about
+    one (None: on the context as a whole). `None` is the operator (manage.py)."""
     if user is None:
         return frozenset(Perm)
+    if not _reaches_model(user, model_id):
+        return frozenset()
     cache = user.__dict__.setdefault("_registry_perm_cache", {})  # one request's user object
     if context.pk in cache:
         return cache[context.pk]
@@ -215,21 +293,43 @@ def permissions_in(user, context: Context) -> frozenset[Perm]:
     return perms
 
 
-def has_perm(user, context: Context, permission: Perm) -> bool:
-    """True when `user` holds `permission` in `context`."""
-    return permission in permissions_in(user, context)
+def _reaches_model(user, model_id) -> bool:
+    """A token limited to models reaches those (model_in_scope) and nothing context-wide."""
+    scope = token_scope(user)
+    if scope is None or scope.models is None:
+        return True
+    return model_id is not None and model_in_scope(user, model_id)
 
 
-def require(user, context: Context, permission: Perm) -> None:
-    """Raise PermissionDenied (403) unless `user` holds `permission` in `context`.
+def has_perm(user, context: Context, permission: Perm, *, model_id=None) -> bool:
+    """True when `user` holds `permission` in `context` (on model `model_id`, if about one)."""
+    return permission in permissions_in(user, context, model_id=model_id)
+
+
+def require(user, context: Context, permission: Perm, *, model_id=None) -> None:
+    """Raise PermissionDenied (403) unless `user` holds `permission` in `context` (on model
+    `model_id` when the request is about one; without it, on the context as a whole).
 
     Callers reach this only for objects the user can already see, so a missing
     `view-model` never surfaces here as a 403 in practice.
     """
-    if not has_perm(user, context, permission):
-        if not token_allows(user, permission):
+    if not has_perm(user, context, permission, model_id=model_id):
+        if not _reaches_model(user, model_id):
+            raise PermissionDenied("This token is limited to some models; it cannot act on the context as a whole.")
+        if is_read_only(user) and permission not in READ_ONLY_PERMISSIONS:
             raise PermissionDenied("This token is read-only.")
+        if not token_allows(user, permission):
+            raise PermissionDenied(f"This token is not allowed '{permission}'.")
         raise PermissionDenied(f"You need the '{permission}' permission in context '{context.slug}'.")
+
+
+def require_unrestricted(user) -> None:
+    """Raise PermissionDenied (403) for a request by a read-only or scoped token: creating or
+    revoking tokens needs the user's whole power (a browser session or an unscoped token), so a
+    token can never mint a wider one."""
+    scope = token_scope(user)
+    if is_read_only(user) or (scope is not None and scope.limited):
+        raise PermissionDenied("A read-only or scoped token cannot create or revoke tokens.")
 
 
 def require_staff(user) -> None:

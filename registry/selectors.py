@@ -6,13 +6,16 @@ import functools
 import uuid
 from collections import defaultdict
 
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, JSONField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Upper
+from django.utils import timezone
 
+from registry import compare
 from registry.errors import InvalidInput, NotFound
 from registry.models import (
     Alias,
     AliasMove,
+    AliasMoveRequest,
     ApiToken,
     AuditEvent,
     Context,
@@ -24,6 +27,8 @@ from registry.models import (
     Model,
     SsoRule,
     ModelMetric,
+    ProtectedAlias,
+    RequestStatus,
     TrainingRecord,
     TrustedImport,
     Version,
@@ -32,7 +37,15 @@ from registry.models import (
     WebhookDelivery,
 )
 from registry.expressions import AmongIds, JSONList, UUIDText
-from registry.permissions import ALL_CONTEXTS, Perm, context_scope, contexts_for, models_for
+from registry.permissions import (
+    ALL_CONTEXTS,
+    Perm,
+    context_scope,
+    contexts_for,
+    model_in_scope,
+    models_for,
+    models_in_scope,
+)
 from registry.prepared import CompiledQuery
 from registry.services.common import normalize_name
 
@@ -151,6 +164,8 @@ def _visible_model(compiled: CompiledQuery, query, user, model_id) -> Model:
     when the scope is known without a query (site staff, or the context ids read with the
     token), as a plain statement for a browser session (its roles are read by a subquery)."""
     model_id = _uuid(model_id, "Model")
+    if not model_in_scope(user, model_id):  # a token limited to other models
+        raise NotFound("Model not found.")
     scope = context_scope(user, Perm.VIEW_MODEL)
     if scope == ALL_CONTEXTS:
         found = compiled.run(model_id=model_id)
@@ -218,7 +233,7 @@ def model_list(
     # `context` came from context_get(), which checked visibility; its related manager sets
     # each row's context without a join.
     related, columns = _with_users(*MODEL_USERS)
-    models = context.models.select_related(*related).only(*columns).annotate(**_model_shown())
+    models = models_in_scope(user, context.models.select_related(*related).only(*columns).annotate(**_model_shown()))
     if search:
         term = Upper(Value(search.strip()))
         # The upper-cased copies the database keeps (Model.name_upper...): the term is
@@ -558,10 +573,99 @@ def webhook_delivery_list(webhook: Webhook, *, status: str = "") -> QuerySet[Web
         deliveries = deliveries.filter(status=status)
     return deliveries.prefetch_related(
         Prefetch("attempts", queryset=WebhookAttempt.objects.order_by("number"))).order_by("-created_at", "-id")
+def _token_shown() -> dict:
+    """A token as the token pages and the API show it: its scope's context slugs and models
+    ([{"id", "context", "name"}]) read with it, one statement for a page of tokens."""
+    contexts = ApiToken.scope_contexts.through.objects.filter(apitoken_id=OuterRef("pk")).order_by("context__slug")
+    models = ApiToken.scope_models.through.objects.filter(apitoken_id=OuterRef("pk")).order_by(
+        "model__context__slug", "model__name_key")
+    return {
+        "scope_context_slugs": JSONList(contexts, "context__slug"),
+        "scope_model_rows": JSONList(models, id=UUIDText("model_id"), context="model__context__slug",
+                                     name="model__name"),
+    }
 
 
 def token_list(user) -> QuerySet[ApiToken]:
-    return ApiToken.objects.filter(user=user).order_by("-created_at")
+    """The user's own tokens, newest first, as shown (with their scope)."""
+    return (ApiToken.objects.filter(user=user).select_related("user").annotate(**_token_shown())
+            .order_by("-created_at", "-id"))
+
+
+def context_token_list(context: Context) -> QuerySet[ApiToken]:
+    """Tokens that can act in `context`, for its admins: live (not revoked, not expired) tokens of
+    users who hold a role there (directly or through a group), reaching every context of their
+    owner or this one (a token limited to models reaches the contexts of its models). Site staff
+    who are no member are left out: their tokens are staff business. Newest first, as shown."""
+    members = Membership.objects.filter(context=context)
+    holders = Q(user_id__in=members.exclude(user=None).values("user_id")) | Q(
+        user__groups__in=members.exclude(group=None).values("group_id"))
+    reaching = ApiToken.scope_contexts.through.objects.filter(apitoken_id=OuterRef("pk"), context_id=context.pk)
+    return (ApiToken.objects.filter(holders).filter(Q(reach="all") | Q(Exists(reaching)))
+            .filter(revoked_at=None).filter(Q(expires_at=None) | Q(expires_at__gt=timezone.now()))
+            .select_related("user").annotate(**_token_shown()).distinct().order_by("-created_at", "-id"))
+
+
+def context_token_get(context: Context, token_id) -> ApiToken:
+    """A token that can act in `context` (context_token_list); any other is not found (404)."""
+    try:
+        token_id = int(token_id)
+    except (TypeError, ValueError):
+        raise NotFound("Token not found.") from None
+    token = context_token_list(context).filter(pk=token_id).first()
+    if token is None:
+        raise NotFound("Token not found.")
+    return token
+
+
+# --- protected aliases and move requests --------------------------------------------------------
+
+def protected_alias_list(context: Context) -> QuerySet[ProtectedAlias]:
+    return ProtectedAlias.objects.filter(context=context).select_related("created_by").order_by("name")
+
+
+def alias_request_list(*, model: Model | None = None, context: Context | None = None,
+                       status: str = "") -> QuerySet[AliasMoveRequest]:
+    """Move requests of a model (or of every model of a context), newest first, with the
+    signatures of the versions they move from and to (`from_signature`, `to_signature`: None
+    when that version is gone), for the breaking-signature check (alias_request_check)."""
+    requests = AliasMoveRequest.objects.all()
+    if model is not None:
+        requests = requests.filter(model=model)
+    if context is not None:
+        requests = requests.filter(model__context=context)
+    if status:
+        if status not in RequestStatus.values:
+            raise InvalidInput(f"Unknown status '{status}'; use {', '.join(RequestStatus.values)}.", field="status")
+        requests = requests.filter(status=status)
+
+    def signature(number_field: str):
+        return Subquery(Version.objects.filter(model_id=OuterRef("model_id"), number=OuterRef(number_field))
+                        .values("signature")[:1], output_field=JSONField())
+
+    return (requests.select_related("model__context", "requested_by", "decided_by")
+            .annotate(from_signature=signature("from_number"), to_signature=signature("to_number"))
+            .order_by("-requested_at", "-id"))
+
+
+def alias_request_get(model: Model, request_id) -> AliasMoveRequest:
+    try:
+        request_id = int(request_id)
+    except (TypeError, ValueError):
+        raise NotFound("Request not found.") from None
+    request = alias_request_list(model=model).filter(pk=request_id).first()
+    if request is None:
+        raise NotFound("Request not found.")
+    return request
+
+
+def alias_request_check(request: AliasMoveRequest) -> list:
+    """The signature changes consumers of the alias would see if the request were approved
+    (registry.compare.signature_diff, each flagged breaking or not); [] when nothing is compared:
+    a new alias, or a removal."""
+    if request.from_number is None or request.to_number is None:
+        return []
+    return compare.signature_diff(request.from_signature or {}, request.to_signature or {})
 
 
 def token_get(user, token_id) -> ApiToken:

@@ -37,6 +37,7 @@ from registry_client.errors import (  # noqa: E402
     ConfigError,
     Conflict,
     Forbidden,
+    MoveRequested,
     NotFound,
     PayloadTooLarge,
     RegistryError,
@@ -53,7 +54,7 @@ from registry_client.uris import VersionURI, parse_version_uri  # noqa: E402
 
 __all__ = [
     "BadRequest", "ConfigError", "Conflict", "Context", "FetchError", "Forbidden", "Format", "FormatSummary",
-    "Manifest", "ManifestFile", "Model", "NoFetcher", "NotFound", "PayloadTooLarge", "Record", "RecordRef",
+    "Manifest", "ManifestFile", "Model", "MoveRequested", "NoFetcher", "NotFound", "PayloadTooLarge", "Record", "RecordRef",
     "RecordVersion", "Registry", "RegistryError", "ServerError", "TamperError", "TamperWarning", "TransportError",
     "Unauthorized", "Version", "VersionURI", "https_fetcher", "infer_signature", "load", "named_signatures",
     "parse_version_uri", "register_fetcher", "signatures_of",

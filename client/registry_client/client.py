@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from registry_client import transfer
 from registry_client._http import Transport, logger, segment
 from registry_client.config import load_settings
-from registry_client.errors import Conflict, NotFound, RegistryError, TamperError, TamperWarning
+from registry_client.errors import Conflict, MoveRequested, NotFound, RegistryError, TamperError, TamperWarning
 from registry_client.uris import parse_version_uri
 
 FINAL_OK = {"ready"}
@@ -602,22 +602,37 @@ class Model(_Metrics, _Resource):
         """Moves of an alias, newest first: {from_version, to_version, actor, at}."""
         return self._t.get(f"{self._path}aliases/{segment(name)}/")["history"]
 
-    def set_alias(self, name: str, version: Version | int) -> Version:
-        """Point (or move) an alias to a published version, atomically."""
+    def set_alias(self, name: str, version: Version | int, *, comment: str = "") -> Version:
+        """Point (or move) an alias to a published version, atomically. A protected alias the
+        token may not move raises MoveRequested: the move became a request someone approves."""
         number = version.number if isinstance(version, Version) else int(version)
-        data = self._t.put(f"{self._path}aliases/{segment(name)}/", {"version": number})
+        path = f"{self._path}aliases/{segment(name)}/"
+        data = _moved(self._t.request("PUT", path, json={"version": number, "comment": comment},
+                                      ok=(200, 202)).json(), "PUT", path)
         self._apply({**self.data, "aliases": {**self.aliases, data["name"]: int(data["version"])}})
         return self.version(number)
 
     def rollback_alias(self, name: str) -> Version:
-        """Move an alias back to the version it pointed to before."""
-        data = self._t.post(f"{self._path}aliases/{segment(name)}/rollback/")
+        """Move an alias back to the version it pointed to before (MoveRequested: see set_alias)."""
+        path = f"{self._path}aliases/{segment(name)}/rollback/"
+        data = _moved(self._t.request("POST", path, json={}, ok=(200, 202)).json(), "POST", path)
         self._apply({**self.data, "aliases": {**self.aliases, data["name"]: int(data["version"])}})
         return self.version(int(data["version"]))
 
     def delete_alias(self, name: str) -> None:
-        self._t.delete(f"{self._path}aliases/{segment(name)}/")
+        """Remove an alias (MoveRequested: see set_alias)."""
+        path = f"{self._path}aliases/{segment(name)}/"
+        response = self._t.request("DELETE", path, ok=(202, 204))
+        if response.status_code == 202:
+            raise MoveRequested(response.json(), method="DELETE", path=path)
         self._apply({**self.data, "aliases": {key: value for key, value in self.aliases.items() if key != name}})
+
+
+def _moved(data: dict, method: str, path: str) -> dict:
+    """An alias the server moved, or MoveRequested for the move request it made instead (202)."""
+    if "signature_check" in data:
+        raise MoveRequested(data, method=method, path=path)
+    return data
 
 
 def _record_ids(model: Model, records: Iterable[Any]) -> list[str]:

@@ -33,6 +33,18 @@ class RegistryError(Exception):
         return f"{status}{self.message}{field}{where}"
 
 
+class MoveRequested(RegistryError):
+    """202: the alias is protected, so the move became a move request (`request`: its JSON, with
+    `id`, `status` and `signature_check`), waiting for another publisher or an admin. Nothing moved."""
+
+    status = 202
+
+    def __init__(self, request: dict, *, method: str = "", path: str = ""):
+        super().__init__(f"Alias '{request.get('alias')}' is protected: request #{request.get('id')} asks for the "
+                         f"move; another publisher or an admin approves it.", method=method, path=path, body=request)
+        self.request = request
+
+
 class BadRequest(RegistryError):
     """400 (invalid input) and 411 (no Content-Length)."""
 

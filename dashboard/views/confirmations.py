@@ -16,7 +16,8 @@ from django.urls import path, reverse
 from dashboard import preflight
 from registry import selectors
 from registry.models import FormatStatus
-from registry.permissions import Perm, permissions_in
+from registry.permissions import Perm, has_perm, permissions_in
+from registry.services.aliases import is_protected
 
 M = "models/<str:model_id>"
 V = f"{M}/versions/<int:number>"
@@ -92,6 +93,15 @@ def download_warning(fmt) -> str:
             f"audit log.")
 
 
+def _asks(request, model, name: str) -> str:
+    """What the question adds when the move of a protected alias will be a move request."""
+    if is_protected(model, name) and not has_perm(request.user, model.context, Perm.MOVE_PROTECTED_ALIAS,
+                                                  model_id=model.pk):
+        return (f" {name} is protected: this asks for the move (a move request), which another publisher or "
+                f"an admin approves.")
+    return ""
+
+
 @login_required
 def alias_rollback_confirm(request, model_id, alias):
     model = selectors.model_get(request.user, model_id)
@@ -100,7 +110,8 @@ def alias_rollback_confirm(request, model_id, alias):
     return _confirm(
         request, model, title=f"Roll back {row.name}?",
         question=f"{row.name} points to version {row.version.number}; rolling back moves it to version "
-                 f"{target}, where it pointed before. Consumers loading by this alias get that version.",
+                 f"{target}, where it pointed before. Consumers loading by this alias get that version."
+                 + _asks(request, model, row.name),
         action=reverse("dashboard:alias-rollback", kwargs={"model_id": model.pk, "alias": row.name}),
         confirm_label=f"Move {row.name} to version {target}", permission=Perm.PUBLISH_VERSION,
         back=reverse("dashboard:model-aliases", kwargs={"model_id": model.pk}),
@@ -115,7 +126,7 @@ def alias_delete_confirm(request, model_id, alias):
     return _confirm(
         request, model, title=f"Remove alias {row.name}?",
         question=f"{row.name} points to version {row.version.number}. Consumers loading by this alias will "
-                 f"fail until it is set again; its history is kept.",
+                 f"fail until it is set again; its history is kept." + _asks(request, model, row.name),
         action=reverse("dashboard:alias-delete", kwargs={"model_id": model.pk, "alias": row.name}),
         confirm_label=f"Remove {row.name}", permission=Perm.PUBLISH_VERSION, tone="danger",
         back=reverse("dashboard:model-aliases", kwargs={"model_id": model.pk}),

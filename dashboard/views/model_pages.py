@@ -21,10 +21,11 @@ from django.views.decorators.http import require_POST
 from dashboard import preflight
 from dashboard.charts import across_versions_chart, metric_charts
 from dashboard.forms import AliasForm, DeleteModelForm, ModelForm, NewVersionForm, UploadForm, VersionForm
+from dashboard.views import guards
 from dashboard.views.base import add_service_error, requires
 from registry import selectors, services, storage
 from registry.errors import Conflict, FileTooLarge, InvalidInput, StorageUnavailable
-from registry.models import FormatKind, FormatStatus, VersionStatus
+from registry.models import AliasMoveRequest, FormatKind, FormatStatus, RequestStatus, VersionStatus
 from registry.permissions import Perm, permissions_in
 
 # Rules a user can break by what they typed; PermissionDenied and NotFound are not caught
@@ -426,8 +427,17 @@ def _aliases_page(request, model, form, status=200):
         numbers = [v.number for v in published]
         default = selected if selected in numbers else (numbers[0] if numbers else None)
         form = AliasForm(initial={"version": default}, published=published)
+    protected = {row.name.casefold() for row in selectors.protected_alias_list(model.context)}
+    aliases = list(selectors.alias_list(model))
+    for alias in aliases:
+        alias.protected = alias.name.casefold() in protected
+    perms = permissions_in(request.user, model.context, model_id=model.pk)
     return _page(request, model, tab="aliases", selected=_selected_number(request), alias_form=form,
-                 published=published, aliases=selectors.alias_list(model),
+                 published=published, aliases=aliases, protected_names=sorted(protected),
+                 may_move_protected=Perm.MOVE_PROTECTED_ALIAS in perms,
+                 move_requests=guards.with_checks(selectors.alias_request_list(model=model, status=RequestStatus.PENDING)),
+                 decided_requests=guards.with_checks(
+                     selectors.alias_request_list(model=model).exclude(status=RequestStatus.PENDING)[:ALIAS_HISTORY_SHOWN]),
                  rollback_refusals=preflight.rollback_refusals(selectors.alias_rollback_targets(model)),
                  alias_moves=selectors.alias_history(model)[:ALIAS_HISTORY_SHOWN], status=status)
 
@@ -442,13 +452,15 @@ def alias_set(request, model_id):
     if form.is_valid():
         try:
             moved = services.alias_set(actor=request.user, model=model, name=form.cleaned_data["alias"],
-                                       version_number=form.cleaned_data["version"])
+                                       version_number=form.cleaned_data["version"],
+                                       comment=form.cleaned_data["comment"])
         except USER_ERRORS as error:
             add_service_error(form, error)
         else:
-            messages.success(request, f"Alias {form.cleaned_data['alias']} now points to version "
-                                      f"{form.cleaned_data['version']}.")
-            _warn_breaking(request, moved)
+            if not _requested(request, moved):
+                messages.success(request, f"Alias {form.cleaned_data['alias']} now points to version "
+                                          f"{form.cleaned_data['version']}.")
+                _warn_breaking(request, moved)
             return redirect("dashboard:model-aliases", model_id=model.pk)
     return _aliases_page(request, model, form, status=400)
 
@@ -463,8 +475,9 @@ def alias_rollback(request, model_id, alias):
     except USER_ERRORS as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, f"Alias {alias} rolled back to version {moved.version.number}.")
-        _warn_breaking(request, moved)
+        if not _requested(request, moved):
+            messages.success(request, f"Alias {alias} rolled back to version {moved.version.number}.")
+            _warn_breaking(request, moved)
     return redirect("dashboard:model-aliases", model_id=model.pk)
 
 
@@ -481,9 +494,24 @@ def _warn_breaking(request, moved) -> None:
 @requires(Perm.PUBLISH_VERSION)
 def alias_delete(request, model_id, alias):
     model = selectors.model_detail(request.user, model_id)
-    services.alias_delete(actor=request.user, model=model, name=alias)
-    messages.success(request, f"Alias {alias} was removed; its history is kept.")
+    try:
+        requested = services.alias_delete(actor=request.user, model=model, name=alias)
+    except USER_ERRORS as error:  # a removal of it is pending already
+        messages.error(request, error.message)
+    else:
+        if not _requested(request, requested):
+            messages.success(request, f"Alias {alias} was removed; its history is kept.")
     return redirect("dashboard:model-aliases", model_id=model.pk)
+
+
+def _requested(request, result) -> bool:
+    """Say so when a protected alias's move became a move request; False when it just happened."""
+    if not isinstance(result, AliasMoveRequest):
+        return False
+    messages.info(request, f"{result.alias_name} is protected: request #{result.pk} asks to "
+                           f"{guards.describe(result).lower()}. Another publisher or an admin approves it "
+                           f"(below, under Move requests).")
+    return True
 
 
 M = "models/<str:model_id>"

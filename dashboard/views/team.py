@@ -30,12 +30,13 @@ AUDIT_OBJECT_TYPES = [
     ("model", "Model"), ("version", "Version"), ("format", "Format (file)"), ("alias", "Alias"),
     ("trainingrecord", "Training record"), ("trustedimport", "Trusted import"), ("membership", "Membership"),
     ("context", "Context"), ("webhook", "Webhook"), ("ssorule", "Single sign-on rule"),
+    ("protectedalias", "Protected alias"), ("aliasmoverequest", "Alias move request"), ("apitoken", "API token"),
 ]
 # Suggestions for the action filter, which matches a prefix ("format" finds every format.* event).
 AUDIT_ACTION_HINTS = [
     "model", "version", "version.publish", "format", "format.tamper", "format.tamper_reported", "format.corrupt", "format.quarantined",
     "format.review", "format.trusted", "format.download_not_ready", "trusted_import", "webhook",
-    "alias", "record", "member", "metric.log", "sso_rule",
+    "alias", "alias.protect", "alias.request", "record", "member", "metric.log", "sso_rule", "token",
 ]
 
 
@@ -233,7 +234,8 @@ def _nav_context(request):
 
 def _token_page(request, *, form=None, created=None, plain_token="", status=200):
     return render(request, "dashboard/team/token_list.html", {
-        "tokens": selectors.token_list(request.user), "form": form or TokenForm(), "now": timezone.now(),
+        "tokens": selectors.token_list(request.user), "now": timezone.now(),
+        "form": form or TokenForm(contexts=selectors.context_list(request.user)),
         "created": created, "plain_token": plain_token, "context": _nav_context(request),
     }, status=status)
 
@@ -252,14 +254,14 @@ def token_create(request):
     Rendering instead of redirecting keeps the plain token out of the session store; the
     response is marked no-store so no cache keeps it either.
     """
-    form = TokenForm(request.POST)
+    form = TokenForm(request.POST, contexts=selectors.context_list(request.user))
     if form.is_valid():
         try:
-            token, plain = services.token_create(actor=request.user, user=request.user, **form.cleaned_data)
+            token, plain = services.token_create(actor=request.user, user=request.user, **form.service_arguments())
         except RegistryError as error:
             add_service_error(form, error)
         else:
-            return _token_page(request, created=token, plain_token=plain)
+            return _token_page(request, created=selectors.token_get(request.user, token.pk), plain_token=plain)
     return _token_page(request, form=form, status=400)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -10,18 +11,35 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from registry.expressions import JSONList
+from registry.expressions import JSONList, UUIDText
 from registry.prepared import CompiledQuery
-from registry.models import ApiToken, Membership
-from registry.permissions import READ_ONLY_ATTRIBUTE, ROLES_ATTRIBUTE, highest_roles
+from registry.models import ApiToken, Membership, TokenReach
+from registry.permissions import READ_ONLY_ATTRIBUTE, ROLES_ATTRIBUTE, SCOPE_ATTRIBUTE, TokenScope, highest_roles
 from registry.services.contexts import hash_token
 
 
 def _token_query(key_hash: str):
     grants = Membership.objects.filter(Q(user_id=OuterRef("user_id")) | Q(group__user=OuterRef("user_id")))
+    contexts = ApiToken.scope_contexts.through.objects.filter(apitoken_id=OuterRef("pk")).order_by("context_id")
+    models = ApiToken.scope_models.through.objects.filter(apitoken_id=OuterRef("pk")).order_by("model_id")
     return (ApiToken.objects.select_related("user")
-            .annotate(registry_grants=JSONList(grants, context="context_id", role="role"))
+            .annotate(registry_grants=JSONList(grants, context="context_id", role="role"),
+                      registry_scope_contexts=JSONList(contexts, "context_id"),
+                      registry_scope_models=JSONList(models.annotate(text=UUIDText("model_id")), "text"))
             .filter(key_hash=key_hash))
+
+
+def scope_of(token: ApiToken) -> TokenScope:
+    """The token's scope as registry.permissions applies it, from the lists read with it."""
+    contexts = models = None
+    if token.reach in (TokenReach.CONTEXTS, TokenReach.MODELS):
+        contexts = frozenset(token.registry_scope_contexts)
+    if token.reach == TokenReach.MODELS:
+        models = frozenset(uuid.UUID(text) for text in token.registry_scope_models)
+    if token.reach not in TokenReach.values:  # fail closed: a reach this code does not know reaches nothing
+        contexts, models = frozenset(), frozenset()
+    permissions = None if token.scope_permissions is None else frozenset(token.scope_permissions)
+    return TokenScope(contexts=contexts, models=models, permissions=permissions)
 
 
 # Every API request reads its token: compiled once per process (registry/prepared.py).
@@ -73,6 +91,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         user = token.user
         setattr(user, READ_ONLY_ATTRIBUTE, token.read_only)
+        setattr(user, SCOPE_ATTRIBUTE, scope_of(token))
         setattr(user, ROLES_ATTRIBUTE, roles)  # roles read with the token
         return user, token
 

@@ -521,6 +521,115 @@ def serialize_alias_detail(alias, history) -> dict:
 
 class AliasSetSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False,
+                                    help_text="Why: kept with the move request if the alias is protected")
+
+
+class SignatureChangeSerializer(SchemaOnly):
+    part = serializers.CharField(help_text="inputs, outputs, or signature (the whole contract)")
+    name = serializers.CharField()
+    change = serializers.CharField(help_text="added, removed, dtype, shape or profile")
+    breaking = serializers.BooleanField()
+    message = serializers.CharField()
+
+
+class SignatureCheckSerializer(SchemaOnly):
+    compared = serializers.BooleanField(help_text="false: nothing to compare (a new alias, a removal, a deleted version)")
+    breaking = serializers.BooleanField(help_text="true when a change breaks callers of the alias")
+    changes = SignatureChangeSerializer(many=True)
+
+
+class AliasRequestSerializer(SchemaOnly):
+    id = serializers.IntegerField()
+    context = serializers.CharField()
+    model = serializers.UUIDField()
+    model_name = serializers.CharField()
+    alias = serializers.CharField()
+    action = serializers.ChoiceField(choices=["set", "rollback", "delete"])
+    from_version = serializers.IntegerField(allow_null=True, help_text="Where the alias pointed when asked (null: nowhere)")
+    to_version = serializers.IntegerField(allow_null=True, help_text="null: a removal")
+    status = serializers.ChoiceField(choices=["pending", "approved", "rejected", "withdrawn"])
+    comment = serializers.CharField()
+    requested_by = serializers.CharField(allow_null=True)
+    requested_at = serializers.DateTimeField()
+    decided_by = serializers.CharField(allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    decision_comment = serializers.CharField()
+    signature_check = SignatureCheckSerializer()
+
+
+def serialize_alias_request(request, changes) -> dict:
+    """A move request as selectors.alias_request_list() reads it, with its signature changes
+    (selectors.alias_request_check)."""
+    compared = request.from_number is not None and request.to_number is not None
+    return {
+        "id": request.pk, "context": request.model.context.slug, "model": str(request.model_id),
+        "model_name": request.model.name, "alias": request.alias_name, "action": request.action,
+        "from_version": request.from_number, "to_version": request.to_number, "status": request.status,
+        "comment": request.comment, "requested_by": _user(request.requested_by_id, request.requested_by),
+        "requested_at": _timestamp(request.requested_at),
+        "decided_by": _user(request.decided_by_id, request.decided_by),
+        "decided_at": _timestamp(request.decided_at), "decision_comment": request.decision_comment,
+        "signature_check": {
+            "compared": compared,
+            "breaking": any(change.breaking for change in changes),
+            "changes": [{"part": c.part, "name": c.name, "change": c.change, "breaking": c.breaking,
+                         "message": c.message} for c in changes],
+        },
+    }
+
+
+class AliasRequestDecisionSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+
+
+class ProtectedAliasSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="An alias name protected in every model of the context (any case)")
+    created_by = user_field()
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+# --- API tokens ---------------------------------------------------------------------------
+
+class TokenModelSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    context = serializers.CharField()
+    name = serializers.CharField()
+
+
+class TokenSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    owner = serializers.CharField(source="user.username", read_only=True)
+    name = serializers.CharField(read_only=True)
+    prefix = serializers.CharField(read_only=True, help_text="The token's first characters")
+    read_only = serializers.BooleanField(read_only=True)
+    reach = serializers.ChoiceField(choices=["all", "contexts", "models"], read_only=True,
+                                    help_text="all: every context of the owner; contexts or models: those named")
+    contexts = serializers.ListField(child=serializers.CharField(), source="scope_context_slugs", read_only=True)
+    models = TokenModelSerializer(many=True, source="scope_model_rows", read_only=True)
+    permissions = serializers.ListField(child=serializers.CharField(), source="scope_permissions", read_only=True,
+                                        allow_null=True, help_text="null: every permission of the owner's roles")
+    created_at = serializers.DateTimeField(read_only=True)
+    expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    last_used_at = serializers.DateTimeField(read_only=True, allow_null=True,
+                                             help_text="Recorded at most once a minute")
+    revoked_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class TokenCreatedSerializer(TokenSerializer):
+    token = serializers.CharField(read_only=True, help_text="The token itself: shown in this answer only")
+
+
+class TokenCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, default="")
+    read_only = serializers.BooleanField(required=False, default=False)
+    expires_in_days = serializers.IntegerField(required=False, allow_null=True, default=None)
+    contexts = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True, default=None,
+                                     help_text="Context slugs the token is limited to (leave out: all of yours)")
+    models = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True, default=None,
+                                   help_text="Model ids or 'context/model name' the token is limited to")
+    permissions = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True, default=None,
+                                        help_text="Permissions the token keeps (leave out: all of your roles')")
 
 
 # --- lineage ----------------------------------------------------------------------------

@@ -80,6 +80,11 @@ class UploadView(RegistryView):
             return self.upload(upload_id).version.model.context
         return super().context_of(**kwargs)
 
+    def model_id_of(self, *, upload_id=None, **kwargs):
+        if upload_id is not None:
+            return self.upload(upload_id).version.model_id
+        return super().model_id_of(**kwargs)
+
 
 class UploadStartView(UploadView):
     @extend_schema(request=UploadStartSerializer, responses={201: UploadSessionSerializer, **ERRORS, **STORAGE_ERRORS},

@@ -21,8 +21,9 @@ from registry.api.conditional import frozen_response
 from registry.api.files import FileNegotiation, download_response, upload_filename
 from registry.api.pagination import CursorPagination
 from registry.errors import InvalidInput, LengthRequired
-from registry.models import DeliveryStatus
-from registry.permissions import STAFF, Perm, effective_roles, require, require_somewhere, require_staff, sso_rule_context
+from registry.models import AliasMoveRequest, DeliveryStatus
+from registry.permissions import (STAFF, Perm, effective_roles, require, require_somewhere, require_staff,
+                                  require_unrestricted, sso_rule_context)
 from registry.services.formats import ACKNOWLEDGED_DOWNLOAD_STATUSES
 
 ERRORS = {
@@ -46,7 +47,7 @@ def requires(permission: Perm):
     def decorate(handler):
         @wraps(handler)
         def decided(view, request, *args, **kwargs):
-            require(request.user, view.context_of(**kwargs), permission)
+            require(request.user, view.context_of(**kwargs), permission, model_id=view.model_id_of(**kwargs))
             return handler(view, request, *args, **kwargs)
 
         decided.required_permission = permission
@@ -69,6 +70,19 @@ def requires_somewhere(permission: Perm):
         return decided
 
     return decorate
+UNRESTRICTED = "unrestricted-credentials"
+
+
+def unrestricted_only(handler):
+    """Decorate a handler acting on the user's own tokens: a browser session or an unscoped,
+    not read-only token (403 otherwise), so no token mints or revokes beyond its own reach."""
+    @wraps(handler)
+    def decided(view, request, *args, **kwargs):
+        require_unrestricted(request.user)
+        return handler(view, request, *args, **kwargs)
+
+    decided.required_permission = UNRESTRICTED
+    return decided
 
 
 def staff_only(handler):
@@ -124,8 +138,25 @@ class RegistryView(APIView):
         """The context named by slug `ctx` in the URL."""
         return self._once(("context", ctx), lambda: selectors.context_get(self.request.user, ctx))
 
+    def whole_context(self, ctx):
+        """The context named by `ctx`, for a read of its contents as a whole (members, audit log,
+        records, trusted imports): 403 for a token limited to some models."""
+        context = self.context(ctx)
+        require(self.request.user, context, Perm.VIEW_MODEL)
+        return context
+
     def record(self, record_id):
-        return self._once(("record", record_id), lambda: selectors.record_get(self.request.user, record_id))
+        """A training record: context-wide, like the records list (a token limited to models: 403)."""
+        def read():
+            record = selectors.record_get(self.request.user, record_id)
+            require(self.request.user, record.context, Perm.VIEW_MODEL)
+            return record
+
+        return self._once(("record", record_id), read)
+
+    def model_id_of(self, *, model_id=None, **_):
+        """The model the URL's object belongs to, if any: a permission on it, not on the whole context."""
+        return model_id
 
     def sso_rule(self, rule_id):
         return self._once(("sso_rule", rule_id), lambda: selectors.sso_rule_get(self.request.user, rule_id))
@@ -174,8 +205,7 @@ class ContextDetailView(RegistryView):
 class MemberListView(RegistryView):
     @extend_schema(responses=s.MemberSerializer(many=True), summary="Users and groups with a role here")
     def get(self, request, ctx):
-        context = selectors.context_get(request.user, ctx)
-        return self.paginated(selectors.member_list(context), s.MemberSerializer)
+        return self.paginated(selectors.member_list(self.whole_context(ctx)), s.MemberSerializer)
 
     @extend_schema(request=s.MemberCreateSerializer, responses={201: s.MemberSerializer, **ERRORS},
                    summary="Grant a role to a user or a group (admins)")
@@ -229,7 +259,7 @@ class AuditListView(RegistryView):
         summary="The context's audit log, newest first",
     )
     def get(self, request, ctx):
-        context = selectors.context_get(request.user, ctx)
+        context = self.whole_context(ctx)
         params = request.query_params
         events = selectors.audit_list(
             context, action=params.get("action", ""), actor=params.get("actor", ""),
@@ -244,8 +274,7 @@ class TrustedImportListView(RegistryView):
     @extend_schema(responses=s.TrustedImportSerializer(many=True),
                    summary="Third-party imports trusted in pickles of this context, with who, when and why")
     def get(self, request, ctx):
-        context = selectors.context_get(request.user, ctx)
-        return self.paginated(selectors.trusted_import_list(context), s.TrustedImportSerializer)
+        return self.paginated(selectors.trusted_import_list(self.whole_context(ctx)), s.TrustedImportSerializer)
 
     @extend_schema(
         request=s.TrustedImportCreateSerializer,
@@ -741,32 +770,202 @@ class AliasDetailView(RegistryView):
     def get(self, request, model_id, alias):
         return Response(self._detail(self.model(model_id), alias))
 
-    @extend_schema(request=s.AliasSetSerializer, responses={200: s.AliasDetailSerializer, **ERRORS},
-                   summary="Set or move an alias to a published version")
+    def _moved_or_requested(self, model, alias, result):
+        """200 with the alias, or 202 with the move request a protected alias needed."""
+        if isinstance(result, AliasMoveRequest):
+            request = selectors.alias_request_get(model, result.pk)
+            return Response(s.serialize_alias_request(request, selectors.alias_request_check(request)),
+                            status=status.HTTP_202_ACCEPTED)
+        return Response(self._detail(model, result if result is not None else alias))
+
+    @extend_schema(request=s.AliasSetSerializer,
+                   responses={200: s.AliasDetailSerializer, 202: s.AliasRequestSerializer, **ERRORS},
+                   summary="Set or move an alias to a published version (a protected alias, without "
+                           "move-protected-alias: 202 with the move request made instead)")
     @requires(Perm.PUBLISH_VERSION)
     def put(self, request, model_id, alias):
         model = self.model(model_id)
         data = self.input(s.AliasSetSerializer)
-        moved = services.alias_set(actor=request.user, model=model, name=alias, version_number=data["version"])
-        return Response(self._detail(model, moved))
+        moved = services.alias_set(actor=request.user, model=model, name=alias, version_number=data["version"],
+                                   comment=data["comment"])
+        return self._moved_or_requested(model, alias, moved)
 
-    @extend_schema(responses={204: None, **ERRORS})
+    @extend_schema(responses={204: None, 202: s.AliasRequestSerializer, **ERRORS},
+                   summary="Remove an alias (a protected alias, without move-protected-alias: 202 with the "
+                           "move request made instead)")
     @requires(Perm.PUBLISH_VERSION)
     def delete(self, request, model_id, alias):
-        services.alias_delete(actor=request.user, model=self.model(model_id), name=alias)
+        model = self.model(model_id)
+        requested = services.alias_delete(actor=request.user, model=model, name=alias)
+        if requested is not None:
+            return self._moved_or_requested(model, alias, requested)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class AliasRollbackView(AliasDetailView):
     http_method_names = ["post", "options"]
 
-    @extend_schema(request=None, responses={200: s.AliasDetailSerializer, **ERRORS},
-                   summary="Move the alias back to the version it pointed to before")
+    @extend_schema(request=None, responses={200: s.AliasDetailSerializer, 202: s.AliasRequestSerializer, **ERRORS},
+                   summary="Move the alias back to the version it pointed to before (a protected alias, without "
+                           "move-protected-alias: 202 with the move request made instead)")
     @requires(Perm.PUBLISH_VERSION)
     def post(self, request, model_id, alias):
         model = self.model(model_id)
-        services.alias_rollback(actor=request.user, model=model, name=alias)
-        return Response(self._detail(model, alias))
+        moved = services.alias_rollback(actor=request.user, model=model, name=alias)
+        return self._moved_or_requested(model, alias, moved)
+
+
+# --- protected aliases and move requests ------------------------------------------------
+
+STATUS_PARAMETER = OpenApiParameter("status", str, enum=["pending", "approved", "rejected", "withdrawn"],
+                                    description="Only requests in this state")
+
+
+def _requests_page(view, requests):
+    return view.paginated(requests, serialize=lambda row: s.serialize_alias_request(
+        row, selectors.alias_request_check(row)))
+
+
+class ProtectedAliasListView(RegistryView):
+    @extend_schema(responses=s.ProtectedAliasSerializer(many=True),
+                   summary="Alias names protected in this context: moving one needs an admin or an approved request")
+    def get(self, request, ctx):
+        return self.paginated(selectors.protected_alias_list(self.whole_context(ctx)), s.ProtectedAliasSerializer)
+
+    @extend_schema(request=s.ProtectedAliasSerializer, responses={201: s.ProtectedAliasSerializer, **ERRORS},
+                   summary="Protect an alias name in this context (admins)")
+    @requires(Perm.MANAGE_CONTEXT)
+    def post(self, request, ctx):
+        context = self.context(ctx)
+        data = self.input(s.ProtectedAliasSerializer)
+        row = services.protected_alias_add(actor=request.user, context=context, name=data["name"])
+        return Response(s.ProtectedAliasSerializer(row).data, status=status.HTTP_201_CREATED)
+
+
+class ProtectedAliasDetailView(RegistryView):
+    @extend_schema(responses={204: None, **ERRORS}, summary="Stop protecting an alias name (admins)")
+    @requires(Perm.MANAGE_CONTEXT)
+    def delete(self, request, ctx, name):
+        services.protected_alias_remove(actor=request.user, context=self.context(ctx), name=name)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ContextAliasRequestListView(RegistryView):
+    @extend_schema(responses=s.AliasRequestSerializer(many=True), parameters=[STATUS_PARAMETER],
+                   summary="Move requests of protected aliases in every model of this context, newest first")
+    def get(self, request, ctx):
+        context = self.whole_context(ctx)
+        return _requests_page(self, selectors.alias_request_list(
+            context=context, status=request.query_params.get("status", "")))
+
+
+class AliasRequestListView(RegistryView):
+    @extend_schema(responses=s.AliasRequestSerializer(many=True), parameters=[STATUS_PARAMETER],
+                   summary="Move requests of the model's protected aliases, newest first")
+    def get(self, request, model_id):
+        return _requests_page(self, selectors.alias_request_list(
+            model=self.model(model_id), status=request.query_params.get("status", "")))
+
+
+class AliasRequestDetailView(RegistryView):
+    def _detail(self, model, request_id):
+        request = selectors.alias_request_get(model, request_id)
+        return s.serialize_alias_request(request, selectors.alias_request_check(request))
+
+    @extend_schema(responses=s.AliasRequestSerializer,
+                   summary="A move request, with the signature check of the move it asks for")
+    def get(self, request, model_id, request_id):
+        return Response(self._detail(self.model(model_id), request_id))
+
+
+class AliasRequestApproveView(AliasRequestDetailView):
+    http_method_names = ["post", "options"]
+
+    @extend_schema(request=s.AliasRequestDecisionSerializer, responses={200: s.AliasRequestSerializer, **ERRORS},
+                   summary="Approve a move request (a publisher other than its author, or an admin): the move "
+                           "happens now, checked as a direct move is; 409 if the alias moved since")
+    @requires(Perm.PUBLISH_VERSION)
+    def post(self, request, model_id, request_id):
+        model = self.model(model_id)
+        data = self.input(s.AliasRequestDecisionSerializer)
+        services.alias_request_approve(actor=request.user, model=model, comment=data["comment"],
+                                       request=selectors.alias_request_get(model, request_id))
+        return Response(self._detail(model, request_id))
+
+
+class AliasRequestRejectView(AliasRequestDetailView):
+    http_method_names = ["post", "options"]
+
+    @extend_schema(request=s.AliasRequestDecisionSerializer, responses={200: s.AliasRequestSerializer, **ERRORS},
+                   summary="Reject a move request (a publisher other than its author, or an admin)")
+    @requires(Perm.PUBLISH_VERSION)
+    def post(self, request, model_id, request_id):
+        model = self.model(model_id)
+        data = self.input(s.AliasRequestDecisionSerializer)
+        services.alias_request_reject(actor=request.user, model=model, comment=data["comment"],
+                                      request=selectors.alias_request_get(model, request_id))
+        return Response(self._detail(model, request_id))
+
+
+class AliasRequestWithdrawView(AliasRequestDetailView):
+    http_method_names = ["post", "options"]
+
+    @extend_schema(request=None, responses={200: s.AliasRequestSerializer, **ERRORS},
+                   summary="Withdraw your own move request")
+    @requires(Perm.PUBLISH_VERSION)
+    def post(self, request, model_id, request_id):
+        model = self.model(model_id)
+        services.alias_request_withdraw(actor=request.user, model=model,
+                                        request=selectors.alias_request_get(model, request_id))
+        return Response(self._detail(model, request_id))
+
+
+# --- API tokens -------------------------------------------------------------------------
+
+class TokenListView(RegistryView):
+    @extend_schema(responses=s.TokenSerializer(many=True), summary="Your API tokens, with their scope and last use")
+    def get(self, request):
+        return self.paginated(selectors.token_list(request.user), s.TokenSerializer)
+
+    @extend_schema(request=s.TokenCreateSerializer, responses={201: s.TokenCreatedSerializer, **ERRORS},
+                   summary="Create a token (shown once), optionally limited to contexts, models and permissions; "
+                           "not with a read-only or scoped token")
+    @unrestricted_only
+    def post(self, request):
+        data = self.input(s.TokenCreateSerializer)
+        token, plain = services.token_create(actor=request.user, user=request.user, **data)
+        shown = selectors.token_get(request.user, token.pk)
+        return Response({**s.TokenSerializer(shown).data, "token": plain}, status=status.HTTP_201_CREATED)
+
+
+class TokenDetailView(RegistryView):
+    @extend_schema(responses=s.TokenSerializer, summary="One of your tokens")
+    def get(self, request, token_id):
+        return Response(s.TokenSerializer(selectors.token_get(request.user, token_id)).data)
+
+    @extend_schema(responses={204: None, **ERRORS}, summary="Revoke one of your tokens")
+    @unrestricted_only
+    def delete(self, request, token_id):
+        services.token_revoke(actor=request.user, token=selectors.token_get(request.user, token_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ContextTokenListView(RegistryView):
+    @extend_schema(responses=s.TokenSerializer(many=True),
+                   summary="Live tokens of the context's members that can act in it (admins)")
+    @requires(Perm.MANAGE_CONTEXT)
+    def get(self, request, ctx):
+        return self.paginated(selectors.context_token_list(self.context(ctx)), s.TokenSerializer)
+
+
+class ContextTokenDetailView(RegistryView):
+    @extend_schema(responses={204: None, **ERRORS}, summary="Revoke a token that can act in this context (admins)")
+    @requires(Perm.MANAGE_CONTEXT)
+    def delete(self, request, ctx, token_id):
+        context = self.context(ctx)
+        services.token_revoke(actor=request.user, token=selectors.context_token_get(context, token_id),
+                              context=context)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- training records -------------------------------------------------------------------
@@ -777,7 +976,7 @@ class RecordListView(RegistryView):
     @extend_schema(responses=s.RecordSerializer(many=True),
                    parameters=[OpenApiParameter("search", str, description="Words in the name or URI")])
     def get(self, request, ctx):
-        context = selectors.context_get(request.user, ctx)
+        context = self.whole_context(ctx)
         return self.paginated(selectors.record_list(context, search=request.query_params.get("search", "")),
                               s.RecordSerializer)
 
@@ -797,7 +996,7 @@ class RecordDetailView(RegistryView):
 
     @extend_schema(responses=s.RecordDetailSerializer, summary="A training record and every version trained on it")
     def get(self, request, record_id):
-        return Response(self._detail(selectors.record_get(request.user, record_id)))
+        return Response(self._detail(self.record(record_id)))
 
     @extend_schema(request=s.RecordUpdateSerializer, responses={200: s.RecordDetailSerializer, **ERRORS})
     @requires(Perm.EDIT_MODEL)

@@ -1,6 +1,7 @@
 from registry.models.audit import AuditEvent
 from registry.models.catalog import Alias, AliasMove, Model, Tag, Version, VersionStatus
-from registry.models.contexts import ApiToken, Context, Membership, MembershipSource, Role
+from registry.models.contexts import ApiToken, Context, Membership, MembershipSource, Role, TokenReach
+from registry.models.guards import AliasMoveRequest, MoveAction, ProtectedAlias, RequestStatus
 from registry.models.files import Format, FormatKind, FormatStatus, UploadSession
 from registry.models.lineage import Metric, ModelMetric, TrainingRecord
 from registry.models.sso import SsoIdentity, SsoRule
@@ -10,6 +11,7 @@ from registry.models.webhooks import DeliveryStatus, EventType, Webhook, Webhook
 __all__ = [
     "Alias",
     "AliasMove",
+    "AliasMoveRequest",
     "ApiToken",
     "DeliveryStatus",
     "EventType",
@@ -23,10 +25,14 @@ __all__ = [
     "Metric",
     "Model",
     "ModelMetric",
+    "MoveAction",
+    "ProtectedAlias",
+    "RequestStatus",
     "Role",
     "SsoIdentity",
     "SsoRule",
     "Tag",
+    "TokenReach",
     "TrainingRecord",
     "TrustedImport",
     "UploadSession",

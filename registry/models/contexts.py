@@ -90,8 +90,22 @@ class Membership(models.Model):
         return "user" if self.user_id else "group"
 
 
+class TokenReach(models.TextChoices):
+    """How far a token reaches: every context of its owner, the contexts it names, or only the
+    models it names (in their contexts). Read by registry.permissions."""
+
+    ALL = "all", "All contexts"
+    CONTEXTS = "contexts", "Some contexts"
+    MODELS = "models", "Some models"
+
+
 class ApiToken(models.Model):
-    """A bearer token. Only the SHA-256 of the token is stored; the token is shown once."""
+    """A bearer token. Only the SHA-256 of the token is stored; the token is shown once.
+
+    Its scope (registry.permissions.TokenScope): `reach` with `scope_contexts` / `scope_models`,
+    and `scope_permissions` (null: every permission the owner's roles grant). A scoped model
+    that is deleted leaves the token reaching fewer models, never more (reach stays `models`).
+    """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100, blank=True, default="")
@@ -102,9 +116,14 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    reach = models.CharField(max_length=16, choices=TokenReach.choices, default=TokenReach.ALL)
+    scope_contexts = models.ManyToManyField(Context, blank=True, related_name="+")
+    scope_models = models.ManyToManyField("registry.Model", blank=True, related_name="+")
+    scope_permissions = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=Q(reach__in=TokenReach.values), name="token_reach_valid")]
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"

@@ -6,7 +6,16 @@ audit event, and queue follow-up work with `transaction.on_commit`. Who may call
 decided before, once per request, by the view that does (registry/permissions.py says where).
 """
 
-from registry.services.aliases import alias_delete, alias_rollback, alias_set
+from registry.services.aliases import (
+    alias_delete,
+    alias_request_approve,
+    alias_request_reject,
+    alias_request_withdraw,
+    alias_rollback,
+    alias_set,
+    protected_alias_add,
+    protected_alias_remove,
+)
 from registry.services.contexts import (
     context_create,
     membership_remove,
@@ -37,6 +46,9 @@ from registry.services.versions import version_create, version_delete, version_p
 
 __all__ = [
     "alias_delete",
+    "alias_request_approve",
+    "alias_request_reject",
+    "alias_request_withdraw",
     "alias_rollback",
     "alias_set",
     "context_create",
@@ -53,6 +65,8 @@ __all__ = [
     "model_create",
     "model_delete",
     "model_update",
+    "protected_alias_add",
+    "protected_alias_remove",
     "record_create",
     "record_delete",
     "record_update",

@@ -1,18 +1,43 @@
-"""Aliases: named pointers to published versions, with the history of every move."""
+"""Aliases: named pointers to published versions, with the history of every move; protected
+alias names, and the move requests a second person approves.
+
+A protected alias (ProtectedAlias, per context) moves directly only for a holder of
+`move-protected-alias` (admins; the operator). A publisher's set, rollback or removal of one
+becomes a pending AliasMoveRequest instead, which another publisher or an admin approves (the
+move then happens, with the checks of a direct move made again) or rejects, and which its author
+may withdraw. The door (the view) decides `publish-version` as for any alias move; which way the
+move goes is asked of registry.permissions here, since it is what the service does, not who
+may call it.
+"""
 
 from __future__ import annotations
 
 import re
 
 from django.db import transaction
+from django.utils import timezone
 
 from registry import compare
-from registry.errors import Conflict, InvalidInput, NotFound
-from registry.models import Alias, AliasMove, EventType, Model, Version, VersionStatus
+from registry.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from registry.models import (
+    Alias,
+    AliasMove,
+    AliasMoveRequest,
+    EventType,
+    Model,
+    MoveAction,
+    ProtectedAlias,
+    RequestStatus,
+    Version,
+    VersionStatus,
+)
+from registry.permissions import Perm, has_perm
 from registry.services import webhooks
-from registry.services.common import audit, lock_for_update
+from registry.services.common import audit, clean_text, lock_for_update
 
 ALIAS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+COMMENT_MAX_LENGTH = 2000
+MAX_PROTECTED_ALIASES = 100  # per context
 
 
 def clean_alias_name(name) -> str:
@@ -35,7 +60,17 @@ def _published_version(model: Model, number) -> Version:
     return version
 
 
-def _move(*, actor, model: Model, name: str, version: Version, action: str) -> Alias:
+def is_protected(model: Model, name: str) -> bool:
+    """Whether alias `name` is protected in the model's context (names match case-insensitively)."""
+    return ProtectedAlias.objects.filter(context_id=model.context_id, name__iexact=name).exists()
+
+
+def _needs_request(actor, model: Model, name: str) -> bool:
+    return is_protected(model, name) and not has_perm(actor, model.context, Perm.MOVE_PROTECTED_ALIAS,
+                                                      model_id=model.pk)
+
+
+def _move(*, actor, model: Model, name: str, version: Version, action: str, note: str = "") -> Alias:
     """Point the alias at `version`. The returned alias carries `breaking_changes`: the breaking
     signature changes (registry/compare.py, per named signature) from the version it left, which
     its callers may now meet; they are kept in the audit event too."""
@@ -58,7 +93,7 @@ def _move(*, actor, model: Model, name: str, version: Version, action: str) -> A
     moved = f"from version {previous} " if previous else ""
     warning = f"; {len(breaking)} breaking signature change(s)" if breaking else ""
     audit(actor=actor, context=model.context, action=action, obj=alias, object_repr=f"{model.name}@{name}",
-          summary=f"{'moved' if previous else 'set'} alias {name} {moved}to version {version.number}{warning}",
+          summary=f"{'moved' if previous else 'set'} alias {name} {moved}to version {version.number}{warning}{note}",
           changes={"version": [previous, version.number],
                    **({"breaking_signature_changes": [change.message for change in breaking]} if breaking else {})})
     alias.breaking_changes = breaking
@@ -69,41 +104,211 @@ def _move(*, actor, model: Model, name: str, version: Version, action: str) -> A
     return alias
 
 
+def _remove(*, actor, model: Model, alias: Alias, note: str = "") -> None:
+    name, number, alias_id = alias.name, alias.version.number, str(alias.pk)
+    alias.delete()
+    AliasMove.objects.create(model=model, alias_name=name, from_number=number, to_number=None, actor=actor)
+    audit(actor=actor, context=model.context, action="alias.delete", object_type="alias", object_id=alias_id,
+          object_repr=f"{model.name}@{name}", summary=f"removed alias {name} (was version {number}){note}",
+          changes={"version": [number, None]})
+
+
+def _locked_model(model: Model) -> Model:
+    return lock_for_update(Model).select_related("context").get(pk=model.pk)
+
+
+def _existing_alias(model: Model, name: str) -> Alias:
+    alias = Alias.objects.select_related("version").filter(model=model, name=name).first()
+    if alias is None:
+        raise NotFound(f"Model '{model.name}' has no alias '{name}'.")
+    return alias
+
+
+def _rollback_target(model: Model, alias: Alias) -> Version:
+    last_move = AliasMove.objects.filter(model=model, alias_name=alias.name, to_number=alias.version.number).first()
+    if last_move is None or last_move.from_number is None:
+        raise Conflict(f"Alias '{alias.name}' has no earlier version to roll back to.", field="alias")
+    target = Version.objects.filter(model=model, number=last_move.from_number).first()
+    if target is None:
+        raise Conflict(f"Alias '{alias.name}' pointed to version {last_move.from_number} before, "
+                       f"but that version has been deleted.", field="alias")
+    return target
+
+
 @transaction.atomic
-def alias_set(*, actor, model: Model, name: str, version_number: int) -> Alias:
-    """Point alias `name` at a published version, creating or atomically moving it."""
+def alias_set(*, actor, model: Model, name: str, version_number: int,
+              comment: str = "") -> Alias | AliasMoveRequest:
+    """Point alias `name` at a published version, creating or atomically moving it; for a
+    protected alias and an actor without `move-protected-alias`, ask for it (a pending request)."""
     name = clean_alias_name(name)
-    model = lock_for_update(Model).select_related("context").get(pk=model.pk)
+    model = _locked_model(model)
     version = _published_version(model, version_number)
+    if _needs_request(actor, model, name):
+        current = Alias.objects.select_related("version").filter(model=model, name=name).first()
+        if current is not None and current.version_id == version.pk:
+            return current  # already there: nothing to ask
+        return _request(actor=actor, model=model, name=name, action=MoveAction.SET,
+                        from_number=current.version.number if current else None, to_number=version.number,
+                        comment=comment)
     return _move(actor=actor, model=model, name=name, version=version, action="alias.move")
 
 
 @transaction.atomic
-def alias_rollback(*, actor, model: Model, name: str) -> Alias:
-    """Move alias `name` back to the version it pointed to before its last move."""
-    model = lock_for_update(Model).select_related("context").get(pk=model.pk)
-    alias = Alias.objects.select_related("version").filter(model=model, name=name).first()
-    if alias is None:
-        raise NotFound(f"Model '{model.name}' has no alias '{name}'.")
-    last_move = AliasMove.objects.filter(model=model, alias_name=name, to_number=alias.version.number).first()
-    if last_move is None or last_move.from_number is None:
-        raise Conflict(f"Alias '{name}' has no earlier version to roll back to.", field="alias")
-    target = Version.objects.filter(model=model, number=last_move.from_number).first()
-    if target is None:
-        raise Conflict(f"Alias '{name}' pointed to version {last_move.from_number} before, "
-                       f"but that version has been deleted.", field="alias")
+def alias_rollback(*, actor, model: Model, name: str, comment: str = "") -> Alias | AliasMoveRequest:
+    """Move alias `name` back to the version it pointed to before its last move (or ask for it,
+    when it is protected)."""
+    model = _locked_model(model)
+    alias = _existing_alias(model, name)
+    target = _rollback_target(model, alias)
+    if _needs_request(actor, model, name):
+        return _request(actor=actor, model=model, name=name, action=MoveAction.ROLLBACK,
+                        from_number=alias.version.number, to_number=target.number, comment=comment)
     return _move(actor=actor, model=model, name=name, version=target, action="alias.rollback")
 
 
 @transaction.atomic
-def alias_delete(*, actor, model: Model, name: str) -> None:
-    model = lock_for_update(Model).select_related("context").get(pk=model.pk)
-    alias = Alias.objects.select_related("version").filter(model=model, name=name).first()
-    if alias is None:
-        raise NotFound(f"Model '{model.name}' has no alias '{name}'.")
-    number, alias_id = alias.version.number, str(alias.pk)
-    alias.delete()
-    AliasMove.objects.create(model=model, alias_name=name, from_number=number, to_number=None, actor=actor)
-    audit(actor=actor, context=model.context, action="alias.delete", object_type="alias", object_id=alias_id,
-          object_repr=f"{model.name}@{name}", summary=f"removed alias {name} (was version {number})",
-          changes={"version": [number, None]})
+def alias_delete(*, actor, model: Model, name: str, comment: str = "") -> AliasMoveRequest | None:
+    """Remove alias `name` (its history is kept), or ask for it when it is protected."""
+    model = _locked_model(model)
+    alias = _existing_alias(model, name)
+    if _needs_request(actor, model, name):
+        return _request(actor=actor, model=model, name=name, action=MoveAction.DELETE,
+                        from_number=alias.version.number, to_number=None, comment=comment)
+    _remove(actor=actor, model=model, alias=alias)
+    return None
+
+
+# --- move requests ------------------------------------------------------------------------
+
+def _describe(request: AliasMoveRequest) -> str:
+    if request.action == MoveAction.DELETE:
+        return f"remove alias {request.alias_name} (at version {request.from_number})"
+    verb = "roll back" if request.action == MoveAction.ROLLBACK else ("move" if request.from_number else "set")
+    start = f" from version {request.from_number}" if request.from_number else ""
+    return f"{verb} alias {request.alias_name}{start} to version {request.to_number}"
+
+
+def _request(*, actor, model: Model, name: str, action: str, from_number, to_number, comment: str):
+    comment = clean_text(comment, field="comment", max_length=COMMENT_MAX_LENGTH)
+    pending = AliasMoveRequest.objects.filter(model=model, alias_name=name, status=RequestStatus.PENDING).first()
+    if pending is not None:  # the model row is locked: no second request can slip in
+        raise Conflict(f"Request #{pending.pk} to move alias '{name}' is pending: it must be approved, rejected "
+                       f"or withdrawn first.", field="alias")
+    request = AliasMoveRequest.objects.create(
+        model=model, alias_name=name, action=action, from_number=from_number, to_number=to_number,
+        comment=comment, requested_by=actor,
+    )
+    audit(actor=actor, context=model.context, action="alias.request", obj=request,
+          object_repr=f"{model.name}@{name}",
+          summary=f"asked to {_describe(request)}: {name} is protected, another publisher or an admin approves",
+          changes={"request": request.pk, "action": action, "version": [from_number, to_number]})
+    return request
+
+
+def _pending(model: Model, request: AliasMoveRequest) -> AliasMoveRequest:
+    locked = lock_for_update(AliasMoveRequest).filter(pk=request.pk, model=model).first()
+    if locked is None:
+        raise NotFound("Request not found.")
+    if locked.status != RequestStatus.PENDING:
+        raise Conflict(f"Request #{locked.pk} was {locked.status} already.", field="request")
+    return locked
+
+
+def _decide(*, actor, model: Model, request: AliasMoveRequest, status: str, comment: str, action: str, summary: str):
+    request.status = status
+    request.decided_by = actor
+    request.decided_at = timezone.now()
+    request.decision_comment = comment
+    request.save(update_fields=["status", "decided_by", "decided_at", "decision_comment"])
+    audit(actor=actor, context=model.context, action=action, obj=request, object_repr=f"{model.name}@{request.alias_name}",
+          summary=summary, changes={"request": request.pk, "status": [RequestStatus.PENDING, status]})
+    return request
+
+
+def _may_decide(actor, model: Model, request: AliasMoveRequest, verb: str) -> None:
+    """A second person decides: the author may not, unless they may move protected aliases."""
+    if (actor is not None and request.requested_by_id == actor.pk
+            and not has_perm(actor, model.context, Perm.MOVE_PROTECTED_ALIAS, model_id=model.pk)):
+        raise PermissionDenied(f"You asked for this move: another publisher or an admin {verb}s it"
+                               f"{'; you can withdraw it' if verb == 'reject' else ''}.")
+
+
+@transaction.atomic
+def alias_request_approve(*, actor, model: Model, request: AliasMoveRequest, comment: str = "") -> AliasMoveRequest:
+    """Approve a pending request: the move happens now, with the checks of a direct move (the
+    version still exists and is published), and only if the alias still points where it did
+    when the move was asked for (else 409: what was reviewed is not what would happen)."""
+    comment = clean_text(comment, field="comment", max_length=COMMENT_MAX_LENGTH)
+    model = _locked_model(model)
+    request = _pending(model, request)
+    _may_decide(actor, model, request, "approve")
+    alias = lock_for_update(Alias).select_related("version").filter(model=model, name=request.alias_name).first()
+    now_at = alias.version.number if alias else None
+    if now_at != request.from_number:
+        where = f"version {now_at}" if now_at else "nowhere (it was removed)"
+        raise Conflict(f"Alias '{request.alias_name}' has moved since request #{request.pk}: it points to {where}. "
+                       f"Reject this request and ask again.", field="request")
+    note = f" (request #{request.pk} by {request.requested_by.username if request.requested_by else 'operator'})"
+    if request.action == MoveAction.DELETE:
+        _remove(actor=actor, model=model, alias=alias, note=note)
+    else:
+        version = Version.objects.filter(model=model, number=request.to_number).first()
+        if version is None:
+            raise Conflict(f"Version {request.to_number} was deleted since request #{request.pk}.", field="request")
+        if version.status != VersionStatus.PUBLISHED:
+            raise Conflict(f"Version {request.to_number} is not published.", field="request")
+        _move(actor=actor, model=model, name=request.alias_name, version=version, note=note,
+              action="alias.rollback" if request.action == MoveAction.ROLLBACK else "alias.move")
+    return _decide(actor=actor, model=model, request=request, status=RequestStatus.APPROVED, comment=comment,
+                   action="alias.request_approve", summary=f"approved request #{request.pk} to {_describe(request)}")
+
+
+@transaction.atomic
+def alias_request_reject(*, actor, model: Model, request: AliasMoveRequest, comment: str = "") -> AliasMoveRequest:
+    """Reject a pending request: the alias stays where it is."""
+    comment = clean_text(comment, field="comment", max_length=COMMENT_MAX_LENGTH)
+    model = _locked_model(model)
+    request = _pending(model, request)
+    _may_decide(actor, model, request, "reject")
+    return _decide(actor=actor, model=model, request=request, status=RequestStatus.REJECTED, comment=comment,
+                   action="alias.request_reject", summary=f"rejected request #{request.pk} to {_describe(request)}")
+
+
+@transaction.atomic
+def alias_request_withdraw(*, actor, model: Model, request: AliasMoveRequest) -> AliasMoveRequest:
+    """Withdraw one's own pending request."""
+    model = _locked_model(model)
+    request = _pending(model, request)
+    if actor is not None and request.requested_by_id != actor.pk:
+        raise PermissionDenied("Only the person who asked for this move can withdraw it; reject it instead.")
+    return _decide(actor=actor, model=model, request=request, status=RequestStatus.WITHDRAWN, comment="",
+                   action="alias.request_withdraw", summary=f"withdrew request #{request.pk} to {_describe(request)}")
+
+
+# --- protected alias names ------------------------------------------------------------------
+
+@transaction.atomic
+def protected_alias_add(*, actor, context, name: str) -> ProtectedAlias:
+    """Protect alias `name` in `context` (every model's alias of that name, case-insensitively)."""
+    name = clean_alias_name(name)
+    lock_for_update(type(context)).filter(pk=context.pk).first()
+    if ProtectedAlias.objects.filter(context=context, name__iexact=name).exists():
+        raise Conflict(f"Alias '{name}' is protected in this context already.", field="alias")
+    if ProtectedAlias.objects.filter(context=context).count() >= MAX_PROTECTED_ALIASES:
+        raise Conflict(f"A context protects at most {MAX_PROTECTED_ALIASES} alias names.", field="alias")
+    row = ProtectedAlias.objects.create(context=context, name=name, created_by=actor)
+    audit(actor=actor, context=context, action="alias.protect", obj=row, object_type="protectedalias",
+          summary=f"protected alias {name}: moving it needs an admin or a second publisher's approval")
+    return row
+
+
+@transaction.atomic
+def protected_alias_remove(*, actor, context, name: str) -> None:
+    """Stop protecting alias `name`; pending requests stay, to be decided or withdrawn."""
+    row = ProtectedAlias.objects.filter(context=context, name__iexact=name).first()
+    if row is None:
+        raise NotFound(f"Alias '{name}' is not protected in this context.")
+    row_id, row_name = str(row.pk), row.name
+    row.delete()
+    audit(actor=actor, context=context, action="alias.unprotect", object_type="protectedalias", object_id=row_id,
+          object_repr=row_name, summary=f"alias {row_name} is no longer protected")

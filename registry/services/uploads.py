@@ -99,7 +99,7 @@ def upload_session_get(actor, session_id) -> UploadSession:
         session = UploadSession.objects.select_related("version__model__context").get(pk=session_id)
     except (UploadSession.DoesNotExist, ValueError, TypeError):
         raise NotFound("Upload not found.") from None
-    if Perm.EDIT_MODEL not in permissions_in(actor, session.version.model.context):
+    if Perm.EDIT_MODEL not in permissions_in(actor, session.version.model.context, model_id=session.version.model_id):
         raise NotFound("Upload not found.")
     if session.expires_at <= timezone.now():
         raise NotFound("Upload not found (it expired; start a new one).")

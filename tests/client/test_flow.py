@@ -262,3 +262,27 @@ def test_the_client_speaks_the_registrys_words():
         names |= {name for name in dir(cls) if not name.startswith("__")}
     assert not sorted(name for name in names if "artifact" in name.lower())
     assert {"formats", "format", "update_format", "delete_format", "track_record"} <= set(dir(Version))
+
+
+
+def test_a_protected_alias_move_raises_move_requested_and_moves_nothing(published, connect, context):
+    """A publisher's token moving a protected alias gets MoveRequested (the server made a move
+    request, 202) and the alias stays; an admin's token moves it."""
+    from registry import services
+    from registry.models import Model as ModelRow
+    from registry_client import MoveRequested
+    from tests.helpers import store_file
+
+    registry, model, version = published
+    v2 = services.version_create(actor=None, model=ModelRow.objects.get(pk=model.id))
+    store_file(v2)
+    services.version_publish(actor=None, version=v2)
+    services.protected_alias_add(actor=None, context=context, name="production")
+    with pytest.raises(MoveRequested) as raised:
+        model.set_alias("production", v2.number, comment="ship it")
+    assert raised.value.request["status"] == "pending" and raised.value.request["comment"] == "ship it"
+    assert "protected" in str(raised.value)
+    assert registry.context("acme").model("churn").aliases == {"production": 1}
+    admin = connect("admin").context("acme").model("churn")
+    admin.set_alias("production", v2.number)
+    assert admin.aliases == {"production": 2}

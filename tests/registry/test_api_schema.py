@@ -59,16 +59,49 @@ def world(context, users):
     rule = services.sso_rule_create(actor=None, context=context, claim_value="ml-platform", role="publisher")
     services.sso_sign_in(issuer="https://idp.example", claims={"sub": "s-1", "groups": ["ml-platform"]},
                          roles_claim="groups", username_claim="preferred_username")
-    return {"model": model, "record": record, "webhook": webhook, "rule": rule}
+    # Protected aliases, each with a pending move request of the publisher's (approve, reject,
+    # withdraw below), and one to ask for.
+    for name in ("stable", "gold", "silver", "platinum"):
+        services.protected_alias_add(actor=None, context=context, name=name)
+    requests = [services.alias_set(actor=users["publisher"], model=model, name=name, version_number=1).pk
+                for name in ("stable", "gold", "silver")]
+    return {"model": model, "record": record, "webhook": webhook, "rule": rule, "requests": requests}
 
 
 def requests_for(world, clients):
     """(method, schema path, persona, url, request kwargs, expected status) for every JSON answer."""
+    from registry.models import ApiToken
+
     m, r = world["model"].pk, world["record"].pk
     hook = f"/api/v1/contexts/acme/webhooks/{world['webhook'].pk}"
     hook_path = "/api/v1/contexts/{ctx}/webhooks/{webhook_id}"
     v = f"/api/v1/models/{m}/versions"
+    approve, reject, withdraw = world["requests"]
+    rq = f"/api/v1/models/{m}/alias-requests"
+    viewer_token = ApiToken.objects.filter(user__username="viewer").first().pk
     return [
+        ("get", "/api/v1/contexts/{ctx}/protected-aliases/", "viewer", "/api/v1/contexts/acme/protected-aliases/",
+         {}, 200),
+        ("post", "/api/v1/contexts/{ctx}/protected-aliases/", "admin", "/api/v1/contexts/acme/protected-aliases/",
+         {"data": {"name": "champion"}}, 201),
+        ("get", "/api/v1/contexts/{ctx}/alias-requests/", "viewer", "/api/v1/contexts/acme/alias-requests/", {}, 200),
+        ("get", "/api/v1/models/{model_id}/alias-requests/", "viewer", f"{rq}/", {}, 200),
+        ("get", "/api/v1/models/{model_id}/alias-requests/{request_id}/", "viewer", f"{rq}/{approve}/", {}, 200),
+        ("post", "/api/v1/models/{model_id}/alias-requests/{request_id}/approve/", "admin", f"{rq}/{approve}/approve/",
+         {"data": {"comment": "fine"}}, 200),
+        ("delete", "/api/v1/models/{model_id}/aliases/{alias}/", "publisher", f"/api/v1/models/{m}/aliases/stable/",
+         {}, 202),
+        ("post", "/api/v1/models/{model_id}/alias-requests/{request_id}/reject/", "admin", f"{rq}/{reject}/reject/",
+         {}, 200),
+        ("post", "/api/v1/models/{model_id}/alias-requests/{request_id}/withdraw/", "publisher",
+         f"{rq}/{withdraw}/withdraw/", {}, 200),
+        ("put", "/api/v1/models/{model_id}/aliases/{alias}/", "publisher", f"/api/v1/models/{m}/aliases/platinum/",
+         {"data": {"version": 1}}, 202),
+        ("get", "/api/v1/tokens/", "viewer", "/api/v1/tokens/", {}, 200),
+        ("post", "/api/v1/tokens/", "viewer", "/api/v1/tokens/",
+         {"data": {"name": "deploy", "models": [str(m)], "permissions": ["view-model"]}}, 201),
+        ("get", "/api/v1/tokens/{token_id}/", "viewer", f"/api/v1/tokens/{viewer_token}/", {}, 200),
+        ("get", "/api/v1/contexts/{ctx}/tokens/", "admin", "/api/v1/contexts/acme/tokens/", {}, 200),
         ("get", "/api/v1/contexts/", "viewer", "/api/v1/contexts/", {}, 200),
         ("post", "/api/v1/contexts/", "staff", "/api/v1/contexts/", {"data": {"slug": "new"}}, 201),
         ("get", "/api/v1/contexts/{ctx}/", "viewer", "/api/v1/contexts/acme/", {}, 200),

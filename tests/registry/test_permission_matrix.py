@@ -10,7 +10,12 @@ each persona is derived from that row:
 - viewer, editor, publisher, admin: the row's success code at or above its least role, else 403;
 - readonly (a read-only token of the acme admin): reads succeed, every write is 403 except a
   tamper report, which changes no model data and comes from consumers holding read-only tokens;
+  and a read needing more than view-model (the context's tokens) is 403;
 - staff (a superuser who is a member of nothing): everything succeeds.
+
+A row may name a persona-specific success (a publisher's move of a protected alias is a move
+request, 202) or the only persona a service lets through (withdrawing one's own move request):
+the others allowed by the door get 403 from the service.
 
 Every allowed request is valid, so it must succeed with its exact code, and an allowed write
 is audited. A refused request must leave no trace: no audit event and no stored file.
@@ -26,6 +31,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from registry import services
@@ -37,6 +43,7 @@ from tests.helpers import store_file
 
 pytestmark = pytest.mark.django_db
 
+User = get_user_model()
 MODEL_NAME = "Secret Churn Model"
 PERSONAS = ["anonymous", "outsider", "viewer", "editor", "publisher", "admin", "readonly", "staff"]
 RANK = {"anyone": 0, "viewer": 1, "editor": 2, "publisher": 3, "admin": 4, "staff": 5}
@@ -67,6 +74,9 @@ class Case:
     # What the outsider gets where the formula does not say it: a single sign-on rule's context
     # is named in the body, and one the caller does not manage is 400 like one that does not exist.
     outsider_status: int | None = None
+    readonly_refused: bool = False  # a read needing more than view-model
+    success_for: dict = field(default_factory=dict)  # persona -> its own success code
+    only: str = ""  # the only persona the service lets through (e.g. the author of a request)
 
     @property
     def in_context(self) -> bool:
@@ -142,6 +152,21 @@ CASES = [
     Case("alias-set",            "PUT",    MODEL + "/aliases/production/",       "publisher", 200, {"version": 2}),
     Case("alias-delete",         "DELETE", MODEL + "/aliases/production/",       "publisher", 204),
     Case("alias-rollback",       "POST",   MODEL + "/aliases/production/rollback/", "publisher", 200),
+    Case("protected-alias-set",  "PUT",    MODEL + "/aliases/beta/",             "publisher", 200, {"version": 3}, success_for={"publisher": 202}),
+    Case("protected-alias-delete", "DELETE", MODEL + "/aliases/beta/",           "publisher", 204, success_for={"publisher": 202}),
+    Case("protected-aliases-list", "GET",  CTX + "/protected-aliases/",          "viewer",    200),
+    Case("protected-alias-add",  "POST",   CTX + "/protected-aliases/",          "admin",     201, {"name": "canary"}),
+    Case("protected-alias-remove", "DELETE", CTX + "/protected-aliases/champion/", "admin",   204),
+    Case("context-alias-requests", "GET",  CTX + "/alias-requests/",             "viewer",    200),
+    Case("alias-requests-list",  "GET",    MODEL + "/alias-requests/",           "viewer",    200),
+    Case("alias-request-detail", "GET",    MODEL + "/alias-requests/{request}/", "viewer",    200),
+    Case("alias-request-approve", "POST",  MODEL + "/alias-requests/{request}/approve/", "publisher", 200, {"comment": "checked the metrics"}),
+    Case("alias-request-reject", "POST",   MODEL + "/alias-requests/{request}/reject/", "publisher", 200, {"comment": "not yet"}),
+    Case("alias-request-withdraw", "POST", MODEL + "/alias-requests/{own_request}/withdraw/", "publisher", 200, only="publisher"),
+    Case("tokens-list",          "GET",    "/api/v1/tokens/",                    "anyone",    200),
+    Case("tokens-create",        "POST",   "/api/v1/tokens/",                    "anyone",    201, {"name": "ci", "read_only": True}),
+    Case("context-tokens-list",  "GET",    CTX + "/tokens/",                     "admin",     200, readonly_refused=True),
+    Case("context-token-revoke", "DELETE", CTX + "/tokens/{token}/",             "admin",     204),
 ]
 # fmt: on
 
@@ -159,8 +184,11 @@ def expected_status(case: Case, persona: str) -> int:
         # A read-only token keeps `view-model` only: a read needing more (a context's webhooks,
         # admins only) is refused like a write.
         reads_as_viewer = not case.is_write and RANK[case.least_role] <= RANK["viewer"]
-        return case.success if reads_as_viewer or case.readonly_token_may else 403
-    return case.success if RANK[persona] >= RANK[case.least_role] else 403
+        refused = (not (reads_as_viewer or case.readonly_token_may)) or case.readonly_refused
+        return 403 if refused else case.success_for.get("admin", case.success)
+    if RANK[persona] < RANK[case.least_role] or (case.only and persona != case.only):
+        return 403
+    return case.success_for.get(persona, case.success)
 
 
 def _upload_ready(version, kind: str, body: bytes) -> None:
@@ -208,8 +236,18 @@ def world(context, users):
     webhook, _ = services.webhook_create(actor=None, context=context, url="https://hooks.example.com/registry",
                                          events=["version.published", "alias.moved"])
     rule = services.sso_rule_create(actor=None, context=context, claim_value="ml-platform", role="publisher")
+    # Protected aliases: beta (no request yet; v2), champion (v2, a pending request of another
+    # publisher's to move it to v3, and one of the publisher persona's own on alpha).
+    for name in ("alpha", "beta", "champion"):
+        services.alias_set(actor=None, model=model, name=name, version_number=2)
+        services.protected_alias_add(actor=None, context=context, name=name)
+    publisher2 = UserFactory(username="publisher2")
+    services.membership_set(actor=None, context=context, role="publisher", username="publisher2")
+    request = services.alias_set(actor=publisher2, model=model, name="champion", version_number=3)
+    own = services.alias_set(actor=User.objects.get(username="publisher"), model=model, name="alpha", version_number=3)
+    token, _ = services.token_create(actor=None, user=User.objects.get(username="member2"), name="member2's")
     return {"ctx": context.slug, "model": str(model.pk), "record": str(record.pk), "webhook": str(webhook.pk),
-            "rule": str(rule.pk)}
+            "rule": str(rule.pk), "request": request.pk, "own_request": own.pk, "token": token.pk}
 
 
 @pytest.fixture
@@ -257,7 +295,8 @@ def test_permission_matrix(case, persona, world, persona_clients, storage_dir):
         assert world["ctx"] not in text
         assert MODEL_NAME.casefold() not in text
         ghost_ids = {"ctx": "no-such-context", "model": str(uuid.uuid4()), "record": str(uuid.uuid4()),
-                     "webhook": str(uuid.uuid4()), "rule": "999999"}
+                     "webhook": str(uuid.uuid4()), "rule": "999999", "request": 999999, "own_request": 999998,
+                     "token": 999997}
         ghost = send(client, case, ghost_ids)
         assert ghost.status_code == 404
         assert ghost.json() == response.json()
