@@ -279,7 +279,7 @@ def _fetch_verified(registry: Registry, model_id: str, number: int, kind: str | 
     """One format of a version, fetched through its frozen manifest and verified (cached)."""
     from registry_client.manifest import Manifest
 
-    frozen = registry._transport.get(f"models/{segment(model_id)}/versions/{int(number)}/manifest/", frozen="true")
+    frozen = _frozen_manifest(registry, model_id, number)
     manifest = Manifest.load(frozen, registry, eager=False, cache_dir=cache_dir)
     where = f"version {number} of {manifest.data.get('model_name') or model_id}"
     if kind is None:
@@ -291,6 +291,31 @@ def _fetch_verified(registry: Registry, model_id: str, number: int, kind: str | 
     if kind not in manifest.files:
         raise NotFound(f"No {kind} file in {where}; it has: {', '.join(manifest.files) or 'none'}.", status=404)
     return manifest.get_model(kind)
+
+
+def _frozen_manifest(registry: Registry, model_id: str, number: int) -> dict:
+    """A version's frozen manifest. The registry refuses one (409 `not_freezable`) while a file
+    is not ready; a file it found `corrupt` (its stored bytes no longer match their checksum) is
+    no wait but tamper, raised as TamperError (reason `corrupt`). Quarantined, failed or review
+    files stay the registry's Conflict, whose message says they will not become ready."""
+    version_path = f"models/{segment(model_id)}/versions/{int(number)}/"
+    try:
+        return registry._transport.get(f"{version_path}manifest/", frozen="true")
+    except Conflict as exc:
+        if exc.code != "not_freezable":
+            raise
+        corrupt = [item for item in registry._transport.paginate(f"{version_path}formats/")
+                   if item.get("status") == "corrupt"]
+        if not corrupt:
+            raise
+        item = corrupt[0]
+        kind = str(item.get("kind", ""))
+        reason = item.get("status_message") or "its stored bytes do not match their recorded checksum"
+        raise TamperError(
+            f"Tamper detected by the registry: the {kind} file of version {number} is corrupt ({reason}). "
+            "Nothing was downloaded; upload a good copy again (in a new version if this one is published).",
+            file=kind, reason="corrupt", expected=str(item.get("sha256") or item.get("declared_sha256") or ""),
+        ) from None
 
 
 # --- contexts ---------------------------------------------------------------------------
@@ -880,7 +905,8 @@ class Version(_Resource):
         (nothing is downloaded yet: `.get_model(name)` fetches and verifies a file)."""
         from registry_client.manifest import Manifest
 
-        manifest = Manifest(self.manifest(frozen=True), self.registry)
+        manifest = Manifest(_frozen_manifest(self.registry, self.model_id or self.model.id, self.number),
+                            self.registry)
         manifest.verify_lock()
         if path is not None:
             manifest.save(path)

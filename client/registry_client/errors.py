@@ -87,7 +87,8 @@ class TamperError(RegistryError):
     """A downloaded file or a manifest does not match its recorded checksum.
 
     `file` is the format kind (empty for the manifest itself), `reason` one of
-    `checksum_mismatch`, `lock_mismatch`, `missing_file`, `expected`/`actual` the hex digests.
+    `checksum_mismatch`, `lock_mismatch`, `missing_file`, or `corrupt` (the registry itself found
+    the stored file changed), `expected`/`actual` the hex digests.
     """
 
     def __init__(self, message: str, *, file: str = "", reason: str = "checksum_mismatch", expected: str = "",
