@@ -288,7 +288,7 @@ def build_parser() -> Parser:
                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="registry URL (default: $REGISTRY_URL or the config file)")
     parser.add_argument("--progress", dest="progress", action="store_true", default=None,
-                        help="show progress bars (default: when stderr is a terminal)")
+                        help="show progress bars (default: $REGISTRY_PROGRESS=1/0, else when stderr is a terminal)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument("--retries", type=int, default=5, metavar="N",
                         help="retries of a transient failure (connection error, timeout, 502/503/504; default 5)")

@@ -170,7 +170,8 @@ class Registry:
     (see `registry_client.config`); `default_context` (REGISTRY_CONTEXT, or `context` in the
     file) is the context of `models:/name@alias` URIs. `retries` and `retry_backoff` (seconds,
     doubled each time) govern retries of transient failures; `progress` forces progress bars
-    on or off (default: on when stderr is a terminal); `cache_dir` is where verified downloads
+    on or off (default: $REGISTRY_PROGRESS, else on in a Jupyter notebook or a terminal, off in
+    a CI log); `cache_dir` is where verified downloads
     are kept (default $REGISTRY_CACHE_DIR or ~/.cache/registry-client).
     """
 
