@@ -34,7 +34,9 @@ from registry_client.errors import (  # noqa: E402
     ConfigError,
     Conflict,
     Forbidden,
+    NotCached,
     NotFound,
+    OfflineError,
     PayloadTooLarge,
     RegistryError,
     ServerError,
@@ -49,7 +51,7 @@ from registry_client.uris import VersionURI, parse_version_uri  # noqa: E402
 
 __all__ = [
     "BadRequest", "ConfigError", "Conflict", "Context", "Forbidden", "Format", "FormatSummary", "Manifest",
-    "ManifestFile", "Model", "NotFound", "PayloadTooLarge", "Record", "RecordRef", "RecordVersion", "Registry",
-    "RegistryError", "ServerError", "TamperError", "TamperWarning", "TransportError", "Unauthorized", "Version",
-    "VersionURI", "infer_signature", "load", "parse_version_uri",
+    "ManifestFile", "Model", "NotCached", "NotFound", "OfflineError", "PayloadTooLarge", "Record", "RecordRef",
+    "RecordVersion", "Registry", "RegistryError", "ServerError", "TamperError", "TamperWarning", "TransportError",
+    "Unauthorized", "Version", "VersionURI", "infer_signature", "load", "parse_version_uri",
 ]

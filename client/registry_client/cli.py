@@ -25,7 +25,9 @@ from registry_client.errors import (
     ConfigError,
     Conflict,
     Forbidden,
+    NotCached,
     NotFound,
+    OfflineError,
     PayloadTooLarge,
     RegistryError,
     TamperError,
@@ -36,15 +38,19 @@ from registry_client.manifest import Manifest
 EXIT_OK, EXIT_USAGE, EXIT_ACCESS, EXIT_CONFLICT, EXIT_TAMPER, EXIT_SERVER = 0, 1, 2, 3, 4, 5
 EXIT_CODES = f"""exit codes:
   {EXIT_OK}  success
-  {EXIT_USAGE}  usage error, bad input (400/413) or missing configuration
-  {EXIT_ACCESS}  not found, forbidden or not authenticated (404/403/401)
-  {EXIT_CONFLICT}  conflict (409: name taken, version published, not ready, limit reached...)
-  {EXIT_TAMPER}  tamper detected (a checksum or the manifest lock does not match)
+  {EXIT_USAGE}  usage error, bad input (400/413), missing configuration, or --offline for a command
+     that needs the registry
+  {EXIT_ACCESS}  not found, forbidden or not authenticated (404/403/401); offline: a file not cached
+  {EXIT_CONFLICT}  conflict (409: name taken, version published, limit reached, a file still being
+     checked, or quarantined, failed or in review)
+  {EXIT_TAMPER}  tamper detected (a checksum or the manifest lock does not match, or the registry
+     found a file corrupt)
   {EXIT_SERVER}  server or network error (5xx, unreachable after retries)
 
 configuration: REGISTRY_URL and REGISTRY_TOKEN, else the TOML file $REGISTRY_CONFIG
-(default ~/.config/registry-client/config.toml) with keys url and token.
-Downloads are cached in $REGISTRY_CACHE_DIR (default ~/.cache/registry-client)."""
+(default ~/.config/registry-client/config.toml) with keys url and token (regctl login writes it).
+Downloads are cached in $REGISTRY_CACHE_DIR (default ~/.cache/registry-client).
+REGISTRY_OFFLINE=1 is --offline; REGISTRY_PROGRESS=0/1 turns progress bars off/on."""
 
 KINDS = ["pkl", "joblib", "pt", "onnx", "pmml", "safetensors", "rda", "h5", "savedmodel", "artifact", "other"]
 EXTENSIONS = {
@@ -127,7 +133,7 @@ def _print_table(rows: list[list[Any]], header: list[str]) -> None:
 
 
 def _registry(args) -> Registry:
-    return Registry(args.url, progress=args.progress, retries=max(args.retries, 0))
+    return Registry(args.url, progress=args.progress, retries=max(args.retries, 0), offline=args.offline or None)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -290,6 +296,9 @@ def build_parser() -> Parser:
     parser.add_argument("--progress", dest="progress", action="store_true", default=None,
                         help="show progress bars (default: $REGISTRY_PROGRESS=1/0, else when stderr is a terminal)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    parser.add_argument("--offline", action="store_true", default=None,
+                        help="never contact the registry: pull --manifest serves files verified in the cache "
+                             "(default: $REGISTRY_OFFLINE)")
     parser.add_argument("--retries", type=int, default=5, metavar="N",
                         help="retries of a transient failure (connection error, timeout, 502/503/504; default 5)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request and retry")
@@ -364,6 +373,10 @@ def build_parser() -> Parser:
 def _exit_code(exc: BaseException) -> int:
     if isinstance(exc, TamperError):
         return EXIT_TAMPER
+    if isinstance(exc, NotCached):
+        return EXIT_ACCESS
+    if isinstance(exc, OfflineError):
+        return EXIT_USAGE
     if isinstance(exc, (ConfigError, BadRequest, PayloadTooLarge, UsageError, FileNotFoundError, ValueError)):
         return EXIT_USAGE
     if isinstance(exc, (NotFound, Forbidden, Unauthorized)):

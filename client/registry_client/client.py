@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry_client import transfer
-from registry_client._http import Transport, logger, segment
-from registry_client.config import load_settings
+from registry_client._http import OfflineTransport, Transport, logger, segment
+from registry_client.config import load_settings, offline_mode
 from registry_client.errors import Conflict, NotFound, RegistryError, TamperError, TamperWarning
 from registry_client.uris import parse_version_uri
 
@@ -173,21 +173,31 @@ class Registry:
     on or off (default: $REGISTRY_PROGRESS, else on in a Jupyter notebook or a terminal, off in
     a CI log); `cache_dir` is where verified downloads
     are kept (default $REGISTRY_CACHE_DIR or ~/.cache/registry-client).
+
+    `offline` (default $REGISTRY_OFFLINE): never contact the registry. Neither a URL nor a token
+    is needed; `Manifest.load` of a frozen manifest serves the files already verified in the
+    cache (hashed again first) and raises NotCached for any other; everything else raises
+    OfflineError before a connection is even tried.
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, *, default_context: str | None = None,
                  timeout: float = 60.0, retries: int = 5, retry_backoff: float = 0.5, progress: bool | None = None,
-                 cache_dir: str | os.PathLike | None = None, verify: bool | str = True):
-        settings = load_settings(url, token, context=default_context)
+                 cache_dir: str | os.PathLike | None = None, verify: bool | str = True, offline: bool | None = None):
+        self.offline = offline_mode(offline)
+        settings = load_settings(url, token, context=default_context, require_token=not self.offline,
+                                 require_url=not self.offline)
         self.url = settings.url
         self.default_context = settings.context or None
         self.progress = progress
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self._transport = Transport(settings.url, settings.token, timeout=timeout, retries=retries,
-                                    retry_backoff=retry_backoff, verify=verify)
+        if self.offline:
+            self._transport = OfflineTransport(settings.url)
+        else:
+            self._transport = Transport(settings.url, settings.token, timeout=timeout, retries=retries,
+                                        retry_backoff=retry_backoff, verify=verify)
 
     def __repr__(self) -> str:
-        return f"Registry({self.url!r})"
+        return f"Registry({self.url!r}{', offline' if self.offline else ''})"
 
     def __enter__(self) -> Registry:
         return self

@@ -1,7 +1,8 @@
 """Where the registry URL, the token, the default context and the cache live.
 
 Each setting is taken from, in order: the argument given in code, the environment
-(`REGISTRY_URL`, `REGISTRY_TOKEN`, `REGISTRY_CONTEXT`, `REGISTRY_CACHE_DIR`), then a TOML file
+(`REGISTRY_URL`, `REGISTRY_TOKEN`, `REGISTRY_CONTEXT`, `REGISTRY_CACHE_DIR`, `REGISTRY_OFFLINE`,
+`REGISTRY_PROGRESS`), then a TOML file
 (`REGISTRY_CONFIG`, default `~/.config/registry-client/config.toml`) with the keys `url`,
 `token` and `context`:
 
@@ -71,8 +72,15 @@ def _read_file(path: Path) -> dict:
     return data
 
 
+def offline_mode(offline: bool | None = None) -> bool:
+    """`offline` when given, else $REGISTRY_OFFLINE (1/true/yes/on)."""
+    if offline is not None:
+        return offline
+    return os.environ.get("REGISTRY_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def load_settings(url: str | None = None, token: str | None = None, *, context: str | None = None,
-                  require_token: bool = True) -> Settings:
+                  require_token: bool = True, require_url: bool = True) -> Settings:
     """The registry URL, token and default context from the arguments, the environment or the config file."""
     file_data: dict | None = None
 
@@ -88,6 +96,8 @@ def load_settings(url: str | None = None, token: str | None = None, *, context: 
     url = url or os.environ.get("REGISTRY_URL") or from_file("url")
     token = token or os.environ.get("REGISTRY_TOKEN") or from_file("token")
     context = context or os.environ.get("REGISTRY_CONTEXT") or from_file("context")
+    if not url and not require_url:
+        return Settings(url="", token="", context=context.strip())
     if not url:
         raise ConfigError(f"No registry URL: pass url=, set REGISTRY_URL, or put url = \"...\" in {config_path()}.")
     if not url.startswith(("http://", "https://")):
