@@ -45,6 +45,7 @@ from registry_client.errors import (  # noqa: E402
     TransportError,
     Unauthorized,
 )
+from registry_client.login import LoginResult, login  # noqa: E402
 from registry_client.manifest import Manifest, ManifestFile  # noqa: E402
 from registry_client.signature import infer_signature  # noqa: E402
 from registry_client.uris import VersionURI, parse_version_uri  # noqa: E402
@@ -53,5 +54,6 @@ __all__ = [
     "BadRequest", "ConfigError", "Conflict", "Context", "Forbidden", "Format", "FormatSummary", "Manifest",
     "ManifestFile", "Model", "NotCached", "NotFound", "OfflineError", "PayloadTooLarge", "Record", "RecordRef",
     "RecordVersion", "Registry", "RegistryError", "ServerError", "TamperError", "TamperWarning", "TransportError",
-    "Unauthorized", "Version", "VersionURI", "infer_signature", "load", "parse_version_uri",
+    "Unauthorized", "Version", "VersionURI", "infer_signature", "load", "login", "LoginResult",
+    "parse_version_uri",
 ]

@@ -287,6 +287,23 @@ def cmd_ls(args) -> int:
     return EXIT_OK
 
 
+def cmd_login(args) -> int:
+    from registry_client.login import login
+
+    if args.token_stdin:
+        token = sys.stdin.readline().strip()
+    elif not sys.stdin.isatty():
+        raise UsageError("No terminal to ask for the token on: pipe it in with --token-stdin.")
+    else:
+        token = None  # prompted for, without echo
+    result = login(args.login_url or args.url, token, context=args.context)
+    contexts = ", ".join(result.contexts) or "none yet"
+    print(f"regctl: logged in to {result.url} (contexts: {contexts}); the token is saved in {result.path} "
+          "(mode 600)", file=sys.stderr)
+    print(result.path)
+    return EXIT_OK
+
+
 # --- parser -----------------------------------------------------------------------------
 
 def build_parser() -> Parser:
@@ -357,6 +374,17 @@ def build_parser() -> Parser:
     which(freeze)
     freeze.add_argument("-o", "--output", default="-", metavar="FILE", help="manifest file (default: stdout)")
     freeze.set_defaults(handler=cmd_freeze)
+
+    login = commands.add_parser("login", help="check a token against the registry and save it (mode 600)",
+                                description="Ask for an API token (without echo; or read it from stdin with "
+                                            "--token-stdin), check it against the registry at --url (default: "
+                                            "$REGISTRY_URL or the config file's), and save both in the config "
+                                            "file with mode 600. A token the registry refuses is not saved.",
+                                epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    login.add_argument("--url", dest="login_url", metavar="URL", help="the registry (same as regctl --url URL login)")
+    login.add_argument("--token-stdin", action="store_true", help="read the token from the first line of stdin")
+    login.add_argument("--context", help="also save this as the default context (checked too)")
+    login.set_defaults(handler=cmd_login)
 
     ls = commands.add_parser("ls", help="list contexts, models, versions or a version's formats",
                              epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)

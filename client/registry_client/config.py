@@ -15,6 +15,7 @@ The token is a secret: it is never printed, logged, or included in a repr or an 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tomllib
@@ -105,3 +106,43 @@ def load_settings(url: str | None = None, token: str | None = None, *, context: 
     if require_token and not token:
         raise ConfigError(f"No token: pass token=, set REGISTRY_TOKEN, or put token = \"...\" in {config_path()}.")
     return Settings(url=url.rstrip("/"), token=token or "", context=context.strip())
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string (what tomllib reads back as `value`)."""
+    escapes = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+    out = []
+    for char in value:
+        if char in escapes:
+            out.append(escapes[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def save_settings(values: dict[str, str], path: Path | None = None) -> Path:
+    """Write `values` (url, token, context) into the config file, keeping its other string keys.
+
+    Atomically, and never readable by others at any moment: a new file created with mode 600
+    beside the old one, then renamed over it. The folder is created with mode 700."""
+    path = path or config_path()
+    kept = {key: value for key, value in _read_file(path).items() if isinstance(value, str)} if path.exists() else {}
+    kept.update({key: value for key, value in values.items() if value})
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    text = "".join(f"{key} = {_toml_string(value)}\n" for key, value in kept.items())
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
+    return path

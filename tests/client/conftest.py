@@ -104,14 +104,16 @@ def wait_for(predicate, timeout: float = 10.0):
         time.sleep(0.05)
 
 
-def run_cli(*argv: str, env: dict | None = None, cwd: str | os.PathLike | None = None, timeout: float = 120):
-    """Run `python -m registry_client ...` as a user would; returns the CompletedProcess."""
+def run_cli(*argv: str, env: dict | None = None, cwd: str | os.PathLike | None = None, timeout: float = 120,
+            input: str | None = None):
+    """Run `python -m registry_client ...` as a user would; returns the CompletedProcess. Its
+    stdin is `input`, else empty (not a terminal)."""
     import subprocess
 
     full_env = {key: value for key, value in os.environ.items() if not key.startswith("REGISTRY_")}
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "registry_client", *argv], env=full_env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+                          capture_output=True, text=True, timeout=timeout, check=False, input=input or "")
 
 
 class CuttingProxy:
