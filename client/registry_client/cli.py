@@ -166,7 +166,7 @@ def cmd_push(args) -> int:
     version = model.create_version(
         hyperparameters=hyperparameters, config=config, metadata=metadata, framework=args.framework,
         framework_version=args.framework_version, tags=args.tag or None, description=args.description,
-        name=args.name, records=args.record or None,
+        name=args.name, records=args.record or None, provenance=False if args.no_provenance else None,
     )
     print(f"regctl: created version {version.number} of {model.context}/{model.name}", file=sys.stderr)
     try:
@@ -340,6 +340,9 @@ def build_parser() -> Parser:
     push.add_argument("--hyperparameters", metavar="JSON|@FILE")
     push.add_argument("--config", metavar="JSON|@FILE")
     push.add_argument("--metadata", metavar="JSON|@FILE")
+    push.add_argument("--no-provenance", action="store_true",
+                      help="do not fill metadata.provenance from the git checkout regctl runs in "
+                           "(also: REGISTRY_PROVENANCE=0)")
     push.add_argument("--tag", action="append", default=[], help="version tag (repeatable)")
     push.add_argument("--description")
     push.add_argument("--name", help="version name")

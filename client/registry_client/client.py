@@ -31,6 +31,8 @@ from registry_client import transfer
 from registry_client._http import OfflineTransport, Transport, logger, segment
 from registry_client.config import load_settings, offline_mode
 from registry_client.errors import Conflict, NotFound, RegistryError, TamperError, TamperWarning
+from registry_client.provenance import capture as capture_provenance
+from registry_client.provenance import enabled as provenance_enabled
 from registry_client.uris import parse_version_uri
 
 FINAL_OK = {"ready"}
@@ -544,9 +546,16 @@ class Model(_Resource):
                        records: Iterable[Any] | None = None, framework: str | None = None,
                        framework_version: str | None = None, metadata: dict | None = None,
                        tags: Iterable[str] | None = None, signature: dict | None = None,
-                       description: str | None = None, name: str | None = None) -> Version:
+                       description: str | None = None, name: str | None = None,
+                       provenance: bool | None = None) -> Version:
         """Create the next version (a draft). `records` are Record objects, IDs, or dicts
-        {name, uri, checksum} (created in the context when missing, reused by name)."""
+        {name, uri, checksum} (created in the context when missing, reused by name).
+
+        `metadata.provenance` is filled from the git checkout the code runs in (repository
+        without credentials, commit, branch, dirty, script; see `registry_client.provenance`)
+        unless `provenance=False` or REGISTRY_PROVENANCE=0; keys given in `metadata` win."""
+        if provenance_enabled(provenance):
+            metadata = _with_provenance(metadata, capture_provenance())
         body = _version_body(self, hyperparameters=hyperparameters, config=config, records=records,
                              framework=framework, framework_version=framework_version, metadata=metadata,
                              tags=tags, signature=signature, description=description, name=name)
@@ -596,6 +605,19 @@ class Model(_Resource):
     def delete_alias(self, name: str) -> None:
         self._t.delete(f"{self._path}aliases/{segment(name)}/")
         self._apply({**self.data, "aliases": {key: value for key, value in self.aliases.items() if key != name}})
+
+
+def _with_provenance(metadata: dict | None, captured: dict) -> dict | None:
+    """`metadata` with the captured provenance beneath the keys it gives itself."""
+    if not captured:
+        return metadata
+    merged = dict(metadata or {})
+    given = merged.get("provenance")
+    if given is None:
+        merged["provenance"] = captured
+    elif isinstance(given, Mapping):
+        merged["provenance"] = {**captured, **given}
+    return merged
 
 
 def _record_ids(model: Model, records: Iterable[Any]) -> list[str]:

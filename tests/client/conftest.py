@@ -34,6 +34,8 @@ def client_env(tmp_path, monkeypatch):
     monkeypatch.setenv("REGISTRY_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("REGISTRY_CONFIG", str(tmp_path / "absent-config.toml"))
     monkeypatch.setenv("REGISTRY_UPLOAD_STATE_DIR", str(tmp_path / "upload-state"))
+    # The tests run in a git checkout: only test_provenance.py wants its provenance captured.
+    monkeypatch.setenv("REGISTRY_PROVENANCE", "0")
     for name in ("REGISTRY_URL", "REGISTRY_TOKEN", "REGISTRY_CONTEXT", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
