@@ -105,13 +105,15 @@ def _files(specs: list[str], kind: str | None) -> list[tuple[str, Path]]:
             file_kind, path = prefix, Path(rest)
         else:
             path = Path(spec)
-            file_kind = kind or EXTENSIONS.get(path.suffix.lower())
+            file_kind = kind or ("artifact" if path.is_dir() else EXTENSIONS.get(path.suffix.lower()))
             if file_kind is None:
                 raise UsageError(f"Cannot tell the kind of {spec}: use --kind KIND or KIND={spec} "
                                  f"(kinds: {', '.join(KINDS)}).")
         if file_kind not in KINDS:
             raise UsageError(f"Unknown kind {file_kind!r}; use one of {', '.join(KINDS)}.")
-        if not path.is_file():
+        if path.is_dir() and file_kind != "artifact":
+            raise UsageError(f"{spec} is a folder: push a model artifact folder as artifact={path} (it is zipped).")
+        if not path.is_file() and not path.is_dir():
             raise UsageError(f"No such file: {path}")
         if any(k == file_kind for k, _ in files):
             raise UsageError(f"Two files for the kind {file_kind}; a version has one file per kind.")
@@ -332,7 +334,8 @@ def build_parser() -> Parser:
                                epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     push.add_argument("context")
     push.add_argument("model", help="model name or ID")
-    push.add_argument("files", nargs="+", metavar="FILE", help="PATH (kind from --kind or the extension) or KIND=PATH")
+    push.add_argument("files", nargs="+", metavar="FILE",
+                      help="PATH (kind from --kind or the extension; a folder is a model artifact) or KIND=PATH")
     push.add_argument("--kind", choices=KINDS, help="the kind of a single FILE")
     push.add_argument("--create-model", action="store_true", help="create the model if it does not exist")
     push.add_argument("--framework")

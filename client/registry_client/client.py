@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import time
 import uuid
 import warnings
@@ -795,10 +796,15 @@ class Version(_Resource):
         transient failure restarts the PUT (up to the registry's `retries`). On a registry that
         stores files on S3, the file goes straight to the bucket instead, in parts sent
         `parallel` at a time, and an interrupted upload resumes from the parts already stored. `required` and
-        `fail_on_tamper` go into the model manifest. With `wait`, returns once the workers
+        `fail_on_tamper` go into the model manifest. A folder given as the kind `artifact` (one
+        `registry_client.prepare` wrote) is zipped first. With `wait`, returns once the workers
         have hashed and inspected the file (Conflict if it ends corrupt/quarantined/failed).
         """
         source = Path(path)
+        if source.is_dir():
+            return self._upload_folder(kind, source, required=required, fail_on_tamper=fail_on_tamper,
+                                       progress=progress, filename=filename, wait=wait, timeout=timeout,
+                                       parallel=parallel)
         if not source.is_file():
             raise FileNotFoundError(f"No such file: {source}")
         show = transfer.want_progress(self.registry.progress if progress is None else progress)
@@ -812,6 +818,17 @@ class Version(_Resource):
             self.wait_ready(timeout=timeout)
             uploaded = self.format(kind)
         return uploaded
+
+    def _upload_folder(self, kind: str, folder: Path, *, filename: str | None, **options) -> Format:
+        """A model artifact folder (see registry_client.prepare), zipped on the way."""
+        from registry_client.artifact import zip_folder
+
+        if kind != "artifact":
+            raise ValueError(f"{folder} is a folder: upload it as the kind 'artifact' (a zipped model artifact), "
+                             f"not {kind!r}.")
+        with tempfile.TemporaryDirectory(prefix="registry-artifact-") as scratch:
+            archive = zip_folder(folder, Path(scratch) / f"{folder.resolve().name or 'artifact'}.zip")
+            return self.upload(kind, archive, filename=filename or archive.name, **options)
 
     def download(self, kind: str, dest: str | os.PathLike = ".", *, progress: bool | None = None,
                  fail_on_tamper: bool | None = None, acknowledge_not_ready: bool = False) -> Path:
