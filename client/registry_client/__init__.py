@@ -17,7 +17,7 @@ Importing this package never imports Django, numpy or pandas.
 
 __version__ = "0.2.0"
 
-from registry_client.artifact import ArtifactError, PreparedArtifact, VerifyResult, prepare, verify  # noqa: E402
+from registry_client.artifact import PrepareError, PreparedFolder, VerifyResult, prepare, verify  # noqa: E402
 from registry_client.client import (  # noqa: E402
     Context,
     Format,
@@ -52,7 +52,7 @@ from registry_client.signature import infer_signature  # noqa: E402
 from registry_client.uris import VersionURI, parse_version_uri  # noqa: E402
 
 __all__ = [
-    "ArtifactError", "PreparedArtifact", "VerifyResult", "prepare", "verify",
+    "PrepareError", "PreparedFolder", "VerifyResult", "prepare", "verify",
     "BadRequest", "ConfigError", "Conflict", "Context", "Forbidden", "Format", "FormatSummary", "Manifest",
     "ManifestFile", "Model", "NotCached", "NotFound", "OfflineError", "PayloadTooLarge", "Record", "RecordRef",
     "RecordVersion", "Registry", "RegistryError", "ServerError", "TamperError", "TamperWarning", "TransportError",

@@ -46,12 +46,14 @@ FEATURE_TYPES = {"string": "String", "bool": "Boolean", "datetime": "DateTime", 
 VERIFY_MARK = "\x1eregistry-client-verify\x1e"
 
 
-class ArtifactError(ValueError):
-    """The model, the sample or the destination cannot make an artifact (what is wrong is said)."""
+class PrepareError(ValueError):
+    """The model, the sample or the destination cannot make a model artifact (what is wrong is said)."""
 
 
 @dataclass(frozen=True)
-class PreparedArtifact:
+class PreparedFolder:
+    """A folder prepare() wrote: upload it as the format kind `artifact`."""
+
     path: Path  # the folder
     framework: str  # scikit-learn | onnx
     model_file: str
@@ -80,7 +82,7 @@ class VerifyResult:
 def prepare(model: Any, sample: Any, dest: str | os.PathLike, *, inference_env_path: str = "requirements.txt",
             inference_env_slug: str | None = None, inference_env_type: str = "published",
             python_version: str | None = None, provenance: bool | None = None,
-            overwrite: bool = False) -> PreparedArtifact:
+            overwrite: bool = False) -> PreparedFolder:
     """Write an artifact for `model` (a fitted scikit-learn estimator or pipeline, or an ONNX
     model: `onnx.ModelProto`, its bytes, or a .onnx path) into the folder `dest`.
 
@@ -93,15 +95,15 @@ def prepare(model: Any, sample: Any, dest: str | os.PathLike, *, inference_env_p
     already holds an artifact is refused unless `overwrite`."""
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
-        raise ArtifactError(f"{dest} exists and is not a folder.")
+        raise PrepareError(f"{dest} exists and is not a folder.")
     if dest.is_dir() and any((dest / name).exists() for name in MANAGED_FILES) and not overwrite:
-        raise ArtifactError(f"{dest} already holds an artifact; pass overwrite=True to write it again.")
+        raise PrepareError(f"{dest} already holds an artifact; pass overwrite=True to write it again.")
     if _is_onnx(model):
         built = _onnx_artifact(model, sample)
     elif _is_sklearn(model):
         built = _sklearn_artifact(model, sample)
     else:
-        raise ArtifactError(f"Cannot prepare a {type(model).__module__}.{type(model).__qualname__}: give a fitted "
+        raise PrepareError(f"Cannot prepare a {type(model).__module__}.{type(model).__qualname__}: give a fitted "
                             "scikit-learn estimator or pipeline, or an ONNX model (onnx.ModelProto, bytes or a "
                             ".onnx path).")
     dest.mkdir(parents=True, exist_ok=True)
@@ -121,7 +123,7 @@ def prepare(model: Any, sample: Any, dest: str | os.PathLike, *, inference_env_p
     }
     for name, text in texts.items():
         (dest / name).write_text(text, encoding="utf-8")
-    return PreparedArtifact(path=dest, framework=built["framework"], model_file=built["model_file"],
+    return PreparedFolder(path=dest, framework=built["framework"], model_file=built["model_file"],
                             signature=built["signature"], files=sorted([built["model_file"], *texts]))
 
 
@@ -153,12 +155,12 @@ def _sklearn_artifact(model: Any, sample: Any) -> dict:
     try:
         import joblib
     except ImportError as exc:  # scikit-learn depends on it: only a broken install lacks it
-        raise ArtifactError("scikit-learn models are saved with joblib, which is not installed.") from exc
+        raise PrepareError("scikit-learn models are saved with joblib, which is not installed.") from exc
     frame = _is_dataframe(sample)
     try:
         prediction = model.predict(sample)
     except Exception as exc:
-        raise ArtifactError(f"The model cannot predict on the sample: {type(exc).__name__}: {exc}") from exc
+        raise PrepareError(f"The model cannot predict on the sample: {type(exc).__name__}: {exc}") from exc
     signature = infer_signature(sample, prediction)
     _name_prediction(signature)
     columns = [str(column) for column in sample.columns] if frame else []
@@ -175,7 +177,7 @@ def _onnx_artifact(model: Any, sample: Any) -> dict:
         import onnx
         from onnx import helper
     except ImportError as exc:
-        raise ArtifactError("Preparing an ONNX model needs the onnx package (pip install onnx).") from exc
+        raise PrepareError("Preparing an ONNX model needs the onnx package (pip install onnx).") from exc
     if isinstance(model, (bytes, bytearray)):
         proto = onnx.load_from_string(bytes(model))
     elif isinstance(model, (str, os.PathLike)):
@@ -198,7 +200,7 @@ def _onnx_artifact(model: Any, sample: Any) -> dict:
     inputs = fields(value for value in proto.graph.input if value.name not in initializers)
     outputs = fields(proto.graph.output)
     if not inputs:
-        raise ArtifactError("The ONNX graph has no input to feed.")
+        raise PrepareError("The ONNX graph has no input to feed.")
     _check_onnx_sample(sample, inputs)
     signature = {"inputs": inputs, "outputs": outputs}
     feed = {field["name"]: _numpy_dtype(field["dtype"]) for field in inputs}
@@ -211,13 +213,13 @@ def _onnx_artifact(model: Any, sample: Any) -> dict:
 def _check_onnx_sample(sample: Any, inputs: list[dict]) -> None:
     if len(inputs) > 1:
         if not isinstance(sample, dict) or set(sample) != {field["name"] for field in inputs}:
-            raise ArtifactError(f"The model takes {len(inputs)} inputs: give the sample as a dict "
+            raise PrepareError(f"The model takes {len(inputs)} inputs: give the sample as a dict "
                                 f"{{{', '.join(repr(field['name']) for field in inputs)}: ...}}.")
         return
     rank = len(inputs[0]["shape"])
     shape = getattr(sample, "shape", None)
     if shape is not None and len(shape) != rank:
-        raise ArtifactError(f"The sample has {len(shape)} dimensions; the model's input "
+        raise PrepareError(f"The sample has {len(shape)} dimensions; the model's input "
                             f"{inputs[0]['name']!r} has {rank} ({inputs[0]['shape']}).")
 
 
@@ -287,7 +289,7 @@ def zip_folder(folder: str | os.PathLike, target: str | os.PathLike) -> Path:
             if any(part.startswith(".") or part == "__pycache__" for part in relative.parts) or path.suffix == ".pyc":
                 continue
             if path.is_symlink():
-                raise ArtifactError(f"{path} is a symbolic link; an artifact holds files only.")
+                raise PrepareError(f"{path} is a symbolic link; an artifact holds files only.")
             if path.is_file():
                 info = zipfile.ZipInfo(relative.as_posix(), date_time=(2000, 1, 1, 0, 0, 0))
                 info.compress_type = zipfile.ZIP_DEFLATED

@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from registry_client import ArtifactError, prepare, verify
+from registry_client import PrepareError, prepare, verify
 from registry_client.artifact import zip_folder
 from tests.client.conftest import run_cli
 
@@ -104,7 +104,7 @@ def test_an_onnx_model_gets_its_schemas_from_the_graph(tmp_path):
     result = verify(tmp_path / "art", sample)
     assert result.ok, result.stderr
     np.testing.assert_allclose(result.prediction["prediction"], sample @ weights + bias, rtol=1e-5)
-    with pytest.raises(ArtifactError, match="2 dimensions; the model's input 'x' has 2|dimensions"):
+    with pytest.raises(PrepareError, match="2 dimensions; the model's input 'x' has 2|dimensions"):
         prepare(model, sample[0], tmp_path / "other", provenance=False)
 
 
@@ -132,13 +132,13 @@ def test_verify_reports_a_broken_artifact(classifier, tmp_path, change, error):
 
 def test_what_cannot_be_prepared_is_said(classifier, tmp_path):
     model, sample = classifier
-    with pytest.raises(ArtifactError, match="give a fitted scikit-learn estimator"):
+    with pytest.raises(PrepareError, match="give a fitted scikit-learn estimator"):
         prepare(object(), sample, tmp_path / "a")
     prepare(model, sample, tmp_path / "a", provenance=False)
-    with pytest.raises(ArtifactError, match="already holds an artifact"):
+    with pytest.raises(PrepareError, match="already holds an artifact"):
         prepare(model, sample, tmp_path / "a")
     prepare(model, sample, tmp_path / "a", overwrite=True, provenance=False)
-    with pytest.raises(ArtifactError, match="cannot predict on the sample"):
+    with pytest.raises(PrepareError, match="cannot predict on the sample"):
         prepare(model, sample[:, :2], tmp_path / "b", provenance=False)
     assert not verify(tmp_path / "nothing-here", sample).ok
 

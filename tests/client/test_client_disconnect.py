@@ -88,3 +88,37 @@ def _format_exists(version) -> bool:
     from registry.models import Format
 
     return Format.objects.filter(version__model_id=version.model_id, kind="other").exists()
+
+
+def test_a_dashboard_upload_cut_by_the_browser_is_a_client_disconnect_not_a_csrf_failure(
+        connect, server_url, users, caplog):
+    """A multipart form whose connection is reset: CsrfViewMiddleware would read the broken body
+    as a form without its token and log "Forbidden (CSRF token missing.)"."""
+    from django.test import Client
+
+    version = connect("editor").context("acme").model("cut", create=True).create_version()
+    browser = Client()
+    browser.force_login(users["editor"])
+    session = browser.cookies["sessionid"].value
+    csrf = "a" * 32
+    boundary = "cutboundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrfmiddlewaretoken\"\r\n\r\n{csrf}\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nother\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"w.bin\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode()
+    path = f"/models/{version.model_id}/versions/1/formats/upload/"
+    host, port = server_url.removeprefix("http://").rsplit(":", 1)
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall((f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nCookie: sessionid={session}; csrftoken={csrf}"
+                      f"\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+                      f"Content-Length: {len(head) + 12 * MiB}\r\n\r\n").encode() + head + b"\x00" * (3 * MiB))
+        time.sleep(0.3)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    lines = wait_for(lambda: [r for r in caplog.records if "client disconnected" in r.getMessage()])
+    assert len(lines) == 1 and f"POST {path} stopped sending its body" in lines[0].getMessage()
+    time.sleep(0.3)
+    assert not [r for r in caplog.records if "CSRF" in r.getMessage() or r.levelno >= logging.ERROR]
+    assert not _format_exists(version)
