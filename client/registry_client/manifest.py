@@ -41,7 +41,15 @@ from typing import TYPE_CHECKING, Any
 
 from registry_client import config, transfer
 from registry_client._http import segment
-from registry_client.errors import NotCached, NotFound, OfflineError, TamperError, TamperWarning
+from registry_client.errors import (
+    Conflict,
+    NotCached,
+    NotFound,
+    OfflineError,
+    RegistryError,
+    TamperError,
+    TamperWarning,
+)
 
 if TYPE_CHECKING:
     from registry_client.client import Registry
@@ -293,6 +301,8 @@ class Manifest:
             got = transfer.download_to(self.registry._transport, self._url_path(item), target,
                                        progress=transfer.want_progress(self.progress), expected_size=size,
                                        description=f"downloading {item.filename}")
+        except Conflict as exc:
+            raise self._corrupt_or(exc, item, sha256) from exc
         except NotFound as exc:
             message = f"The {item.name} file listed in the manifest cannot be fetched: {exc.message}"
             self._report(file=item.name, reason="missing_file", expected=sha256, actual="", detail=message,
@@ -330,6 +340,19 @@ class Manifest:
         path = transfer.place(got.path, elsewhere)
         self._write_marker(path)
         return path
+
+    def _corrupt_or(self, refusal: Conflict, item: ManifestFile, sha256: str) -> RegistryError:
+        """A download the registry refused (409 not_ready): a file it found corrupt is tamper,
+        not a wait; any other refusal stays as it came."""
+        if refusal.code != "not_ready":
+            return refusal
+        status = self.registry._transport.get(self._url_path(item).removesuffix("/file") + "/").get("status")
+        if status != "corrupt":
+            return refusal
+        return TamperError(f"Tamper detected by the registry: the {item.name} file ({item.filename}) of "
+                           f"{self.data.get('model_name')} v{self.data.get('version')} is corrupt: its stored bytes "
+                           "no longer match their checksum. Nothing was downloaded.",
+                           file=item.name, reason="corrupt", expected=sha256)
 
     def _not_cached(self, item: ManifestFile, sha256: str) -> NotCached:
         return NotCached(f"Offline mode: the {item.name} file ({item.filename}, SHA-256 {sha256}) of "

@@ -110,6 +110,18 @@ def test_pull_of_a_file_the_registry_flagged(cli, published, tmp_path, status, e
     assert not (tmp_path / "out").exists()
 
 
+def test_pull_through_a_manifest_of_a_file_found_corrupt_since_exits_4(cli, published, tmp_path):
+    from registry.models import Format
+
+    frozen = cli("freeze", "acme", "churn", "--alias", "production", "-o", "manifest.json", persona="viewer")
+    assert frozen.returncode == 0, frozen.stderr
+    Format.objects.filter(kind="pkl").update(status="corrupt", status_message="bytes changed")
+    result = cli("pull", "--manifest", "manifest.json", "-o", "out", persona="viewer")
+    assert result.returncode == 4, result.stderr
+    assert "Tamper detected by the registry: the pkl file (model.pkl) of churn v1 is corrupt" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_exit_codes_for_access_conflict_usage_and_network(cli, published, tmp_path, server_url, tokens):
     (tmp_path / "model.pkl").write_bytes(MODEL_BYTES)
     (tmp_path / "evil.pkl").write_bytes(DANGEROUS_PICKLE)
