@@ -11,6 +11,8 @@
 
     import registry_client
     path = registry_client.load("fraud/churn-classifier@production", kind="pkl")   # the same, in one call
+    registry_client.login("https://registry.example")          # once: the token asked for, saved mode 600
+    registry_client.prepare(clf, X[:20], "artifact-dir")       # score.py, runtime.yaml, schemas; then verify()
 
 Importing this package never imports Django, numpy or pandas.
 """
