@@ -2,7 +2,7 @@
 form too large to carry an allowed file before its body is read."""
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, UnreadablePostError
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -36,7 +36,9 @@ class UploadSizeMiddleware:
     """The dashboard's upload forms are multipart: Django spools a file part to a temporary
     file as it parses, and the first to parse is CsrfViewMiddleware (it reads the form's
     token). Listed before it, this answers a form declaring more bytes than a file may have
-    with 413 and the styled page at once, as the API's PUT does (registry.limits)."""
+    with 413 and the styled page at once, as the API's PUT does (registry.limits), and a form
+    whose client went away mid-body with 400 body_incomplete, logged as a client disconnect
+    (CsrfViewMiddleware would log it as a missing CSRF token)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -59,4 +61,10 @@ class UploadSizeMiddleware:
                                                    require_https=request.is_secure()):
                 back = ""
             return render(request, "413.html", {"detail": error.message, "back": back}, status=413)
+        try:
+            request.POST  # noqa: B018 - parsed here: CsrfViewMiddleware would take a cut body for a missing token
+        except UnreadablePostError as exc:  # the client went away mid-upload
+            cut_off = http_errors.incomplete_body(exc, request)  # logged there, in one line
+            return outage.mark_logged(http_errors.error_page(request, cut_off.status_code, cut_off.message,
+                                                             cut_off.code))
         return None

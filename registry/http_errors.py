@@ -7,7 +7,8 @@
   a malformed multipart body...), through `handler400`;
 - an /api/ path that matches no endpoint: 404 JSON, not the dashboard's page;
 - a request body that stopped arriving (the client went away, or sent nothing for the web
-  process's idle time): 408 or 400, logged in one line, through `incomplete_body`.
+  process's idle time) or ended before its Content-Length: 408 or 400, logged in one line as a
+  client disconnect, through `incomplete_body`.
 """
 
 from __future__ import annotations
@@ -48,21 +49,28 @@ def body_too_large_message() -> str:
 
 
 def incomplete_body(exc: BaseException, request=None) -> BodyIncomplete | None:
-    """The error to answer when reading the request body failed because the client stopped
-    sending it (logged here, in one line), else None."""
-    if not isinstance(exc, UnreadablePostError):
-        return None
+    """The error to answer when the client stopped sending the request body, else None: reading
+    it failed (the connection was reset, or idle past the web process's timeout), or it ended
+    before its Content-Length (the service that streamed it raises BodyIncomplete). A client
+    that went away is no server error: one warning line, no traceback."""
     where = f"{request.method} {request.path}" if request is not None else "a request"
-    causes, cause = [], exc
-    while cause is not None and len(causes) < 10:  # Django re-raises its own error once more
-        causes.append(cause)
-        cause = cause.__cause__
-    if any(isinstance(cause, TimeoutError) for cause in causes):
-        error = RequestTimeout("The request body stopped arriving: nothing was received for too long, "
-                               "so the connection was closed and nothing was stored.")
+    if isinstance(exc, BodyIncomplete):
+        error, cause = exc, "the body ended before its Content-Length"
+    elif isinstance(exc, UnreadablePostError):
+        causes, cause = [], exc
+        while cause is not None and len(causes) < 10:  # Django re-raises its own error once more
+            causes.append(cause)
+            cause = cause.__cause__
+        if any(isinstance(cause, TimeoutError) for cause in causes):
+            error = RequestTimeout("The request body stopped arriving: nothing was received for too long, "
+                                   "so the connection was closed and nothing was stored.")
+        else:
+            error = BodyIncomplete("The request body ended before its declared length; nothing was stored.")
+        cause = str(exc) or "connection closed"
     else:
-        error = BodyIncomplete("The request body ended before its declared length; nothing was stored.")
-    logger.warning("request body incomplete (%s): %s answered %s", exc or "connection closed", where,
+        return None
+    what = "client idle" if isinstance(error, RequestTimeout) else "client disconnected"
+    logger.warning("%s: %s stopped sending its body (%s); answered %s, nothing stored", what, where, cause,
                    error.status_code)
     return error
 

@@ -30,6 +30,18 @@ class NotFreezable(Conflict):
     code = "not_freezable"
 
 
+class NothingToFreeze(Conflict):
+    """A version none of whose formats has a file: an empty frozen manifest would vouch for nothing."""
+
+    code = "no_files"
+
+
+# A file in these states is still on its way to `ready` (the workers have it); any other state
+# short of ready is final until someone acts (uploads again, approves imports).
+WAITING_STATUSES = {FormatStatus.UPLOADED, FormatStatus.HASHING, FormatStatus.INTROSPECTING}
+MESSAGE_SHOWN = 200
+
+
 def source_uri(version: Version, kind: str) -> str:
     return f"{URI_SCHEME}://{version.model.context.slug}/{version.model_id}/versions/{version.number}/formats/{kind}"
 
@@ -82,12 +94,12 @@ def build(version: Version, formats: Iterable[Format], *, frozen: bool = False,
     """
     files = [fmt for fmt in formats if fmt.has_file]
     if frozen:
+        if not files:
+            raise NothingToFreeze(f"Version {version.number} has no file to freeze: upload one first.",
+                                  field="frozen")
         unready = [fmt for fmt in files if fmt.status != FormatStatus.READY or not fmt.sha256]
         if unready:
-            listed = ", ".join(f"{fmt.kind} ({fmt.status})" for fmt in unready)
-            raise NotFreezable(
-                f"A frozen manifest needs every file hashed and ready; not yet: {listed}.", field="frozen"
-            )
+            raise NotFreezable(_unready_message(unready), field="frozen")
     manifest = {
         "context": version.model.context.slug,
         "model_id": str(version.model_id),
@@ -103,3 +115,21 @@ def build(version: Version, formats: Iterable[Format], *, frozen: bool = False,
         manifest["timestamp"] = moment.isoformat().replace("+00:00", "Z")
         manifest["lock_checksum"] = lock_checksum(manifest)
     return manifest
+
+
+def _unready_message(unready: list[Format]) -> str:
+    """Why a frozen manifest is refused: a file still being checked is a wait; a corrupt,
+    quarantined, failed or review file is not, and says why."""
+    waiting = [fmt for fmt in unready if fmt.status in WAITING_STATUSES or not fmt.sha256]
+    final = [fmt for fmt in unready if fmt not in waiting]
+    parts = []
+    if final:
+        listed = "; ".join(
+            f"{fmt.kind} ({fmt.status})" + (f": {fmt.status_message[:MESSAGE_SHOWN]}" if fmt.status_message else "")
+            for fmt in final
+        )
+        parts.append(f"these files will not become ready as they are: {listed}")
+    if waiting:
+        listed = ", ".join(f"{fmt.kind} ({fmt.status})" for fmt in waiting)
+        parts.append(f"still being checked: {listed} (try again once the workers are done)")
+    return "A frozen manifest needs every file hashed and ready; " + "; ".join(parts) + "."

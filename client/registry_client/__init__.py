@@ -11,6 +11,8 @@
 
     import registry_client
     path = registry_client.load("fraud/churn-classifier@production", kind="pkl")   # the same, in one call
+    registry_client.login("https://registry.example")          # once: the token asked for, saved mode 600
+    registry_client.prepare(clf, X[:20], "artifact-dir")       # score.py, runtime.yaml, schemas; then verify()
 
     from registry_client import webhooks
     event = webhooks.verify(body, headers["X-Registry-Signature"], secret)   # in a webhook receiver
@@ -20,6 +22,7 @@ Importing this package never imports Django, numpy or pandas.
 
 __version__ = "0.2.0"
 
+from registry_client.artifact import PrepareError, PreparedFolder, VerifyResult, prepare, verify  # noqa: E402
 from registry_client.client import (  # noqa: E402
     Context,
     Format,
@@ -38,7 +41,9 @@ from registry_client.errors import (  # noqa: E402
     Conflict,
     Forbidden,
     MoveRequested,
+    NotCached,
     NotFound,
+    OfflineError,
     PayloadTooLarge,
     RegistryError,
     ServerError,
@@ -48,14 +53,16 @@ from registry_client.errors import (  # noqa: E402
     Unauthorized,
 )
 from registry_client.fetchers import FetchError, NoFetcher, https_fetcher, register_fetcher  # noqa: E402
+from registry_client.login import LoginResult, login  # noqa: E402
 from registry_client.manifest import Manifest, ManifestFile  # noqa: E402
 from registry_client.signature import infer_signature, named_signatures, signatures_of  # noqa: E402
 from registry_client.uris import VersionURI, parse_version_uri  # noqa: E402
 
 __all__ = [
     "BadRequest", "ConfigError", "Conflict", "Context", "FetchError", "Forbidden", "Format", "FormatSummary",
-    "Manifest", "ManifestFile", "Model", "MoveRequested", "NoFetcher", "NotFound", "PayloadTooLarge", "Record", "RecordRef",
-    "RecordVersion", "Registry", "RegistryError", "ServerError", "TamperError", "TamperWarning", "TransportError",
-    "Unauthorized", "Version", "VersionURI", "https_fetcher", "infer_signature", "load", "named_signatures",
-    "parse_version_uri", "register_fetcher", "signatures_of",
+    "LoginResult", "Manifest", "ManifestFile", "Model", "MoveRequested", "NoFetcher", "NotCached", "NotFound",
+    "OfflineError", "PayloadTooLarge", "PrepareError", "PreparedFolder", "Record", "RecordRef", "RecordVersion",
+    "Registry", "RegistryError", "ServerError", "TamperError", "TamperWarning", "TransportError", "Unauthorized",
+    "VerifyResult", "Version", "VersionURI", "https_fetcher", "infer_signature", "load", "login", "named_signatures",
+    "parse_version_uri", "prepare", "register_fetcher", "signatures_of", "verify",
 ]

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import httpx
 
 from registry_client import __version__
-from registry_client.errors import RegistryError, TransportError, error_for_status
+from registry_client.errors import OfflineError, RegistryError, TransportError, error_for_status
 
 logger = logging.getLogger("registry_client")
 
@@ -184,6 +184,25 @@ class Transport:
                 return
             # Keep our own base URL (the server may see another host behind a proxy); take the query only.
             query = dict(parse_qsl(urlsplit(following).query, keep_blank_values=True))
+
+
+class OfflineTransport:
+    """Transport's stand-in in offline mode: whatever needs the registry (a request, the HTTP
+    client itself) raises OfflineError, so no connection is ever opened."""
+
+    def __init__(self, url: str = ""):
+        self.url = url
+
+    def __repr__(self) -> str:
+        return "OfflineTransport()"
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str):
+        raise OfflineError("Offline mode (REGISTRY_OFFLINE=1 or offline=True): the registry is not contacted, and "
+                           "this needs it. Offline, only the files of a frozen manifest already verified in the "
+                           "cache are served (Manifest.load, regctl pull --manifest).")
 
 
 def _jsonable(value: Any) -> Any:

@@ -25,7 +25,9 @@ from registry_client.errors import (
     ConfigError,
     Conflict,
     Forbidden,
+    NotCached,
     NotFound,
+    OfflineError,
     PayloadTooLarge,
     RegistryError,
     TamperError,
@@ -36,15 +38,19 @@ from registry_client.manifest import Manifest
 EXIT_OK, EXIT_USAGE, EXIT_ACCESS, EXIT_CONFLICT, EXIT_TAMPER, EXIT_SERVER = 0, 1, 2, 3, 4, 5
 EXIT_CODES = f"""exit codes:
   {EXIT_OK}  success
-  {EXIT_USAGE}  usage error, bad input (400/413) or missing configuration
-  {EXIT_ACCESS}  not found, forbidden or not authenticated (404/403/401)
-  {EXIT_CONFLICT}  conflict (409: name taken, version published, not ready, limit reached...)
-  {EXIT_TAMPER}  tamper detected (a checksum or the manifest lock does not match)
+  {EXIT_USAGE}  usage error, bad input (400/413), missing configuration, or --offline for a command
+     that needs the registry
+  {EXIT_ACCESS}  not found, forbidden or not authenticated (404/403/401); offline: a file not cached
+  {EXIT_CONFLICT}  conflict (409: name taken, version published, limit reached, a file still being
+     checked, or quarantined, failed or in review)
+  {EXIT_TAMPER}  tamper detected (a checksum or the manifest lock does not match, or the registry
+     found a file corrupt)
   {EXIT_SERVER}  server or network error (5xx, unreachable after retries)
 
 configuration: REGISTRY_URL and REGISTRY_TOKEN, else the TOML file $REGISTRY_CONFIG
-(default ~/.config/registry-client/config.toml) with keys url and token.
-Downloads are cached in $REGISTRY_CACHE_DIR (default ~/.cache/registry-client)."""
+(default ~/.config/registry-client/config.toml) with keys url and token (regctl login writes it).
+Downloads are cached in $REGISTRY_CACHE_DIR (default ~/.cache/registry-client).
+REGISTRY_OFFLINE=1 is --offline; REGISTRY_PROGRESS=0/1 turns progress bars off/on."""
 
 KINDS = ["pkl", "joblib", "pt", "onnx", "pmml", "safetensors", "rda", "h5", "savedmodel", "artifact", "other"]
 EXTENSIONS = {
@@ -99,13 +105,15 @@ def _files(specs: list[str], kind: str | None) -> list[tuple[str, Path]]:
             file_kind, path = prefix, Path(rest)
         else:
             path = Path(spec)
-            file_kind = kind or EXTENSIONS.get(path.suffix.lower())
+            file_kind = kind or ("artifact" if path.is_dir() else EXTENSIONS.get(path.suffix.lower()))
             if file_kind is None:
                 raise UsageError(f"Cannot tell the kind of {spec}: use --kind KIND or KIND={spec} "
                                  f"(kinds: {', '.join(KINDS)}).")
         if file_kind not in KINDS:
             raise UsageError(f"Unknown kind {file_kind!r}; use one of {', '.join(KINDS)}.")
-        if not path.is_file():
+        if path.is_dir() and file_kind != "artifact":
+            raise UsageError(f"{spec} is a folder: push a model artifact folder as artifact={path} (it is zipped).")
+        if not path.is_file() and not path.is_dir():
             raise UsageError(f"No such file: {path}")
         if any(k == file_kind for k, _ in files):
             raise UsageError(f"Two files for the kind {file_kind}; a version has one file per kind.")
@@ -127,7 +135,7 @@ def _print_table(rows: list[list[Any]], header: list[str]) -> None:
 
 
 def _registry(args) -> Registry:
-    return Registry(args.url, progress=args.progress, retries=max(args.retries, 0))
+    return Registry(args.url, progress=args.progress, retries=max(args.retries, 0), offline=args.offline or None)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -160,7 +168,7 @@ def cmd_push(args) -> int:
     version = model.create_version(
         hyperparameters=hyperparameters, config=config, metadata=metadata, framework=args.framework,
         framework_version=args.framework_version, tags=args.tag or None, description=args.description,
-        name=args.name, records=args.record or None,
+        name=args.name, records=args.record or None, provenance=False if args.no_provenance else None,
     )
     print(f"regctl: created version {version.number} of {model.context}/{model.name}", file=sys.stderr)
     try:
@@ -281,6 +289,23 @@ def cmd_ls(args) -> int:
     return EXIT_OK
 
 
+def cmd_login(args) -> int:
+    from registry_client.login import login
+
+    if args.token_stdin:
+        token = sys.stdin.readline().strip()
+    elif not sys.stdin.isatty():
+        raise UsageError("No terminal to ask for the token on: pipe it in with --token-stdin.")
+    else:
+        token = None  # prompted for, without echo
+    result = login(args.login_url or args.url, token, context=args.context)
+    contexts = ", ".join(result.contexts) or "none yet"
+    print(f"regctl: logged in to {result.url} (contexts: {contexts}); the token is saved in {result.path} "
+          "(mode 600)", file=sys.stderr)
+    print(result.path)
+    return EXIT_OK
+
+
 # --- parser -----------------------------------------------------------------------------
 
 def build_parser() -> Parser:
@@ -288,8 +313,11 @@ def build_parser() -> Parser:
                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="registry URL (default: $REGISTRY_URL or the config file)")
     parser.add_argument("--progress", dest="progress", action="store_true", default=None,
-                        help="show progress bars (default: when stderr is a terminal)")
+                        help="show progress bars (default: $REGISTRY_PROGRESS=1/0, else when stderr is a terminal)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    parser.add_argument("--offline", action="store_true", default=None,
+                        help="never contact the registry: pull --manifest serves files verified in the cache "
+                             "(default: $REGISTRY_OFFLINE)")
     parser.add_argument("--retries", type=int, default=5, metavar="N",
                         help="retries of a transient failure (connection error, timeout, 502/503/504; default 5)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request and retry")
@@ -306,7 +334,8 @@ def build_parser() -> Parser:
                                epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     push.add_argument("context")
     push.add_argument("model", help="model name or ID")
-    push.add_argument("files", nargs="+", metavar="FILE", help="PATH (kind from --kind or the extension) or KIND=PATH")
+    push.add_argument("files", nargs="+", metavar="FILE",
+                      help="PATH (kind from --kind or the extension; a folder is a model artifact) or KIND=PATH")
     push.add_argument("--kind", choices=KINDS, help="the kind of a single FILE")
     push.add_argument("--create-model", action="store_true", help="create the model if it does not exist")
     push.add_argument("--framework")
@@ -314,6 +343,9 @@ def build_parser() -> Parser:
     push.add_argument("--hyperparameters", metavar="JSON|@FILE")
     push.add_argument("--config", metavar="JSON|@FILE")
     push.add_argument("--metadata", metavar="JSON|@FILE")
+    push.add_argument("--no-provenance", action="store_true",
+                      help="do not fill metadata.provenance from the git checkout regctl runs in "
+                           "(also: REGISTRY_PROVENANCE=0)")
     push.add_argument("--tag", action="append", default=[], help="version tag (repeatable)")
     push.add_argument("--description")
     push.add_argument("--name", help="version name")
@@ -349,6 +381,17 @@ def build_parser() -> Parser:
     freeze.add_argument("-o", "--output", default="-", metavar="FILE", help="manifest file (default: stdout)")
     freeze.set_defaults(handler=cmd_freeze)
 
+    login = commands.add_parser("login", help="check a token against the registry and save it (mode 600)",
+                                description="Ask for an API token (without echo; or read it from stdin with "
+                                            "--token-stdin), check it against the registry at --url (default: "
+                                            "$REGISTRY_URL or the config file's), and save both in the config "
+                                            "file with mode 600. A token the registry refuses is not saved.",
+                                epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    login.add_argument("--url", dest="login_url", metavar="URL", help="the registry (same as regctl --url URL login)")
+    login.add_argument("--token-stdin", action="store_true", help="read the token from the first line of stdin")
+    login.add_argument("--context", help="also save this as the default context (checked too)")
+    login.set_defaults(handler=cmd_login)
+
     ls = commands.add_parser("ls", help="list contexts, models, versions or a version's formats",
                              epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     ls.add_argument("context", nargs="?")
@@ -364,6 +407,10 @@ def build_parser() -> Parser:
 def _exit_code(exc: BaseException) -> int:
     if isinstance(exc, TamperError):
         return EXIT_TAMPER
+    if isinstance(exc, NotCached):
+        return EXIT_ACCESS
+    if isinstance(exc, OfflineError):
+        return EXIT_USAGE
     if isinstance(exc, (ConfigError, BadRequest, PayloadTooLarge, UsageError, FileNotFoundError, ValueError)):
         return EXIT_USAGE
     if isinstance(exc, (NotFound, Forbidden, Unauthorized)):

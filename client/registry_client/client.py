@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import time
 import uuid
 import warnings
@@ -28,9 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry_client import transfer
-from registry_client._http import Transport, logger, segment
-from registry_client.config import load_settings
+from registry_client._http import OfflineTransport, Transport, logger, segment
+from registry_client.config import load_settings, offline_mode
 from registry_client.errors import Conflict, MoveRequested, NotFound, RegistryError, TamperError, TamperWarning
+from registry_client.provenance import capture as capture_provenance
+from registry_client.provenance import enabled as provenance_enabled
 from registry_client.uris import parse_version_uri
 
 FINAL_OK = {"ready"}
@@ -170,23 +173,34 @@ class Registry:
     (see `registry_client.config`); `default_context` (REGISTRY_CONTEXT, or `context` in the
     file) is the context of `models:/name@alias` URIs. `retries` and `retry_backoff` (seconds,
     doubled each time) govern retries of transient failures; `progress` forces progress bars
-    on or off (default: on when stderr is a terminal); `cache_dir` is where verified downloads
+    on or off (default: $REGISTRY_PROGRESS, else on in a Jupyter notebook or a terminal, off in
+    a CI log); `cache_dir` is where verified downloads
     are kept (default $REGISTRY_CACHE_DIR or ~/.cache/registry-client).
+
+    `offline` (default $REGISTRY_OFFLINE): never contact the registry. Neither a URL nor a token
+    is needed; `Manifest.load` of a frozen manifest serves the files already verified in the
+    cache (hashed again first) and raises NotCached for any other; everything else raises
+    OfflineError before a connection is even tried.
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, *, default_context: str | None = None,
                  timeout: float = 60.0, retries: int = 5, retry_backoff: float = 0.5, progress: bool | None = None,
-                 cache_dir: str | os.PathLike | None = None, verify: bool | str = True):
-        settings = load_settings(url, token, context=default_context)
+                 cache_dir: str | os.PathLike | None = None, verify: bool | str = True, offline: bool | None = None):
+        self.offline = offline_mode(offline)
+        settings = load_settings(url, token, context=default_context, require_token=not self.offline,
+                                 require_url=not self.offline)
         self.url = settings.url
         self.default_context = settings.context or None
         self.progress = progress
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self._transport = Transport(settings.url, settings.token, timeout=timeout, retries=retries,
-                                    retry_backoff=retry_backoff, verify=verify)
+        if self.offline:
+            self._transport = OfflineTransport(settings.url)
+        else:
+            self._transport = Transport(settings.url, settings.token, timeout=timeout, retries=retries,
+                                        retry_backoff=retry_backoff, verify=verify)
 
     def __repr__(self) -> str:
-        return f"Registry({self.url!r})"
+        return f"Registry({self.url!r}{', offline' if self.offline else ''})"
 
     def __enter__(self) -> Registry:
         return self
@@ -279,7 +293,7 @@ def _fetch_verified(registry: Registry, model_id: str, number: int, kind: str | 
     """One format of a version, fetched through its frozen manifest and verified (cached)."""
     from registry_client.manifest import Manifest
 
-    frozen = registry._transport.get(f"models/{segment(model_id)}/versions/{int(number)}/manifest/", frozen="true")
+    frozen = _frozen_manifest(registry, model_id, number)
     manifest = Manifest.load(frozen, registry, eager=False, cache_dir=cache_dir)
     where = f"version {number} of {manifest.data.get('model_name') or model_id}"
     if kind is None:
@@ -292,6 +306,31 @@ def _fetch_verified(registry: Registry, model_id: str, number: int, kind: str | 
     if kind not in manifest.files:
         raise NotFound(f"No {kind} file in {where}; it has: {', '.join(manifest.files) or 'none'}.", status=404)
     return manifest.get_model(kind)
+
+
+def _frozen_manifest(registry: Registry, model_id: str, number: int) -> dict:
+    """A version's frozen manifest. The registry refuses one (409 `not_freezable`) while a file
+    is not ready; a file it found `corrupt` (its stored bytes no longer match their checksum) is
+    no wait but tamper, raised as TamperError (reason `corrupt`). Quarantined, failed or review
+    files stay the registry's Conflict, whose message says they will not become ready."""
+    version_path = f"models/{segment(model_id)}/versions/{int(number)}/"
+    try:
+        return registry._transport.get(f"{version_path}manifest/", frozen="true")
+    except Conflict as exc:
+        if exc.code != "not_freezable":
+            raise
+        corrupt = [item for item in registry._transport.paginate(f"{version_path}formats/")
+                   if item.get("status") == "corrupt"]
+        if not corrupt:
+            raise
+        item = corrupt[0]
+        kind = str(item.get("kind", ""))
+        reason = item.get("status_message") or "its stored bytes do not match their recorded checksum"
+        raise TamperError(
+            f"Tamper detected by the registry: the {kind} file of version {number} is corrupt ({reason}). "
+            "Nothing was downloaded; upload a good copy again (in a new version if this one is published).",
+            file=kind, reason="corrupt", expected=str(item.get("sha256") or item.get("declared_sha256") or ""),
+        ) from None
 
 
 # --- contexts ---------------------------------------------------------------------------
@@ -564,10 +603,17 @@ class Model(_Metrics, _Resource):
                        framework_version: str | None = None, metadata: dict | None = None,
                        tags: Iterable[str] | None = None, signature: dict | None = None,
                        description: str | None = None, name: str | None = None,
-                       external_files: Iterable[Mapping[str, Any]] | None = None) -> Version:
+                       external_files: Iterable[Mapping[str, Any]] | None = None,
+                       provenance: bool | None = None) -> Version:
         """Create the next version (a draft). `records` are Record objects, IDs, or dicts
         {name, uri, checksum} (created in the context when missing, reused by name).
-        `external_files`: files of the manifest stored elsewhere (see `add_external_file`)."""
+        `external_files`: files of the manifest stored elsewhere (see `add_external_file`).
+
+        `metadata.provenance` is filled from the git checkout the code runs in (repository
+        without credentials, commit, branch, dirty, script; see `registry_client.provenance`)
+        unless `provenance=False` or REGISTRY_PROVENANCE=0; keys given in `metadata` win."""
+        if provenance_enabled(provenance):
+            metadata = _with_provenance(metadata, capture_provenance())
         body = _version_body(self, hyperparameters=hyperparameters, config=config, records=records,
                              framework=framework, framework_version=framework_version, metadata=metadata,
                              tags=tags, signature=signature, description=description, name=name,
@@ -633,6 +679,17 @@ def _moved(data: dict, method: str, path: str) -> dict:
     if "signature_check" in data:
         raise MoveRequested(data, method=method, path=path)
     return data
+def _with_provenance(metadata: dict | None, captured: dict) -> dict | None:
+    """`metadata` with the captured provenance beneath the keys it gives itself."""
+    if not captured:
+        return metadata
+    merged = dict(metadata or {})
+    given = merged.get("provenance")
+    if given is None:
+        merged["provenance"] = captured
+    elif isinstance(given, Mapping):
+        merged["provenance"] = {**captured, **given}
+    return merged
 
 
 def _record_ids(model: Model, records: Iterable[Any]) -> list[str]:
@@ -818,10 +875,15 @@ class Version(_Metrics, _Resource):
         transient failure restarts the PUT (up to the registry's `retries`). On a registry that
         stores files on S3, the file goes straight to the bucket instead, in parts sent
         `parallel` at a time, and an interrupted upload resumes from the parts already stored. `required` and
-        `fail_on_tamper` go into the model manifest. With `wait`, returns once the workers
+        `fail_on_tamper` go into the model manifest. A folder given as the kind `artifact` (one
+        `registry_client.prepare` wrote) is zipped first. With `wait`, returns once the workers
         have hashed and inspected the file (Conflict if it ends corrupt/quarantined/failed).
         """
         source = Path(path)
+        if source.is_dir():
+            return self._upload_folder(kind, source, required=required, fail_on_tamper=fail_on_tamper,
+                                       progress=progress, filename=filename, wait=wait, timeout=timeout,
+                                       parallel=parallel)
         if not source.is_file():
             raise FileNotFoundError(f"No such file: {source}")
         show = transfer.want_progress(self.registry.progress if progress is None else progress)
@@ -835,6 +897,17 @@ class Version(_Metrics, _Resource):
             self.wait_ready(timeout=timeout)
             uploaded = self.format(kind)
         return uploaded
+
+    def _upload_folder(self, kind: str, folder: Path, *, filename: str | None, **options) -> Format:
+        """A model artifact folder (see registry_client.prepare), zipped on the way."""
+        from registry_client.artifact import zip_folder
+
+        if kind != "artifact":
+            raise ValueError(f"{folder} is a folder: upload it as the kind 'artifact' (a zipped model artifact), "
+                             f"not {kind!r}.")
+        with tempfile.TemporaryDirectory(prefix="registry-artifact-") as scratch:
+            archive = zip_folder(folder, Path(scratch) / f"{folder.resolve().name or 'artifact'}.zip")
+            return self.upload(kind, archive, filename=filename or archive.name, **options)
 
     def download(self, kind: str, dest: str | os.PathLike = ".", *, progress: bool | None = None,
                  fail_on_tamper: bool | None = None, acknowledge_not_ready: bool = False) -> Path:
@@ -962,7 +1035,8 @@ class Version(_Metrics, _Resource):
         (nothing is downloaded yet: `.get_model(name)` fetches and verifies a file)."""
         from registry_client.manifest import Manifest
 
-        manifest = Manifest(self.manifest(frozen=True), self.registry)
+        manifest = Manifest(_frozen_manifest(self.registry, self.model_id or self.model.id, self.number),
+                            self.registry)
         manifest.verify_lock()
         if path is not None:
             manifest.save(path)

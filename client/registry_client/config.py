@@ -1,7 +1,8 @@
 """Where the registry URL, the token, the default context and the cache live.
 
 Each setting is taken from, in order: the argument given in code, the environment
-(`REGISTRY_URL`, `REGISTRY_TOKEN`, `REGISTRY_CONTEXT`, `REGISTRY_CACHE_DIR`), then a TOML file
+(`REGISTRY_URL`, `REGISTRY_TOKEN`, `REGISTRY_CONTEXT`, `REGISTRY_CACHE_DIR`, `REGISTRY_OFFLINE`,
+`REGISTRY_PROGRESS`), then a TOML file
 (`REGISTRY_CONFIG`, default `~/.config/registry-client/config.toml`) with the keys `url`,
 `token` and `context`:
 
@@ -14,6 +15,7 @@ The token is a secret: it is never printed, logged, or included in a repr or an 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tomllib
@@ -71,8 +73,15 @@ def _read_file(path: Path) -> dict:
     return data
 
 
+def offline_mode(offline: bool | None = None) -> bool:
+    """`offline` when given, else $REGISTRY_OFFLINE (1/true/yes/on)."""
+    if offline is not None:
+        return offline
+    return os.environ.get("REGISTRY_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def load_settings(url: str | None = None, token: str | None = None, *, context: str | None = None,
-                  require_token: bool = True) -> Settings:
+                  require_token: bool = True, require_url: bool = True) -> Settings:
     """The registry URL, token and default context from the arguments, the environment or the config file."""
     file_data: dict | None = None
 
@@ -88,6 +97,8 @@ def load_settings(url: str | None = None, token: str | None = None, *, context: 
     url = url or os.environ.get("REGISTRY_URL") or from_file("url")
     token = token or os.environ.get("REGISTRY_TOKEN") or from_file("token")
     context = context or os.environ.get("REGISTRY_CONTEXT") or from_file("context")
+    if not url and not require_url:
+        return Settings(url="", token="", context=context.strip())
     if not url:
         raise ConfigError(f"No registry URL: pass url=, set REGISTRY_URL, or put url = \"...\" in {config_path()}.")
     if not url.startswith(("http://", "https://")):
@@ -95,3 +106,43 @@ def load_settings(url: str | None = None, token: str | None = None, *, context: 
     if require_token and not token:
         raise ConfigError(f"No token: pass token=, set REGISTRY_TOKEN, or put token = \"...\" in {config_path()}.")
     return Settings(url=url.rstrip("/"), token=token or "", context=context.strip())
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string (what tomllib reads back as `value`)."""
+    escapes = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+    out = []
+    for char in value:
+        if char in escapes:
+            out.append(escapes[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def save_settings(values: dict[str, str], path: Path | None = None) -> Path:
+    """Write `values` (url, token, context) into the config file, keeping its other string keys.
+
+    Atomically, and never readable by others at any moment: a new file created with mode 600
+    beside the old one, then renamed over it. The folder is created with mode 700."""
+    path = path or config_path()
+    kept = {key: value for key, value in _read_file(path).items() if isinstance(value, str)} if path.exists() else {}
+    kept.update({key: value for key, value in values.items() if value})
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    text = "".join(f"{key} = {_toml_string(value)}\n" for key, value in kept.items())
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
+    return path

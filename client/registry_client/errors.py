@@ -95,11 +95,27 @@ class ConfigError(RegistryError):
     """No registry URL or token configured, or an unreadable config file."""
 
 
+class OfflineError(RegistryError):
+    """Offline mode (REGISTRY_OFFLINE=1 or offline=True) and the call needs the registry: the
+    client never contacts it then, not even to try."""
+
+
+class NotCached(OfflineError):
+    """Offline mode, and a manifest's file is not in the cache (or its cached copy no longer
+    matches its checksums and was discarded). `file` is the format kind, `sha256` the digest."""
+
+    def __init__(self, message: str, *, file: str = "", sha256: str = ""):
+        super().__init__(message, code="not_cached")
+        self.file = file
+        self.sha256 = sha256
+
+
 class TamperError(RegistryError):
     """A downloaded file or a manifest does not match its recorded checksum.
 
     `file` is the format kind (empty for the manifest itself), `reason` one of
-    `checksum_mismatch`, `lock_mismatch`, `missing_file`, `expected`/`actual` the hex digests.
+    `checksum_mismatch`, `lock_mismatch`, `missing_file`, or `corrupt` (the registry itself found
+    the stored file changed), `expected`/`actual` the hex digests.
     """
 
     def __init__(self, message: str, *, file: str = "", reason: str = "checksum_mismatch", expected: str = "",

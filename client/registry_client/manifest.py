@@ -24,6 +24,10 @@ Files are kept in a cache keyed by SHA-256 (`$REGISTRY_CACHE_DIR`, default
 a later hit it is trusted if its size and modification time are unchanged since then, and
 hashed again otherwise (`rehash_cache=True` always hashes it again). A cached copy that no
 longer matches is discarded and downloaded again.
+
+Offline (`offline=True`, REGISTRY_OFFLINE=1), the cache is the only source: each cached copy is
+hashed again before it is served, and a file that is not there (or no longer matches) raises
+NotCached; the registry is never contacted, not even to report tamper.
 """
 
 from __future__ import annotations
@@ -42,7 +46,15 @@ from typing import TYPE_CHECKING, Any
 
 from registry_client import config, fetchers, transfer
 from registry_client._http import segment
-from registry_client.errors import NotFound, TamperError, TamperWarning
+from registry_client.errors import (
+    Conflict,
+    NotCached,
+    NotFound,
+    OfflineError,
+    RegistryError,
+    TamperError,
+    TamperWarning,
+)
 
 if TYPE_CHECKING:
     from registry_client.client import Registry
@@ -109,7 +121,7 @@ class Manifest:
     """
 
     def __init__(self, data: Mapping, registry: Registry | None = None, *, cache_dir: str | os.PathLike | None = None,
-                 rehash_cache: bool = False, progress: bool | None = None):
+                 rehash_cache: bool = False, progress: bool | None = None, offline: bool | None = None):
         if not isinstance(data, Mapping) or not isinstance(data.get("required_files"), list) \
                 or not isinstance(data.get("optional_files", []), list):
             raise ValueError("Not a model manifest: required_files and optional_files must be lists.")
@@ -117,10 +129,12 @@ class Manifest:
         if registry is None:
             from registry_client.client import Registry
 
-            registry = Registry()
+            registry = Registry(offline=offline)
         self.registry = registry
         self.cache_dir = Path(cache_dir or registry.cache_dir or config.cache_dir())
-        self.rehash_cache = rehash_cache
+        # Offline, the cache is the only source: a cached copy is hashed again before it is served.
+        self.offline = registry.offline if offline is None else offline
+        self.rehash_cache = rehash_cache or self.offline
         self.progress = registry.progress if progress is None else progress
         self.files: dict[str, ManifestFile] = {}
         for key, required in (("required_files", True), ("optional_files", False)):
@@ -138,11 +152,13 @@ class Manifest:
     @classmethod
     def load(cls, source: str | os.PathLike | Mapping, registry: Registry | None = None, *, eager: bool = True,
              cache_dir: str | os.PathLike | None = None, rehash_cache: bool = False,
-             progress: bool | None = None) -> Manifest:
+             progress: bool | None = None, offline: bool | None = None) -> Manifest:
         """Read a manifest (a JSON file or a dict), check its lock checksum, and with `eager`
-        fetch and verify every required file."""
+        fetch and verify every required file. `offline` (default: the registry's, or
+        $REGISTRY_OFFLINE): serve only verified cached files, NotCached for any other."""
         data = source if isinstance(source, Mapping) else json.loads(Path(source).read_text(encoding="utf-8"))
-        manifest = cls(data, registry, cache_dir=cache_dir, rehash_cache=rehash_cache, progress=progress)
+        manifest = cls(data, registry, cache_dir=cache_dir, rehash_cache=rehash_cache, progress=progress,
+                       offline=offline)
         manifest.verify_lock()
         if eager:
             manifest.fetch_required()
@@ -212,9 +228,15 @@ class Manifest:
         if item.external and not sha256:
             raise ValueError(f"The external file {name!r} ({item.source_uri}) has no sha256_checksum in the manifest: "
                              "it cannot be verified, so it is not fetched.")
+        if not sha256 and self.offline:
+            raise OfflineError(f"Offline mode: the {name} file cannot be checked without a frozen manifest "
+                               "(this one has no checksums); freeze the version while online.")
         if not sha256:  # a live (unfrozen) manifest: check against the registry's current digests
             sha256, md5, size = self._current_digests(item)
-        path = self._from_cache(item, sha256, size) or self._download(item, sha256, md5, size)
+        path = self._from_cache(item, sha256, size)
+        if path is None and self.offline:
+            raise self._not_cached(item, sha256)
+        path = path or self._download(item, sha256, md5, size)
         self.paths[name] = path
         return path
 
@@ -314,6 +336,8 @@ class Manifest:
             got = transfer.download_to(self.registry._transport, self._url_path(item), target,
                                        progress=transfer.want_progress(self.progress), expected_size=size,
                                        description=f"downloading {item.filename}")
+        except Conflict as exc:
+            raise self._corrupt_or(exc, item, sha256) from exc
         except NotFound as exc:
             message = f"The {item.name} file listed in the manifest cannot be fetched: {exc.message}"
             self._report(file=item.name, reason="missing_file", expected=sha256, actual="", detail=message,
@@ -358,7 +382,31 @@ class Manifest:
         self._write_marker(path)
         return path
 
+    def _corrupt_or(self, refusal: Conflict, item: ManifestFile, sha256: str) -> RegistryError:
+        """A download the registry refused (409 not_ready): a file it found corrupt is tamper,
+        not a wait; any other refusal stays as it came."""
+        if refusal.code != "not_ready":
+            return refusal
+        status = self.registry._transport.get(self._url_path(item).removesuffix("/file") + "/").get("status")
+        if status != "corrupt":
+            return refusal
+        return TamperError(f"Tamper detected by the registry: the {item.name} file ({item.filename}) of "
+                           f"{self.data.get('model_name')} v{self.data.get('version')} is corrupt: its stored bytes "
+                           "no longer match their checksum. Nothing was downloaded.",
+                           file=item.name, reason="corrupt", expected=sha256)
+
+    def _not_cached(self, item: ManifestFile, sha256: str) -> NotCached:
+        return NotCached(f"Offline mode: the {item.name} file ({item.filename}, SHA-256 {sha256}) of "
+                         f"{self.data.get('model_name')} v{self.data.get('version')} is not in the cache "
+                         f"{self.cache_dir}, or its cached copy no longer matched and was discarded. Load the "
+                         "manifest once online (or unset REGISTRY_OFFLINE) to fetch it.",
+                         file=item.name, sha256=sha256)
+
     def _report(self, **fields) -> None:
+        if self.offline:
+            warnings.warn("Offline mode: the tamper event is not reported to the registry.", RuntimeWarning,
+                          stacklevel=3)
+            return
         model_id, version = self.data.get("model_id"), self.data.get("version")
         if not model_id or not isinstance(version, int):
             warnings.warn("The manifest names no model and version: the tamper event cannot be reported.",

@@ -24,13 +24,38 @@ from registry_client.errors import TransportError
 CHUNK = 1024 * 1024
 
 
+ON = {"1", "true", "yes", "on"}
+OFF = {"0", "false", "no", "off"}
+
+
 def want_progress(progress: bool | None) -> bool:
-    """Progress bars when asked, or by default when stderr is a terminal (not in CI logs)."""
+    """Whether to draw progress bars: `progress` when given, else $REGISTRY_PROGRESS (1/0,
+    true/false), else where someone watches: a Jupyter notebook or a terminal, not a CI log."""
     if progress is not None:
         return progress
+    setting = os.environ.get("REGISTRY_PROGRESS", "").strip().lower()
+    if setting in ON:
+        return True
+    if setting in OFF:
+        return False
+    if in_notebook():
+        return True
     try:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
+        return False
+
+
+def in_notebook() -> bool:
+    """Running in a Jupyter kernel (the test tqdm.auto makes too): stderr is then a pipe to the
+    notebook, not a terminal, yet someone is watching the cell."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+        return shell is not None and "IPKernelApp" in shell.config
+    except Exception:  # an IPython we do not know: not worth failing a transfer for
         return False
 
 
@@ -48,7 +73,9 @@ class _NoBar:
 def progress_bar(enabled: bool, total: int | None, description: str):
     if not enabled:
         return _NoBar()
-    from tqdm.auto import tqdm  # imported on use: `import registry_client` stays light
+    # tqdm.auto draws a notebook widget in Jupyter (with ipywidgets), a text bar elsewhere;
+    # imported on use, so `import registry_client` stays light.
+    from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=description, file=sys.stderr,
                 leave=False, dynamic_ncols=True)

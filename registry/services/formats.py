@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from registry import queue, storage
 from registry.db import release_connection
-from registry.errors import InvalidInput, KindExists, LimitReached, NotFound, NotReady
+from registry.errors import BodyIncomplete, InvalidInput, KindExists, LimitReached, NotFound, NotReady
 from registry.limits import max_upload_bytes, upload_size_check
 from registry.models import Format, FormatKind, FormatStatus, Version
 from registry.services.common import audit, lock_for_update
@@ -180,7 +180,8 @@ def format_upload(
     key, size = storage.save_stream(stream, max_bytes=max_bytes, expected=content_length)
     if content_length is not None and size != content_length:
         storage.delete_quietly([key])
-        raise InvalidInput(f"The upload was cut off after {size} of {content_length} bytes.", field="file")
+        raise BodyIncomplete(f"The upload was cut off after {size} of {content_length} bytes (the client "
+                             "stopped sending); nothing was stored.", field="file")
     try:
         return _attach_file(
             actor=actor, version=version, kind=kind, key=key, size=size, filename=filename,

@@ -34,6 +34,8 @@ def client_env(tmp_path, monkeypatch):
     monkeypatch.setenv("REGISTRY_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("REGISTRY_CONFIG", str(tmp_path / "absent-config.toml"))
     monkeypatch.setenv("REGISTRY_UPLOAD_STATE_DIR", str(tmp_path / "upload-state"))
+    # The tests run in a git checkout: only test_provenance.py wants its provenance captured.
+    monkeypatch.setenv("REGISTRY_PROVENANCE", "0")
     for name in ("REGISTRY_URL", "REGISTRY_TOKEN", "REGISTRY_CONTEXT", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
@@ -104,14 +106,16 @@ def wait_for(predicate, timeout: float = 10.0):
         time.sleep(0.05)
 
 
-def run_cli(*argv: str, env: dict | None = None, cwd: str | os.PathLike | None = None, timeout: float = 120):
-    """Run `python -m registry_client ...` as a user would; returns the CompletedProcess."""
+def run_cli(*argv: str, env: dict | None = None, cwd: str | os.PathLike | None = None, timeout: float = 120,
+            input: str | None = None):
+    """Run `python -m registry_client ...` as a user would; returns the CompletedProcess. Its
+    stdin is `input`, else empty (not a terminal)."""
     import subprocess
 
     full_env = {key: value for key, value in os.environ.items() if not key.startswith("REGISTRY_")}
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "registry_client", *argv], env=full_env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+                          capture_output=True, text=True, timeout=timeout, check=False, input=input or "")
 
 
 class CuttingProxy:

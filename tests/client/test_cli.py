@@ -90,6 +90,38 @@ def test_pull_of_tampered_bytes_exits_4(cli, published, storage_dir, tmp_path):
     assert not (tmp_path / "out" / "model.pkl").exists()
 
 
+@pytest.mark.parametrize("status, exit_code, words", [
+    ("corrupt", 4, "Tamper detected by the registry: the pkl file of version 1 is corrupt (bytes changed)"),
+    ("quarantined", 3, "will not become ready as they are: pkl (quarantined): bytes changed"),
+    ("failed", 3, "will not become ready as they are: pkl (failed): bytes changed"),
+    ("review", 3, "will not become ready as they are: pkl (review): bytes changed"),
+    ("hashing", 3, "still being checked: pkl (hashing) (try again once the workers are done)"),
+])
+def test_pull_of_a_file_the_registry_flagged(cli, published, tmp_path, status, exit_code, words):
+    from registry.models import Format
+
+    _, _, version = published
+    Format.objects.filter(version__model_id=version.model_id, kind="pkl").update(
+        status=status, status_message="bytes changed")
+    result = cli("pull", "acme", "churn", "--alias", "production", "-o", "out", persona="viewer")
+    assert result.returncode == exit_code, result.stderr
+    assert words in result.stderr
+    assert "not yet" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_pull_through_a_manifest_of_a_file_found_corrupt_since_exits_4(cli, published, tmp_path):
+    from registry.models import Format
+
+    frozen = cli("freeze", "acme", "churn", "--alias", "production", "-o", "manifest.json", persona="viewer")
+    assert frozen.returncode == 0, frozen.stderr
+    Format.objects.filter(kind="pkl").update(status="corrupt", status_message="bytes changed")
+    result = cli("pull", "--manifest", "manifest.json", "-o", "out", persona="viewer")
+    assert result.returncode == 4, result.stderr
+    assert "Tamper detected by the registry: the pkl file (model.pkl) of churn v1 is corrupt" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_exit_codes_for_access_conflict_usage_and_network(cli, published, tmp_path, server_url, tokens):
     (tmp_path / "model.pkl").write_bytes(MODEL_BYTES)
     (tmp_path / "evil.pkl").write_bytes(DANGEROUS_PICKLE)

@@ -588,7 +588,7 @@ def test_frozen_manifest_of_an_unready_version_explains_why(users, world):
     )
 
     assert response.redirect_chain[-1][0] == url("version-formats", model_id=world.model.pk, number=1)
-    assert "not yet: pkl (hashing)" in html(response)
+    assert "still being checked: pkl (hashing) (try again once the workers are done)" in html(response)
 
 
 # --- publish -------------------------------------------------------------------------------------------------------

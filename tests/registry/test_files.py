@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry import services
-from registry.errors import FileTooLarge, InvalidInput, VersionPublished
+from registry.errors import BodyIncomplete, FileTooLarge, VersionPublished
 from registry.models import AuditEvent, Format, FormatStatus, Version
 
 from tests.conftest import stored_files, token_for
@@ -341,10 +341,10 @@ def test_upload_cut_off_before_content_length_leaves_nothing(users, version, sto
     before = _existing(users, version, django_capture_on_commit_callbacks, replacing)
     before_files = stored_files(storage_dir)
     settings.REGISTRY_STREAM_CHUNK_BYTES = 128
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(InvalidInput) as excinfo:
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(BodyIncomplete) as excinfo:
         services.format_upload(actor=users["editor"], version=version, kind="pkl",
                                stream=Stream(b"h" * 500), content_length=1000, filename="new.pkl")
-    assert excinfo.value.field == "file"
+    assert excinfo.value.field == "file" and excinfo.value.code == "body_incomplete"
     assert list(Format.objects.values(*ROW_FIELDS)) == before
     assert stored_files(storage_dir) == before_files
     if replacing:

@@ -111,6 +111,31 @@ def test_frozen_manifest_refused_for_a_quarantined_file(clients, model, version)
     assert "pkl (quarantined)" in response.json()["detail"]
 
 
+def test_frozen_manifest_says_a_corrupt_file_is_not_a_wait(clients, model, version):
+    store_file(version, "pkl", PICKLE)
+    Format.objects.filter(version=version, kind="pkl").update(
+        status=FormatStatus.CORRUPT, status_message="The stored bytes do not match their recorded SHA-256.")
+
+    body = clients["viewer"].get(manifest_url(model, frozen=True)).json()
+
+    assert body["code"] == "not_freezable"
+    assert "will not become ready as they are: pkl (corrupt): The stored bytes do not match" in body["detail"]
+    assert "still being checked" not in body["detail"]
+
+
+@pytest.mark.parametrize("with_pending_format", [False, True])
+def test_frozen_manifest_of_a_version_without_files_is_refused(clients, model, version, with_pending_format):
+    if with_pending_format:
+        services.format_create(actor=None, version=version, kind="pkl")  # a format, no file yet
+
+    response = clients["viewer"].get(manifest_url(model, frozen=True))
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "no_files"
+    assert "Version 1 has no file to freeze" in response.json()["detail"]
+    assert clients["viewer"].get(manifest_url(model)).status_code == 200  # the live manifest: empty lists
+
+
 def test_manifest_of_a_published_version_is_stable(clients, model, version):
     store_file(version, "pkl", PICKLE)
     services.version_publish(actor=None, version=version)
