@@ -55,7 +55,7 @@ def sklearn_versions(client: MlflowClient, seeded: dict) -> None:
             log_history("auc", [0.70 + 0.01 * number, 0.75 + 0.01 * number, 0.80 + 0.01 * number])
             mlflow.log_metric("f1", 0.6 + 0.05 * number)
             mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
-                                     serialization_format="pickle",
+                                     serialization_format="pickle", pip_requirements=["scikit-learn"],
                                      signature=infer_signature(frame, model.predict(frame)))
         version = str(number)
         client.update_model_version(name, version, description=f"C={c}")
@@ -125,7 +125,8 @@ def main() -> None:
 
     with mlflow.start_run(run_name="doubler") as run:
         mlflow.log_param("factor", 2)
-        mlflow.pyfunc.log_model(name="model", python_model=Doubler(), registered_model_name="doubler")
+        mlflow.pyfunc.log_model(name="model", python_model=Doubler(), registered_model_name="doubler",
+                                pip_requirements=["mlflow"])
         seeded.setdefault("doubler", []).append(run.info.run_id)
     client.set_registered_model_alias("doubler", "prod", "1")
     print(json.dumps(seeded))

@@ -38,9 +38,7 @@ def mlflow_python() -> str:
     candidates = [os.environ.get("MLFLOW_PYTHON"), str(ROOT / ".mlflow-venv" / "bin" / "python")]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
-            check = subprocess.run([candidate, "-c", "import mlflow, sklearn"], capture_output=True, timeout=120)
-            if check.returncode == 0:
-                return candidate
+            return candidate  # one without mlflow fails to start the server, with its error
     reason = "no MLflow virtualenv: run `make mlflow-venv` or set MLFLOW_PYTHON"
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true but MLflow is missing: {reason}", pytrace=False)
@@ -133,7 +131,7 @@ def mlflow_server(tmp_path_factory):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
-            server.wait(timeout=30)
+            server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
@@ -220,14 +218,14 @@ def test_import_copies_every_field_and_byte(mlflow_server, connect, tmp_path):
     # The MLflow-style URI of a notebook now loads the imported file.
     assert sha256(registry.load("models:/churn@production")) == sha256(mlflow_server.folder("churn", 2) / "model.pkl")
 
-    # A pyfunc model: an artifact zip of its whole folder, byte for byte. It is not a deployable
-    # artifact here (no runtime.yaml nor score.py), so the workers fail it and it stays a draft
-    # though MLflow aliased it, and the alias is not made.
+    # A pyfunc model: an artifact zip of its whole folder, byte for byte. Its python_model.pkl
+    # is cloudpickled code, which the workers quarantine: it stays a draft though MLflow
+    # aliased it, the alias is not made, and the summary says why.
     doubler = context.model("doubler")
     (version,) = list(doubler.versions())
     assert version.status == "draft" and version.hyperparameters == {"factor": "2"}
     fmt = version.format("artifact")
-    assert fmt.status == "failed"
+    assert fmt.status == "quarantined"
     zipped = tmp_path / "doubler.zip"
     version.download("artifact", zipped, acknowledge_not_ready=True)
     folder = mlflow_server.folder("doubler", 1)
@@ -237,8 +235,9 @@ def test_import_copies_every_field_and_byte(mlflow_server, connect, tmp_path):
             assert hashlib.sha256(archive.read(name)).hexdigest() == sha256(folder / name)
     assert doubler.aliases == {}
     alias = by_key(summary, "aliases")[("doubler", "prod")]
-    assert alias.action == "skipped" and "failed" in alias.reason
-    assert "runtime.yaml" in by_key(summary, "versions")[("doubler", "1")].reason
+    reason = by_key(summary, "versions")[("doubler", "1")].reason
+    assert reason.startswith("stays a draft: The artifact file is quarantined"), reason
+    assert alias.action == "skipped" and reason in alias.reason
 
     if "onnx" in mlflow_server.flavors:
         onnx_model = context.model("fraud-onnx")
