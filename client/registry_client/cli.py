@@ -320,11 +320,13 @@ def cmd_import_mlflow(args) -> int:
               f"({sum(v.status == 'published' for v in versions)} published, "
               f"{sum(v.status == 'draft' for v in versions)} drafts), files: {summary.files}, "
               f"bytes: {_size(summary.bytes)}, skipped: {len(skipped)}")
-    if summary.failed:
-        print("regctl: the import did not complete; run it again to resume.", file=sys.stderr)
-        return EXIT_CONFLICT if summary.clashes and not any(
-            v.action == "failed" for v in summary.versions) else EXIT_SERVER
-    return EXIT_OK
+    if summary.clashes:
+        print(f"regctl: {len(summary.clashes)} name clash(es): those models were not imported, nothing was merged.",
+              file=sys.stderr)
+    if summary.errors:
+        print(f"regctl: {len(summary.errors)} failure(s); run the import again to resume.", file=sys.stderr)
+        return EXIT_SERVER
+    return EXIT_CONFLICT if summary.clashes else EXIT_OK
 
 
 # --- parser -----------------------------------------------------------------------------

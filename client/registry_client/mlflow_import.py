@@ -139,12 +139,18 @@ class ImportSummary:
 
     @property
     def failed(self) -> bool:
-        return any(m.action in ("clash", "failed") for m in self.models) or any(
-            v.action == "failed" for v in self.versions) or any(a.action == "failed" for a in self.aliases)
+        return bool(self.clashes or self.errors)
 
     @property
     def clashes(self) -> list[ModelOutcome]:
         return [m for m in self.models if m.action == "clash"]
+
+    @property
+    def errors(self) -> list[str]:
+        """What failed (not the clashes): each as 'what: why'."""
+        return ([f"{m.name}: {m.reason}" for m in self.models if m.action == "failed"]
+                + [f"{v.model} v{v.mlflow_version}: {v.reason}" for v in self.versions if v.action == "failed"]
+                + [f"{a.model}@{a.alias}: {a.reason}" for a in self.aliases if a.action == "failed"])
 
     @property
     def files(self) -> int:
@@ -158,8 +164,7 @@ class ImportSummary:
     def skipped(self) -> list[tuple[str, str]]:
         """(what, why) of everything not imported, not published, or not aliased."""
         rows = [(m.name, m.reason) for m in self.models if m.action in ("clash", "failed")]
-        rows += [(f"{v.model} v{v.mlflow_version}", v.reason) for v in self.versions
-                 if v.action in ("skipped", "failed") or (v.status == "draft" and v.reason)]
+        rows += [(f"{v.model} v{v.mlflow_version}", v.reason) for v in self.versions if v.reason]
         rows += [(f"{a.model}@{a.alias}", a.reason) for a in self.aliases if a.action in ("skipped", "failed")]
         return rows
 

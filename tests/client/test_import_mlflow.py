@@ -355,6 +355,7 @@ def test_a_name_clash_is_reported_never_merged(mlflow_server, connect, server_ur
     assert result.returncode == 3, result.stderr
     assert "name clash" in result.stdout and "nothing was merged" in result.stdout
     assert "SKIPPED" in result.stdout and "models: 2" in result.stdout
+    assert "1 name clash(es)" in result.stderr and "failure" not in result.stderr
     mine.refresh()
     assert mine.description == "Ours, made by hand." and mine.version_numbers == [] and mine.metadata == {}
     assert registry.context("acme").model("doubler").version_numbers == [1]  # the rest came over
@@ -370,10 +371,11 @@ def test_a_name_clash_is_reported_never_merged(mlflow_server, connect, server_ur
 def test_a_dry_run_writes_nothing(mlflow_server, connect, server_url, tokens):
     registry = connect("publisher")
     before = snapshot(registry)
-    result = run_cli("--no-progress", "import-mlflow", "--tracking-uri", mlflow_server.url, "--context", "acme",
+    result = run_cli("--progress", "import-mlflow", "--tracking-uri", mlflow_server.url, "--context", "acme",
                      "--model", "churn", "--dry-run", "--json",
                      env={"REGISTRY_URL": server_url, "REGISTRY_TOKEN": tokens["publisher"]}, timeout=300)
     assert result.returncode == 0, result.stderr
+    assert "importing from MLflow" in result.stderr and "3/3" in result.stderr  # the progress bar
     plan = json.loads(result.stdout)
     assert plan["dry_run"] is True and plan["failed"] is False
     assert [m["action"] for m in plan["models"]] == ["would create"]
