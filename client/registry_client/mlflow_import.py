@@ -412,7 +412,7 @@ class Source:
     framework: str = ""
     framework_version: str = ""
     signature: dict | None = None
-    reason: str = ""  # why an artifact zip rather than a single file
+    flavors: list[str] = field(default_factory=list)  # MLmodel's, kept in the version's metadata
 
     @property
     def size(self) -> int:
@@ -425,28 +425,25 @@ def choose_source(mlmodel: dict, listing: list[tuple[str, int]], model_name: str
     sizes = dict(listing)
     signature = convert_signature(mlmodel)
     base = re.sub(r"[^A-Za-z0-9._-]+", "-", model_name).strip("-") or "model"
-    reason = ""
+    names = sorted(str(name) for name in flavors)
     for flavor, kind, key, inner in FILE_FLAVORS:
         options = flavors.get(flavor)
         if not isinstance(options, dict):
             continue
         if flavor == "sklearn" and options.get("serialization_format", "cloudpickle") not in ("pickle", "cloudpickle"):
-            reason = f"sklearn serialized as {options.get('serialization_format')}"
-            continue
+            continue  # skops: not a pickle; the zip keeps it
         relative = str(options.get(key) or "").strip("/")
         if inner and relative:
             relative = f"{relative}/{inner}"
         if relative in sizes:
             framework, version_key = FRAMEWORKS[flavor]
             return Source(kind, [(relative, sizes[relative])], f"{base}-v{version}.{kind}", framework,
-                          str(options.get(version_key) or ""), signature)
-        reason = f"the {flavor} flavor's file {relative or '?'} is not in the folder"
+                          str(options.get(version_key) or ""), signature, names)
     named = [name for name in flavors if name != "python_function"]
     framework = named[0] if named else "mlflow.pyfunc"
     framework_version = str((flavors.get(framework) or {}).get(f"{framework}_version") or "") if named else \
         str(mlmodel.get("mlflow_version") or "")
-    return Source("artifact", listing, f"{base}-v{version}.zip", framework, framework_version, signature,
-                  reason or f"flavors {', '.join(sorted(flavors)) or 'none'}: no single-file format")
+    return Source("artifact", listing, f"{base}-v{version}.zip", framework, framework_version, signature, names)
 
 
 def zip_folder(folder: Path, files: Iterable[str], target: Path) -> None:
@@ -720,7 +717,7 @@ class Importer:
         listing = self.rest.list_artifacts(root)
         source = self._source(root, listing, folder / "files", outcome.model, planned.version)
         for relative, size in source.files:
-            if relative != "MLmodel" or source.kind != "artifact":
+            if relative != "MLmodel":  # already there: it was read to choose the format
                 self.rest.download(root, relative, folder / "files" / relative, expected_size=size)
         if source.kind == "artifact":
             upload = folder / source.filename
@@ -729,22 +726,21 @@ class Importer:
             upload = folder / "files" / source.files[0][0]
         return source, upload
 
-    def _version_fields(self, planned: _Planned, params: dict, source: Source | None) -> dict:
+    def _version_fields(self, planned: _Planned, params: dict, source: Source) -> dict:
         mv = planned.mlflow
         tags = _tags(mv.get("tags"))
         info = planned.run.get("info") or {}
         fields: dict[str, Any] = {"description": str(mv.get("description") or ""), "tags": registry_tags(tags),
-                                  "hyperparameters": params}
-        if source is not None:
-            fields.update(framework=source.framework, framework_version=source.framework_version)
-            if source.signature:
-                fields["signature"] = source.signature
+                                  "hyperparameters": params, "framework": source.framework,
+                                  "framework_version": source.framework_version}
+        if source.signature:
+            fields["signature"] = source.signature
         fields["metadata"] = {METADATA_KEY: {
             "tracking_uri": self.tracking_uri, "model": str(mv.get("name")), "version": planned.version,
             "run_id": str(mv.get("run_id") or ""), "run_name": str(info.get("run_name") or ""),
             "experiment_id": str(info.get("experiment_id") or ""), "source": str(mv.get("source") or ""),
             "user_id": str(mv.get("user_id") or ""), "created_at": mv.get("creation_timestamp"),
-            "tags": tags, "imported_by": IMPORTER,
+            "tags": tags, "flavors": source.flavors, "imported_by": IMPORTER,
         }}
         return fields
 

@@ -191,6 +191,7 @@ def test_import_copies_every_field_and_byte(mlflow_server, connect, tmp_path):
         assert version.framework == "scikit-learn" and version.framework_version
         mark = version.metadata["mlflow"]
         assert (mark["model"], mark["version"], mark["run_id"]) == ("churn", str(number), run_id)
+        assert mark["flavors"] == ["python_function", "sklearn"]
         assert mark["source"].startswith("models:/m-") and mark["tags"] == {"validated": "yes" if number < 3 else "no"}
         assert version.signature == {
             "inputs": [{"name": "tenure", "dtype": "float64", "shape": [-1]},
