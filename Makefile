@@ -7,7 +7,12 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-fast migrate bench clean
+# MLflow, for the tests of `regctl import-mlflow` only: a virtualenv of its own (its dependencies
+# conflict with ours), pinned.
+MLFLOW_VENV := .mlflow-venv
+MLFLOW_REQUIREMENTS := mlflow==3.17.2 scikit-learn==1.9.1
+
+.PHONY: install run test test-fast migrate bench clean mlflow-venv
 
 install: $(VENV)/.installed
 
@@ -17,6 +22,13 @@ $(VENV)/.installed: pyproject.toml client/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]" -e "./client[test]"
 	touch $@
 
+mlflow-venv: $(MLFLOW_VENV)/.installed
+
+$(MLFLOW_VENV)/.installed: Makefile
+	test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet $(MLFLOW_REQUIREMENTS)
+	touch $@
+
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
@@ -24,7 +36,7 @@ run: migrate
 	$(BIN)/python manage.py demo_setup --address $(HOST):$(PORT)
 	$(BIN)/python manage.py serve $(HOST):$(PORT)
 
-test: install
+test: install mlflow-venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install
@@ -34,4 +46,4 @@ bench: install
 	$(BIN)/python bench/api.py
 
 clean:
-	rm -rf $(VENV) var test-artifacts
+	rm -rf $(VENV) $(MLFLOW_VENV) var test-artifacts

@@ -304,12 +304,59 @@ def cmd_login(args) -> int:
           "(mode 600)", file=sys.stderr)
     print(result.path)
     return EXIT_OK
+def _size(count: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return str(count)
+
+
+def cmd_import_mlflow(args) -> int:
+    from registry_client.mlflow_import import import_mlflow
+
+    registry = _registry(args)
+    summary = import_mlflow(registry, args.tracking_uri, args.context, models=args.model or None,
+                            dry_run=args.dry_run, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        print(f"{'Dry run: nothing was written. ' if summary.dry_run else ''}"
+              f"MLflow {summary.tracking_uri} -> context {summary.context}")
+        print()
+        _print_table([[m.name, m.action, m.model_id] for m in summary.models], ["MODEL", "ACTION", "ID"])
+        print()
+        _print_table([[v.model, v.mlflow_version, v.number or "-", v.action, v.status or "-", ",".join(v.files) or "-",
+                       _size(v.bytes) if v.bytes else "-"] for v in summary.versions],
+                     ["MODEL", "MLFLOW", "VERSION", "ACTION", "STATUS", "FILES", "BYTES"])
+        if summary.aliases:
+            print()
+            _print_table([[a.model, a.alias, a.mlflow_version, a.number or "-", a.action] for a in summary.aliases],
+                         ["MODEL", "ALIAS", "MLFLOW", "VERSION", "ACTION"])
+        skipped = summary.skipped
+        if skipped:
+            print()
+            _print_table([[what, why] for what, why in skipped], ["SKIPPED", "REASON"])
+        print()
+        versions = summary.versions
+        print(f"models: {len(summary.models)}, versions: {len(versions)} "
+              f"({sum(v.status == 'published' for v in versions)} published, "
+              f"{sum(v.status == 'draft' for v in versions)} drafts), files: {summary.files}, "
+              f"bytes: {_size(summary.bytes)}, skipped: {len(skipped)}")
+    if summary.clashes:
+        print(f"regctl: {len(summary.clashes)} name clash(es): those models were not imported, nothing was merged.",
+              file=sys.stderr)
+    if summary.errors:
+        print(f"regctl: {len(summary.errors)} failure(s); run the import again to resume.", file=sys.stderr)
+        return EXIT_SERVER
+    return EXIT_CONFLICT if summary.clashes else EXIT_OK
 
 
 # --- parser -----------------------------------------------------------------------------
 
 def build_parser() -> Parser:
-    parser = Parser(prog="regctl", description="Push, pull, freeze and list models of a model registry.",
+    parser = Parser(prog="regctl", description="Push, pull, freeze and list models of a model registry; "
+                                               "import them from MLflow.",
                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="registry URL (default: $REGISTRY_URL or the config file)")
     parser.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -401,6 +448,23 @@ def build_parser() -> Parser:
     ls.add_argument("--tag", action="append", default=[], help="with CONTEXT: only models with this tag")
     ls.add_argument("--json", action="store_true", help="print JSON")
     ls.set_defaults(handler=cmd_ls)
+
+    mlflow = commands.add_parser(
+        "import-mlflow", help="copy registered models from an MLflow tracking server",
+        description="Copy registered models (all, or those named by --model) from a running MLflow tracking "
+                    "server into CONTEXT: versions in order with params, metrics and files, aliases and the "
+                    "stages Production/Staging as aliases. Safe to run again: only what is new or changed is "
+                    "copied, and an interrupted import resumes. MLflow credentials: MLFLOW_TRACKING_TOKEN, or "
+                    "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mlflow.add_argument("--tracking-uri", required=True, metavar="URI", help="the MLflow server, e.g. http://mlflow:5000")
+    mlflow.add_argument("--context", required=True, metavar="CTX", help="the context to import into")
+    mlflow.add_argument("--model", nargs="+", action="extend", default=[], metavar="NAME",
+                        help="only these registered models (repeatable; default: all)")
+    mlflow.add_argument("--dry-run", action="store_true", help="say what would be done; write nothing")
+    mlflow.add_argument("--timeout", type=float, default=600, help="seconds to wait for a version's files to be ready")
+    mlflow.add_argument("--json", action="store_true", help="print the summary as JSON")
+    mlflow.set_defaults(handler=cmd_import_mlflow)
     return parser
 
 

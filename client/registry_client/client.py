@@ -254,6 +254,20 @@ class Registry:
                                status=404)
         return _fetch_verified(self, model.id, number, kind or target.kind, cache_dir=cache_dir)
 
+    # MLflow -----------------------------------------------------------------------------
+    def import_mlflow(self, tracking_uri: str, context: str, *, models: Iterable[str] | None = None,
+                      dry_run: bool = False, timeout: float = 600.0, progress: bool | None = None,
+                      on_version: Callable | None = None):
+        """Copy registered models (all, or those named in `models`) from the MLflow tracking
+        server at `tracking_uri` into `context`, over MLflow's REST API; safe to run again (only
+        what is new or changed is copied, an interrupted import resumes). With `dry_run`, nothing
+        is written. Returns an `ImportSummary`; see `registry_client.mlflow_import` for what maps
+        to what. `on_version` is called with each version's outcome as it is done."""
+        from registry_client.mlflow_import import import_mlflow
+
+        return import_mlflow(self, tracking_uri, context, models=models, dry_run=dry_run, timeout=timeout,
+                             progress=progress, on_version=on_version)
+
     # manifests ------------------------------------------------------------------------
     def load_manifest(self, source: str | os.PathLike | Mapping, *, eager: bool = True,
                       cache_dir: str | os.PathLike | None = None) -> Manifest:
