@@ -72,11 +72,26 @@ def context_list(user) -> QuerySet[Context]:
     return contexts_for(user, Perm.VIEW_MODEL).order_by("slug")
 
 
+# Every request under /contexts/{ctx}/ reads its context first: compiled once per process.
+_CONTEXT = CompiledQuery(lambda slug, contexts=None: (
+    Context.objects.all() if contexts is None else Context.objects.filter(pk__in=contexts)).filter(slug=slug).order_by())
+
+
 def context_get(user, slug: str) -> Context:
-    context = contexts_for(user, Perm.VIEW_MODEL).filter(slug=slug).first()
-    if context is None:
+    """A context the user can see, by slug: compiled when the scope is known without a query
+    (site staff, or the context ids read with the token), as in _visible_model."""
+    scope = context_scope(user, Perm.VIEW_MODEL)
+    if scope == ALL_CONTEXTS:
+        found = _CONTEXT.run(slug=str(slug))
+    elif scope:
+        found = _CONTEXT.run(slug=str(slug), contexts=sorted(scope))
+    elif scope is None:
+        found = list(contexts_for(user, Perm.VIEW_MODEL).filter(slug=slug)[:1])
+    else:
+        found = []
+    if not found:
         raise NotFound("Context not found.")
-    return context
+    return found[0]
 
 
 def member_list(context: Context) -> QuerySet[Membership]:
@@ -468,13 +483,25 @@ def alias_get(model: Model, name: str) -> Alias:
     return found[0]
 
 
-def alias_history(model: Model, name: str | None = None) -> QuerySet[AliasMove]:
-    """Moves of the aliases of `model` (or of the alias `name`), newest first, as shown."""
+def _moves_shown(moves: QuerySet[AliasMove]) -> QuerySet[AliasMove]:
     related, columns = _with_users(*MOVE_USERS)
-    moves = model.alias_moves.select_related(*related).only(*columns)
-    if name is not None:
-        moves = moves.filter(alias_name=name)
-    return moves.order_by("-created_at", "-id")
+    return moves.select_related(*related).only(*columns).order_by("-created_at", "-id")
+
+
+def alias_history(model: Model) -> QuerySet[AliasMove]:
+    """Moves of the aliases of `model`, newest first, as shown (the dashboard's Aliases tab)."""
+    return _moves_shown(model.alias_moves.all())
+
+
+ALIAS_MOVES_SHOWN = 100  # the newest moves in an alias's detail
+# An alias's detail is read as often as the alias is resolved: compiled once per process.
+_ALIAS_MOVES = CompiledQuery(lambda model_id, name: _moves_shown(
+    AliasMove.objects.filter(model_id=model_id, alias_name=name))[:ALIAS_MOVES_SHOWN])
+
+
+def alias_moves(model: Model, name: str) -> list[AliasMove]:
+    """The newest ALIAS_MOVES_SHOWN moves of alias `name` of a visible `model`, as shown."""
+    return _ALIAS_MOVES.run(model_id=model.pk, name=str(name))
 
 
 def _record_version_count():

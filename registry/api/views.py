@@ -33,7 +33,6 @@ ERRORS = {
     429: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT,
 }
 
-ALIAS_HISTORY_SHOWN = 100  # the newest moves in an alias's detail
 
 # The file store failing: 503 with Retry-After (unreachable), 507 (a full disk).
 STORAGE_ERRORS = {503: OpenApiTypes.OBJECT, 507: OpenApiTypes.OBJECT}
@@ -763,7 +762,7 @@ class AliasDetailView(RegistryView):
         known, so it is not read again)."""
         if isinstance(alias, str):
             alias = selectors.alias_get(model, alias)
-        history = selectors.alias_history(model, alias.name)[:ALIAS_HISTORY_SHOWN]
+        history = selectors.alias_moves(model, alias.name)
         return s.serialize_alias_detail(alias, history)
 
     @extend_schema(responses=s.AliasDetailSerializer, summary="An alias, its version and its history")
