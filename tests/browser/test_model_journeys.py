@@ -537,7 +537,7 @@ def test_api_tokens_create_shown_once_and_revoke(page, server):
 
     reveal = page.locator(".token-reveal")
     expect(reveal).to_contain_text("Copy it now: it will not be shown again.")
-    expect(reveal).to_contain_text("Read-only. Expires")
+    expect(reveal).to_contain_text(re.compile(r"Scope: all your contexts;\s*read-only\.\s*Expires", re.S))
     plain = page.get_by_label("New API token").input_value()
     assert len(plain) >= 30
     row = page.locator("table.list tbody tr", has_text="CI pipeline")
