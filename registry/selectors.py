@@ -272,6 +272,28 @@ def model_list(
     return models.order_by(f"-{field}" if descending else field, "name_key", "id")
 
 
+def _model_by_name_query(context_id, name_key) -> QuerySet[Model]:
+    related, columns = _with_users(*MODEL_USERS)
+    return (Model.objects.select_related("context", *related).only(*columns).annotate(**_model_shown())
+            .filter(context_id=context_id, name_key=name_key).order_by())
+
+
+# Looking a model up by its name is as common as by id (a notebook knows the name): compiled once
+# per process, like model_detail.
+_MODEL_BY_NAME = CompiledQuery(_model_by_name_query)
+
+
+def model_by_name(user, context: Context, name: str) -> Model | None:
+    """The model of a visible `context` whose normalised name is `name`, as shown (the rows of
+    model_list), or None: the API's `?name=` lookup."""
+    try:
+        _, key = normalize_name(name)
+    except InvalidInput:
+        return None
+    found = _MODEL_BY_NAME.run(context_id=context.pk, name_key=key)
+    return found[0] if found and model_in_scope(user, found[0].pk) else None
+
+
 def _model_ordering(ordering: str) -> tuple[str, bool]:
     field = MODEL_ORDERINGS.get(ordering.removeprefix("-"))
     if ordering and field is None:

@@ -446,6 +446,11 @@ class ModelListView(RegistryView):
     def get(self, request, ctx):
         context = selectors.context_get(request.user, ctx)
         params = request.query_params
+        if set(params) == {"name"} and params["name"]:
+            # A lookup by exact name: at most one row, the list's page shape, one compiled statement.
+            found = selectors.model_by_name(request.user, context, params["name"])
+            return Response({"next": None, "previous": None,
+                             "results": [s.serialize_model(found)] if found is not None else []})
         models = selectors.model_list(
             request.user, context, search=params.get("search", ""), tags=params.getlist("tag"),
             name=params.get("name", ""), ordering=params.get("ordering", ""),

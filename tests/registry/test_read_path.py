@@ -257,6 +257,29 @@ def test_reads_cost_one_statement_each(clients, catalog):
     assert len(_statements(client, f"{base}/aliases/production/")) == 4
     # token, context, first page of models
     assert len(_statements(client, "/api/v1/contexts/acme/models/")) == 3
+    # token, context, the model by its name (with its tags, versions and aliases)
+    assert len(_statements(client, "/api/v1/contexts/acme/models/?name=FRAUD_detector")) == 3
+
+
+@pytest.mark.parametrize("name, found", [("fraud_detector", 1), (" FRAUD_Detector ", 1), ("straße-MODEL", 1),
+                                         ("école", 1), ("fraud", 0), ("%", 0), (" ", 0), ("", 5)])
+def test_a_lookup_by_name_answers_what_the_list_does(clients, catalog, name, found):
+    """`?name=` alone is read by its own compiled statement: the same page as the list's."""
+    client = clients["viewer"]
+    alone = client.get("/api/v1/contexts/acme/models/", {"name": name})
+    listed = client.get("/api/v1/contexts/acme/models/", {"name": name, "ordering": "name"})
+    assert alone.status_code == listed.status_code == 200
+    assert alone.json() == listed.json()
+    assert len(alone.json()["results"]) == found
+
+
+def test_a_token_limited_to_other_models_does_not_find_one_by_name(context, users, catalog):
+    token, plain = services.token_create(actor=users["viewer"], user=users["viewer"], name="one model",
+                                         models=[str(catalog["speech"].pk)])
+    client = client_for(None)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plain}")
+    assert client.get("/api/v1/contexts/acme/models/", {"name": "speech"}).json()["results"][0]["name"] == "speech"
+    assert client.get("/api/v1/contexts/acme/models/", {"name": "fraud_detector"}).json()["results"] == []
 
 
 @pytest.mark.parametrize("path", ["metrics/", "formats/", "formats/pkl/", "manifest/", "manifest/?frozen=true",
