@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import time
 
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
@@ -58,6 +59,28 @@ def caller(request) -> str | None:
     return None
 
 
+def _count(key: str, ttl: int) -> int:
+    """Add one to the window's counter and return it; the counter expires `ttl` seconds after
+    the window's first request. On Redis, one round trip (INCR, then EXPIRE NX in the same
+    pipeline); Django's `cache.incr` costs two (EXISTS, then INCRBY), and every API request pays
+    it. Other caches (the zero-service default's memory) through the cache API."""
+    cache = caches["default"]
+    if isinstance(cache, RedisCache):
+        full_key = cache.make_and_validate_key(key)
+        # Django's RedisCache keeps its redis-py clients in `_cache` (RedisCacheClient), the
+        # only way to its connection pool.
+        client = cache._cache.get_client(full_key, write=True)
+        with client.pipeline(transaction=False) as pipe:
+            pipe.incr(full_key)
+            pipe.expire(full_key, ttl, nx=True)
+            used, _ = pipe.execute()
+        return int(used)
+    try:
+        return cache.incr(key)
+    except ValueError:  # this request opens the window (or another one just did)
+        return 1 if cache.add(key, 1, timeout=ttl) else cache.incr(key)
+
+
 class WindowThrottle(BaseThrottle):
     scope = ""
 
@@ -77,10 +100,7 @@ class WindowThrottle(BaseThrottle):
         window = int(now // seconds)
         key = f"throttle:{scope}:{who}:{seconds}:{window}"
         try:
-            try:
-                used = cache.incr(key)
-            except ValueError:  # this request opens the window (or another one just did)
-                used = 1 if cache.add(key, 1, timeout=seconds + 5) else cache.incr(key)
+            used = _count(key, seconds + 5)
         except _cache_errors() as exc:
             logger.warning("throttle %s not applied, the cache failed: %s", scope, describe(exc))
             return True

@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, QuerySet, Subquery, UUIDField, Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from registry import compare
@@ -32,6 +34,7 @@ from registry.models import (
     VersionStatus,
 )
 from registry.permissions import Perm, has_perm
+from registry.prepared import CompiledQuery
 from registry.services import webhooks
 from registry.services.common import audit, clean_text, lock_for_update
 
@@ -48,10 +51,15 @@ def clean_alias_name(name) -> str:
     return name
 
 
-def _published_version(model: Model, number) -> Version:
+def _version_number(model: Model, number) -> int:
     if not isinstance(number, int) or isinstance(number, bool):
         raise InvalidInput("'version' must be a version number.", field="version")
-    version = Version.objects.filter(model=model, number=number).first()
+    if not 0 < number < 2**31:  # the column's range: no version has such a number
+        raise InvalidInput(f"Model '{model.name}' has no version {number}.", field="version")
+    return number
+
+
+def _published(model: Model, version: Version | None, number: int) -> Version:
     if version is None:
         raise InvalidInput(f"Model '{model.name}' has no version {number}.", field="version")
     if version.status != VersionStatus.PUBLISHED:
@@ -60,27 +68,84 @@ def _published_version(model: Model, number) -> Version:
     return version
 
 
+def protection(context_id, name) -> QuerySet[ProtectedAlias]:
+    """The row protecting alias `name` in a context, if any: names match case-insensitively
+    (LOWER on both sides, as the unique index on LOWER(name), context is built)."""
+    return ProtectedAlias.objects.annotate(name_lower=Lower("name")).filter(
+        context_id=context_id, name_lower=Lower(Value(name)))
+
+
 def is_protected(model: Model, name: str) -> bool:
     """Whether alias `name` is protected in the model's context (names match case-insensitively)."""
-    return ProtectedAlias.objects.filter(context_id=model.context_id, name__iexact=name).exists()
+    return protection(model.context_id, name).exists()
 
 
-def _needs_request(actor, model: Model, name: str) -> bool:
-    return is_protected(model, name) and not has_perm(actor, model.context, Perm.MOVE_PROTECTED_ALIAS,
-                                                      model_id=model.pk)
+def _move_read(model_id, number, name) -> QuerySet[Model]:
+    """The model, locked, with all that setting its alias `name` to version `number` reads: the
+    version (id, status, signature), the alias as it is (id, version id, number, signature) and
+    whether the name is protected, each a scalar subquery of one statement."""
+    version = Version.objects.filter(model_id=OuterRef("pk"), number=number)
+    alias = Alias.objects.filter(model_id=OuterRef("pk"), name=name)
+    return lock_for_update(Model).defer("name_upper", "description_upper").filter(pk=model_id).order_by().annotate(
+        target_id=Subquery(version.values("pk")), target_status=Subquery(version.values("status")),
+        target_signature=Subquery(version.values("signature")),
+        alias_id=Subquery(alias.values("pk")), alias_version_id=Subquery(alias.values("version_id"), output_field=UUIDField()),  # SQLite: hex text else
+        alias_number=Subquery(alias.values("version__number")),
+        alias_signature=Subquery(alias.values("version__signature")),
+        protected=Exists(protection(OuterRef("context_id"), name)),
+    )
 
 
-def _move(*, actor, model: Model, name: str, version: Version, action: str, note: str = "") -> Alias:
-    """Point the alias at `version`. The returned alias carries `breaking_changes`: the breaking
-    signature changes (registry/compare.py, per named signature) from the version it left, which
-    its callers may now meet; they are kept in the audit event too."""
-    alias = lock_for_update(Alias).select_related("version").filter(
+# Setting an alias is as frequent as publishing: its reads are one statement, compiled once per
+# process (registry/prepared.py).
+_MOVE_READ = CompiledQuery(_move_read)
+
+
+def _read_for_move(model: Model, number: int, name: str) -> tuple[Model, Version | None, Alias | None, bool]:
+    """Lock `model` and read, in one statement, the version `number` (None if there is none),
+    alias `name` (None if unset) with its version, and whether the name is protected. The
+    version and the alias carry the columns a move reads (ids, number, status, signature)."""
+    found = _MOVE_READ.run(model_id=model.pk, number=number, name=name)
+    if not found:
+        raise NotFound("Model not found.")
+    row = found[0]
+    row.context = model.context  # read with `model`, in this request
+    version = None if row.target_id is None else Version(
+        id=row.target_id, model_id=row.pk, number=number, status=row.target_status, signature=row.target_signature)
+    alias = None
+    if row.alias_id is not None:
+        alias = Alias(id=row.alias_id, model_id=row.pk, name=name, version_id=row.alias_version_id)
+        alias.version = Version(id=row.alias_version_id, model_id=row.pk, number=row.alias_number,
+                                status=VersionStatus.PUBLISHED, signature=row.alias_signature)
+    return row, version, alias, row.protected
+
+
+def _needs_request(actor, model: Model, name: str, *, protected: bool | None = None) -> bool:
+    """Whether `actor`'s move of alias `name` becomes a request (`protected`: if already read)."""
+    if protected is None:
+        protected = is_protected(model, name)
+    return protected and not has_perm(actor, model.context, Perm.MOVE_PROTECTED_ALIAS, model_id=model.pk)
+
+
+_UNREAD = object()
+
+
+def _move(*, actor, model: Model, name: str, version: Version, action: str, note: str = "",
+          current=_UNREAD) -> Alias:
+    """Point the alias at `version` (`model` is locked). The returned alias carries
+    `breaking_changes`: the breaking signature changes (registry/compare.py, per named
+    signature) from the version it left, which its callers may now meet; they are kept in the
+    audit event too. `current`: the alias as it is (None: unset), when the caller read it
+    under the model's lock; else it is read here."""
+    alias = current if current is not _UNREAD else Alias.objects.select_related("version").filter(
         model=model, name=name).first()
     previous = alias.version.number if alias else None
     breaking = []
     if alias is None:
         alias = Alias.objects.create(model=model, name=name, version=version, updated_by=actor)
-    elif alias.version_id == version.pk:
+    elif alias.version_id == version.pk:  # already there: nothing moves
+        if current is not _UNREAD:
+            alias = _existing_alias(model, name)  # `current` carries only what a move reads
         alias.breaking_changes = []
         return alias
     else:
@@ -118,7 +183,7 @@ def _locked_model(model: Model) -> Model:
 
 
 def _existing_alias(model: Model, name: str) -> Alias:
-    alias = Alias.objects.select_related("version").filter(model=model, name=name).first()
+    alias = Alias.objects.select_related("version", "updated_by").filter(model=model, name=name).first()
     if alias is None:
         raise NotFound(f"Model '{model.name}' has no alias '{name}'.")
     return alias
@@ -141,16 +206,16 @@ def alias_set(*, actor, model: Model, name: str, version_number: int,
     """Point alias `name` at a published version, creating or atomically moving it; for a
     protected alias and an actor without `move-protected-alias`, ask for it (a pending request)."""
     name = clean_alias_name(name)
-    model = _locked_model(model)
-    version = _published_version(model, version_number)
-    if _needs_request(actor, model, name):
-        current = Alias.objects.select_related("version").filter(model=model, name=name).first()
+    number = _version_number(model, version_number)
+    model, version, current, protected = _read_for_move(model, number, name)
+    version = _published(model, version, number)
+    if _needs_request(actor, model, name, protected=protected):
         if current is not None and current.version_id == version.pk:
-            return current  # already there: nothing to ask
+            return _existing_alias(model, name)  # already there: nothing to ask
         return _request(actor=actor, model=model, name=name, action=MoveAction.SET,
                         from_number=current.version.number if current else None, to_number=version.number,
                         comment=comment)
-    return _move(actor=actor, model=model, name=name, version=version, action="alias.move")
+    return _move(actor=actor, model=model, name=name, version=version, action="alias.move", current=current)
 
 
 @transaction.atomic

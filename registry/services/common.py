@@ -13,6 +13,7 @@ from registry import jsoninput, signatures
 from registry.errors import InvalidInput
 from registry.models import AuditEvent, Context, Tag
 from registry.names import clean_label
+from registry.prepared import CompiledQuery
 
 TAG_MAX_LENGTH = 32
 SIGNATURE_DTYPES = {
@@ -98,17 +99,23 @@ def set_tags(obj: models.Model, tags: list[str], *, new: bool = False) -> list[T
         return []
     # Get-or-create in bulk: tags are mostly reused, so read first (one query) and insert only
     # the missing ones (ignoring a concurrent insert of the same key), then read those back.
-    rows = list(Tag.objects.filter(key__in=keys))
+    rows = _TAGS.run(keys=sorted(keys))
     missing = keys.keys() - {row.key for row in rows}
     if missing:
         Tag.objects.bulk_create([Tag(name=keys[key], key=key) for key in missing], ignore_conflicts=True)
         rows += Tag.objects.filter(key__in=missing)
     rows.sort(key=lambda row: row.key)
-    if new:
-        obj.tags.add(*rows)
+    if new:  # no rows to keep or compare: the links are inserted, as tags.add() would without its read
+        through = obj.tags.through
+        link = obj.tags.source_field_name + "_id"
+        through.objects.bulk_create([through(**{link: obj.pk, "tag_id": row.pk}) for row in rows])
     else:
         obj.tags.set(rows)
     return rows
+
+
+# Every model and version created with tags reads them: compiled once per process and number of tags.
+_TAGS = CompiledQuery(lambda keys: Tag.objects.filter(key__in=keys).order_by())
 
 
 def tag_names(obj) -> list[str]:

@@ -46,6 +46,7 @@ from registry.models import (
     WebhookDelivery,
 )
 from registry.models.webhooks import TEST_EVENT
+from registry.prepared import CompiledQuery
 from registry.services.common import actor_name, apply_changes, audit, clean_text, describe_changes, lock_for_update
 from registry.webhooks import destinations, sending, signing
 
@@ -104,6 +105,11 @@ def _queue_after_commit(deliveries: list[WebhookDelivery]) -> None:
     transaction.on_commit(lambda: [queue.send(DELIVER_TASK, *args) for args in sent])
 
 
+# Read by every write that emits an event, mostly to find none: compiled once per process.
+_ENABLED_HOOKS = CompiledQuery(lambda context_id: Webhook.objects.filter(context_id=context_id, enabled=True)
+                               .only("id", "events").order_by("created_at", "id"))
+
+
 def emit(context: Context, event_type: str, payload: dict, *, actor=None) -> list[WebhookDelivery]:
     """Record `event_type` for every enabled hook of `context` that subscribes to it; each is
     sent after the surrounding transaction commits. Call it inside the write's transaction.
@@ -111,9 +117,7 @@ def emit(context: Context, event_type: str, payload: dict, *, actor=None) -> lis
     operator (manage.py), False for the workers (the body's `actor` is then null)."""
     if event_type not in EventType.values:
         raise ValueError(f"unknown webhook event type {event_type!r}")
-    hooks = [hook_id for hook_id, events in
-             Webhook.objects.filter(context_id=context.pk, enabled=True).values_list("id", "events")
-             if event_type in events]
+    hooks = [hook.pk for hook in _ENABLED_HOOKS.run(context_id=context.pk) if event_type in hook.events]
     if not hooks:
         return []
     now = timezone.now()

@@ -99,7 +99,7 @@ def test_an_alias_move_in_progress_does_not_block_the_context(monkeypatch, conte
     model = services.model_create(actor=users["editor"], context=context, name="m")
     _published(model, users)
     outcome, errors = _write_while_held(
-        monkeypatch, alias_services, "_published_version",
+        monkeypatch, alias_services, "_published",
         lambda: services.alias_set(actor=users["publisher"], model=model, name="production", version_number=2),
         context, users,
     )

@@ -347,3 +347,32 @@ def test_timestamps_render_as_drf_renders_them(zone):
         for moment in moments:
             assert _timestamp(moment) == drf.DateTimeField().to_representation(moment)
     assert _timestamp(None) is None
+
+
+def _write_statements(client, method: str, url: str, body: dict) -> list[str]:
+    client.get("/api/v1/contexts/")  # the token's first use of the day notes it (last_used_at)
+    with CaptureQueriesContext(connection) as captured:
+        response = getattr(client, method)(url, body, format="json")
+    assert response.status_code in (200, 201), response.content
+    return [query["sql"] for query in captured.captured_queries
+            if query["sql"].split()[0].upper() not in {"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}]
+
+
+def test_writes_cost_a_fixed_number_of_statements(clients, catalog):
+    """Creating a model and moving an alias are as frequent as reads: what each writes and the
+    one read of what it checks, nothing read twice."""
+    fraud = catalog["fraud_detector"]
+    created = _write_statements(clients["editor"], "post", "/api/v1/contexts/acme/models/",
+                                {"name": "counted", "tags": ["tabular", "new-tag"]})
+    # token, context, the model, the tags there are, the tag that is new and its read back,
+    # the model's links to both, the audit event
+    assert len(created) == 8, "\n".join(q[:90] for q in created)
+    url = f"/api/v1/models/{fraud.pk}/aliases/production/"
+    moved = _write_statements(clients["publisher"], "put", url, {"version": 1})
+    # token, model; locked: the model with the version, the alias and its protection (one
+    # statement); the alias, its move, the audit event, the context's webhooks; then the history
+    assert len(moved) == 8, "\n".join(q[:90] for q in moved)
+    assert "registry_protectedalias" in moved[2] and "registry_alias" in moved[2] and "FOR NO KEY UPDATE" in (
+        moved[2] if connection.vendor == "postgresql" else "FOR NO KEY UPDATE")
+    again = _write_statements(clients["publisher"], "put", url, {"version": 1})
+    assert len(again) == 4 + 1, again  # where it points already: nothing written, the alias read to answer
