@@ -408,45 +408,50 @@ def version_manifest(version: Version, *, frozen: bool = False, formats=None) ->
     return manifests.build(version, formats, frozen=frozen, now=moment)
 
 
-def metric_list(version: Version, *, key: str = "") -> QuerySet[Metric]:
-    metrics = Metric.objects.filter(version=version)
+def _metric_points(row_class, key: str, **owner) -> QuerySet:
+    """The metric points of one owner (`version=` or `model=`), optionally of one key, in the
+    order the lists page them."""
+    metrics = row_class.objects.filter(**owner)
     if key:
         metrics = metrics.filter(key=key)
     # Nulls placed explicitly (the databases differ), which keyset pagination needs.
     return metrics.order_by("key", F("step").asc(nulls_last=True), "wallclock", "id")
 
 
-def metric_latest(version: Version) -> QuerySet[Metric]:
-    """The latest value of each metric key of `version` (highest step, then newest wallclock).
+def _metric_points_latest(row_class, owner_field: str, owner) -> QuerySet:
+    """The latest point of each key of one owner (highest step, then newest wallclock).
 
     One query whatever the number of keys or logged values: each row is kept only if it is
-    the newest of its key, decided by a correlated subquery that the (version, key, step)
+    the newest of its key, decided by a correlated subquery that the (owner, key, step)
     index serves.
     """
+    owner_id = f"{owner_field}_id"
     newest = (
-        Metric.objects.filter(version_id=OuterRef("version_id"), key=OuterRef("key"))
+        row_class.objects.filter(**{owner_id: OuterRef(owner_id)}, key=OuterRef("key"))
         .order_by(F("step").desc(nulls_last=True), "-wallclock", "-id")
         .values("id")[:1]
     )
-    return Metric.objects.filter(version=version, id=Subquery(newest)).order_by("key")
+    return row_class.objects.filter(**{owner_field: owner}, id=Subquery(newest)).order_by("key")
+
+
+def metric_list(version: Version, *, key: str = "") -> QuerySet[Metric]:
+    """The metric points logged on a visible `version`."""
+    return _metric_points(Metric, key, version=version)
+
+
+def metric_latest(version: Version) -> QuerySet[Metric]:
+    """The latest value of each metric key of `version`, in one query."""
+    return _metric_points_latest(Metric, "version", version)
 
 
 def model_metric_list(model: Model, *, key: str = "") -> QuerySet[ModelMetric]:
     """The metric points logged on a visible `model` itself, in the order version metrics are."""
-    metrics = ModelMetric.objects.filter(model=model)
-    if key:
-        metrics = metrics.filter(key=key)
-    return metrics.order_by("key", F("step").asc(nulls_last=True), "wallclock", "id")
+    return _metric_points(ModelMetric, key, model=model)
 
 
 def model_metric_latest(model: Model) -> QuerySet[ModelMetric]:
     """The latest value of each of `model`'s own metric keys, in one query (as metric_latest)."""
-    newest = (
-        ModelMetric.objects.filter(model_id=OuterRef("model_id"), key=OuterRef("key"))
-        .order_by(F("step").desc(nulls_last=True), "-wallclock", "-id")
-        .values("id")[:1]
-    )
-    return ModelMetric.objects.filter(model=model, id=Subquery(newest)).order_by("key")
+    return _metric_points_latest(ModelMetric, "model", model)
 
 
 MAX_METRIC_KEYS_OFFERED = 500  # keys a model page offers to chart across versions

@@ -531,6 +531,12 @@ class VersionPublishView(RegistryView):
         return Response(s.serialize_version(selectors.version_detail(version.model, number)))
 
 
+def _metric_items(request) -> list:
+    """A metrics body is one point (an object) or many (a list): always a list to the service."""
+    payload = request.data
+    return list(payload) if isinstance(payload, list) else [payload]
+
+
 class MetricListView(RegistryView):
     pagination_class = CursorPagination
 
@@ -548,9 +554,7 @@ class MetricListView(RegistryView):
     @requires(Perm.EDIT_MODEL)
     def post(self, request, model_id, number):
         version = self.version(model_id, number)
-        payload = request.data
-        items = payload if isinstance(payload, list) else [payload]
-        metrics = services.metrics_log(actor=request.user, version=version, metrics=list(items))
+        metrics = services.metrics_log(actor=request.user, version=version, metrics=_metric_items(request))
         return Response(s.MetricSerializer(metrics, many=True).data, status=201)
 
 
@@ -570,9 +574,8 @@ class ModelMetricListView(RegistryView):
     )
     @requires(Perm.EDIT_MODEL)
     def post(self, request, model_id):
-        payload = request.data
-        items = payload if isinstance(payload, list) else [payload]
-        metrics = services.model_metrics_log(actor=request.user, model=self.model(model_id), metrics=list(items))
+        metrics = services.model_metrics_log(actor=request.user, model=self.model(model_id),
+                                             metrics=_metric_items(request))
         return Response(s.MetricSerializer(metrics, many=True).data, status=201)
 
 
