@@ -67,6 +67,20 @@ def _uuid(value, what: str) -> uuid.UUID:
         raise NotFound(f"{what} not found.") from None
 
 
+def _by_int_id(rows: QuerySet, row_id, *, missing: str, malformed: str = ""):
+    """The row of `rows` whose integer primary key is `row_id` (as a URL gives it); NotFound
+    (404) with `missing` when there is none, or with `malformed` (else `missing`) when `row_id`
+    is not an integer, before any query."""
+    try:
+        row_id = int(row_id)
+    except (TypeError, ValueError):
+        raise NotFound(malformed or missing) from None
+    row = rows.filter(pk=row_id).first()
+    if row is None:
+        raise NotFound(missing)
+    return row
+
+
 def context_list(user) -> QuerySet[Context]:
     """Contexts the user can see."""
     return contexts_for(user, Perm.VIEW_MODEL).order_by("slug")
@@ -123,15 +137,9 @@ def sso_rule_get(user, rule_id) -> SsoRule:
 def member_get(context: Context, membership_id, *, hand_granted: bool = False) -> Membership:
     """One membership of `context`; one of another context is simply not found. With
     `hand_granted`, only one an admin granted (those of single sign-on rules are the rules')."""
-    try:
-        membership_id = int(membership_id)
-    except (TypeError, ValueError):
-        raise NotFound("Membership not found.") from None
-    rows = member_list(context).filter(pk=membership_id)
-    membership = (rows.filter(source=MembershipSource.MANUAL) if hand_granted else rows).first()
-    if membership is None:
-        raise NotFound("This membership does not exist (any more).")
-    return membership
+    rows = member_list(context)
+    return _by_int_id(rows.filter(source=MembershipSource.MANUAL) if hand_granted else rows, membership_id,
+                      missing="This membership does not exist (any more).", malformed="Membership not found.")
 
 
 def _first(queryset):
@@ -572,14 +580,8 @@ def trusted_import_list(context: Context) -> QuerySet[TrustedImport]:
 
 def trusted_import_get(context: Context, trusted_id) -> TrustedImport:
     """One trusted import of `context` by id; one of another context is simply not found."""
-    try:
-        trusted_id = int(trusted_id)
-    except (TypeError, ValueError):
-        raise NotFound("Trusted import not found.") from None
-    row = trusted_import_list(context).filter(pk=trusted_id).first()
-    if row is None:
-        raise NotFound("This import is not trusted here (any more).")
-    return row
+    return _by_int_id(trusted_import_list(context), trusted_id,
+                      missing="This import is not trusted here (any more).", malformed="Trusted import not found.")
 
 
 def audit_list(
@@ -662,14 +664,7 @@ def context_token_list(context: Context) -> QuerySet[ApiToken]:
 
 def context_token_get(context: Context, token_id) -> ApiToken:
     """A token that can act in `context` (context_token_list); any other is not found (404)."""
-    try:
-        token_id = int(token_id)
-    except (TypeError, ValueError):
-        raise NotFound("Token not found.") from None
-    token = context_token_list(context).filter(pk=token_id).first()
-    if token is None:
-        raise NotFound("Token not found.")
-    return token
+    return _by_int_id(context_token_list(context), token_id, missing="Token not found.")
 
 
 # --- protected aliases and move requests --------------------------------------------------------
@@ -703,14 +698,8 @@ def alias_request_list(*, model: Model | None = None, context: Context | None = 
 
 
 def alias_request_get(model: Model, request_id) -> AliasMoveRequest:
-    try:
-        request_id = int(request_id)
-    except (TypeError, ValueError):
-        raise NotFound("Request not found.") from None
-    request = alias_request_list(model=model).filter(pk=request_id).first()
-    if request is None:
-        raise NotFound("Request not found.")
-    return request
+    """One move request on a visible `model`; one on another model is simply not found (404)."""
+    return _by_int_id(alias_request_list(model=model), request_id, missing="Request not found.")
 
 
 def alias_request_check(request: AliasMoveRequest) -> list:
@@ -724,14 +713,7 @@ def alias_request_check(request: AliasMoveRequest) -> list:
 
 def token_get(user, token_id) -> ApiToken:
     """One of `user`'s own API tokens; anybody else's token is simply not found (404)."""
-    try:
-        token_id = int(token_id)
-    except (TypeError, ValueError):
-        raise NotFound("Token not found.") from None
-    token = token_list(user).filter(pk=token_id).first()
-    if token is None:
-        raise NotFound("Token not found.")
-    return token
+    return _by_int_id(token_list(user), token_id, missing="Token not found.")
 
 
 # --- what the dashboard shows beside versions and aliases -----------------------------------------
