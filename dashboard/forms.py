@@ -32,9 +32,12 @@ class JSONObjectField(forms.JSONField):
 
     widget = forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "mono"})
 
+    json_type = dict
+    wrong_type = 'Enter a JSON object in braces, e.g. {"learning_rate": 0.01}.'
+
     def to_python(self, value):
         if value in self.empty_values or (isinstance(value, str) and not value.strip()):
-            return {}
+            return self.json_type()
         if isinstance(value, str):
             try:
                 value = jsoninput.loads(value, max_depth=settings.REGISTRY_MAX_JSON_DEPTH)
@@ -44,8 +47,8 @@ class JSONObjectField(forms.JSONField):
                 ) from None
             except ValueError as error:  # nested too deep, NaN or Infinity
                 raise forms.ValidationError(str(error)) from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError('Enter a JSON object in braces, e.g. {"learning_rate": 0.01}.')
+        if not isinstance(value, self.json_type):
+            raise forms.ValidationError(self.wrong_type)
         return value
 
     def prepare_value(self, value):
@@ -61,21 +64,8 @@ class JSONObjectField(forms.JSONField):
 class JSONListField(JSONObjectField):
     """A JSON list typed in a textarea; empty means []."""
 
-    def to_python(self, value):
-        if value in self.empty_values or (isinstance(value, str) and not value.strip()):
-            return []
-        if isinstance(value, str):
-            try:
-                value = jsoninput.loads(value, max_depth=settings.REGISTRY_MAX_JSON_DEPTH)
-            except json.JSONDecodeError as error:
-                raise forms.ValidationError(
-                    f"This is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}."
-                ) from None
-            except ValueError as error:
-                raise forms.ValidationError(str(error)) from None
-        if not isinstance(value, list):
-            raise forms.ValidationError('Enter a JSON list in brackets, e.g. [{"name": "weights", …}].')
-        return value
+    json_type = list
+    wrong_type = 'Enter a JSON list in brackets, e.g. [{"name": "weights", …}].'
 
 
 class VersionForm(forms.Form):

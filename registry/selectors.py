@@ -67,6 +67,20 @@ def _uuid(value, what: str) -> uuid.UUID:
         raise NotFound(f"{what} not found.") from None
 
 
+def _by_int_id(rows: QuerySet, row_id, *, missing: str, malformed: str = ""):
+    """The row of `rows` whose integer primary key is `row_id` (as a URL gives it); NotFound
+    (404) with `missing` when there is none, or with `malformed` (else `missing`) when `row_id`
+    is not an integer, before any query."""
+    try:
+        row_id = int(row_id)
+    except (TypeError, ValueError):
+        raise NotFound(malformed or missing) from None
+    row = rows.filter(pk=row_id).first()
+    if row is None:
+        raise NotFound(missing)
+    return row
+
+
 def context_list(user) -> QuerySet[Context]:
     """Contexts the user can see."""
     return contexts_for(user, Perm.VIEW_MODEL).order_by("slug")
@@ -123,15 +137,9 @@ def sso_rule_get(user, rule_id) -> SsoRule:
 def member_get(context: Context, membership_id, *, hand_granted: bool = False) -> Membership:
     """One membership of `context`; one of another context is simply not found. With
     `hand_granted`, only one an admin granted (those of single sign-on rules are the rules')."""
-    try:
-        membership_id = int(membership_id)
-    except (TypeError, ValueError):
-        raise NotFound("Membership not found.") from None
-    rows = member_list(context).filter(pk=membership_id)
-    membership = (rows.filter(source=MembershipSource.MANUAL) if hand_granted else rows).first()
-    if membership is None:
-        raise NotFound("This membership does not exist (any more).")
-    return membership
+    rows = member_list(context)
+    return _by_int_id(rows.filter(source=MembershipSource.MANUAL) if hand_granted else rows, membership_id,
+                      missing="This membership does not exist (any more).", malformed="Membership not found.")
 
 
 def _first(queryset):
@@ -408,45 +416,50 @@ def version_manifest(version: Version, *, frozen: bool = False, formats=None) ->
     return manifests.build(version, formats, frozen=frozen, now=moment)
 
 
-def metric_list(version: Version, *, key: str = "") -> QuerySet[Metric]:
-    metrics = Metric.objects.filter(version=version)
+def _metric_points(row_class, key: str, **owner) -> QuerySet:
+    """The metric points of one owner (`version=` or `model=`), optionally of one key, in the
+    order the lists page them."""
+    metrics = row_class.objects.filter(**owner)
     if key:
         metrics = metrics.filter(key=key)
     # Nulls placed explicitly (the databases differ), which keyset pagination needs.
     return metrics.order_by("key", F("step").asc(nulls_last=True), "wallclock", "id")
 
 
-def metric_latest(version: Version) -> QuerySet[Metric]:
-    """The latest value of each metric key of `version` (highest step, then newest wallclock).
+def _metric_points_latest(row_class, owner_field: str, owner) -> QuerySet:
+    """The latest point of each key of one owner (highest step, then newest wallclock).
 
     One query whatever the number of keys or logged values: each row is kept only if it is
-    the newest of its key, decided by a correlated subquery that the (version, key, step)
+    the newest of its key, decided by a correlated subquery that the (owner, key, step)
     index serves.
     """
+    owner_id = f"{owner_field}_id"
     newest = (
-        Metric.objects.filter(version_id=OuterRef("version_id"), key=OuterRef("key"))
+        row_class.objects.filter(**{owner_id: OuterRef(owner_id)}, key=OuterRef("key"))
         .order_by(F("step").desc(nulls_last=True), "-wallclock", "-id")
         .values("id")[:1]
     )
-    return Metric.objects.filter(version=version, id=Subquery(newest)).order_by("key")
+    return row_class.objects.filter(**{owner_field: owner}, id=Subquery(newest)).order_by("key")
+
+
+def metric_list(version: Version, *, key: str = "") -> QuerySet[Metric]:
+    """The metric points logged on a visible `version`."""
+    return _metric_points(Metric, key, version=version)
+
+
+def metric_latest(version: Version) -> QuerySet[Metric]:
+    """The latest value of each metric key of `version`, in one query."""
+    return _metric_points_latest(Metric, "version", version)
 
 
 def model_metric_list(model: Model, *, key: str = "") -> QuerySet[ModelMetric]:
     """The metric points logged on a visible `model` itself, in the order version metrics are."""
-    metrics = ModelMetric.objects.filter(model=model)
-    if key:
-        metrics = metrics.filter(key=key)
-    return metrics.order_by("key", F("step").asc(nulls_last=True), "wallclock", "id")
+    return _metric_points(ModelMetric, key, model=model)
 
 
 def model_metric_latest(model: Model) -> QuerySet[ModelMetric]:
     """The latest value of each of `model`'s own metric keys, in one query (as metric_latest)."""
-    newest = (
-        ModelMetric.objects.filter(model_id=OuterRef("model_id"), key=OuterRef("key"))
-        .order_by(F("step").desc(nulls_last=True), "-wallclock", "-id")
-        .values("id")[:1]
-    )
-    return ModelMetric.objects.filter(model=model, id=Subquery(newest)).order_by("key")
+    return _metric_points_latest(ModelMetric, "model", model)
 
 
 MAX_METRIC_KEYS_OFFERED = 500  # keys a model page offers to chart across versions
@@ -567,14 +580,8 @@ def trusted_import_list(context: Context) -> QuerySet[TrustedImport]:
 
 def trusted_import_get(context: Context, trusted_id) -> TrustedImport:
     """One trusted import of `context` by id; one of another context is simply not found."""
-    try:
-        trusted_id = int(trusted_id)
-    except (TypeError, ValueError):
-        raise NotFound("Trusted import not found.") from None
-    row = trusted_import_list(context).filter(pk=trusted_id).first()
-    if row is None:
-        raise NotFound("This import is not trusted here (any more).")
-    return row
+    return _by_int_id(trusted_import_list(context), trusted_id,
+                      missing="This import is not trusted here (any more).", malformed="Trusted import not found.")
 
 
 def audit_list(
@@ -657,14 +664,7 @@ def context_token_list(context: Context) -> QuerySet[ApiToken]:
 
 def context_token_get(context: Context, token_id) -> ApiToken:
     """A token that can act in `context` (context_token_list); any other is not found (404)."""
-    try:
-        token_id = int(token_id)
-    except (TypeError, ValueError):
-        raise NotFound("Token not found.") from None
-    token = context_token_list(context).filter(pk=token_id).first()
-    if token is None:
-        raise NotFound("Token not found.")
-    return token
+    return _by_int_id(context_token_list(context), token_id, missing="Token not found.")
 
 
 # --- protected aliases and move requests --------------------------------------------------------
@@ -698,14 +698,8 @@ def alias_request_list(*, model: Model | None = None, context: Context | None = 
 
 
 def alias_request_get(model: Model, request_id) -> AliasMoveRequest:
-    try:
-        request_id = int(request_id)
-    except (TypeError, ValueError):
-        raise NotFound("Request not found.") from None
-    request = alias_request_list(model=model).filter(pk=request_id).first()
-    if request is None:
-        raise NotFound("Request not found.")
-    return request
+    """One move request on a visible `model`; one on another model is simply not found (404)."""
+    return _by_int_id(alias_request_list(model=model), request_id, missing="Request not found.")
 
 
 def alias_request_check(request: AliasMoveRequest) -> list:
@@ -719,14 +713,7 @@ def alias_request_check(request: AliasMoveRequest) -> list:
 
 def token_get(user, token_id) -> ApiToken:
     """One of `user`'s own API tokens; anybody else's token is simply not found (404)."""
-    try:
-        token_id = int(token_id)
-    except (TypeError, ValueError):
-        raise NotFound("Token not found.") from None
-    token = token_list(user).filter(pk=token_id).first()
-    if token is None:
-        raise NotFound("Token not found.")
-    return token
+    return _by_int_id(token_list(user), token_id, missing="Token not found.")
 
 
 # --- what the dashboard shows beside versions and aliases -----------------------------------------

@@ -5,6 +5,8 @@ list with the form that registers one, and a hook's page with its deliveries, it
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -20,6 +22,30 @@ from registry.models import DeliveryStatus
 from registry.permissions import Perm
 
 DELIVERIES_PER_PAGE = 25
+
+
+def webhook_view(*, post_only: bool = True, no_store: bool = False):
+    """Decorate a view of one hook: signed in, MANAGE_WEBHOOKS in its context decided once by
+    @requires (for reading too when not `post_only`: a hook's URL and log are the admins'), and
+    the view called as `view(request, context, webhook)` with the hook its URL names (404 when
+    the context or the hook is not visible). `no_store` for a response that shows a secret."""
+    def decorate(view):
+        @wraps(view)
+        def loaded(request, ctx, webhook_id):
+            context = selectors.context_get(request.user, ctx)
+            return view(request, context, selectors.webhook_get(context, webhook_id))
+
+        decided = requires(Perm.MANAGE_WEBHOOKS, to_read=not post_only)(loaded)
+        if post_only:
+            decided = require_POST(decided)
+        decided = login_required(decided)
+        return never_cache(decided) if no_store else decided
+
+    return decorate
+
+
+def _to_detail(context, webhook):
+    return redirect("dashboard:webhook-detail", ctx=context.slug, webhook_id=webhook.pk)
 
 
 def _list_page(request, context, *, form=None, created=None, secret="", status=200):
@@ -67,19 +93,13 @@ def _detail_page(request, context, webhook, *, form=None, secret="", status=200)
     }, status=status)
 
 
-@login_required
-@requires(Perm.MANAGE_WEBHOOKS, to_read=True)
-def webhook_detail(request, ctx, webhook_id):
-    context = selectors.context_get(request.user, ctx)
-    return _detail_page(request, context, selectors.webhook_get(context, webhook_id))
+@webhook_view(post_only=False)
+def webhook_detail(request, context, webhook):
+    return _detail_page(request, context, webhook)
 
 
-@login_required
-@require_POST
-@requires(Perm.MANAGE_WEBHOOKS)
-def webhook_edit(request, ctx, webhook_id):
-    context = selectors.context_get(request.user, ctx)
-    webhook = selectors.webhook_get(context, webhook_id)
+@webhook_view()
+def webhook_edit(request, context, webhook):
     form = WebhookForm(request.POST)
     if form.is_valid():
         try:
@@ -88,50 +108,34 @@ def webhook_edit(request, ctx, webhook_id):
             add_service_error(form, error)
         else:
             messages.success(request, "Webhook saved.")
-            return redirect("dashboard:webhook-detail", ctx=context.slug, webhook_id=webhook.pk)
+            return _to_detail(context, webhook)
     return _detail_page(request, context, webhook, form=form, status=400)
 
 
-@login_required
-@require_POST
-@requires(Perm.MANAGE_WEBHOOKS)
-def webhook_toggle(request, ctx, webhook_id):
+@webhook_view()
+def webhook_toggle(request, context, webhook):
     """Enable a disabled hook, or disable an enabled one (its pending deliveries are cancelled)."""
-    context = selectors.context_get(request.user, ctx)
-    webhook = selectors.webhook_get(context, webhook_id)
     webhook = services.webhook_update(actor=request.user, webhook=webhook, enabled=not webhook.enabled)
     messages.success(request, f"Webhook {'enabled' if webhook.enabled else 'disabled'}.")
-    return redirect("dashboard:webhook-detail", ctx=context.slug, webhook_id=webhook.pk)
+    return _to_detail(context, webhook)
 
 
-@login_required
-@require_POST
-@requires(Perm.MANAGE_WEBHOOKS)
-def webhook_test(request, ctx, webhook_id):
-    context = selectors.context_get(request.user, ctx)
-    webhook = selectors.webhook_get(context, webhook_id)
+@webhook_view()
+def webhook_test(request, context, webhook):
     services.webhook_test(actor=request.user, webhook=webhook)
     messages.success(request, "Test event queued: its delivery is listed below (reload to see the answer).")
-    return redirect("dashboard:webhook-detail", ctx=context.slug, webhook_id=webhook.pk)
+    return _to_detail(context, webhook)
 
 
-@never_cache
-@login_required
-@require_POST
-@requires(Perm.MANAGE_WEBHOOKS)
-def webhook_rotate_secret(request, ctx, webhook_id):
-    context = selectors.context_get(request.user, ctx)
-    webhook = selectors.webhook_get(context, webhook_id)
+@webhook_view(no_store=True)
+def webhook_rotate_secret(request, context, webhook):
     webhook, secret = services.webhook_secret_rotate(actor=request.user, webhook=webhook)
     return _detail_page(request, context, selectors.webhook_get(context, webhook.pk), secret=secret)
 
 
-@login_required
-@requires(Perm.MANAGE_WEBHOOKS, to_read=True)
-def webhook_delete(request, ctx, webhook_id):
+@webhook_view(post_only=False)
+def webhook_delete(request, context, webhook):
     """GET asks for confirmation; POST deletes the hook and its deliveries."""
-    context = selectors.context_get(request.user, ctx)
-    webhook = selectors.webhook_get(context, webhook_id)
     if request.method == "POST":
         services.webhook_delete(actor=request.user, webhook=webhook)
         messages.success(request, f"Webhook {webhook.url} deleted.")

@@ -531,6 +531,12 @@ class VersionPublishView(RegistryView):
         return Response(s.serialize_version(selectors.version_detail(version.model, number)))
 
 
+def _metric_items(request) -> list:
+    """A metrics body is one point (an object) or many (a list): always a list to the service."""
+    payload = request.data
+    return list(payload) if isinstance(payload, list) else [payload]
+
+
 class MetricListView(RegistryView):
     pagination_class = CursorPagination
 
@@ -548,9 +554,7 @@ class MetricListView(RegistryView):
     @requires(Perm.EDIT_MODEL)
     def post(self, request, model_id, number):
         version = self.version(model_id, number)
-        payload = request.data
-        items = payload if isinstance(payload, list) else [payload]
-        metrics = services.metrics_log(actor=request.user, version=version, metrics=list(items))
+        metrics = services.metrics_log(actor=request.user, version=version, metrics=_metric_items(request))
         return Response(s.MetricSerializer(metrics, many=True).data, status=201)
 
 
@@ -570,9 +574,8 @@ class ModelMetricListView(RegistryView):
     )
     @requires(Perm.EDIT_MODEL)
     def post(self, request, model_id):
-        payload = request.data
-        items = payload if isinstance(payload, list) else [payload]
-        metrics = services.model_metrics_log(actor=request.user, model=self.model(model_id), metrics=list(items))
+        metrics = services.model_metrics_log(actor=request.user, model=self.model(model_id),
+                                             metrics=_metric_items(request))
         return Response(s.MetricSerializer(metrics, many=True).data, status=201)
 
 
@@ -882,46 +885,42 @@ class AliasRequestDetailView(RegistryView):
         return Response(self._detail(self.model(model_id), request_id))
 
 
-class AliasRequestApproveView(AliasRequestDetailView):
+# A POST that acts on one move request (approve, reject, withdraw): the service is given the
+# request, and the answer is the request's detail after it. (A comment, not a docstring: the
+# OpenAPI document would show a view's docstring as each operation's description.)
+class AliasRequestDecisionView(AliasRequestDetailView):
     http_method_names = ["post", "options"]
 
+    def decide(self, request, model_id, request_id, service, *, with_comment: bool):
+        model = self.model(model_id)
+        fields = {"comment": self.input(s.AliasRequestDecisionSerializer)["comment"]} if with_comment else {}
+        service(actor=request.user, model=model, request=selectors.alias_request_get(model, request_id), **fields)
+        return Response(self._detail(model, request_id))
+
+
+class AliasRequestApproveView(AliasRequestDecisionView):
     @extend_schema(request=s.AliasRequestDecisionSerializer, responses={200: s.AliasRequestSerializer, **ERRORS},
                    summary="Approve a move request (a publisher other than its author, or an admin): the move "
                            "happens now, checked as a direct move is; 409 if the alias moved since")
     @requires(Perm.PUBLISH_VERSION)
     def post(self, request, model_id, request_id):
-        model = self.model(model_id)
-        data = self.input(s.AliasRequestDecisionSerializer)
-        services.alias_request_approve(actor=request.user, model=model, comment=data["comment"],
-                                       request=selectors.alias_request_get(model, request_id))
-        return Response(self._detail(model, request_id))
+        return self.decide(request, model_id, request_id, services.alias_request_approve, with_comment=True)
 
 
-class AliasRequestRejectView(AliasRequestDetailView):
-    http_method_names = ["post", "options"]
-
+class AliasRequestRejectView(AliasRequestDecisionView):
     @extend_schema(request=s.AliasRequestDecisionSerializer, responses={200: s.AliasRequestSerializer, **ERRORS},
                    summary="Reject a move request (a publisher other than its author, or an admin)")
     @requires(Perm.PUBLISH_VERSION)
     def post(self, request, model_id, request_id):
-        model = self.model(model_id)
-        data = self.input(s.AliasRequestDecisionSerializer)
-        services.alias_request_reject(actor=request.user, model=model, comment=data["comment"],
-                                      request=selectors.alias_request_get(model, request_id))
-        return Response(self._detail(model, request_id))
+        return self.decide(request, model_id, request_id, services.alias_request_reject, with_comment=True)
 
 
-class AliasRequestWithdrawView(AliasRequestDetailView):
-    http_method_names = ["post", "options"]
-
+class AliasRequestWithdrawView(AliasRequestDecisionView):
     @extend_schema(request=None, responses={200: s.AliasRequestSerializer, **ERRORS},
                    summary="Withdraw your own move request")
     @requires(Perm.PUBLISH_VERSION)
     def post(self, request, model_id, request_id):
-        model = self.model(model_id)
-        services.alias_request_withdraw(actor=request.user, model=model,
-                                        request=selectors.alias_request_get(model, request_id))
-        return Response(self._detail(model, request_id))
+        return self.decide(request, model_id, request_id, services.alias_request_withdraw, with_comment=False)
 
 
 # --- API tokens -------------------------------------------------------------------------

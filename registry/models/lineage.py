@@ -28,8 +28,14 @@ class TrainingRecord(models.Model):
         return self.name
 
 
-class Metric(models.Model):
-    version = models.ForeignKey(Version, on_delete=models.CASCADE, related_name="metrics")
+# A point holds exactly one value, a number or a text; the database enforces it too.
+ONE_VALUE = (Q(value_number__isnull=False, value_text__isnull=True)
+             | Q(value_number__isnull=True, value_text__isnull=False))
+
+
+class MetricPoint(models.Model):
+    """The fields and rules a metric point has whatever it is logged on (a version or a model)."""
+
     key = models.CharField(max_length=200)
     value_number = models.FloatField(null=True, blank=True)
     value_text = models.CharField(max_length=500, null=True, blank=True)
@@ -38,44 +44,28 @@ class Metric(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        abstract = True
         ordering = ["key", "step", "wallclock", "id"]
-        constraints = [
-            models.CheckConstraint(
-                condition=(Q(value_number__isnull=False, value_text__isnull=True)
-                           | Q(value_number__isnull=True, value_text__isnull=False)),
-                name="metric_one_value",
-            )
-        ]
-        indexes = [models.Index(fields=["version", "key", "step"], name="metric_lookup")]
 
     @property
     def value(self):
         return self.value_number if self.value_number is not None else self.value_text
 
 
-class ModelMetric(models.Model):
+class Metric(MetricPoint):
+    version = models.ForeignKey(Version, on_delete=models.CASCADE, related_name="metrics")
+
+    class Meta(MetricPoint.Meta):
+        constraints = [models.CheckConstraint(condition=ONE_VALUE, name="metric_one_value")]
+        indexes = [models.Index(fields=["version", "key", "step"], name="metric_lookup")]
+
+
+class ModelMetric(MetricPoint):
     """A metric of the model itself, beside its versions' (ModelBox): a monitoring figure such
     as drift or traffic, logged over time whatever version serves."""
 
     model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="metrics")
-    key = models.CharField(max_length=200)
-    value_number = models.FloatField(null=True, blank=True)
-    value_text = models.CharField(max_length=500, null=True, blank=True)
-    step = models.BigIntegerField(null=True, blank=True)
-    wallclock = models.DateTimeField()
-    created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["key", "step", "wallclock", "id"]
-        constraints = [
-            models.CheckConstraint(
-                condition=(Q(value_number__isnull=False, value_text__isnull=True)
-                           | Q(value_number__isnull=True, value_text__isnull=False)),
-                name="model_metric_one_value",
-            )
-        ]
+    class Meta(MetricPoint.Meta):
+        constraints = [models.CheckConstraint(condition=ONE_VALUE, name="model_metric_one_value")]
         indexes = [models.Index(fields=["model", "key", "step"], name="model_metric_lookup")]
-
-    @property
-    def value(self):
-        return self.value_number if self.value_number is not None else self.value_text

@@ -68,7 +68,10 @@ def clean_md5(value: str | None) -> str:
     return digest.hex()
 
 
-def _lock_draft_version(version: Version) -> Version:
+def lock_draft_version(version: Version) -> Version:
+    """Reload `version` locked for update (with its model and context, which audit events name)
+    and check it is still a draft (VersionPublished, 409, if it was published meanwhile). Every
+    write to a version's files takes this lock first: uploads, direct-upload completion, deletes."""
     version = lock_for_update(Version).select_related("model__context").get(pk=version.pk)
     ensure_draft(version)
     return version
@@ -112,7 +115,7 @@ def format_create(*, actor, version: Version, kind: str, required: bool = True, 
     kind = clean_kind(kind)
     required = clean_flag(required, field="required")
     fail_on_tamper = clean_flag(fail_on_tamper, field="fail_on_tamper")
-    version = _lock_draft_version(version)
+    version = lock_draft_version(version)
     return _add_format(actor=actor, version=version, kind=kind, required=required, fail_on_tamper=fail_on_tamper)
 
 
@@ -125,7 +128,7 @@ def format_update(*, actor, fmt: Format, required: bool | None = None, fail_on_t
         values["required"] = clean_flag(required, field="required")
     if fail_on_tamper is not None:
         values["fail_on_tamper"] = clean_flag(fail_on_tamper, field="fail_on_tamper")
-    version = _lock_draft_version(version)
+    version = lock_draft_version(version)
     fmt = lock_for_update(Format).filter(pk=fmt.pk).first()
     if fmt is None:
         raise NotFound("That format no longer exists.")
@@ -183,7 +186,7 @@ def format_upload(
         raise BodyIncomplete(f"The upload was cut off after {size} of {content_length} bytes (the client "
                              "stopped sending); nothing was stored.", field="file")
     try:
-        return _attach_file(
+        return attach_file(
             actor=actor, version=version, kind=kind, key=key, size=size, filename=filename,
             content_type=content_type, declared_sha256=declared_sha256, declared_md5=declared_md5,
         )
@@ -193,8 +196,12 @@ def format_upload(
 
 
 @transaction.atomic
-def _attach_file(*, actor, version, kind, key, size, filename, content_type, declared_sha256, declared_md5) -> Format:
-    version = _lock_draft_version(version)
+def attach_file(*, actor, version, kind, key, size, filename, content_type, declared_sha256, declared_md5) -> Format:
+    """Point the `kind` format of a draft `version` at an object already in storage under `key`
+    (a streamed upload, or a completed direct upload), creating the format if needed: its
+    checksums and report are reset and processing is queued after commit; a file it replaces is
+    deleted after commit. The version is locked and checked a draft here."""
+    version = lock_draft_version(version)
     fmt = lock_for_update(Format).filter(version=version, kind=kind).first()
     if fmt is None:
         fmt = _add_format(actor=actor, version=version, kind=kind)
@@ -232,7 +239,7 @@ def _attach_file(*, actor, version, kind, key, size, filename, content_type, dec
 def format_delete(*, actor, fmt: Format) -> None:
     """Delete a format of an unpublished version; its stored file goes after commit."""
     version = fmt.version
-    version = _lock_draft_version(version)
+    version = lock_draft_version(version)
     fmt = Format.objects.filter(pk=fmt.pk).first()
     if fmt is None:
         raise NotFound("That format no longer exists.")

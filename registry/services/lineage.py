@@ -151,29 +151,32 @@ def _clean_metrics(metrics: Any, *, row_class) -> list:
             for index, item in enumerate(metrics)]
 
 
+def _metric_points_create(*, row_class, metrics: Any, **owner) -> tuple[list, str]:
+    """Clean a batch of metric points and insert them on their owner (`version=` or `model=`),
+    in one statement. Returns the rows and their keys, listed for the audit summary."""
+    rows = _clean_metrics(metrics, row_class=row_class)
+    for row in rows:
+        for field, value in owner.items():
+            setattr(row, field, value)
+    created = row_class.objects.bulk_create(rows)
+    keys = ", ".join(sorted({row.key for row in rows}))[:300]
+    return created, keys
+
+
 @transaction.atomic
 def metrics_log(*, actor, version: Version, metrics: list[dict]) -> list[Metric]:
     """Record metrics on a version. Metrics describe results, so published versions accept them too."""
-    rows = _clean_metrics(metrics, row_class=Metric)
-    for row in rows:
-        row.version = version
-    created = Metric.objects.bulk_create(rows)
-    keys = sorted({row.key for row in rows})
+    created, keys = _metric_points_create(row_class=Metric, metrics=metrics, version=version)
     audit(actor=actor, context=version.model.context, action="metric.log", obj=version,
-          summary=f"logged {len(rows)} metric value(s) on version {version.number}: {', '.join(keys)[:300]}")
+          summary=f"logged {len(created)} metric value(s) on version {version.number}: {keys}")
     return created
-
 
 
 @transaction.atomic
 def model_metrics_log(*, actor, model: Model, metrics: list[dict]) -> list[ModelMetric]:
     """Record metrics on the model itself (ModelBox): figures about the model across its
     versions, such as a monitoring series, with the same shape and rules as a version's."""
-    rows = _clean_metrics(metrics, row_class=ModelMetric)
-    for row in rows:
-        row.model = model
-    created = ModelMetric.objects.bulk_create(rows)
-    keys = sorted({row.key for row in rows})
+    created, keys = _metric_points_create(row_class=ModelMetric, metrics=metrics, model=model)
     audit(actor=actor, context=model.context, action="metric.log", obj=model,
-          summary=f"logged {len(rows)} model metric value(s) on {model.name}: {', '.join(keys)[:300]}")
+          summary=f"logged {len(created)} model metric value(s) on {model.name}: {keys}")
     return created

@@ -30,7 +30,7 @@ from registry.limits import upload_size_check
 from registry.models import UploadSession, Version
 from registry.permissions import Perm, permissions_in
 from registry.services.common import audit, lock_for_update
-from registry.services.formats import _attach_file, _lock_draft_version, clean_filename, clean_kind, clean_sha256
+from registry.services.formats import attach_file, clean_filename, clean_kind, clean_sha256, lock_draft_version
 from registry.services.versions import ensure_draft
 from registry.s3 import MAX_PARTS as MAX_DIRECT_PARTS
 from registry.s3 import MIN_PART_BYTES as MIN_DIRECT_PART_BYTES
@@ -141,12 +141,12 @@ def upload_session_complete(*, actor, session: UploadSession):
             locked = lock_for_update(UploadSession.objects.filter(pk=session.pk)).first()
             if locked is None:
                 raise NotFound("Upload not found (it was completed or aborted meanwhile).")
-            version = _lock_draft_version(session.version)  # published meanwhile: 409, nothing completed
+            version = lock_draft_version(session.version)  # published meanwhile: 409, nothing completed
             storage.direct_upload_complete(session.storage_key, session.upload_id,
                                            [stored[n] for n in range(1, session.part_count + 1)])
             completed = True
             locked.delete()
-            return _attach_file(
+            return attach_file(
                 actor=actor, version=version, kind=session.kind, key=session.storage_key, size=session.size,
                 filename=session.original_filename, content_type=session.content_type,
                 declared_sha256=session.declared_sha256, declared_md5="",

@@ -113,7 +113,7 @@ def test_a_format_being_added_does_not_block_the_context(monkeypatch, context, u
     model = services.model_create(actor=users["editor"], context=context, name="m")
     version = services.version_create(actor=users["editor"], model=model)
     outcome, errors = _write_while_held(
-        monkeypatch, format_services, "_lock_draft_version",
+        monkeypatch, format_services, "lock_draft_version",
         lambda: services.format_create(actor=users["editor"], version=version, kind="onnx"),
         context, users,
     )
