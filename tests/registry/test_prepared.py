@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 
 import pytest
@@ -60,10 +61,87 @@ def test_the_same_statement_serves_lists_of_another_length(users, context, other
     assert [m.pk for m in query.run(contexts=[context.pk, other_context.pk])] == [a.pk, b.pk]
 
 
-def test_a_value_the_orm_writes_into_the_sql_is_refused():
-    query = CompiledQuery(lambda n: Model.objects.all()[:n])  # LIMIT is not a parameter
+def test_a_limit_is_a_parameter_and_an_offset_is_refused(context):
+    for name in "abcd":
+        services.model_create(actor=None, context=context, name=name)
+    first = CompiledQuery(lambda limit: Model.objects.order_by("name_key")[:limit])
+    assert [m.name for m in first.run(limit=1)] == ["a"]
+    assert [m.name for m in first.run(limit=3)] == ["a", "b", "c"]  # the same statement
+    assert len(first._compiled) == 1
+    rest = CompiledQuery(lambda start: Model.objects.order_by("name_key")[start:])  # OFFSET is in the SQL text
     with pytest.raises(TypeError, match="did not become parameters"):
-        query.run(n=3)
+        rest.run(start=1)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda name: Model.objects.filter(name=name.upper()), "cannot be swapped"),
+    (lambda name: Model.objects.filter(name=name.lower()), "cannot be swapped"),
+    (lambda name: Model.objects.filter(name=name.casefold()), "cannot be swapped"),
+    (lambda name: Model.objects.filter(name=name.strip()), "did not become parameters"),
+    (lambda name: Model.objects.filter(name=name[:3]), "did not become parameters"),
+    (lambda name: Model.objects.filter(name__contains=name.upper()), "cannot be swapped"),
+])
+def test_a_value_the_build_changes_is_refused_not_run_unchanged(build, message):
+    with pytest.raises(TypeError, match=message):
+        CompiledQuery(build).run(name="churn")
+
+
+def test_a_list_of_one_and_none_are_two_shapes(context):
+    a = services.model_create(actor=None, context=context, name="a")
+    services.model_create(actor=None, context=context, name="b")
+    query = CompiledQuery(lambda ids: Model.objects.order_by("name_key").filter(
+        **({} if ids is None else {"pk__in": ids})))
+    assert len(query.run(ids=None)) == 2
+    assert [m.pk for m in query.run(ids=[a.pk])] == [a.pk]
+    assert query.run(ids=[]) == []  # matches nothing whatever the values
+
+
+def test_flags_and_orders_are_shapes(context):
+    for name in "ab":
+        services.model_create(actor=None, context=context, name=name)
+    query = CompiledQuery(lambda order, context_id: Model.objects.filter(context_id=context_id).order_by(order))
+    assert [m.name for m in query.run(shape={"order": "name_key"}, context_id=context.pk)] == ["a", "b"]
+    assert [m.name for m in query.run(shape={"order": "-name_key"}, context_id=context.pk)] == ["b", "a"]
+    with pytest.raises(TypeError, match="shape"):
+        CompiledQuery(lambda flag: Model.objects.all()).run(flag=True)
+
+
+def test_the_shapes_kept_are_bounded(context):
+    query = CompiledQuery(lambda ids: Model.objects.filter(pk__in=ids), shapes_kept=3)
+    for length in range(1, 7):
+        query.run(ids=[uuid.uuid4()] * length)
+    assert len(query._compiled) == 3
+
+
+LIKE_TERMS = ["100%", "%", "_", "fraud_", "\\", "a\\%_b", "ß", "SS", "ss", "İ", "i̇", "é", "É", "ÉCOLE", "école",
+              "x", "", "'", "\"\"", "%%", "__"]
+DESCRIPTIONS = ["Finds card payments: 100% of them", "fraud_detector", "back\\slash a\\%_b", "Straße", "STRASSE",
+                "İstanbul", "istanbul", "ÉCOLE école", "it's \"quoted\"", "100%% sure", "snake__case", "plain"]
+
+
+@pytest.mark.parametrize("lookup", ["contains", "icontains", "startswith", "istartswith", "endswith", "iendswith",
+                                    "exact", "iexact"])
+def test_like_parameters_are_escaped_as_the_orm_escapes_them(context, lookup):
+    for number, description in enumerate(DESCRIPTIONS):
+        services.model_create(actor=None, context=context, name=f"m{number}", description=description)
+    query = CompiledQuery(lambda term: Model.objects.filter(**{f"description__{lookup}": term}).order_by("name_key"))
+    for term in LIKE_TERMS + DESCRIPTIONS:
+        plain = [m.name for m in query.queryset(term=term)]
+        assert [m.name for m in query.run(term=term)] == plain, term
+    if lookup == "contains":  # the escaping is real: a wildcard matches itself only
+        assert {m.description for m in query.run(term="%")} == {DESCRIPTIONS[0], DESCRIPTIONS[2], DESCRIPTIONS[9]}
+        assert {m.description for m in query.run(term="_")} == {DESCRIPTIONS[1], DESCRIPTIONS[2], DESCRIPTIONS[10]}
+
+
+def test_a_datetime_is_swapped_as_the_backend_writes_it(context):
+    a = services.model_create(actor=None, context=context, name="a")
+    b = services.model_create(actor=None, context=context, name="b")
+    query = CompiledQuery(lambda since: Model.objects.filter(created_at__gte=since).order_by("created_at"))
+    assert [m.pk for m in query.run(since=a.created_at)] == [a.pk, b.pk]
+    assert [m.pk for m in query.run(since=b.created_at)] == [b.pk]
+    with pytest.raises(TypeError, match="naive"):
+        CompiledQuery(lambda since: Model.objects.filter(created_at__gte=since)).run(
+            since=datetime.datetime(2020, 1, 1))
 
 
 def test_the_dashboard_session_reads_the_same_model(users, context):
