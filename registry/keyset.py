@@ -189,12 +189,28 @@ def paginate(queryset: QuerySet, *, cursor: str | None, size: int) -> Page:
     """The page of `size` rows of `queryset` that `cursor` points to (the first without one),
     in one query, with the cursors of the pages next to it (None at either end)."""
     keys = ordering_keys(queryset)
-    direction, values = (NEXT, None) if not cursor else decode(cursor, keys, queryset)
+    direction, values = position(cursor, keys, queryset)
+    return page_of(keys, list(page_rows(queryset, keys, direction, values, size + 1)), direction, values, size)
+
+
+def position(cursor: str | None, keys: list[Key], queryset: QuerySet) -> tuple[str, list | None]:
+    """(direction, values) where the page of `cursor` starts: (NEXT, None) for the first page."""
+    return (NEXT, None) if not cursor else decode(cursor, keys, queryset)
+
+
+def page_rows(queryset: QuerySet, keys: list[Key], direction: str, values: list | None, limit) -> QuerySet:
+    """The statement of a page: `limit` rows of `queryset` from the position (`direction`,
+    `values`), in the order of the walk (reversed for PREVIOUS). Ask for one row more than the
+    page shows: it says whether there is a page beyond."""
     walk = keys if direction == NEXT else [key.reversed() for key in keys]
     rows = queryset.order_by(*(key.order_by() for key in walk))
     if values is not None:
         rows = rows.filter(after(walk, values))
-    rows = list(rows[: size + 1])
+    return rows[:limit]
+
+
+def page_of(keys: list[Key], rows: list, direction: str, values: list | None, size: int) -> Page:
+    """The page (in the list's order, with its cursors) of the `rows` page_rows() read for it."""
     more = len(rows) > size
     rows = rows[:size]
     if direction == PREVIOUS:

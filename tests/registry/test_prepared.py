@@ -149,3 +149,142 @@ def test_the_dashboard_session_reads_the_same_model(users, context):
     session_user = get_user_model().objects.get(pk=users["viewer"].pk)  # roles not read with a token
     shown = selectors.model_detail(session_user, model.pk)
     assert shown.pk == model.pk and shown.tag_names == ["x"]
+
+
+# --- the model list: each page compiled reads what the plain queryset of the same build reads ---
+
+ORDERINGS = ["", "name", "-name", "created", "-created", "updated", "-updated", "versions", "-versions"]
+SEARCHES = ["", "a", "FRAUD", "fraud_", "_", "%", "100%", "\\", "a\\%_b", "ß", "SS", "strasse", "İ", "i̇", "istanbul",
+            "É", "école", "ünï", "tabular", "  spaced  ", "nothing-matches"]
+
+
+@pytest.fixture
+def shelf(context, other_context, users):
+    """Models with ties in every order (equal update times, equal version counts), tags shared and
+    not, names and descriptions with LIKE wildcards and case-folding traps, and one elsewhere."""
+    specs = [("churn", "Predicts **churn**", ["tabular", "Fraud"], 2), ("fraud_detector", "100% of them", ["TABULAR", "realtime"], 3),
+             ("Straße-model", "Reads street names", ["geo"], 0), ("STRASSE-two", "İstanbul streets", ["geo", "tabular"], 1),
+             ("école", "Accents and UPPER case", ["Ünïcode"], 0), ("back-slash", "a\\%_b and snake__case", [], 2),
+             ("alpha", "", ["tabular"], 1), ("beta", "istanbul", ["realtime"], 1), ("gamma", "plain", [], 0)]
+    made = {}
+    for name, description, tags, versions in specs:
+        model = services.model_create(actor=users["editor"], context=context, name=name, description=description,
+                                      tags=tags)
+        for _ in range(versions):
+            services.version_create(actor=users["editor"], model=model)
+        made[name] = model
+    tie = made["alpha"].updated_at
+    Model.objects.filter(name__in=["beta", "gamma", "churn"]).update(updated_at=tie, created_at=tie)
+    services.model_create(actor=None, context=other_context, name="alpha-elsewhere", tags=["tabular"])
+    return made
+
+
+def _shown(model) -> tuple:
+    return (_fields(model, Model), model.context.slug, model.tag_names, model.version_numbers, model.alias_rows,
+            model.owner.username if model.owner else None, model.created_by and model.created_by.username,
+            getattr(model, "version_count", None))
+
+
+def _pages(user, context, *, size, **filters) -> list:
+    """Every page of the list walking forward, then back from the last one: rows and cursors."""
+    pages, cursor = [], None
+    while True:
+        page = selectors.model_list(user, context, cursor=cursor, size=size, **filters)
+        pages.append(([_shown(m) for m in page.rows], page.next_cursor, page.previous_cursor))
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+        assert len(pages) < 50
+    cursor = page.previous_cursor
+    while cursor is not None:
+        page = selectors.model_list(user, context, cursor=cursor, size=size, **filters)
+        pages.append(([_shown(m) for m in page.rows], page.next_cursor, page.previous_cursor))
+        cursor = page.previous_cursor
+    return pages
+
+
+def _compiled_and_plain(monkeypatch, read):
+    """`read()` with the list's statement compiled, then with the plain queryset of the same build."""
+    compiled = read()
+    with monkeypatch.context() as patched:
+        page_query = selectors._MODEL_PAGE
+        patched.setattr(page_query, "run", lambda shape=None, **values: list(page_query.queryset(shape, **values)))
+        plain = read()
+    return compiled, plain
+
+
+@pytest.mark.parametrize("ordering", ORDERINGS)
+def test_every_order_pages_alike_compiled_and_plain(monkeypatch, users, context, shelf, ordering):
+    for size in (1, 2, 4, 50):
+        compiled, plain = _compiled_and_plain(monkeypatch, lambda: _pages(users["viewer"], context, size=size,
+                                                                          ordering=ordering))
+        assert compiled == plain
+        forward = [shown[0]["name"] for rows, *_ in compiled[: -(len(compiled) // 2) or None] for shown in rows]
+        if size == 1:  # walking forward, every model of the context once
+            assert len(compiled) == 2 * len(shelf) - 1
+            assert sorted(forward) == sorted(shelf)
+
+
+@pytest.mark.parametrize("search", SEARCHES)
+def test_every_search_reads_alike_compiled_and_plain(monkeypatch, users, context, shelf, search):
+    for ordering, tags, size in [("", [], 50), ("-updated", [], 2), ("versions", ["tabular"], 1),
+                                 ("-name", ["TABULAR", "fraud"], 50)]:
+        compiled, plain = _compiled_and_plain(monkeypatch, lambda: _pages(
+            users["viewer"], context, size=size, search=search, tags=tags, ordering=ordering))
+        assert compiled == plain, (ordering, tags, size)
+
+
+@pytest.mark.parametrize("search, names", [
+    ("%", {"fraud_detector", "back-slash"}), ("_", {"fraud_detector", "back-slash"}),
+    ("a\\%_b", {"back-slash"}), ("fraud", {"fraud_detector", "churn"}),  # churn by its tag
+    ("  ISTANBUL ", {"beta"}), ("nothing-matches", set()),
+])
+def test_a_search_term_is_text_not_a_pattern(users, context, shelf, search, names):
+    page = selectors.model_list(users["viewer"], context, search=search)
+    assert {m.name for m in page.rows} == names
+
+
+def test_names_and_tags_read_alike_compiled_and_plain(monkeypatch, users, context, shelf):
+    for filters in [{"name": "FRAUD_detector"}, {"name": "straße-MODEL"}, {"name": "%"}, {"name": " "},
+                    {"tags": ["geo"]}, {"tags": ["geo", "tabular"]}, {"tags": ["nope"]},
+                    {"tags": ["tabular"], "name": "alpha"}]:
+        compiled, plain = _compiled_and_plain(monkeypatch, lambda: _pages(users["viewer"], context, size=2, **filters))
+        assert compiled == plain, filters
+    assert [m.name for m in selectors.model_list(users["viewer"], context, name="FRAUD_detector").rows] == [
+        "fraud_detector"]
+    assert {m.name for m in selectors.model_list(users["viewer"], context, tags=["geo", "TABULAR"]).rows} == {
+        "STRASSE-two"}
+
+
+def test_a_page_of_the_list_is_one_statement_at_any_depth(users, context, shelf, django_assert_num_queries):
+    viewer = get_user_model().objects.get(pk=users["viewer"].pk)
+    first = selectors.model_list(viewer, context, ordering="-versions", tags=["tabular"], search="a", size=1)
+    for _ in range(2):
+        with django_assert_num_queries(1):
+            second = selectors.model_list(viewer, context, ordering="-versions", tags=["tabular"], search="a",
+                                          size=1, cursor=first.next_cursor)
+        with django_assert_num_queries(1):
+            back = selectors.model_list(viewer, context, ordering="-versions", tags=["tabular"], search="a",
+                                        size=1, cursor=second.previous_cursor)
+        assert [m.pk for m in back.rows] == [m.pk for m in first.rows]
+        assert second.rows and second.rows[0].pk != first.rows[0].pk
+
+
+def test_a_token_limited_to_models_pages_through_those_only(users, context, shelf):
+    from tests.conftest import client_for
+
+    chosen = [shelf["beta"], shelf["churn"], shelf["gamma"]]
+    _, plain = services.token_create(actor=users["viewer"], user=users["viewer"], name="three",
+                                     models=[str(model.pk) for model in chosen])
+    client = client_for(None)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plain}")
+    for ordering in ("", "-updated", "versions"):
+        names, url = [], f"/api/v1/contexts/acme/models/?page_size=1&ordering={ordering}"
+        while url:
+            answer = client.get(url).json()
+            names += [row["name"] for row in answer["results"]]
+            url = answer["next"]
+        assert sorted(names) == ["beta", "churn", "gamma"]
+    assert client.get("/api/v1/contexts/acme/models/?name=alpha").json()["results"] == []
+    assert [row["name"] for row in client.get("/api/v1/contexts/acme/models/?search=a&tag=tabular").json()[
+        "results"]] == ["churn"]  # alpha matches too, but is not the token's
