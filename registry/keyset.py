@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db import connections
 from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import OrderBy
 
@@ -103,6 +104,14 @@ def _field(queryset: QuerySet, name: str):
         raise TypeError(f"Keyset pagination cannot order by {name!r}: not a field of the model.") from None
 
 
+def _in_range(queryset: QuerySet, field, value: int) -> bool:
+    """Whether the column holds `value`: a cursor of a `next` link always does; the ORM would
+    leave a comparison beyond the range out of the statement, a compiled one would send it."""
+    low, high = connections[queryset.db].ops.integer_field_ranges.get(field.get_internal_type(),
+                                                                     (-(2**63), 2**63 - 1))
+    return low <= value <= high
+
+
 def _nullable(queryset: QuerySet, name: str) -> bool:
     return name not in queryset.query.annotations and _field(queryset, name).null
 
@@ -157,7 +166,7 @@ def decode(cursor: str, keys: list[Key], queryset: QuerySet) -> tuple[str, list]
             field.get_prep_value(value)  # what the database would be sent: out of range, wrong type
         except (ValidationError, ValueError, TypeError, OverflowError):
             raise invalid from None
-        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        if isinstance(value, int) and not _in_range(queryset, field, value):
             raise invalid
         if isinstance(value, datetime.datetime) and value.tzinfo is None:  # encode() writes the offset
             raise invalid

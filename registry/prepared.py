@@ -73,8 +73,8 @@ def _same(param, stand_in, connection) -> Callable | None:
     """How `param` (a compiled parameter) was made from `stand_in`, as a function making the
     request's parameter from its value; None if it was not made from it."""
     if isinstance(param, type(stand_in)) and param == stand_in:
-        kind = type(param)  # psycopg's Int4/Int8 wrap integers for server-side binding
-        return (lambda value: value) if kind is type(stand_in) else kind
+        kind = type(param)  # psycopg's Int2/Int4/Int8 wrap integers of a typed column or Value
+        return (lambda value: value) if kind is type(stand_in) else _wrapped(kind)
     if isinstance(stand_in, uuid.UUID):
         if param == stand_in.hex:
             return lambda value: value.hex
@@ -93,6 +93,21 @@ def _same(param, stand_in, connection) -> Callable | None:
             raise TypeError(f"the value standing as {stand_in!r} reached a parameter as {param!r}, "
                             "a form that cannot be swapped: give the build the value in its final form")
     return None
+
+
+_WRAPPED_BITS = {"Int2": 16, "Int4": 32, "Int8": 64}
+
+
+def _wrapped(kind: type) -> Callable:
+    """The request's integer in the driver's type of the compiled parameter, refused beyond that
+    type's range (where the ORM would have left the comparison out of the statement)."""
+    bits = _WRAPPED_BITS.get(kind.__name__, 64)
+
+    def make(value):
+        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            raise ValueError(f"{value} is beyond the range of the statement's {kind.__name__} parameter")
+        return kind(value)
+    return make
 
 
 class _Compiled:

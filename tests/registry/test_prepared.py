@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from registry import selectors, services
+from registry import keyset, selectors, services
 from registry.api.authentication import _token_by_hash, _token_query
+from registry.errors import InvalidInput
 from registry.models import Model
 from registry.prepared import CompiledQuery
 from registry.services.contexts import hash_token
@@ -288,3 +290,37 @@ def test_a_token_limited_to_models_pages_through_those_only(users, context, shel
     assert client.get("/api/v1/contexts/acme/models/?name=alpha").json()["results"] == []
     assert [row["name"] for row in client.get("/api/v1/contexts/acme/models/?search=a&tag=tabular").json()[
         "results"]] == ["churn"]  # alpha matches too, but is not the token's
+
+
+@pytest.mark.parametrize("count", [2**31 - 1, -(2**31), 2**31, 2**40, -(2**31) - 1])
+def test_a_cursor_at_or_beyond_a_columns_range_reads_alike_compiled_and_plain(monkeypatch, users, context, shelf,
+                                                                               count):
+    """A cursor is not trusted: one beyond its column's range (which the ORM would leave out of the
+    statement, and a compiled statement would send) is refused; one at the edges reads alike."""
+    _, keys = selectors._model_list_order("-version_count")
+    for direction in (keyset.NEXT, keyset.PREVIOUS):
+        cursor = keyset.encode(keys, SimpleNamespace(version_count=count, name_key="m", id=uuid.UUID(int=0)),
+                               direction)
+
+        def read():
+            page = selectors.model_list(users["viewer"], context, ordering="-versions", cursor=cursor, size=4)
+            return [_shown(m) for m in page.rows], page.next_cursor, page.previous_cursor
+
+        if not -(2**31) <= count < 2**31:
+            with pytest.raises(InvalidInput, match="Invalid cursor"):
+                read()
+            continue
+        compiled, plain = _compiled_and_plain(monkeypatch, read)
+        assert compiled == plain
+        assert len(compiled[0]) == (4 if (count > 0) == (direction == keyset.NEXT) else 0)
+
+
+def test_a_wrapped_integer_beyond_its_type_is_refused():
+    from registry.prepared import _wrapped
+
+    class Int4(int):
+        pass
+
+    assert _wrapped(Int4)(2**31 - 1) == 2**31 - 1
+    with pytest.raises(ValueError, match="beyond the range"):
+        _wrapped(Int4)(2**31)
