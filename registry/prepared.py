@@ -25,8 +25,12 @@ reach its parameter:
 A value the build changes before the ORM sees it (upper-cased, stripped, cut) is not found: it
 is refused with TypeError when compiling, never run with the request's value unchanged. The
 string stand-ins hold mixed case, an underscore (which LIKE escaping changes) and \\x1f
-separators (which a request's text never holds where it matters, and strip() removes), so each
-of those changes is caught. The build must therefore receive its values in their final form.
+separators (which strip() removes, and which no constant of a statement holds), so each of
+those changes is caught. The build must therefore receive its values in their final form.
+Where the ORM itself would write another statement for some values, the caller keeps to the
+values it compiles alike: an integer beyond its column's range (which the ORM leaves out of the
+statement) is refused by a driver-typed parameter (ValueError) and by keyset.decode() before.
+At most `shapes_kept` statements are kept per CompiledQuery (the least recently used goes).
 
 The rows become objects as the ORM makes them: the same compiler (its select, converters,
 select_related) and Django's ModelIterable. `queryset()` returns the plain queryset of the

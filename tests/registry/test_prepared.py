@@ -156,7 +156,7 @@ def test_the_dashboard_session_reads_the_same_model(users, context):
 # --- the model list: each page compiled reads what the plain queryset of the same build reads ---
 
 ORDERINGS = ["", "name", "-name", "created", "-created", "updated", "-updated", "versions", "-versions"]
-SEARCHES = ["", "a", "FRAUD", "fraud_", "_", "%", "100%", "\\", "a\\%_b", "ß", "SS", "strasse", "İ", "i̇", "istanbul",
+SEARCHES = ["", "   ", "a", "FRAUD", "fraud_", "_", "%", "100%", "\\", "a\\%_b", "ß", "SS", "strasse", "İ", "i̇", "istanbul",
             "É", "école", "ünï", "tabular", "  spaced  ", "nothing-matches"]
 
 
