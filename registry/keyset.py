@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db import connections
 from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import OrderBy
 
@@ -103,6 +104,14 @@ def _field(queryset: QuerySet, name: str):
         raise TypeError(f"Keyset pagination cannot order by {name!r}: not a field of the model.") from None
 
 
+def _in_range(queryset: QuerySet, field, value: int) -> bool:
+    """Whether the column holds `value`: a cursor of a `next` link always does; the ORM would
+    leave a comparison beyond the range out of the statement, a compiled one would send it."""
+    low, high = connections[queryset.db].ops.integer_field_ranges.get(field.get_internal_type(),
+                                                                     (-(2**63), 2**63 - 1))
+    return low <= value <= high
+
+
 def _nullable(queryset: QuerySet, name: str) -> bool:
     return name not in queryset.query.annotations and _field(queryset, name).null
 
@@ -157,7 +166,7 @@ def decode(cursor: str, keys: list[Key], queryset: QuerySet) -> tuple[str, list]
             field.get_prep_value(value)  # what the database would be sent: out of range, wrong type
         except (ValidationError, ValueError, TypeError, OverflowError):
             raise invalid from None
-        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        if isinstance(value, int) and not _in_range(queryset, field, value):
             raise invalid
         if isinstance(value, datetime.datetime) and value.tzinfo is None:  # encode() writes the offset
             raise invalid
@@ -189,12 +198,28 @@ def paginate(queryset: QuerySet, *, cursor: str | None, size: int) -> Page:
     """The page of `size` rows of `queryset` that `cursor` points to (the first without one),
     in one query, with the cursors of the pages next to it (None at either end)."""
     keys = ordering_keys(queryset)
-    direction, values = (NEXT, None) if not cursor else decode(cursor, keys, queryset)
+    direction, values = position(cursor, keys, queryset)
+    return page_of(keys, list(page_rows(queryset, keys, direction, values, size + 1)), direction, values, size)
+
+
+def position(cursor: str | None, keys: list[Key], queryset: QuerySet) -> tuple[str, list | None]:
+    """(direction, values) where the page of `cursor` starts: (NEXT, None) for the first page."""
+    return (NEXT, None) if not cursor else decode(cursor, keys, queryset)
+
+
+def page_rows(queryset: QuerySet, keys: list[Key], direction: str, values: list | None, limit) -> QuerySet:
+    """The statement of a page: `limit` rows of `queryset` from the position (`direction`,
+    `values`), in the order of the walk (reversed for PREVIOUS). Ask for one row more than the
+    page shows: it says whether there is a page beyond."""
     walk = keys if direction == NEXT else [key.reversed() for key in keys]
     rows = queryset.order_by(*(key.order_by() for key in walk))
     if values is not None:
         rows = rows.filter(after(walk, values))
-    rows = list(rows[: size + 1])
+    return rows[:limit]
+
+
+def page_of(keys: list[Key], rows: list, direction: str, values: list | None, size: int) -> Page:
+    """The page (in the list's order, with its cursors) of the `rows` page_rows() read for it."""
     more = len(rows) > size
     rows = rows[:size]
     if direction == PREVIOUS:

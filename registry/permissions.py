@@ -213,13 +213,17 @@ def models_for(user, permission: Perm = Perm.VIEW_MODEL) -> QuerySet[Model]:
     return models_in_scope(user, models)
 
 
-def models_in_scope(user, models: QuerySet[Model]) -> QuerySet[Model]:
-    """`models` less those outside the request's token's models (when it is limited to models):
-    for reads that start from a visible context (a context's model list)."""
+def model_scope(user) -> list[uuid.UUID] | None:
+    """The models the request's token is limited to (sorted), or None when it is not limited to
+    models: for reads that start from a visible context (a context's model list). Needs no query."""
     token = token_scope(user)
-    if token is not None and token.models is not None:
-        return models.filter(pk__in=sorted(token.models))
-    return models
+    return None if token is None or token.models is None else sorted(token.models)
+
+
+def models_in_scope(user, models: QuerySet[Model]) -> QuerySet[Model]:
+    """`models` less those outside the request's token's models (when it is limited to models)."""
+    scope = model_scope(user)
+    return models if scope is None else models.filter(pk__in=scope)
 
 
 def context_of(*, slug: str | None = None, model_id=None, version_number: int | None = None,

@@ -1,27 +1,59 @@
 """Statements compiled once per process, then run with each request's values.
 
-The hottest reads (a token with its user's grants, a model as it is shown) are one ORM
-queryset each, with joins and JSON subqueries (registry/expressions.py). Compiling such a
-queryset to SQL costs more CPU than the database spends running it. A `CompiledQuery` builds
-its queryset once per database and per shape of its values (a list's length) with stand-in
-values, compiles it, notes where each stand-in landed among the SQL's parameters, and from
-then on runs that SQL with the request's values in their place. The rows become objects as
-the ORM makes them: the same compiler (its select, converters, select_related) and Django's
-ModelIterable, so a compiled read and a plain one cannot differ (tests/registry/test_prepared.py).
+The hottest reads (a token with its user's grants, a model as it is shown, a page of a
+context's models) are one ORM queryset each, with joins and JSON subqueries
+(registry/expressions.py). Compiling such a queryset to SQL costs more CPU than the database
+spends running it. A `CompiledQuery` wraps a function `build(**shape, **values)` returning the
+queryset:
+
+- `shape` holds what changes the statement itself: a flag, an ordering, a direction. Each
+  distinct shape is a statement of its own, compiled the first time it is asked for.
+- `values` holds what only fills the statement: ids, names, a search term, the values of a
+  cursor, the LIMIT. A value may also be None (part of the shape: the build leaves that
+  filter out) or a list (its length is part of the shape).
+
+For each shape `build` is called once with stand-ins in place of the values (unusual values of
+the same types), the queryset is compiled, and each stand-in is looked for among the SQL's
+parameters. From then on the SQL runs with the request's values in those places. A stand-in may
+reach its parameter:
+- unchanged (or wrapped by the driver's type, psycopg's Int4);
+- as the database backend writes its type (a UUID as hex on SQLite, a datetime as text);
+- escaped for LIKE and wrapped in %: `field__contains=value` (the backend's
+  prep_for_like_query, as the ORM's lookups call it);
+- as the high end of a slice `[:limit]`, which the ORM writes into the SQL text: the compiled
+  statement ends in `LIMIT %s` instead.
+A value the build changes before the ORM sees it (upper-cased, stripped, cut) is not found: it
+is refused with TypeError when compiling, never run with the request's value unchanged. The
+string stand-ins hold mixed case, an underscore (which LIKE escaping changes) and \\x1f
+separators (which strip() removes, and which no constant of a statement holds), so each of
+those changes is caught. The build must therefore receive its values in their final form.
+Where the ORM itself would write another statement for some values, the caller keeps to the
+values it compiles alike: an integer beyond its column's range (which the ORM leaves out of the
+statement) is refused by a driver-typed parameter (ValueError) and by keyset.decode() before.
+At most `shapes_kept` statements are kept per CompiledQuery (the least recently used goes).
+
+The rows become objects as the ORM makes them: the same compiler (its select, converters,
+select_related) and Django's ModelIterable. `queryset()` returns the plain queryset of the
+same build with the request's values: tests/registry/test_prepared.py checks that both read the
+same rows, for every shape of the lists that use this.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 
+from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 from django.db.models.query import ModelIterable
 
 _STAND_IN_BASE = 0x5EED_0000_0000
+_STAND_IN_TIME = datetime.datetime(1903, 4, 5, 6, 7, 8, tzinfo=datetime.UTC)
 
 
 def _stand_in(value, number: int):
@@ -29,51 +61,95 @@ def _stand_in(value, number: int):
     if isinstance(value, uuid.UUID):
         return uuid.UUID(int=(_STAND_IN_BASE << 64) + number)
     if isinstance(value, bool):
-        raise TypeError("a flag changes the statement's shape: build one CompiledQuery per value")
+        raise TypeError("a flag changes the statement's shape: pass it in shape=")
     if isinstance(value, int):  # within a 32-bit column's range: Django drops a lookup beyond it
         return 2_000_000_000 - number
     if isinstance(value, str):
-        return f"\x1fstand-in-{number}\x1f"
+        return f"\x1fStand_In-{number}\x1f"
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            raise TypeError("a naive datetime has no stand-in: pass an aware one")
+        return _STAND_IN_TIME + datetime.timedelta(microseconds=number)
     raise TypeError(f"no stand-in for a {type(value).__name__}")
 
 
-def _same(param, stand_in) -> Callable | None:
+def _same(param, stand_in, connection) -> Callable | None:
     """How `param` (a compiled parameter) was made from `stand_in`, as a function making the
-    request's parameter from its value; None if it was not."""
+    request's parameter from its value; None if it was not made from it."""
     if isinstance(param, type(stand_in)) and param == stand_in:
-        kind = type(param)  # psycopg's Int4/Int8 wrap integers for server-side binding
-        return (lambda value: value) if kind is type(stand_in) else kind
+        kind = type(param)  # psycopg's Int2/Int4/Int8 wrap integers of a typed column or Value
+        return (lambda value: value) if kind is type(stand_in) else _wrapped(kind)
     if isinstance(stand_in, uuid.UUID):
         if param == stand_in.hex:
             return lambda value: value.hex
         if param == str(stand_in):
             return str
+    if isinstance(stand_in, datetime.datetime):
+        adapt = connection.ops.adapt_datetimefield_value
+        if param == adapt(stand_in):
+            return adapt
+    if isinstance(stand_in, str) and isinstance(param, str):
+        escape = connection.ops.prep_for_like_query
+        before, found, after = param.partition(escape(stand_in))
+        if found and not (before + after).strip("%"):  # `contains`, `startswith`, `endswith`
+            return lambda value: before + escape(value) + after
+        if any(form.casefold() in param.casefold() for form in (stand_in, escape(stand_in))):
+            raise TypeError(f"the value standing as {stand_in!r} reached a parameter as {param!r}, "
+                            "a form that cannot be swapped: give the build the value in its final form")
     return None
 
 
+_WRAPPED_BITS = {"Int2": 16, "Int4": 32, "Int8": 64}
+
+
+def _wrapped(kind: type) -> Callable:
+    """The request's integer in the driver's type of the compiled parameter, refused beyond that
+    type's range (where the ORM would have left the comparison out of the statement)."""
+    bits = _WRAPPED_BITS.get(kind.__name__, 64)
+
+    def make(value):
+        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            raise ValueError(f"{value} is beyond the range of the statement's {kind.__name__} parameter")
+        return kind(value)
+    return make
+
+
 class _Compiled:
-    def __init__(self, queryset: QuerySet, compiler, sql: str, slots: list):
+    def __init__(self, queryset: QuerySet, compiler, sql: str | None, slots: list):
+        # sql None: the shape matches nothing (an empty `__in` list), whatever the values.
         self.queryset, self.compiler, self.sql, self.slots = queryset, compiler, sql, slots
 
 
 class CompiledQuery:
-    """`build(**values)` returns the queryset; `run(**values)` its objects, as a list."""
+    """`run(shape=..., **values)`: the objects of `build(**shape, **values)`, as a list, from a
+    statement compiled once per database and shape (see the module's docstring).
+    `queryset(shape=..., **values)`: the same build as a plain queryset."""
 
-    def __init__(self, build: Callable[..., QuerySet]):
+    def __init__(self, build: Callable[..., QuerySet], *, shapes_kept: int = 256):
         self.build = build
-        self._compiled: dict[tuple, _Compiled] = {}
+        self.shapes_kept = shapes_kept  # a bound on memory, whatever shapes requests ask for
+        self._compiled: OrderedDict[tuple, _Compiled] = OrderedDict()
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _shape(values: dict) -> tuple:
-        return tuple(sorted((name, len(value) if isinstance(value, (list, tuple)) else None)
-                            for name, value in values.items()))
+    def queryset(self, shape: dict | None = None, **values) -> QuerySet:
+        return self.build(**(shape or {}), **values)
 
-    def _compile(self, using: str, values: dict) -> _Compiled:
+    @staticmethod
+    def _key(using: str, shape: dict, values: dict) -> tuple:
+        def form(value):  # (a list of 1 and None must differ: not `len(value) or value is None`)
+            return ("list", len(value)) if isinstance(value, (list, tuple)) else "none" if value is None else "one"
+
+        return (using, connections[using].vendor, tuple(sorted(shape.items())),
+                tuple(sorted((name, form(value)) for name, value in values.items())))
+
+    def _compile(self, using: str, shape: dict, values: dict) -> _Compiled:
+        connection = connections[using]
         stand_ins, number = {}, 0
         flat = []  # (name, index or None, stand-in)
         for name, value in values.items():
-            if isinstance(value, (list, tuple)):
+            if value is None:
+                stand_ins[name] = None
+            elif isinstance(value, (list, tuple)):
                 stand_ins[name] = []
                 for index, item in enumerate(value):
                     number += 1
@@ -83,31 +159,53 @@ class CompiledQuery:
                 number += 1
                 stand_ins[name] = _stand_in(value, number)
                 flat.append((name, None, stand_ins[name]))
-        queryset = self.build(**stand_ins).using(using)
+        queryset = self.build(**shape, **stand_ins).using(using)
         compiler = queryset.query.get_compiler(using=using)
-        sql, params = compiler.as_sql()
+        try:
+            sql, params = compiler.as_sql()
+        except EmptyResultSet:
+            return _Compiled(queryset, compiler, None, [])
         slots, found = [], set()
         for param in params:
             for name, index, stand_in in flat:
-                make = _same(param, stand_in)
+                make = _same(param, stand_in, connection)
                 if make is not None:
                     slots.append((name, index, make))
                     found.add((name, index))
                     break
             else:
                 slots.append((None, None, param))  # a constant of the statement
+        query = queryset.query
+        for name, index, stand_in in flat:
+            limit = f" LIMIT {stand_in}"
+            if ((name, index) not in found and isinstance(stand_in, int) and query.high_mark == stand_in
+                    and not query.low_mark and sql.endswith(limit)):
+                # The ORM writes the LIMIT into the SQL: it becomes the last parameter.
+                sql = sql.removesuffix(limit) + " LIMIT %s"
+                slots.append((name, index, int))
+                found.add((name, index))
         missing = [(name, index) for name, index, _ in flat if (name, index) not in found]
         if missing:  # a value the ORM wrote into the SQL itself: it cannot be swapped
             raise TypeError(f"{missing} did not become parameters of the statement")
         return _Compiled(queryset, compiler, sql, slots)
 
-    def run(self, using: str = DEFAULT_DB_ALIAS, **values) -> list:
-        key = (using, connections[using].vendor, self._shape(values))
-        compiled = self._compiled.get(key)
-        if compiled is None:
-            with self._lock:
-                compiled = self._compiled.get(key) or self._compile(using, values)
-                self._compiled[key] = compiled
+    def _compiled_for(self, using: str, shape: dict, values: dict) -> _Compiled:
+        key = self._key(using, shape, values)
+        with self._lock:
+            compiled = self._compiled.get(key)
+            if compiled is not None:
+                self._compiled.move_to_end(key)
+                return compiled
+            compiled = self._compile(using, shape, values)
+            self._compiled[key] = compiled
+            if len(self._compiled) > self.shapes_kept:
+                self._compiled.popitem(last=False)  # the least recently used shape
+            return compiled
+
+    def run(self, using: str = DEFAULT_DB_ALIAS, shape: dict | None = None, **values) -> list:
+        compiled = self._compiled_for(using, shape or {}, values)
+        if compiled.sql is None:
+            return []
         params = []
         for name, index, make in compiled.slots:
             if name is None:

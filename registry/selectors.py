@@ -10,7 +10,7 @@ from django.db.models import Count, Exists, F, JSONField, OuterRef, Prefetch, Q,
 from django.db.models.functions import Coalesce, Upper
 from django.utils import timezone
 
-from registry import compare
+from registry import compare, keyset
 from registry.errors import InvalidInput, NotFound
 from registry.models import (
     Alias,
@@ -43,8 +43,8 @@ from registry.permissions import (
     context_scope,
     contexts_for,
     model_in_scope,
+    model_scope,
     models_for,
-    models_in_scope,
 )
 from registry.prepared import CompiledQuery
 from registry.services.common import normalize_name
@@ -237,6 +237,54 @@ def _version_count():
     return Coalesce(Subquery(live), 0)
 
 
+MODEL_PAGE_SIZE = 50  # the API's default page (registry/api/pagination.py)
+
+
+@functools.cache
+def _model_list_order(order: str) -> tuple[QuerySet[Model], list[keyset.Key]]:
+    """The model list in the order `order` (a field of MODEL_ORDERINGS, '-' before it for
+    descending, then by name and id), as a queryset (which decodes a cursor's values) and as
+    its keyset keys: made once per process."""
+    models = Model.objects.all()
+    if order.removeprefix("-") == "version_count":
+        models = models.annotate(version_count=_version_count())
+    models = models.order_by(order, "name_key", "id")
+    return models, keyset.ordering_keys(models)
+
+
+def _model_page_query(*, order: str, direction: str, context_id: int, limit: int, position: list | None,
+                      model_ids: list | None, term: str | None, tag_term: str | None, tag_keys: list[str],
+                      name_key: str | None) -> QuerySet[Model]:
+    """`limit` models of a context as they are shown, from the cursor position (`direction`,
+    `position`) in the order `order`: within `model_ids` (a token limited to models), matching the
+    search (`term` in the name or description, `tag_term` in a tag key), holding every tag of
+    `tag_keys`, named `name_key`. Each value in its final form (see registry/prepared.py)."""
+    ordered, keys = _model_list_order(order)
+    related, columns = _with_users(*MODEL_USERS)
+    models = ordered.filter(context_id=context_id).select_related(*related).only(*columns).annotate(**_model_shown())
+    if model_ids is not None:
+        models = models.filter(pk__in=model_ids)
+    if term is not None:
+        # The upper-cased copies the database keeps (Model.name_upper...): the term is
+        # upper-cased once, not every row; tag keys are case-folded already.
+        # The trigram indexes of migration 0011 serve the two LIKEs on PostgreSQL; AmongIds lets
+        # the tag branch join them in one BitmapOr.
+        tagged = Model.tags.through.objects.filter(tag__key__contains=tag_term).values("model_id")
+        upper = Upper(Value(term))
+        models = models.filter(Q(name_upper__contains=upper) | Q(description_upper__contains=upper)
+                               | Q(AmongIds("pk", tagged)))
+    for key in tag_keys:
+        models = models.filter(AmongIds("pk", Model.tags.through.objects.filter(tag__key=key).values("model_id")))
+    if name_key is not None:
+        models = models.filter(name_key=name_key)
+    return keyset.page_rows(models, keys, direction, position, limit)
+
+
+# The model list (its search, tags, orders and pages) is read as often as a model: one statement
+# per shape compiled once per process (registry/prepared.py).
+_MODEL_PAGE = CompiledQuery(_model_page_query)
+
+
 def model_list(
     user,
     context: Context,
@@ -245,61 +293,36 @@ def model_list(
     tags: list[str] | None = None,
     name: str = "",
     ordering: str = "",
-) -> QuerySet[Model]:
-    """Models of a visible `context` as they are shown, searched over name, description and tags
-    (the API's list and the dashboard's): one statement per page, one for the count.
+    cursor: str | None = None,
+    size: int = MODEL_PAGE_SIZE,
+) -> keyset.Page:
+    """A page of the models of a visible `context` as they are shown, searched over name,
+    description and tags (the API's list and the dashboard's): one statement, whatever the page.
 
     `tags` must all be present; `name` matches the normalised name exactly; `ordering`
-    is one of name, created, updated, versions, with '-' for descending.
+    is one of name, created, updated, versions, with '-' for descending; `cursor` comes from
+    a page's next or previous cursor (None: the first page), `size` rows per page.
     """
     field, descending = _model_ordering(ordering)
-    # `context` came from context_get(), which checked visibility; its related manager sets
-    # each row's context without a join.
-    related, columns = _with_users(*MODEL_USERS)
-    models = models_in_scope(user, context.models.select_related(*related).only(*columns).annotate(**_model_shown()))
-    if search:
-        term = Upper(Value(search.strip()))
-        # The upper-cased copies the database keeps (Model.name_upper...): the term is
-        # upper-cased once, not every row; tag keys are case-folded already.
-        # The trigram indexes of migration 0011 serve the two LIKEs on PostgreSQL; AmongIds lets
-        # the tag branch join them in one BitmapOr.
-        tagged = Model.tags.through.objects.filter(tag__key__contains=search.strip().casefold()).values("model_id")
-        models = models.filter(Q(name_upper__contains=term) | Q(description_upper__contains=term)
-                               | Q(AmongIds("pk", tagged)))
-    for tag in tags or []:
-        tagged = Model.tags.through.objects.filter(tag__key=tag.strip().casefold()).values("model_id")
-        models = models.filter(AmongIds("pk", tagged))
+    order = f"-{field}" if descending else field
+    ordered, keys = _model_list_order(order)
+    direction, position = keyset.position(cursor, keys, ordered)
+    name_key = None
     if name:
         try:
-            _, key = normalize_name(name)
+            _, name_key = normalize_name(name)
         except InvalidInput:
-            return models.none()
-        models = models.filter(name_key=key)
-    if field == "version_count":
-        models = models.annotate(version_count=_version_count())
-    return models.order_by(f"-{field}" if descending else field, "name_key", "id")
-
-
-def _model_by_name_query(context_id, name_key) -> QuerySet[Model]:
-    related, columns = _with_users(*MODEL_USERS)
-    return (Model.objects.select_related("context", *related).only(*columns).annotate(**_model_shown())
-            .filter(context_id=context_id, name_key=name_key).order_by())
-
-
-# Looking a model up by its name is as common as by id (a notebook knows the name): compiled once
-# per process, like model_detail.
-_MODEL_BY_NAME = CompiledQuery(_model_by_name_query)
-
-
-def model_by_name(user, context: Context, name: str) -> Model | None:
-    """The model of a visible `context` whose normalised name is `name`, as shown (the rows of
-    model_list), or None: the API's `?name=` lookup."""
-    try:
-        _, key = normalize_name(name)
-    except InvalidInput:
-        return None
-    found = _MODEL_BY_NAME.run(context_id=context.pk, name_key=key)
-    return found[0] if found and model_in_scope(user, found[0].pk) else None
+            return keyset.Page([], None, None)
+    term = search.strip() if search else None
+    rows = _MODEL_PAGE.run(
+        shape={"order": order, "direction": direction},
+        context_id=context.pk, limit=size + 1, position=position, model_ids=model_scope(user),
+        term=term, tag_term=None if term is None else term.casefold(),
+        tag_keys=[tag.strip().casefold() for tag in tags or []], name_key=name_key,
+    )
+    for row in rows:
+        row.context = context  # `context` came from context_get(), which checked visibility
+    return keyset.page_of(keys, rows, direction, position, size)
 
 
 def _model_ordering(ordering: str) -> tuple[str, bool]:

@@ -8,8 +8,8 @@ from django.urls import path
 
 from dashboard.forms import ModelForm
 from dashboard.views.base import add_service_error, requires
-from registry import keyset, selectors, services
-from registry.errors import InvalidInput, RegistryError
+from registry import selectors, services
+from registry.errors import RegistryError
 from registry.permissions import Perm, has_perm
 
 MODELS_PER_PAGE = 25
@@ -37,12 +37,9 @@ def model_list(request, ctx):
     sort = request.GET.get("sort", "name")
     if sort not in dict(SORTS):
         sort = "name"
-    try:
-        models = selectors.model_list(request.user, context, search=search, tags=[tag] if tag else [], ordering=sort)
-    except InvalidInput:
-        models = selectors.model_list(request.user, context, search=search)
     # A context may hold a hundred thousand models: pages by cursor (registry/keyset.py).
-    page = keyset.paginate(models, cursor=request.GET.get("cursor") or None, size=MODELS_PER_PAGE)
+    page = selectors.model_list(request.user, context, search=search, tags=[tag] if tag else [], ordering=sort,
+                                cursor=request.GET.get("cursor") or None, size=MODELS_PER_PAGE)
     return render(request, "dashboard/models/list.html", {
         "context": context, "page": page, "search": search, "tag": tag,
         "sort": sort, "sorts": SORTS, "can_edit": has_perm(request.user, context, Perm.EDIT_MODEL),

@@ -39,17 +39,26 @@ class CursorPagination(BasePagination):
     max_page_size = Pagination.max_page_size
     cursor_query_param = "cursor"
 
-    def paginate_queryset(self, queryset, request, view=None):
+    def page_request(self, request) -> tuple[str | None, int]:
+        """(cursor, size) of the page `request` asks for."""
         if "page" in request.query_params:
             # Refused, not ignored: a client counting pages would otherwise get the first one
             # back for ever.
             raise InvalidInput("This list pages with a cursor, not page numbers: follow the `next` link.",
                                field="page")
         self.request = request
-        self.keyset_page = keyset.paginate(
-            queryset, cursor=request.query_params.get(self.cursor_query_param) or None,
-            size=PageNumberPagination.get_page_size(self, request))
+        return (request.query_params.get(self.cursor_query_param) or None,
+                PageNumberPagination.get_page_size(self, request))
+
+    def paginate_queryset(self, queryset, request, view=None):
+        cursor, size = self.page_request(request)
+        self.keyset_page = keyset.paginate(queryset, cursor=cursor, size=size)
         return self.keyset_page.rows
+
+    def page_response(self, page: keyset.Page, data) -> Response:
+        """The answer for a page a selector read itself (after page_request())."""
+        self.keyset_page = page
+        return self.get_paginated_response(data)
 
     def _link(self, cursor: str | None) -> str | None:
         if cursor is None:

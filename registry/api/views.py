@@ -6,7 +6,7 @@ decided there, once per request, before the body is read (registry/permissions.p
 
 from __future__ import annotations
 
-from functools import wraps
+from functools import partial, wraps
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -118,6 +118,14 @@ class RegistryView(APIView):
         else:
             data = serializer_class(page, many=True, context={"request": self.request, **context}).data
         return paginator.get_paginated_response(data)
+
+    def read_page(self, read, *, serialize):
+        """A page that a selector reads itself, `read(cursor=..., size=...)` (a keyset.Page), for
+        the view's CursorPagination."""
+        paginator = self.pagination_class()
+        cursor, size = paginator.page_request(self.request)
+        page = read(cursor=cursor, size=size)
+        return paginator.page_response(page, [serialize(row) for row in page.rows])
 
     def input(self, serializer_class, *, partial: bool = False) -> dict:
         if not isinstance(self.request.data, dict):
@@ -446,16 +454,10 @@ class ModelListView(RegistryView):
     def get(self, request, ctx):
         context = selectors.context_get(request.user, ctx)
         params = request.query_params
-        if set(params) == {"name"} and params["name"]:
-            # A lookup by exact name: at most one row, the list's page shape, one compiled statement.
-            found = selectors.model_by_name(request.user, context, params["name"])
-            return Response({"next": None, "previous": None,
-                             "results": [s.serialize_model(found)] if found is not None else []})
-        models = selectors.model_list(
-            request.user, context, search=params.get("search", ""), tags=params.getlist("tag"),
-            name=params.get("name", ""), ordering=params.get("ordering", ""),
-        )
-        return self.paginated(models, serialize=s.serialize_model)
+        return self.read_page(partial(
+            selectors.model_list, request.user, context, search=params.get("search", ""),
+            tags=params.getlist("tag"), name=params.get("name", ""), ordering=params.get("ordering", ""),
+        ), serialize=s.serialize_model)
 
     @extend_schema(request=s.ModelCreateSerializer, responses={201: s.ModelSerializer, **ERRORS})
     @requires(Perm.EDIT_MODEL)

@@ -264,7 +264,7 @@ def test_reads_cost_one_statement_each(clients, catalog):
 @pytest.mark.parametrize("name, found", [("fraud_detector", 1), (" FRAUD_Detector ", 1), ("straße-MODEL", 1),
                                          ("école", 1), ("fraud", 0), ("%", 0), (" ", 0), ("", 5)])
 def test_a_lookup_by_name_answers_what_the_list_does(clients, catalog, name, found):
-    """`?name=` alone is read by its own compiled statement: the same page as the list's."""
+    """`?name=` alone and with an ordering: the same page of the list."""
     client = clients["viewer"]
     alone = client.get("/api/v1/contexts/acme/models/", {"name": name})
     listed = client.get("/api/v1/contexts/acme/models/", {"name": name, "ordering": "name"})
