@@ -20,8 +20,8 @@ reach its parameter:
 - as the database backend writes its type (a UUID as hex on SQLite, a datetime as text);
 - escaped for LIKE and wrapped in %: `field__contains=value` (the backend's
   prep_for_like_query, as the ORM's lookups call it);
-- as the high end of a slice `[:limit]`, which the ORM writes into the SQL text: the compiled
-  statement ends in `LIMIT %s` instead.
+- as the bounds of a slice, `[:limit]` or `[offset:offset + limit]`, which the ORM writes into
+  the SQL text: the compiled statement ends in `LIMIT %s` (`OFFSET %s`) instead.
 A value the build changes before the ORM sees it (upper-cased, stripped, cut) is not found: it
 is refused with TypeError when compiling, never run with the request's value unchanged. The
 string stand-ins hold mixed case, an underscore (which LIKE escaping changes) and \\x1f
@@ -175,15 +175,18 @@ class CompiledQuery:
                     break
             else:
                 slots.append((None, None, param))  # a constant of the statement
+        # The ORM writes a slice's LIMIT (and OFFSET) into the SQL: they become its last parameters.
+        unfound = {stand_in: (name, index) for name, index, stand_in in flat
+                   if (name, index) not in found and isinstance(stand_in, int)}
         query = queryset.query
-        for name, index, stand_in in flat:
-            limit = f" LIMIT {stand_in}"
-            if ((name, index) not in found and isinstance(stand_in, int) and query.high_mark == stand_in
-                    and not query.low_mark and sql.endswith(limit)):
-                # The ORM writes the LIMIT into the SQL: it becomes the last parameter.
-                sql = sql.removesuffix(limit) + " LIMIT %s"
-                slots.append((name, index, int))
-                found.add((name, index))
+        if query.high_mark is not None:
+            low, count = query.low_mark, query.high_mark - query.low_mark
+            tail = f" LIMIT {count}" + (f" OFFSET {low}" if low else "")
+            if count in unfound and (not low or low in unfound) and sql.endswith(tail):
+                sql = sql.removesuffix(tail) + " LIMIT %s" + (" OFFSET %s" if low else "")
+                for stand_in in (count, low) if low else (count,):
+                    slots.append((*unfound[stand_in], int))
+                    found.add(unfound[stand_in])
         missing = [(name, index) for name, index, _ in flat if (name, index) not in found]
         if missing:  # a value the ORM wrote into the SQL itself: it cannot be swapped
             raise TypeError(f"{missing} did not become parameters of the statement")
@@ -221,3 +224,40 @@ class CompiledQuery:
         query.get_compiler = lambda *args, **kwargs: compiler
         queryset = type(compiled.queryset)(model=compiled.queryset.model, query=query, using=using)
         return list(ModelIterable(queryset))
+
+
+class CompiledRows:
+    """The rows of a CompiledQuery whose build takes `offset` and `limit` (None and None: every
+    row; else the slice `[offset:offset + limit]`), as the sequence Django's Paginator pages
+    through: a slice runs the compiled statement, `count()` calls the `count` function given,
+    iterating reads every row. `each(row)`, if given, completes each row read (sets a parent
+    known without reading it)."""
+
+    ordered = True  # (the Paginator warns about an unordered list)
+
+    def __init__(self, compiled: CompiledQuery, count: Callable[[], int], *, each: Callable | None = None, **values):
+        self.compiled, self._count, self.each, self.values = compiled, count, each, values
+
+    def _read(self, **bounds) -> list:
+        rows = self.compiled.run(**bounds, **self.values)
+        if self.each is not None:
+            for row in rows:
+                self.each(row)
+        return rows
+
+    def __getitem__(self, item: slice) -> list:
+        if not isinstance(item, slice) or item.step is not None or (item.start or 0) < 0 or (
+                item.stop is not None and item.stop < (item.start or 0)):
+            raise TypeError("CompiledRows reads slices [start:stop] of non-negative bounds only")
+        if item.stop is None:
+            return list(self)[item.start or 0:]
+        return self._read(offset=item.start or 0, limit=item.stop - (item.start or 0))
+
+    def __iter__(self):
+        return iter(self._read(offset=None, limit=None))
+
+    def count(self) -> int:
+        return self._count()
+
+    def __len__(self) -> int:
+        return self.count()

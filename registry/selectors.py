@@ -46,7 +46,7 @@ from registry.permissions import (
     model_scope,
     models_for,
 )
-from registry.prepared import CompiledQuery
+from registry.prepared import CompiledQuery, CompiledRows
 from registry.services.common import normalize_name
 
 MODEL_ORDERINGS = {
@@ -362,9 +362,23 @@ def _versions_shown(versions: QuerySet[Version]) -> QuerySet[Version]:
     return versions.select_related(*related).only(*columns).annotate(**_version_shown())
 
 
-def version_list(model: Model) -> QuerySet[Version]:
-    """The versions of a visible `model` as they are shown, oldest first: one statement per page."""
-    return _versions_shown(model.versions.all()).order_by("number")
+def _version_page(model_id, offset: int | None, limit: int | None) -> QuerySet[Version]:
+    versions = _versions_shown(Version.objects.filter(model_id=model_id)).order_by("number")
+    return versions if limit is None else versions[offset:offset + limit]
+
+
+# The versions of a model are listed as often as the model is read: compiled once per process.
+_VERSION_PAGE = CompiledQuery(_version_page)
+
+
+def version_list(model: Model) -> CompiledRows:
+    """The versions of a visible `model` as they are shown, oldest first, for a paginator (or
+    every one, iterated): one statement per page, and a count when a page is full."""
+    def of_model(version):
+        version.model = model
+
+    return CompiledRows(_VERSION_PAGE, lambda: Version.objects.filter(model_id=model.pk).count(), each=of_model,
+                        model_id=model.pk)
 
 
 _VERSION_ROW = CompiledQuery(lambda model_id, number: Version.objects.filter(model_id=model_id, number=number)

@@ -63,7 +63,7 @@ def test_the_same_statement_serves_lists_of_another_length(users, context, other
     assert [m.pk for m in query.run(contexts=[context.pk, other_context.pk])] == [a.pk, b.pk]
 
 
-def test_a_limit_is_a_parameter_and_an_offset_is_refused(context):
+def test_a_slice_is_parameters_and_an_open_offset_is_refused(context):
     for name in "abcd":
         services.model_create(actor=None, context=context, name=name)
     first = CompiledQuery(lambda limit: Model.objects.order_by("name_key")[:limit])
@@ -73,6 +73,14 @@ def test_a_limit_is_a_parameter_and_an_offset_is_refused(context):
     rest = CompiledQuery(lambda start: Model.objects.order_by("name_key")[start:])  # OFFSET is in the SQL text
     with pytest.raises(TypeError, match="did not become parameters"):
         rest.run(start=1)
+    window = CompiledQuery(lambda offset, limit: Model.objects.order_by("name_key")[offset:offset + limit])
+    assert [m.name for m in window.run(offset=1, limit=2)] == ["b", "c"]
+    assert [m.name for m in window.run(offset=0, limit=1)] == ["a"]  # the same statement, OFFSET 0
+    assert [m.name for m in window.run(offset=3, limit=5)] == ["d"]
+    assert len(window._compiled) == 1
+    changed = CompiledQuery(lambda offset, limit: Model.objects.order_by("name_key")[offset:offset + limit + 1])
+    with pytest.raises(TypeError, match="did not become parameters"):  # a bound the build computed
+        changed.run(offset=1, limit=2)
 
 
 @pytest.mark.parametrize("build, message", [

@@ -376,3 +376,31 @@ def test_writes_cost_a_fixed_number_of_statements(clients, catalog):
         moved[2] if connection.vendor == "postgresql" else "FOR NO KEY UPDATE")
     again = _write_statements(clients["publisher"], "put", url, {"version": 1})
     assert len(again) == 4 + 1, again  # where it points already: nothing written, the alias read to answer
+
+
+@pytest.mark.parametrize("page_size", [1, 2, 3, 50])
+def test_version_pages_read_what_the_plain_list_does(clients, catalog, page_size):
+    """The version list runs a statement compiled once per process (LIMIT and OFFSET its
+    parameters): every page, at every size, holds what the plain queryset holds."""
+    client = clients["viewer"]
+    fraud = catalog["fraud_detector"]
+    plain = [version.number for version in fraud.versions.order_by("number")]
+    seen, url = [], f"/api/v1/models/{fraud.pk}/versions/?page_size={page_size}"
+    while url:
+        body = client.get(url).json()
+        assert body["count"] == len(plain)
+        seen += [row["number"] for row in body["results"]]
+        url = body["next"]
+    assert seen == plain
+    assert client.get(f"/api/v1/models/{fraud.pk}/versions/?page_size=2&page=9").status_code == 404
+
+
+def test_a_full_version_page_costs_a_count_and_a_page(clients, catalog):
+    fraud = catalog["fraud_detector"]
+    base = f"/api/v1/models/{fraud.pk}/versions/"
+    # token, model, the page read one row long (it holds them all: no count)
+    assert len(_statements(clients["viewer"], base + "?page_size=3")) == 3
+    # token, model, the first page read one row long, then the count
+    assert len(_statements(clients["viewer"], base + "?page_size=2")) == 4
+    # token, model, count, the page
+    assert len(_statements(clients["viewer"], base + "?page_size=2&page=2")) == 4
