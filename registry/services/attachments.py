@@ -131,7 +131,7 @@ def attachment_upload(*, actor, model: Model, name: str, stream: IO[bytes], cont
         if refusal:
             raise SerializedModelRefused(
                 f"{name!r} looks like a serialized model: {refusal}. Attachments are never scanned, so models "
-                "are not accepted as attachments: upload it as a format of a version (PUT "
+                "are not accepted as attachments: upload it as a format of a version (its Formats tab, or PUT "
                 "…/versions/{n}/formats/{kind}/file), where the registry checks it.", field="file")
         return _attach(actor=actor, model=model, name=name, key=key, storage_key=storage_key, size=size,
                        sha256=recorder.sha256, content_type=ends.safe_content_type(name, recorder.head),
