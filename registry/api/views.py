@@ -767,15 +767,7 @@ class FormatFileView(RegistryView):
     def put(self, request, model_id, number, kind):
         version = self.version(model_id, number)
         raw = request._request
-        length = raw.META.get("CONTENT_LENGTH")
-        try:
-            content_length = int(length) if length not in (None, "") else None
-        except ValueError:
-            content_length = -1
-        if content_length is not None and content_length < 0:
-            raise InvalidInput("Content-Length must be a number.", field="Content-Length")
-        if content_length is None:
-            raise LengthRequired("Send the file with a Content-Length header.")
+        content_length = _content_length(raw)
         fmt = services.format_upload(
             actor=request.user, version=version, kind=kind, stream=raw, content_length=content_length,
             filename=upload_filename(request),
