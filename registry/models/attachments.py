@@ -45,4 +45,4 @@ class ModelAttachment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.model.name} / {self.name}" if "model" in self._state.fields_cache else self.name
+        return self.name

@@ -4,6 +4,7 @@ list, download, replace, delete; their names, limits, permissions, and the bytes
 import gzip
 import hashlib
 import io
+import json
 import pickle
 import zipfile
 from collections import OrderedDict
@@ -285,17 +286,19 @@ def test_a_connection_lost_mid_upload_leaves_nothing_behind(users, model, storag
             self.sent += 1
             return b"x" * 10
 
-    with pytest.raises(Exception):
+    with pytest.raises(ConnectionResetError):
         services.attachment_upload(actor=users["editor"], model=model, name="a.csv", stream=Lost(),
                                    content_length=1000)
     assert not ModelAttachment.objects.exists() and stored_files(storage_dir) == []
 
 
 def test_put_without_content_length_is_411(clients, model):
+    # The test client sends no Content-Length for an empty body.
     r = clients["editor"].generic("PUT", file_url(model, "a.csv"), data=b"", content_type="application/octet-stream")
-    assert r.status_code in (201, 411)  # the test client sends no Content-Length for an empty body
-    if r.status_code == 411:
-        assert r.json()["code"] == "length_required"
+    assert r.status_code == 411 and r.json()["code"] == "length_required"
+    assert not ModelAttachment.objects.exists()
+    empty = put(clients["editor"], model, "empty.txt", b"")  # an empty file, declared as such, is a file
+    assert empty.status_code == 201 and empty.json()["size"] == 0
 
 
 @pytest.mark.parametrize("persona, read, write", [
@@ -344,8 +347,6 @@ def test_webhooks_hear_of_attachments(clients, model, context, users, django_cap
     clients["editor"].delete(detail_url(model, "card.pdf"))
     deliveries = list(WebhookDelivery.objects.order_by("created_at", "id"))
     assert [d.event_type for d in deliveries] == ["attachment.added", "attachment.replaced", "attachment.deleted"]
-    import json
-
     body = json.loads(deliveries[0].body)
     assert body["data"]["model"]["name"] == "Churn"
     assert body["data"]["attachment"]["name"] == "card.pdf"
