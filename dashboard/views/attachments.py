@@ -71,6 +71,10 @@ def attachment_upload(request, model_id):
     return response
 
 
+# A form larger than an attachment may be is refused before it is read (dashboard.middleware).
+attachment_upload.upload_limit = max_attachment_bytes
+
+
 @login_required
 @require_POST
 @requires(Perm.EDIT_MODEL)

@@ -153,3 +153,17 @@ def test_the_tab_costs_the_same_queries_for_one_attachment_or_twenty(users, mode
     with django_assert_num_queries(len(one)):
         page = client.get(path).content.decode()
     assert page.count('class="attachment-name"') == 20
+
+
+def test_a_form_larger_than_an_attachment_may_be_is_refused_before_it_is_read(users, model, settings, storage_dir):
+    settings.REGISTRY_MAX_ATTACHMENT_BYTES = 100
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    files = stored_files(storage_dir)
+    response = web(users["editor"]).post(url("attachment-upload", model_id=model.pk),
+                                         {"file": SimpleUploadedFile("big.csv", b"x" * 200_000)})
+    assert response.status_code == 413 and "The form sends" in response.content.decode()  # unread
+    assert ModelAttachment.objects.count() == 1 and stored_files(storage_dir) == files
+    # A form within the envelope reaches the service, which counts the file itself.
+    small = web(users["editor"]).post(url("attachment-upload", model_id=model.pk),
+                                      {"file": SimpleUploadedFile("mid.csv", b"x" * 500)})
+    assert small.status_code == 413 and "REGISTRY_MAX_ATTACHMENT_BYTES" in small.content.decode()
