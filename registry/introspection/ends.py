@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
 
 from registry.introspection import headers, pickles
 
@@ -145,6 +146,18 @@ def _is_text(head: bytes) -> bool:
     return True
 
 
+def _zip_kind(view: EndsView) -> str:
+    """A zip's kind from the names in its central directory, which must lie in the kept tail
+    (MiddleUnknown otherwise). Only the directory is read (zipfile opens no member here), so no
+    member count limit applies; bytes that only start like a zip are no zip."""
+    try:
+        with zipfile.ZipFile(view) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
+        return "zip"
+    return headers.zip_kind_of_members(names)
+
+
 def serialized_model(recorder: EndsRecorder) -> str | None:
     """Why these bytes must not be an attachment (a sentence), or None when they may be.
 
@@ -156,7 +169,7 @@ def serialized_model(recorder: EndsRecorder) -> str | None:
     head = bytes(recorder.head)
     try:
         if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-            kind = headers.detect_kind(recorder.view())
+            kind = _zip_kind(recorder.view())
         else:
             # Only the HDF5 probe reads the middle of a file that is not a zip, and h5 is allowed.
             kind = headers.detect_kind(recorder.view(middle_empty=True))

@@ -242,6 +242,31 @@ def test_a_zip_of_reports_and_a_pickle_of_constants_are_plain_data(clients, mode
     assert put(clients["editor"], model, "none.bin", b"N.").status_code == 201
 
 
+def _zip(members: dict[str, bytes], method=zipfile.ZIP_STORED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_large_zips_are_judged_by_their_central_directory(clients, model, storage_dir):
+    # Megabytes of report pages: only the directory at the end is read, and it lists no model.
+    pages = _zip({f"report/page{i}.html": bytes([i]) * 400_000 for i in range(8)})
+    assert put(clients["editor"], model, "report-big.zip", pages).status_code == 201
+    # A PyTorch zip of thousands of tensors and megabytes of data is still a PyTorch zip.
+    tensors = {"model/data.pkl": pickle.dumps([1]), "model/version": b"3",
+               **{f"model/data/{i}": b"\0" * 64 for i in range(3000)}, "model/data/big": b"\1" * 3_000_000}
+    refused = put(clients["editor"], model, "weights.zip", _zip(tensors))
+    assert refused.status_code == 400 and "PyTorch" in refused.json()["detail"]
+    # A directory too large to keep: it cannot be checked, so it is refused (fail closed).
+    many = _zip({f"f/{i:06d}-a-rather-long-file-name-to-fill-the-central-directory.txt": b"x"
+                 for i in range(25_000)}, zipfile.ZIP_DEFLATED)
+    unchecked = put(clients["editor"], model, "many.zip", many)
+    assert unchecked.status_code == 400 and "too large to check" in unchecked.json()["detail"]
+    assert ModelAttachment.objects.count() == 1 and len(stored_files(storage_dir)) == 1
+
+
 def test_a_checksum_mismatch_stores_nothing(clients, model, storage_dir):
     r = put(clients["editor"], model, "a.csv", CSV, HTTP_X_CHECKSUM_SHA256="0" * 64)
     assert r.status_code == 400 and r.json()["code"] == "checksum_mismatch"
