@@ -34,7 +34,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['name_key'],
-                'constraints': [models.UniqueConstraint(fields=('model', 'name_key'), name='attachment_name_unique_per_model'), models.CheckConstraint(condition=models.Q(('size__gte', 0)), name='attachment_size_not_negative'), models.CheckConstraint(condition=django.db.models.lookups.Exact(django.db.models.functions.text.Length('sha256'), 64), name='attachment_sha256_is_hex_digest')],
+                'constraints': [models.UniqueConstraint(fields=('model', 'name_key'), name='attachment_name_unique_per_model'), models.CheckConstraint(condition=models.Q(('size__gte', 0)), name='attachment_size_not_negative'), models.CheckConstraint(condition=django.db.models.lookups.Exact(django.db.models.functions.text.Length('sha256'), 64), name='attachment_sha256_has_64_characters')],
             },
         ),
     ]

@@ -41,7 +41,7 @@ class ModelAttachment(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["model", "name_key"], name="attachment_name_unique_per_model"),
             models.CheckConstraint(condition=Q(size__gte=0), name="attachment_size_not_negative"),
-            models.CheckConstraint(condition=Exact(Length("sha256"), 64), name="attachment_sha256_is_hex_digest"),
+            models.CheckConstraint(condition=Exact(Length("sha256"), 64), name="attachment_sha256_has_64_characters"),
         ]
 
     def __str__(self) -> str:
