@@ -137,6 +137,13 @@ class UploadForm(forms.Form):
     file = forms.FileField()
 
 
+class AttachmentForm(forms.Form):
+    file = forms.FileField()
+    name = forms.CharField(required=False, max_length=200, help_text="Leave empty to keep the file's own name")
+    description = forms.CharField(required=False, max_length=500)
+    overwrite = forms.BooleanField(required=False, label="Replace an attachment of the same name")
+
+
 class AliasForm(forms.Form):
     alias = forms.CharField(max_length=64, help_text="e.g. production, staging, champion",
                             widget=forms.TextInput(attrs={"list": "alias-names", "autocomplete": "off"}))

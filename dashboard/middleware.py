@@ -54,7 +54,9 @@ class UploadSizeMiddleware:
         except ValueError:
             return None  # Django reads no body with an unreadable length
         try:
-            form_upload_size_check(length)
+            # A view taking smaller files names its limit (dashboard.views.attachments).
+            limit = getattr(view_func, "upload_limit", None)
+            form_upload_size_check(length, limit=limit() if limit else None)
         except FileTooLarge as error:
             back = request.META.get("HTTP_REFERER", "")
             if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard.views import (assist, catalog, confirmations, guards, model_pages, signin, sso_rules, team,
+from dashboard.views import (assist, attachments, catalog, confirmations, guards, model_pages, signin, sso_rules, team,
                              trusted_imports, webhooks)
 
 app_name = "dashboard"
@@ -16,6 +16,7 @@ urlpatterns = [
     *sso_rules.urlpatterns,
     *catalog.urlpatterns,
     *model_pages.urlpatterns,
+    *attachments.urlpatterns,
     *team.urlpatterns,
     *trusted_imports.urlpatterns,
     *webhooks.urlpatterns,

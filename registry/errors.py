@@ -106,3 +106,28 @@ class DatabaseUnavailable(RegistryError):
     status_code = 503
     code = "database_unavailable"
     retry_after: int | None = 10
+
+
+class AttachmentExists(Conflict):
+    """An attachment of that name exists and the upload did not ask to replace it."""
+
+    code = "attachment_exists"
+
+
+class TooManyAttachments(Conflict):
+    code = "too_many_attachments"
+
+
+class AttachmentTooLarge(FileTooLarge):
+    code = "attachment_too_large"
+
+
+class SerializedModelRefused(InvalidInput):
+    """The bytes are a serialized model (a pickle, a PyTorch zip...): it goes in a version's format,
+    where the workers scan it, not in an attachment, which nothing scans."""
+
+    code = "serialized_model"
+
+
+class ChecksumMismatch(InvalidInput):
+    code = "checksum_mismatch"

@@ -27,10 +27,11 @@ def upload_size_check(declared: int | None) -> None:
         raise FileTooLarge(f"The file is {declared} bytes; the limit is {limit} bytes.")
 
 
-def form_upload_size_check(content_length: int | None) -> None:
+def form_upload_size_check(content_length: int | None, *, limit: int | None = None) -> None:
     """Refuse (413) a multipart form whose Content-Length is more than a file of the largest
-    allowed size plus the form's other fields: the body is then never read nor spooled."""
-    limit = max_upload_bytes()
+    allowed size (`limit`, by default the largest upload) plus the form's other fields: the body
+    is then never read nor spooled."""
+    limit = max_upload_bytes() if limit is None else limit
     if content_length is not None and content_length > limit + form_envelope_bytes():
         raise FileTooLarge(f"The form sends {content_length} bytes; the limit for a file is {limit} bytes "
                            f"({filesizeformat(limit)}).", field="file")

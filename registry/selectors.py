@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import unicodedata
 import uuid
 from collections import defaultdict
 
@@ -13,6 +14,7 @@ from django.utils import timezone
 from registry import compare, keyset
 from registry.errors import InvalidInput, NotFound
 from registry.models import (
+    ModelAttachment,
     Alias,
     AliasMove,
     AliasMoveRequest,
@@ -492,6 +494,21 @@ def metric_latest(version: Version) -> QuerySet[Metric]:
 def model_metric_list(model: Model, *, key: str = "") -> QuerySet[ModelMetric]:
     """The metric points logged on a visible `model` itself, in the order version metrics are."""
     return _metric_points(ModelMetric, key, model=model)
+
+
+def attachment_list(model: Model) -> QuerySet[ModelAttachment]:
+    """The attachments of a visible `model` (their .model is it, not read again), by name, with
+    who uploaded them: the API's list and the Attachments tab."""
+    return model.attachments.select_related("uploaded_by").order_by("name_key", "id")
+
+
+def attachment_get(model: Model, name: str) -> ModelAttachment:
+    """An attachment of `model` by name (case-insensitively, as names are unique); 404 otherwise."""
+    key = unicodedata.normalize("NFC", name).casefold() if isinstance(name, str) else ""
+    attachment = _first(attachment_list(model).filter(name_key=key))
+    if attachment is None:
+        raise NotFound(f"Model {model.name} has no attachment named {str(name)[:200]!r}.")
+    return attachment
 
 
 def model_metric_latest(model: Model) -> QuerySet[ModelMetric]:

@@ -323,6 +323,9 @@ CONTENT_SECURITY_POLICY = {
 REGISTRY_MAX_UPLOAD_BYTES = int(os.environ.get("REGISTRY_MAX_UPLOAD_BYTES", str(20 * 1024**3)))
 REGISTRY_MAX_VERSIONS = int(os.environ.get("REGISTRY_MAX_VERSIONS", "30"))
 REGISTRY_MAX_FORMATS = int(os.environ.get("REGISTRY_MAX_FORMATS", "3"))
+# Attachments of a model itself (model cards, reports, plots): how large one may be, how many a model keeps.
+REGISTRY_MAX_ATTACHMENT_BYTES = int(os.environ.get("REGISTRY_MAX_ATTACHMENT_BYTES", str(1024**3)))
+REGISTRY_MAX_ATTACHMENTS = int(os.environ.get("REGISTRY_MAX_ATTACHMENTS", "100"))
 # Tags on one model or one version (400 above).
 REGISTRY_MAX_TAGS = int(os.environ.get("REGISTRY_MAX_TAGS", "100"))
 # Arrays and objects nested in a JSON body or JSON field (400 above): Python's json, DRF's

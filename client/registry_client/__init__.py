@@ -24,6 +24,7 @@ __version__ = "0.2.0"
 
 from registry_client.artifact import PrepareError, PreparedFolder, VerifyResult, prepare, verify  # noqa: E402
 from registry_client.client import (  # noqa: E402
+    Attachment,
     Context,
     Format,
     FormatSummary,
@@ -59,6 +60,7 @@ from registry_client.signature import infer_signature, named_signatures, signatu
 from registry_client.uris import VersionURI, parse_version_uri  # noqa: E402
 
 __all__ = [
+    "Attachment",
     "BadRequest", "ConfigError", "Conflict", "Context", "FetchError", "Forbidden", "Format", "FormatSummary",
     "LoginResult", "Manifest", "ManifestFile", "Model", "MoveRequested", "NoFetcher", "NotCached", "NotFound",
     "OfflineError", "PayloadTooLarge", "PrepareError", "PreparedFolder", "Record", "RecordRef", "RecordVersion",

@@ -1,4 +1,4 @@
-"""regctl: push, pull, freeze and list models from the command line.
+"""regctl: push, pull, freeze and list models, and manage a model's attachments, from the command line.
 
 Results go to stdout, messages to stderr. The registry URL and token come from
 REGISTRY_URL / REGISTRY_TOKEN or the config file (REGISTRY_CONFIG, default
@@ -289,6 +289,31 @@ def cmd_ls(args) -> int:
     return EXIT_OK
 
 
+def cmd_attachment(args) -> int:
+    """ls, add, get or rm an attachment of a model (a file of the model itself, not of a version)."""
+    model = _registry(args).context(args.context).model(args.model)
+    if args.action == "ls":
+        attachments = model.attachments()
+        if args.json:
+            print(json.dumps([a.data for a in attachments], indent=2))
+        else:
+            _print_table([[a.name, a.size, a.sha256, a.content_type, a.uploaded_by or "",
+                           a.uploaded_at.strftime("%Y-%m-%dT%H:%M:%S") if a.uploaded_at else ""]
+                          for a in attachments], ["NAME", "SIZE", "SHA256", "TYPE", "BY", "UPLOADED"])
+        return EXIT_OK
+    if args.action == "add":
+        attachment = model.upload_attachment(args.file, args.name, overwrite=args.overwrite,
+                                             description=args.description)
+        print(json.dumps(attachment.data, indent=2) if args.json else f"{attachment.name}  {attachment.sha256}")
+        return EXIT_OK
+    if args.action == "get":
+        print(model.download_attachment(args.name, args.output))
+        return EXIT_OK
+    model.delete_attachment(args.name)
+    print(f"regctl: deleted the attachment {args.name} of {model.name}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_login(args) -> int:
     from registry_client.login import login
 
@@ -448,6 +473,32 @@ def build_parser() -> Parser:
     ls.add_argument("--tag", action="append", default=[], help="with CONTEXT: only models with this tag")
     ls.add_argument("--json", action="store_true", help="print JSON")
     ls.set_defaults(handler=cmd_ls)
+
+    attachment = commands.add_parser(
+        "attachment", help="list, add, download or delete a model's attachments (files of the model itself)",
+        description="Attachments are files of the model itself, not of a version: a model card, a monitoring "
+                    "report, a drift plot, benchmark results. Downloads are checked against their SHA-256.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = attachment.add_subparsers(dest="action", required=True, parser_class=Parser)
+    for action, help_text in (("ls", "list the attachments"), ("add", "attach FILE (as --name, default its name)"),
+                              ("get", "download NAME, verified, into -o DIR or FILE"),
+                              ("rm", "delete NAME and its stored file")):
+        sub = actions.add_parser(action, help=help_text, epilog=EXIT_CODES,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.add_argument("context")
+        sub.add_argument("model", help="model name or ID")
+        if action == "add":
+            sub.add_argument("file", type=Path)
+            sub.add_argument("--name", help="the attachment's name (default: the file's name)")
+            sub.add_argument("--description")
+            sub.add_argument("--overwrite", action="store_true", help="replace an attachment of the same name")
+        elif action in ("get", "rm"):
+            sub.add_argument("name")
+        if action == "get":
+            sub.add_argument("-o", "--output", default=".", metavar="DIR|FILE", help="where to put it (default: .)")
+        if action in ("ls", "add"):
+            sub.add_argument("--json", action="store_true", help="print JSON")
+        sub.set_defaults(handler=cmd_attachment)
 
     mlflow = commands.add_parser(
         "import-mlflow", help="copy registered models from an MLflow tracking server",

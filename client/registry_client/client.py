@@ -1,7 +1,8 @@
-"""The object API: Registry → Context → Model → Version → Format, and Record.
+"""The object API: Registry → Context → Model → Version → Format, Model → Attachment, and Record.
 
 The words are the registry's: a **format** is one file of a version in one serialization (kind
-`pkl`, `onnx`, ...; the kind `artifact` is a zip model artifact), a **training record** is a
+`pkl`, `onnx`, ...; the kind `artifact` is a zip model artifact), an **attachment** is a file of
+the model itself (a model card, a report, a plot), a **training record** is a
 dataset (any file a version was trained on) known by URI and checksum.
 
 Each resource is a dataclass whose fields are the JSON the registry returned for it, typed
@@ -652,6 +653,62 @@ class Model(_Metrics, _Resource):
             raise NotFound(f"Model '{self.name}' has no version yet.", status=404)
         return self.version(max(numbers))
 
+    # attachments: files of the model itself -------------------------------------------
+    def attachments(self) -> list[Attachment]:
+        """The model's attachments (model cards, reports, plots...), by name."""
+        return [Attachment._from_json(item, model=self) for item in self._t.paginate(f"{self._path}attachments/")]
+
+    def attachment(self, name: str) -> Attachment:
+        """One attachment by name (case-insensitively); NotFound if there is none."""
+        return Attachment._from_json(self._t.get(f"{self._path}attachments/{segment(name)}/"), model=self)
+
+    def upload_attachment(self, path: str | os.PathLike, name: str | None = None, *, overwrite: bool = False,
+                          description: str | None = None, progress: bool | None = None) -> Attachment:
+        """Attach a file to the model itself, as `name` (default: the file's own name).
+
+        Streamed, never loaded whole: hashed first, its SHA-256 sent so the registry stores
+        nothing that differs, then PUT (restarted on a transient failure). An attachment of the
+        same name is replaced only with `overwrite` (else Conflict `attachment_exists`);
+        `description` None keeps the replaced one's. A serialized model is refused (BadRequest
+        `serialized_model`): upload it as a version's format instead."""
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"No such file: {source}")
+        name = name or source.name
+        show = transfer.want_progress(self.registry.progress if progress is None else progress)
+        digests = transfer.hash_file(source, md5=False, progress=show)
+        params = {"overwrite": "1" if overwrite else "0"}
+        if description is not None:
+            params["description"] = description
+        data = transfer.put_file(self._t, f"{self._path}attachments/{segment(name)}/file", source,
+                                 sha256=digests.sha256, size=digests.size, filename=name, progress=show,
+                                 params=params, ok=(200, 201))
+        return Attachment._from_json(data, model=self)
+
+    def download_attachment(self, name: str, dest: str | os.PathLike = ".", *,
+                            progress: bool | None = None) -> Path:
+        """Download an attachment to `dest` (a folder, or a file path), verified.
+
+        The bytes go to a temporary file beside the destination and are renamed into place only
+        when their SHA-256 is the one the registry recorded; otherwise the temporary file is
+        removed and TamperError is raised (nothing is left at `dest`)."""
+        attachment = self.attachment(name)
+        dest = Path(dest)
+        target = dest / attachment.name if dest.is_dir() or str(dest).endswith(os.sep) else dest
+        show = transfer.want_progress(self.registry.progress if progress is None else progress)
+        got = transfer.download_to(self._t, f"{self._path}attachments/{segment(attachment.name)}/file", target,
+                                   progress=show, expected_size=attachment.size)
+        if got.sha256 != attachment.sha256:
+            transfer.discard(got.path)
+            raise TamperError(f"The attachment {attachment.name} of {self.name} does not match its sha256: "
+                              f"expected {attachment.sha256}, got {got.sha256}.", file=attachment.name,
+                              reason="checksum_mismatch", expected=attachment.sha256, actual=got.sha256)
+        return transfer.place(got.path, target)
+
+    def delete_attachment(self, name: str) -> None:
+        """Delete an attachment and its stored file (editors)."""
+        self._t.delete(f"{self._path}attachments/{segment(name)}/")
+
     # aliases --------------------------------------------------------------------------
     def alias(self, name: str) -> Version:
         """The version an alias points to (read now, not from `aliases`)."""
@@ -1100,6 +1157,30 @@ class Format(_Resource):
     def filename(self) -> str:
         """The uploaded file's name, or `<model>-v<n>.<kind>` when none was given."""
         return self.original_filename or f"{self.version.model.name or 'model'}-v{self.version.number}.{self.kind}"
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class Attachment(_Resource):
+    """A file of `model` itself (not of a version): a model card, a monitoring report, a plot."""
+
+    model: Model
+    id: str = _json("")
+    name: str = _json("")
+    size: int = _json(0)
+    sha256: str = _json("")
+    content_type: str = _json("")  # what the registry serves it as (application/octet-stream unless safe)
+    description: str = _json("")
+    uploaded_by: str | None = _json(None)
+    uploaded_at: datetime | None = _json(None, convert=_timestamp)
+    created_at: datetime | None = _json(None, convert=_timestamp)
+    file_url: str = _json("")
+
+    def __repr__(self) -> str:
+        return f"<Attachment {self.name!r} {self.size} bytes sha256={self.sha256[:12]}>"
+
+    def download(self, dest: str | os.PathLike = ".", *, progress: bool | None = None) -> Path:
+        """Download this attachment, verified (see Model.download_attachment)."""
+        return self.model.download_attachment(self.name, dest, progress=progress)
 
 
 def _wallclock(value: Any) -> Any:

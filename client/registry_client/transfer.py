@@ -178,7 +178,8 @@ def upload_file(transport: Transport, format_path: str, path: str | os.PathLike,
 
 
 def put_file(transport: Transport, url_path: str, path: str | os.PathLike, *, sha256: str, size: int,
-             filename: str, progress: bool, timeout: float | None = None) -> dict:
+             filename: str, progress: bool, timeout: float | None = None, params: dict | None = None,
+             ok: tuple[int, ...] = (200,)) -> dict:
     """PUT the raw file, streamed with its Content-Length and X-Checksum-Sha256.
 
     A transient failure (connection reset or refused, timeout, 502/503/504) restarts the PUT
@@ -191,14 +192,15 @@ def put_file(transport: Transport, url_path: str, path: str | os.PathLike, *, sh
 
     def send() -> httpx.Response:
         bar.reset(total=size)
-        return transport.client.put(url_path, params={"filename": filename}, headers=headers,
+        return transport.client.put(url_path, params={"filename": filename} if params is None else params,
+                                    headers=headers,
                                     content=_file_body(path, size, bar), timeout=request_timeout)
 
     try:
         response = transport.retrying("PUT", url_path, send, idempotent=True)
     finally:
         bar.close()
-    if response.status_code != 200:
+    if response.status_code not in ok:
         raise error_from_response(response, "PUT", url_path)
     return response.json()
 

@@ -100,14 +100,30 @@ def download_response(request, fmt: Format) -> HttpResponse:
     return response
 
 
+def attachment_download_response(request, attachment) -> HttpResponse:
+    """Stream an attachment's stored bytes, always as a download (never shown inline), typed as
+    the server decided (registry.introspection.ends.safe_content_type)."""
+    response = _stored_file_response(
+        request, key=attachment.storage_key, sha256=attachment.sha256, size=attachment.size,
+        filename=attachment.name, content_type=attachment.content_type)
+    release_connection()
+    return response
+
+
 def _file_response(request, fmt: Format) -> HttpResponse:
-    etag = f'"{fmt.sha256}"' if fmt.sha256 else None
+    return _stored_file_response(request, key=fmt.storage_key, sha256=fmt.sha256, size=fmt.size,
+                                 filename=download_filename(fmt))
+
+
+def _stored_file_response(request, *, key: str, sha256: str, size: int | None, filename: str,
+                          content_type: str = "application/octet-stream") -> HttpResponse:
+    etag = f'"{sha256}"' if sha256 else None
     if etag and none_match(request.headers.get("If-None-Match"), etag):
         response = HttpResponse(status=304)
         response["ETag"] = etag
         return response
-    disposition = content_disposition_header(True, download_filename(fmt))
-    redirect_to = storage.presigned_download_url(fmt.storage_key, filename_header=disposition)
+    disposition = content_disposition_header(True, filename)
+    redirect_to = storage.presigned_download_url(key, filename_header=disposition)
     if redirect_to:
         # The bytes come straight from the bucket (which honours Range itself); the web
         # process only checked who may read them. The URL expires in minutes.
@@ -116,7 +132,7 @@ def _file_response(request, fmt: Format) -> HttpResponse:
         if etag:
             response["ETag"] = etag
         return response
-    size = fmt.size or 0
+    size = size or 0
     byte_range = _parse_range(request.headers["Range"], size) if "Range" in request.headers else None
     if byte_range == "unsatisfiable":
         response = HttpResponse(status=416)
@@ -125,15 +141,15 @@ def _file_response(request, fmt: Format) -> HttpResponse:
     if byte_range is not None and request.headers.get("If-Range") not in (None, etag):
         byte_range = None  # the client's copy is stale: send the whole file
     try:
-        handle = storage.open_for_download(fmt.storage_key)  # a failing store: 503
+        handle = storage.open_for_download(key)  # a failing store: 503
     except FileNotFoundError:
         raise NotFound("The stored file is missing.") from None
     if byte_range is None:
-        response = FileResponse(handle, content_type="application/octet-stream")
+        response = FileResponse(handle, content_type=content_type)
     else:
         start, end = byte_range
         response = StreamingHttpResponse(
-            _iter_range(handle, start, end - start + 1), status=206, content_type="application/octet-stream"
+            _iter_range(handle, start, end - start + 1), status=206, content_type=content_type
         )
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
         response["Content-Length"] = str(end - start + 1)

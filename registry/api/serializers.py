@@ -349,6 +349,27 @@ class FormatSerializer(serializers.Serializer):
         )
 
 
+class AttachmentSerializer(serializers.Serializer):
+    """A file of the model itself (a model card, a report, a plot): served only as a download."""
+
+    id = serializers.UUIDField(read_only=True)
+    name = serializers.CharField(read_only=True, help_text="Unique in the model, case-insensitively")
+    size = serializers.IntegerField(read_only=True)
+    sha256 = serializers.CharField(read_only=True, help_text="Of the stored bytes; the download's ETag")
+    content_type = serializers.CharField(
+        read_only=True, help_text="What the download is served as: application/octet-stream unless the name's "
+                                  "extension and first bytes agree on png, jpeg, pdf, csv, plain text, "
+                                  "Markdown or JSON")
+    description = serializers.CharField(read_only=True)
+    uploaded_by = user_field()
+    uploaded_at = serializers.DateTimeField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    file_url = serializers.SerializerMethodField()
+
+    def get_file_url(self, attachment) -> str:
+        return reverse("api:attachment-file", kwargs={"model_id": attachment.model_id, "name": attachment.name})
+
+
 def format_state(fmt) -> tuple:
     """Everything FormatSerializer reads of a format (the ETag and cache key of the formats of a
     published version, registry/api/conditional.py)."""

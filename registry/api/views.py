@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from registry import selectors, services
 from registry.api import serializers as s
 from registry.api.conditional import frozen_response
-from registry.api.files import FileNegotiation, download_response, upload_filename
+from registry.api.files import FileNegotiation, attachment_download_response, download_response, upload_filename
 from registry.api.pagination import CursorPagination
 from registry.errors import InvalidInput, LengthRequired
 from registry.models import AliasMoveRequest, DeliveryStatus
@@ -596,6 +596,93 @@ class MetricAcrossVersionsView(RegistryView):
         return Response(s.MetricAcrossVersionsSerializer({"key": key, "versions": points}).data)
 
 
+# --- attachments: files of the model itself -----------------------------------------------
+
+def _content_length(raw) -> int:
+    """The request's declared body length: 411 without one, 400 when it is not a number."""
+    length = raw.META.get("CONTENT_LENGTH")
+    if length in (None, ""):
+        raise LengthRequired("Send the file with a Content-Length header.")
+    try:
+        content_length = int(length)
+    except ValueError:
+        content_length = -1
+    if content_length < 0:
+        raise InvalidInput("Content-Length must be a number.", field="Content-Length")
+    return content_length
+
+
+def _flag(request, name: str) -> bool:
+    value = request.query_params.get(name, "").lower()
+    if value not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise InvalidInput(f"'{name}' is 1 or 0 (true or false).", field=name)
+    return value in ("1", "true", "yes")
+
+
+class AttachmentListView(RegistryView):
+    @extend_schema(responses=s.AttachmentSerializer(many=True),
+                   summary="The model's attachments (model cards, reports, plots...), by name")
+    def get(self, request, model_id):
+        return self.paginated(selectors.attachment_list(self.model(model_id)), s.AttachmentSerializer)
+
+
+class AttachmentDetailView(RegistryView):
+    @extend_schema(responses={200: s.AttachmentSerializer, **ERRORS}, summary="One attachment of the model")
+    def get(self, request, model_id, name):
+        return Response(s.AttachmentSerializer(selectors.attachment_get(self.model(model_id), name)).data)
+
+    @extend_schema(responses={204: None, **ERRORS}, summary="Delete an attachment and its stored file")
+    @requires(Perm.EDIT_MODEL)
+    def delete(self, request, model_id, name):
+        attachment = selectors.attachment_get(self.model(model_id), name)
+        services.attachment_delete(actor=request.user, attachment=attachment)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AttachmentFileView(RegistryView):
+    parser_classes = []  # the body is read as a raw stream, never parsed or buffered
+    content_negotiation_class = FileNegotiation
+
+    @extend_schema(
+        request={"application/octet-stream": OpenApiTypes.BINARY},
+        parameters=[
+            OpenApiParameter("overwrite", bool, description="Replace an attachment of that name (else 409 "
+                                                            "attachment_exists)"),
+            OpenApiParameter("description", str, description="A short description (500 characters); kept on a "
+                                                             "replace that does not give one"),
+            OpenApiParameter("X-Checksum-Sha256", str, OpenApiParameter.HEADER,
+                             description="Hex SHA-256 of the body: a mismatch stores nothing (400 checksum_mismatch)"),
+        ],
+        responses={200: s.AttachmentSerializer, 201: s.AttachmentSerializer, 411: OpenApiTypes.OBJECT,
+                   413: OpenApiTypes.OBJECT, **ERRORS, **STORAGE_ERRORS},
+        summary="Upload an attachment (raw body, streamed): 201 new, 200 replaced. A serialized model is "
+                "refused (400 serialized_model): upload it as a version's format",
+    )
+    @requires(Perm.EDIT_MODEL)
+    def put(self, request, model_id, name):
+        model = self.model(model_id)
+        raw = request._request
+        content_length = _content_length(raw)
+        description = request.query_params.get("description")
+        attachment, replaced = services.attachment_upload(
+            actor=request.user, model=model, name=name, stream=raw, content_length=content_length,
+            overwrite=_flag(request, "overwrite"), description=description,
+            declared_sha256=raw.headers.get("X-Checksum-Sha256", ""))
+        shown = selectors.attachment_get(model, attachment.name)
+        return Response(s.AttachmentSerializer(shown).data,
+                        status=status.HTTP_200_OK if replaced else status.HTTP_201_CREATED)
+
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+                   (206, "application/octet-stream"): OpenApiTypes.BINARY,
+                   304: None, 404: OpenApiTypes.OBJECT, 416: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT},
+        summary="Download an attachment (streamed, as an attachment, never inline; ETag = SHA-256; honours Range)",
+    )
+    def get(self, request, model_id, name):
+        attachment = selectors.attachment_get(self.model(model_id), name)
+        return attachment_download_response(request._request, attachment)
+
+
 # --- formats ----------------------------------------------------------------------------
 
 class FormatListView(RegistryView):
@@ -685,15 +772,7 @@ class FormatFileView(RegistryView):
     def put(self, request, model_id, number, kind):
         version = self.version(model_id, number)
         raw = request._request
-        length = raw.META.get("CONTENT_LENGTH")
-        try:
-            content_length = int(length) if length not in (None, "") else None
-        except ValueError:
-            content_length = -1
-        if content_length is not None and content_length < 0:
-            raise InvalidInput("Content-Length must be a number.", field="Content-Length")
-        if content_length is None:
-            raise LengthRequired("Send the file with a Content-Length header.")
+        content_length = _content_length(raw)
         fmt = services.format_upload(
             actor=request.user, version=version, kind=kind, stream=raw, content_length=content_length,
             filename=upload_filename(request),

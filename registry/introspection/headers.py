@@ -155,6 +155,11 @@ def _zip_kind(fileobj) -> str:
             names = archive.names()
     except ArchiveError:
         return "zip"
+    return zip_kind_of_members(names)
+
+
+def zip_kind_of_members(names: list[str]) -> str:
+    """The kind of a zip from the names of its members: savedmodel, pt, artifact, or zip."""
     if any(re.search(r"(^|/)saved_model\.pb(txt)?$", name) for name in names):
         return "savedmodel"
     if any(re.fullmatch(r"[^/]+/data\.pkl", name) for name in names):

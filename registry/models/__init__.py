@@ -1,3 +1,4 @@
+from registry.models.attachments import ModelAttachment
 from registry.models.audit import AuditEvent
 from registry.models.catalog import Alias, AliasMove, Model, Tag, Version, VersionStatus
 from registry.models.contexts import ApiToken, Context, Membership, MembershipSource, Role, TokenReach
@@ -24,6 +25,7 @@ __all__ = [
     "MembershipSource",
     "Metric",
     "Model",
+    "ModelAttachment",
     "ModelMetric",
     "MoveAction",
     "ProtectedAlias",

@@ -26,6 +26,9 @@ class EventType(models.TextChoices):
     ALIAS_ROLLED_BACK = "alias.rolled_back", "Alias rolled back"
     MODEL_DELETED = "model.deleted", "Model deleted"
     TAMPER_REPORTED = "tamper.reported", "Tamper reported"
+    ATTACHMENT_ADDED = "attachment.added", "Model attachment added"
+    ATTACHMENT_REPLACED = "attachment.replaced", "Model attachment replaced"
+    ATTACHMENT_DELETED = "attachment.deleted", "Model attachment deleted"
 
 
 # Sent only by "send test event", to the one hook it names; never subscribed to.

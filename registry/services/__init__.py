@@ -6,6 +6,7 @@ audit event, and queue follow-up work with `transaction.on_commit`. Who may call
 decided before, once per request, by the view that does (registry/permissions.py says where).
 """
 
+from registry.services.attachments import attachment_delete, attachment_upload
 from registry.services.aliases import (
     alias_delete,
     alias_request_approve,
@@ -45,6 +46,8 @@ from registry.services.webhooks import (
 from registry.services.versions import version_create, version_delete, version_publish, version_update
 
 __all__ = [
+    "attachment_delete",
+    "attachment_upload",
     "alias_delete",
     "alias_request_approve",
     "alias_request_reject",

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from registry import storage
-from registry.models import Format
+from registry.models import Format, ModelAttachment
 
 
 def storage_orphans_delete(*, older_than: timedelta = timedelta(hours=24), dry_run: bool = False) -> list[str]:
-    """Delete stored objects no format points to, such as what an upload killed mid-stream left,
+    """Delete stored objects no format or attachment points to, such as what an upload killed mid-stream left,
     and abort direct uploads whose session expired.
 
     Only objects older than `older_than` are touched, so an upload still streaming (its
@@ -18,7 +18,7 @@ def storage_orphans_delete(*, older_than: timedelta = timedelta(hours=24), dry_r
     cutoff = storage.orphan_cutoff(older_than)
     orphans = []
     for key in storage.iter_keys():
-        if Format.objects.filter(storage_key=key).exists():
+        if Format.objects.filter(storage_key=key).exists() or ModelAttachment.objects.filter(storage_key=key).exists():
             continue
         if storage.modified_before(key, cutoff):
             orphans.append(key)

@@ -10,7 +10,7 @@ from django.db.models import Q
 
 from registry import storage
 from registry.errors import InvalidInput, NameTaken
-from registry.models import Context, EventType, Format, Model
+from registry.models import Context, EventType, Format, Model, ModelAttachment
 from registry.services import webhooks
 from registry.names import lookalike_key
 from registry.services.common import (
@@ -168,9 +168,10 @@ def model_update(
 
 @transaction.atomic
 def model_delete(*, actor, model: Model) -> None:
-    """Delete a model with all its versions and formats; stored files go after commit."""
+    """Delete a model with all its versions, formats and attachments; stored files go after commit."""
     model = lock_for_update(Model).get(pk=model.pk)
     keys = list(Format.objects.filter(version__model=model).exclude(storage_key="").values_list("storage_key", flat=True))
+    keys += ModelAttachment.objects.filter(model=model).values_list("storage_key", flat=True)
     context, name, model_id = model.context, model.name, str(model.pk)
     version_count = model.versions.count()
     model.aliases.all().delete()

@@ -52,6 +52,7 @@ INVALID_FORMS = [
     ("version-create", ["model_id"], "viewer", {"hyperparameters": "{not json"}),
     ("version-edit", ["model_id", "number"], "viewer", {"config": "[1, 2]"}),
     ("format-upload", ["model_id", "number"], "viewer", {"kind": "no-such-kind"}),
+    ("attachment-upload", ["model_id"], "viewer", {"name": "../no-file"}),
     ("alias-set", ["model_id"], "editor", {"alias": "", "version": "99"}),
     ("record-create", ["ctx"], "viewer", {"name": "", "uri": ""}),
     ("record-edit", ["record_id"], "viewer", {"name": "", "uri": ""}),

@@ -6,6 +6,7 @@ response: every key the schema requires is there, and no key is there that the s
 name. A new endpoint without a request here fails test_every_endpoint_is_checked.
 """
 
+import io
 import json
 
 import pytest
@@ -65,6 +66,8 @@ def world(context, users):
         services.protected_alias_add(actor=None, context=context, name=name)
     requests = [services.alias_set(actor=users["publisher"], model=model, name=name, version_number=1).pk
                 for name in ("stable", "gold", "silver")]
+    services.attachment_upload(actor=users["editor"], model=model, name="card.pdf",
+                               stream=io.BytesIO(b"%PDF-1.7 card"), content_length=13, description="The model card")
     return {"model": model, "record": record, "webhook": webhook, "rule": rule, "requests": requests}
 
 
@@ -178,6 +181,13 @@ def requests_for(world, clients):
         ("get", "/api/v1/models/{model_id}/metrics/", "viewer", f"{v.removesuffix('/versions')}/metrics/", {}, 200),
         ("get", "/api/v1/models/{model_id}/metrics/across-versions/", "viewer",
          f"{v.removesuffix('/versions')}/metrics/across-versions/?key=loss", {}, 200),
+        ("get", "/api/v1/models/{model_id}/attachments/", "viewer", f"/api/v1/models/{m}/attachments/", {}, 200),
+        ("get", "/api/v1/models/{model_id}/attachments/{name}/", "viewer",
+         f"/api/v1/models/{m}/attachments/card.pdf/", {}, 200),
+        ("put", "/api/v1/models/{model_id}/attachments/{name}/file", "editor",
+         f"/api/v1/models/{m}/attachments/drift.csv/file", {"raw": b"day,drift\n1,0.1\n"}, 201),
+        ("put", "/api/v1/models/{model_id}/attachments/{name}/file", "editor",
+         f"/api/v1/models/{m}/attachments/card.pdf/file?overwrite=1", {"raw": b"%PDF-1.7 newer"}, 200),
         ("get", "/api/v1/records/{record_id}/", "viewer", f"/api/v1/records/{r}/", {}, 200),
         ("patch", "/api/v1/records/{record_id}/", "editor", f"/api/v1/records/{r}/", {"data": {"uri": "s3://e"}},
          200),
@@ -235,6 +245,9 @@ def test_every_answer_has_the_keys_of_its_schema(schema, world, clients):
     for method, path, persona, url, kwargs, status in requests_for(world, clients):
         if "upload" in kwargs:  # raw bytes, then the hashing and introspection a worker does
             response = upload(clients[persona], *kwargs["upload"], body=PICKLE)
+        elif "raw" in kwargs:  # a raw body, stored as it is
+            response = clients[persona].generic(method.upper(), url, data=kwargs["raw"],
+                                                content_type="application/octet-stream")
         elif method in ("get", "delete"):
             response = getattr(clients[persona], method)(url)
         else:

@@ -127,6 +127,11 @@ CASES = [
     Case("model-metrics-list",   "GET",    MODEL + "/metrics/",                  "viewer",    200),
     Case("model-metrics-log",    "POST",   MODEL + "/metrics/",                  "editor",    201, [{"key": "drift", "value": 0.12, "step": 7}]),
     Case("metric-across-versions", "GET",  MODEL + "/metrics/across-versions/?key=auc", "viewer", 200),
+    Case("attachments-list",     "GET",    MODEL + "/attachments/",              "viewer",    200),
+    Case("attachment-detail",    "GET",    MODEL + "/attachments/card.pdf/",     "viewer",    200),
+    Case("attachment-upload",    "PUT",    MODEL + "/attachments/drift.csv/file", "editor",   201, b"day,drift\n1,0.12\n"),
+    Case("attachment-download",  "GET",    MODEL + "/attachments/card.pdf/file", "viewer",    200),
+    Case("attachment-delete",    "DELETE", MODEL + "/attachments/card.pdf/",     "editor",    204),
     Case("versions-list",        "GET",    MODEL + "/versions/",                 "viewer",    200),
     Case("versions-create",      "POST",   MODEL + "/versions/",                 "editor",    201, {"framework": "scikit-learn"}),
     Case("version-detail",       "GET",    V1 + "/",                             "viewer",    200),
@@ -245,6 +250,8 @@ def world(context, users):
     services.membership_set(actor=None, context=context, role="publisher", username="publisher2")
     request = services.alias_set(actor=publisher2, model=model, name="champion", version_number=3)
     own = services.alias_set(actor=User.objects.get(username="publisher"), model=model, name="alpha", version_number=3)
+    services.attachment_upload(actor=None, model=model, name="card.pdf", stream=io.BytesIO(b"%PDF-1.7 card"),
+                               content_length=13)
     token, _ = services.token_create(actor=None, user=User.objects.get(username="member2"), name="member2's")
     return {"ctx": context.slug, "model": str(model.pk), "record": str(record.pk), "webhook": str(webhook.pk),
             "rule": str(rule.pk), "request": request.pk, "own_request": own.pk, "token": token.pk}

@@ -447,3 +447,27 @@ def test_an_s3_outage_during_introspection_is_retried_not_failed(s3_endpoint, s3
     assert processing.formats_reconcile(older_than=timedelta(seconds=-1)) == 1
     fmt.refresh_from_db()
     assert fmt.status == FormatStatus.READY
+
+
+# --- a model's attachments: the same storage, the same promises ----------------------------------
+
+def test_an_attachment_round_trips_and_a_cut_off_one_leaves_nothing(backend, clients, users, model,
+                                                                    django_capture_on_commit_callbacks):
+    body = pattern(3 * MiB + 17)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = clients["editor"].generic("PUT", f"/api/v1/models/{model.pk}/attachments/drift.csv/file",
+                                             data=body, content_type="application/octet-stream")
+    assert response.status_code == 201, response.json()
+    assert response.json()["sha256"] == hashlib.sha256(body).hexdigest()
+    keys = backend.keys()
+    assert len(keys) == 1 and KEY.match(keys[0])
+    got = clients["viewer"].get(f"/api/v1/models/{model.pk}/attachments/drift.csv/file")
+    assert b"".join(got.streaming_content) == body
+
+    with pytest.raises(BodyIncomplete):
+        services.attachment_upload(actor=users["editor"], model=model, name="cut.csv",
+                                   stream=GeneratedStream(2 * MiB), content_length=4 * MiB)
+    assert backend.keys() == keys and backend.unfinished_uploads() == []
+    with django_capture_on_commit_callbacks(execute=True):
+        assert clients["editor"].delete(f"/api/v1/models/{model.pk}/attachments/drift.csv/").status_code == 204
+    assert backend.keys() == []

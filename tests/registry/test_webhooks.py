@@ -481,6 +481,11 @@ def test_every_event_type_is_emitted_by_its_flow(context, other_context, users, 
     v4 = services.version_create(actor=editor, model=model)
     assert store_file(v4, "onnx", b"not an onnx model at all").status == FormatStatus.FAILED
     with run_on_commit():
+        card, _ = services.attachment_upload(actor=editor, model=model, name="card.pdf",
+                                             stream=io.BytesIO(b"%PDF-1.7 card"), content_length=13)
+        services.attachment_upload(actor=editor, model=model, name="card.pdf", stream=io.BytesIO(b"%PDF-1.7 v2"),
+                                   content_length=11, overwrite=True)
+        services.attachment_delete(actor=editor, attachment=card)
         services.model_delete(actor=admin, model=model)
 
     main = [r for r in receiver.requests if r.path == "/hook"]
