@@ -9,6 +9,7 @@ be answered, and none may wait long.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -52,3 +53,20 @@ def test_recycled_workers_never_leave_requests_waiting(server):
     assert restarts >= 4, log_path.read_text()[-3000:]
     print(f"slowest {slowest:.2f} s, {restarts} restarts")
     assert slowest < 5, f"a request waited {slowest:.2f} s while workers were recycled ({restarts} restarts)"
+
+
+def test_the_master_builds_what_a_first_request_would():
+    """Under preload_app the master imports registry.wsgi before forking: the URL patterns, the
+    names reverse() looks up and the cache's client are there, so a new worker's first request
+    builds none of them."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, registry.wsgi\n"
+             "from django.urls import get_resolver\n"
+             "resolver = get_resolver()\n"
+             "print(resolver._populated, 'registry.api.views' in sys.modules, 'redis' in sys.modules)")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "registry.settings"}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-3:] == ["True", "True", "True"]
