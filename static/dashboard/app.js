@@ -564,3 +564,16 @@ const directUploads = (function () {
     });
   });
 })();
+
+// On a phone the tabs are one row that scrolls sideways (app.css): show the current one.
+(function () {
+  "use strict";
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll(".tabs [aria-current]").forEach(function (tab) {
+      const row = tab.parentElement;
+      if (row.scrollWidth > row.clientWidth) {
+        row.scrollLeft = tab.offsetLeft - row.offsetLeft - (row.clientWidth - tab.offsetWidth) / 2;
+      }
+    });
+  });
+})();
