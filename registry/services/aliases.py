@@ -81,30 +81,38 @@ def is_protected(model: Model, name: str) -> bool:
 
 
 def _move_read(model_id, number, name) -> QuerySet[Model]:
-    """The model, locked, with all that setting its alias `name` to version `number` reads: the
-    version (id, status, signature), the alias as it is (id, version id, number, signature) and
-    whether the name is protected, each a scalar subquery of one statement."""
+    """The model with all that setting its alias `name` to version `number` reads: the version
+    (id, status, signature), the alias as it is (id, version id, number, signature) and whether
+    the name is protected, each a scalar subquery of one statement."""
     version = Version.objects.filter(model_id=OuterRef("pk"), number=number)
     alias = Alias.objects.filter(model_id=OuterRef("pk"), name=name)
-    return lock_for_update(Model).defer("name_upper", "description_upper").filter(pk=model_id).order_by().annotate(
+    return Model.objects.defer("name_upper", "description_upper").filter(pk=model_id).order_by().annotate(
         target_id=Subquery(version.values("pk")), target_status=Subquery(version.values("status")),
         target_signature=Subquery(version.values("signature")),
-        alias_id=Subquery(alias.values("pk")), alias_version_id=Subquery(alias.values("version_id"), output_field=UUIDField()),  # SQLite: hex text else
+        alias_id=Subquery(alias.values("pk")),
+        alias_version_id=Subquery(alias.values("version_id"), output_field=UUIDField()),  # SQLite: hex text else
         alias_number=Subquery(alias.values("version__number")),
         alias_signature=Subquery(alias.values("version__signature")),
         protected=Exists(protection(OuterRef("context_id"), name)),
     )
 
 
-# Setting an alias is as frequent as publishing: its reads are one statement, compiled once per
-# process (registry/prepared.py).
+# Setting an alias is as frequent as publishing: its lock and its reads are a statement each,
+# compiled once per process (registry/prepared.py).
+_MODEL_LOCK = CompiledQuery(lambda model_id: lock_for_update(Model).filter(pk=model_id).only("id").order_by())
 _MOVE_READ = CompiledQuery(_move_read)
 
 
 def _read_for_move(model: Model, number: int, name: str) -> tuple[Model, Version | None, Alias | None, bool]:
-    """Lock `model` and read, in one statement, the version `number` (None if there is none),
+    """Lock `model`, then read in one statement the version `number` (None if there is none),
     alias `name` (None if unset) with its version, and whether the name is protected. The
-    version and the alias carry the columns a move reads (ids, number, status, signature)."""
+    version and the alias carry the columns a move reads (ids, number, status, signature).
+
+    Two statements, not one: a statement that waited for the lock still reads what its snapshot,
+    taken before the wait, holds (PostgreSQL's READ COMMITTED re-checks only the locked row), so
+    it would miss the alias a concurrent move just created. The read after the lock sees it."""
+    if not _MODEL_LOCK.run(model_id=model.pk):
+        raise NotFound("Model not found.")
     found = _MOVE_READ.run(model_id=model.pk, number=number, name=name)
     if not found:
         raise NotFound("Model not found.")

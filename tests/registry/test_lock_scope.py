@@ -13,6 +13,7 @@ import pytest
 from django.db import connection, connections, transaction
 
 from registry import services
+from registry.models import AliasMove
 from registry.services import aliases as alias_services
 from registry.services import formats as format_services
 
@@ -119,3 +120,38 @@ def test_a_format_being_added_does_not_block_the_context(monkeypatch, context, u
     )
     assert "error" not in outcome, outcome.get("error")
     assert not errors
+
+
+def test_a_move_that_waited_for_the_lock_sees_the_alias_the_other_made(monkeypatch, context, users):
+    """Two first settings of one alias at once: the second waits for the model's lock, then
+    reads the alias the first created (a read taken before the wait would miss it and insert it
+    again: 500 on the unique constraint)."""
+    model = services.model_create(actor=users["editor"], context=context, name="m")
+    _published(model, users)
+    thread, release, errors = _hold_inside(
+        monkeypatch, alias_services, "_published",
+        lambda: services.alias_set(actor=users["publisher"], model=model, name="production", version_number=1),
+    )
+    monkeypatch.undo()  # the second move runs unheld
+    second = {}
+
+    def run():
+        try:
+            second["alias"] = services.alias_set(actor=users["publisher"], model=model, name="production",
+                                                 version_number=2)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            second["error"] = exc
+        finally:
+            connections.close_all()
+
+    waiting = threading.Thread(target=run)
+    waiting.start()
+    waiting.join(1)
+    assert waiting.is_alive()  # waiting for the model's lock
+    release.set()
+    thread.join(30)
+    waiting.join(30)
+    assert not errors and "error" not in second, (errors, second.get("error"))
+    assert model.aliases.get(name="production").version.number == 2
+    assert list(AliasMove.objects.filter(model=model).order_by("id").values_list("from_number", "to_number")) == [
+        (None, 1), (1, 2)]

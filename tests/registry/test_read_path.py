@@ -369,13 +369,14 @@ def test_writes_cost_a_fixed_number_of_statements(clients, catalog):
     assert len(created) == 8, "\n".join(q[:90] for q in created)
     url = f"/api/v1/models/{fraud.pk}/aliases/production/"
     moved = _write_statements(clients["publisher"], "put", url, {"version": 1})
-    # token, model; locked: the model with the version, the alias and its protection (one
+    # token, model; the model's lock, then the version, the alias and its protection (one
     # statement); the alias, its move, the audit event, the context's webhooks; then the history
-    assert len(moved) == 8, "\n".join(q[:90] for q in moved)
-    assert "registry_protectedalias" in moved[2] and "registry_alias" in moved[2] and "FOR NO KEY UPDATE" in (
-        moved[2] if connection.vendor == "postgresql" else "FOR NO KEY UPDATE")
+    assert len(moved) == 9, "\n".join(q[:90] for q in moved)
+    assert "registry_protectedalias" in moved[3] and "registry_alias" in moved[3]
+    if connection.vendor == "postgresql":
+        assert "FOR NO KEY UPDATE" in moved[2] and "FOR NO KEY UPDATE" not in moved[3]
     again = _write_statements(clients["publisher"], "put", url, {"version": 1})
-    assert len(again) == 4 + 1, again  # where it points already: nothing written, the alias read to answer
+    assert len(again) == 5 + 1, again  # where it points already: nothing written, the alias read to answer
 
 
 @pytest.mark.parametrize("page_size", [1, 2, 3, 50])
