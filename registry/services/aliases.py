@@ -365,7 +365,7 @@ def protected_alias_add(*, actor, context, name: str) -> ProtectedAlias:
     """Protect alias `name` in `context` (every model's alias of that name, case-insensitively)."""
     name = clean_alias_name(name)
     lock_for_update(type(context)).filter(pk=context.pk).first()
-    if ProtectedAlias.objects.filter(context=context, name__iexact=name).exists():
+    if protection(context.pk, name).exists():
         raise Conflict(f"Alias '{name}' is protected in this context already.", field="alias")
     if ProtectedAlias.objects.filter(context=context).count() >= MAX_PROTECTED_ALIASES:
         raise Conflict(f"A context protects at most {MAX_PROTECTED_ALIASES} alias names.", field="alias")
@@ -378,7 +378,7 @@ def protected_alias_add(*, actor, context, name: str) -> ProtectedAlias:
 @transaction.atomic
 def protected_alias_remove(*, actor, context, name: str) -> None:
     """Stop protecting alias `name`; pending requests stay, to be decided or withdrawn."""
-    row = ProtectedAlias.objects.filter(context=context, name__iexact=name).first()
+    row = protection(context.pk, name).first()
     if row is None:
         raise NotFound(f"Alias '{name}' is not protected in this context.")
     row_id, row_name = str(row.pk), row.name

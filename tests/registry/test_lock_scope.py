@@ -62,20 +62,27 @@ def _write_elsewhere_in_context(context, users):
                 cursor.execute("SET LOCAL lock_timeout = '2s'")
             return services.model_create(actor=users["editor"], context=context, name="unrelated")
 
+    outcome, thread = _in_thread(work, "model")
+    thread.join(30)
+    return outcome
+
+
+def _in_thread(work, key):
+    """Start `work()` in a thread of its own (its own connection); ({key: result} or
+    {"error": exception}, the thread)."""
     outcome = {}
 
     def run():
         try:
-            outcome["model"] = work()
-        except BaseException as exc:  # noqa: BLE001
+            outcome[key] = work()
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
             outcome["error"] = exc
         finally:
             connections.close_all()
 
     thread = threading.Thread(target=run)
     thread.start()
-    thread.join(30)
-    return outcome
+    return outcome, thread
 
 
 def _write_while_held(monkeypatch, module, function_name, start, context, users):
@@ -133,19 +140,8 @@ def test_a_move_that_waited_for_the_lock_sees_the_alias_the_other_made(monkeypat
         lambda: services.alias_set(actor=users["publisher"], model=model, name="production", version_number=1),
     )
     monkeypatch.undo()  # the second move runs unheld
-    second = {}
-
-    def run():
-        try:
-            second["alias"] = services.alias_set(actor=users["publisher"], model=model, name="production",
-                                                 version_number=2)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            second["error"] = exc
-        finally:
-            connections.close_all()
-
-    waiting = threading.Thread(target=run)
-    waiting.start()
+    second, waiting = _in_thread(lambda: services.alias_set(
+        actor=users["publisher"], model=model, name="production", version_number=2), "alias")
     waiting.join(1)
     assert waiting.is_alive()  # waiting for the model's lock
     release.set()
