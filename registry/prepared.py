@@ -48,7 +48,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from django.core.exceptions import EmptyResultSet
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import QuerySet
 from django.db.models.query import ModelIterable
 
@@ -118,6 +118,15 @@ class _Compiled:
     def __init__(self, queryset: QuerySet, compiler, sql: str | None, slots: list):
         # sql None: the shape matches nothing (an empty `__in` list), whatever the values.
         self.queryset, self.compiler, self.sql, self.slots = queryset, compiler, sql, slots
+        self._converters = None
+
+    def converters(self, expressions) -> dict:
+        """The compiler's get_converters(): the statement's columns are always the same, so their
+        converters are too (functions of the fields and the backend, given the running
+        connection when they convert)."""
+        if self._converters is None:
+            self._converters = type(self.compiler).get_converters(self.compiler, expressions)
+        return self._converters
 
 
 class CompiledQuery:
@@ -216,10 +225,12 @@ class CompiledQuery:
             else:
                 value = values[name] if index is None else values[name][index]
                 params.append(make(value))
-        # A copy of the compiler on this request's connection, answering with the compiled SQL.
+        # A copy of the compiler on this request's connection, answering with the compiled SQL
+        # and with the converters of its columns found once (the ORM looks them up per statement).
         compiler = copy.copy(compiled.compiler)
         compiler.connection = connections[using]
         compiler.as_sql = lambda *args, **kwargs: (compiled.sql, tuple(params))
+        compiler.get_converters = compiled.converters
         query = copy.copy(compiled.queryset.query)  # (copying a QuerySet would run it)
         query.get_compiler = lambda *args, **kwargs: compiler
         queryset = type(compiled.queryset)(model=compiled.queryset.model, query=query, using=using)
@@ -261,3 +272,119 @@ class CompiledRows:
 
     def __len__(self) -> int:
         return self.count()
+
+
+class CompiledInsert:
+    """`insert(*objs)`: save() of new `model` rows, by an INSERT compiled once per database and
+    number of rows.
+
+    Model.save(), QuerySet.create() and bulk_create() compile their INSERT every time: the
+    compiler lists the fields, quotes each column and builds the statement, which costs more CPU
+    than the database spends on a small row. Every write of the API inserts at least one row
+    (the audit event). The statement depends only on the model, the database, whether the
+    primary keys are given and the number of rows; the values are prepared as save() prepares
+    them (each field's pre_save(), as auto_now and defaults need, then get_db_prep_save()), and
+    the columns the database returns (an automatic primary key, generated columns) are set on
+    the objects through their converters. The pre_save and post_save signals are sent as save()
+    sends them. A field writing its own placeholder, or a value that is an expression (F(), a
+    database default), is refused with TypeError: the ORM would write another statement for it.
+    At most `shapes_kept` statements are kept (the least recently used goes).
+    """
+
+    def __init__(self, model, *, shapes_kept: int = 128):
+        self.model = model
+        self.shapes_kept = shapes_kept
+        self._compiled: OrderedDict[tuple, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _compile(self, using: str, pk_set: bool, objs: tuple) -> tuple:
+        from django.db.models.sql import InsertQuery
+
+        meta = self.model._meta
+        connection = connections[using]
+        returning = meta.db_returning_fields
+        if not (connection.features.can_return_columns_from_insert
+                and (len(objs) == 1 or connection.features.can_return_rows_from_bulk_insert)):
+            raise TypeError(f"{connection.vendor} returns no rows from this INSERT")
+        fields = [field for field in meta.local_concrete_fields
+                  if not field.generated and (pk_set or field is not meta.auto_field)]
+        custom = [field.name for field in fields if getattr(field, "get_placeholder", None) is not None]
+        if custom:
+            raise TypeError(f"{custom} write their own placeholders: their INSERT cannot be compiled")
+        query = InsertQuery(self.model)
+        query.insert_values(fields, objs, raw=True)  # raw: the values are not prepared, only counted
+        compiler = query.get_compiler(using=using)
+        compiler.returning_fields = returning
+        [(sql, params)] = compiler.as_sql()
+        returning_params = tuple(getattr(compiler, "returning_params", ()))
+        values = len(params) - len(returning_params)
+        # Rows of parameters, or (PostgreSQL, several rows: UNNEST) one array per column.
+        by_column = len(objs) > 1 and values == len(fields)
+        if values != len(fields) * (1 if by_column else len(objs)):
+            raise TypeError(f"the INSERT of {meta.label} has {len(params)} parameters for "
+                            f"{len(objs)} rows of {len(fields)} fields")
+        converters = compiler.get_converters([field.get_col(meta.db_table) for field in returning])
+        return sql, fields, by_column, returning, returning_params, converters
+
+    def _compiled_for(self, using: str, pk_set: bool, objs: tuple) -> tuple:
+        key = (using, connections[using].vendor, pk_set, len(objs))
+        with self._lock:
+            compiled = self._compiled.get(key)
+            if compiled is None:
+                compiled = self._compiled[key] = self._compile(using, pk_set, objs)
+                if len(self._compiled) > self.shapes_kept:
+                    self._compiled.popitem(last=False)
+            else:
+                self._compiled.move_to_end(key)
+            return compiled
+
+    def insert(self, *objs, using: str = DEFAULT_DB_ALIAS) -> list:
+        from django.db.models.signals import post_save, pre_save
+
+        if not objs:
+            return []
+        if any(type(obj) is not self.model or not obj._state.adding for obj in objs):
+            raise TypeError(f"insert() takes new {self.model.__name__} objects")
+        meta = self.model._meta
+        connection = connections[using]
+        for obj in objs:
+            obj._prepare_related_fields_for_save(operation_name="save")
+            pre_save.send(sender=self.model, instance=obj, raw=False, using=using, update_fields=None)
+            if not obj._is_pk_set(meta):
+                setattr(obj, meta.pk.attname, meta.pk.get_pk_value_on_save(obj))
+        pk_set = {obj._is_pk_set(meta) for obj in objs}
+        if len(pk_set) > 1:
+            raise TypeError("insert() takes rows that all give their primary key, or none")
+        sql, fields, by_column, returning, returning_params, converters = self._compiled_for(
+            using, pk_set.pop(), objs)
+        rows = []
+        for obj in objs:
+            row = []
+            for field in fields:
+                value = field.pre_save(obj, add=True)
+                if hasattr(value, "resolve_expression"):
+                    raise TypeError(f"{meta.label}.{field.name} is an expression: its INSERT cannot be compiled")
+                row.append(field.get_db_prep_save(value, connection=connection))
+            rows.append(row)
+        params = [list(column) for column in zip(*rows)] if by_column else [value for row in rows for value in row]
+        params += returning_params
+        # (As save(): a failed INSERT inside atomic() marks the transaction for rollback.)
+        with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            if not returning:
+                rows = []
+            elif len(objs) == 1:
+                rows = [connection.ops.fetch_returned_insert_columns(cursor, returning_params)]
+            else:
+                rows = connection.ops.fetch_returned_insert_rows(cursor)
+        for obj, row in zip(objs, rows):
+            row = list(row)
+            for position, (functions, expression) in converters.items():
+                for convert in functions:
+                    row[position] = convert(row[position], expression, connection)
+            for value, field in zip(row, returning):
+                setattr(obj, field.attname, value)
+        for obj in objs:
+            obj._state.adding, obj._state.db = False, using
+            post_save.send(sender=self.model, instance=obj, created=True, update_fields=None, raw=False, using=using)
+        return list(objs)

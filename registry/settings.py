@@ -84,7 +84,7 @@ MIDDLEWARE = [
     # First: probes answer before host checks, https redirects and sessions (registry/health.py).
     "registry.health.HealthCheckMiddleware",
     # Next, so every page answered below it (the 503, 413 and locked-out pages too) carries it.
-    "csp.middleware.CSPMiddleware",
+    "registry.csp.CSPMiddleware",  # django-csp's, the policy built once (registry/csp.py)
     # A view failing on the database answers 503 with Retry-After (registry/outage.py).
     "registry.outage.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -149,6 +149,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and int(
     # pool instead, returned after each request. A request waits at most
     # DATABASE_POOL_TIMEOUT seconds for a free connection, then answers 503 like an outage.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Django's backend, with the pool's check made without a round trip (registry/postgresql).
+    DATABASES["default"]["ENGINE"] = "registry.postgresql"
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": int(os.environ["DATABASE_POOL_SIZE"]),
@@ -350,6 +352,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "registry.api.negotiation.ContentNegotiation",
     # DRF's JSON parser with a nesting limit and no text the database would refuse.
     "DEFAULT_PARSER_CLASSES": ["registry.api.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "registry.api.pagination.Pagination",

@@ -13,7 +13,7 @@ from registry import jsoninput, signatures
 from registry.errors import InvalidInput
 from registry.models import AuditEvent, Context, Tag
 from registry.names import clean_label
-from registry.prepared import CompiledQuery
+from registry.prepared import CompiledInsert, CompiledQuery
 
 TAG_MAX_LENGTH = 32
 SIGNATURE_DTYPES = {
@@ -108,7 +108,7 @@ def set_tags(obj: models.Model, tags: list[str], *, new: bool = False) -> list[T
     if new:  # no rows to keep or compare: the links are inserted, as tags.add() would without its read
         through = obj.tags.through
         link = obj.tags.source_field_name + "_id"
-        through.objects.bulk_create([through(**{link: obj.pk, "tag_id": row.pk}) for row in rows])
+        _link_insert(through).insert(*(through(**{link: obj.pk, "tag_id": row.pk}) for row in rows))
     else:
         obj.tags.set(rows)
     return rows
@@ -116,6 +116,12 @@ def set_tags(obj: models.Model, tags: list[str], *, new: bool = False) -> list[T
 
 # Every model and version created with tags reads them: compiled once per process and number of tags.
 _TAGS = CompiledQuery(lambda keys: Tag.objects.filter(key__in=keys).order_by())
+# ... and links them: the INSERT of each tags table, compiled once per process and number of tags.
+_LINK_INSERTS: dict[type, CompiledInsert] = {}
+
+
+def _link_insert(through: type) -> CompiledInsert:
+    return _LINK_INSERTS.setdefault(through, CompiledInsert(through))
 
 
 def tag_names(obj) -> list[str]:
@@ -257,7 +263,7 @@ def audit(
         object_type = object_type or obj._meta.model_name
         object_id = object_id or str(obj.pk)
         object_repr = object_repr or str(obj)
-    return AuditEvent.objects.create(
+    [event] = _AUDIT_INSERT.insert(AuditEvent(
         context=context,
         actor=actor if actor is not None and actor.is_authenticated else None,
         actor_name=actor_name(actor),
@@ -267,7 +273,12 @@ def audit(
         object_repr=object_repr[:300],
         summary=summary[:500],
         changes=changes or {},
-    )
+    ))
+    return event
+
+
+# Every write inserts an audit event: its INSERT is compiled once per process.
+_AUDIT_INSERT = CompiledInsert(AuditEvent)
 
 
 def apply_changes(instance: models.Model, values: dict[str, Any]) -> dict[str, list]:

@@ -13,6 +13,7 @@ from registry.errors import InvalidInput, NameTaken
 from registry.models import Context, EventType, Format, Model, ModelAttachment
 from registry.services import webhooks
 from registry.names import lookalike_key
+from registry.prepared import CompiledInsert
 from registry.services.common import (
     apply_changes,
     audit,
@@ -99,7 +100,7 @@ def model_create(
         # name_skeleton) decide, for a name taken long ago as for a concurrent create. No
         # savepoint either: the error leaves this function, and with it this transaction (or
         # savepoint, when nested), rolled back.
-        model.save(force_insert=True)
+        _MODEL_INSERT.insert(model)
     except IntegrityError as error:
         raise _name_conflict(context, name, error) from None
     rows = set_tags(model, tags, new=True)
@@ -108,6 +109,10 @@ def model_create(
     # model has no versions or aliases.
     model.tag_names, model.version_numbers, model.alias_rows = [t.name for t in rows], [], []
     return model
+
+
+# Creating a model is the API's commonest write: its INSERT is compiled once per process.
+_MODEL_INSERT = CompiledInsert(Model)
 
 
 @transaction.atomic
