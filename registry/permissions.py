@@ -82,6 +82,9 @@ READ_ONLY_ATTRIBUTE = "registry_read_only"
 ROLES_ATTRIBUTE = "registry_roles"
 # Attribute set on a request's user object by token authentication: the token's TokenScope.
 SCOPE_ATTRIBUTE = "registry_token_scope"
+# Attribute set on a request's user object by token authentication: {slug: context id} of the
+# contexts the user's roles are in, read in the same query as the token (selectors.context_get).
+GRANTED_CONTEXTS_ATTRIBUTE = "registry_granted_contexts"
 _RANK = {role: index for index, role in enumerate(ROLE_ORDER)}
 
 
@@ -155,6 +158,12 @@ def highest_roles(pairs) -> dict[int, str]:
         if context_id not in roles or _RANK[role] > _RANK[roles[context_id]]:
             roles[context_id] = role
     return roles
+
+
+def granted_contexts(user) -> dict[str, int] | None:
+    """{slug: context id} of the contexts the user holds a role in, read with its API token (see
+    GRANTED_CONTEXTS_ATTRIBUTE), or None when unknown."""
+    return getattr(user, GRANTED_CONTEXTS_ATTRIBUTE, None)
 
 
 def cached_roles(user) -> dict[int, str] | None:

@@ -352,6 +352,10 @@ class CompiledInsert:
             pre_save.send(sender=self.model, instance=obj, raw=False, using=using, update_fields=None)
             if not obj._is_pk_set(meta):
                 setattr(obj, meta.pk.attname, meta.pk.get_pk_value_on_save(obj))
+            expressions = [field.name for field in meta.local_concrete_fields if not field.generated
+                           and hasattr(obj.__dict__.get(field.attname), "resolve_expression")]
+            if expressions:
+                raise TypeError(f"{meta.label}.{expressions} hold expressions: their INSERT cannot be compiled")
         pk_set = {obj._is_pk_set(meta) for obj in objs}
         if len(pk_set) > 1:
             raise TypeError("insert() takes rows that all give their primary key, or none")

@@ -7,6 +7,7 @@ import unicodedata
 import uuid
 from collections import defaultdict
 
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Count, Exists, F, JSONField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Upper
 from django.utils import timezone
@@ -44,6 +45,7 @@ from registry.permissions import (
     Perm,
     context_scope,
     contexts_for,
+    granted_contexts,
     model_in_scope,
     model_scope,
     models_for,
@@ -94,8 +96,23 @@ _CONTEXT = CompiledQuery(lambda slug, contexts=None: (
 
 
 def context_get(user, slug: str) -> Context:
-    """A context the user can see, by slug: compiled when the scope is known without a query
-    (site staff, or the context ids read with the token), as in _visible_model."""
+    """A context the user can see, by slug, to read or act under. A request with an API token
+    read the slugs of the user's contexts with its token: the context is known without a query,
+    as its id and slug (its other fields load when read, as deferred fields do). Otherwise one
+    statement, compiled when the scope is known without a query (site staff, or the context ids
+    read with the token), as in _visible_model."""
+    scope = context_scope(user, Perm.VIEW_MODEL)
+    granted = granted_contexts(user)
+    if scope != ALL_CONTEXTS and scope is not None and granted is not None:
+        context_id = granted.get(str(slug))
+        if context_id is None or context_id not in scope:
+            raise NotFound("Context not found.")
+        return Context.from_db(DEFAULT_DB_ALIAS, ["id", "slug"], [context_id, str(slug)])
+    return context_detail(user, slug)
+
+
+def context_detail(user, slug: str) -> Context:
+    """A context the user can see, by slug, read whole (GET /contexts/{ctx}/ shows it)."""
     scope = context_scope(user, Perm.VIEW_MODEL)
     if scope == ALL_CONTEXTS:
         found = _CONTEXT.run(slug=str(slug))

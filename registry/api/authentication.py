@@ -14,7 +14,14 @@ from rest_framework import authentication, exceptions
 from registry.expressions import JSONList, UUIDText
 from registry.prepared import CompiledQuery
 from registry.models import ApiToken, Membership, TokenReach
-from registry.permissions import READ_ONLY_ATTRIBUTE, ROLES_ATTRIBUTE, SCOPE_ATTRIBUTE, TokenScope, highest_roles
+from registry.permissions import (
+    GRANTED_CONTEXTS_ATTRIBUTE,
+    READ_ONLY_ATTRIBUTE,
+    ROLES_ATTRIBUTE,
+    SCOPE_ATTRIBUTE,
+    TokenScope,
+    highest_roles,
+)
 from registry.services.contexts import hash_token
 
 
@@ -23,7 +30,7 @@ def _token_query(key_hash: str):
     contexts = ApiToken.scope_contexts.through.objects.filter(apitoken_id=OuterRef("pk")).order_by("context_id")
     models = ApiToken.scope_models.through.objects.filter(apitoken_id=OuterRef("pk")).order_by("model_id")
     return (ApiToken.objects.select_related("user")
-            .annotate(registry_grants=JSONList(grants, context="context_id", role="role"),
+            .annotate(registry_grants=JSONList(grants, context="context_id", slug="context__slug", role="role"),
                       registry_scope_contexts=JSONList(contexts, "context_id"),
                       registry_scope_models=JSONList(models.annotate(text=UUIDText("model_id")), "text"))
             .filter(key_hash=key_hash))
@@ -47,7 +54,7 @@ _TOKEN = CompiledQuery(_token_query)
 
 
 def _token_by_hash(key_hash: str) -> ApiToken | None:
-    """The token with this hash, its user, and the user's grants ([{"context", "role"}], direct
+    """The token with this hash, its user, and the user's grants ([{"context", "slug", "role"}], direct
     and through groups) in one statement: authentication and every permission check of the
     request then cost one query."""
     found = _TOKEN.run(key_hash=key_hash)
@@ -93,6 +100,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         setattr(user, READ_ONLY_ATTRIBUTE, token.read_only)
         setattr(user, SCOPE_ATTRIBUTE, scope_of(token))
         setattr(user, ROLES_ATTRIBUTE, roles)  # roles read with the token
+        setattr(user, GRANTED_CONTEXTS_ATTRIBUTE, {grant["slug"]: grant["context"] for grant in token.registry_grants})
         return user, token
 
     def authenticate_header(self, request):

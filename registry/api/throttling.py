@@ -59,22 +59,31 @@ def caller(request) -> str | None:
     return None
 
 
+# The window's counter, added to and given its expiry by its first request, in one command.
+_INCREMENT = """
+local used = redis.call('INCR', KEYS[1])
+if used == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return used
+"""
+_increment = None  # a redis-py Script (EVALSHA, loaded again if the server lost it)
+
+
 def _count(key: str, ttl: int) -> int:
     """Add one to the window's counter and return it; the counter expires `ttl` seconds after
-    the window's first request. On Redis, one round trip (INCR, then EXPIRE NX in the same
-    pipeline); Django's `cache.incr` costs two (EXISTS, then INCRBY), and every API request pays
-    it. Other caches (the zero-service default's memory) through the cache API."""
+    the window's first request. On Redis, one round trip of one command (a script: INCR, and
+    EXPIRE on the first); Django's `cache.incr` costs two round trips (EXISTS, then INCRBY),
+    a pipeline of INCR and EXPIRE NX two commands to send and parse, and every API request
+    pays it. Other caches (the zero-service default's memory) through the cache API."""
+    global _increment
     cache = caches["default"]
     if isinstance(cache, RedisCache):
         full_key = cache.make_and_validate_key(key)
         # Django's RedisCache keeps its redis-py clients in `_cache` (RedisCacheClient), the
         # only way to its connection pool.
         client = cache._cache.get_client(full_key, write=True)
-        with client.pipeline(transaction=False) as pipe:
-            pipe.incr(full_key)
-            pipe.expire(full_key, ttl, nx=True)
-            used, _ = pipe.execute()
-        return int(used)
+        if _increment is None:
+            _increment = client.register_script(_INCREMENT)
+        return int(_increment(keys=[full_key], args=[ttl], client=client))
     try:
         return cache.incr(key)
     except ValueError:  # this request opens the window (or another one just did)

@@ -205,7 +205,7 @@ class ContextListView(RegistryView):
 class ContextDetailView(RegistryView):
     @extend_schema(responses=s.ContextSerializer)
     def get(self, request, ctx):
-        context = selectors.context_get(request.user, ctx)
+        context = selectors.context_detail(request.user, ctx)
         return Response(s.ContextSerializer(context, context={"roles": _roles(request.user)}).data)
 
 

@@ -332,3 +332,107 @@ def test_a_wrapped_integer_beyond_its_type_is_refused():
     assert _wrapped(Int4)(2**31 - 1) == 2**31 - 1
     with pytest.raises(ValueError, match="beyond the range"):
         _wrapped(Int4)(2**31)
+
+
+# --- CompiledInsert -------------------------------------------------------------------------
+
+def _row(model, pk) -> dict:
+    return {field.attname: getattr(model.objects.get(pk=pk), field.attname) for field in model._meta.concrete_fields}
+
+
+def test_a_compiled_insert_writes_and_returns_what_save_does(context, users, django_assert_num_queries):
+    from registry.names import lookalike_key
+    from registry.prepared import CompiledInsert
+
+    insert = CompiledInsert(Model)
+    for number in range(3):  # the first compiles; the others reuse the statement
+        compiled = Model(context=context, name=f"Churn-{number}", name_key=f"churn-{number}",
+                         name_skeleton=lookalike_key(f"churn-{number}"), description="Reads ß and İ",
+                         metadata={"a": [1, None]}, created_by=users["editor"])
+        saved = Model(context=context, name=f"Saved-{number}", name_key=f"saved-{number}",
+                      name_skeleton=lookalike_key(f"saved-{number}"), description="Reads ß and İ",
+                      metadata={"a": [1, None]}, created_by=users["editor"])
+        with django_assert_num_queries(1):
+            assert insert.insert(compiled) == [compiled]
+        saved.save(force_insert=True)
+        assert not compiled._state.adding and compiled._state.db == "default"
+        # The generated columns come back as save() sets them, and the row reads back alike.
+        assert (compiled.name_upper, compiled.description_upper) == (f"CHURN-{number}", saved.description_upper)
+        stored, expected = _row(Model, compiled.pk), _row(Model, saved.pk)
+        assert compiled.created_at is not None and stored["created_at"] == compiled.created_at
+        differ = {"id", "name", "name_key", "name_skeleton", "name_upper", "created_at", "updated_at"}
+        assert {k: v for k, v in stored.items() if k not in differ} == {k: v for k, v in expected.items() if k not in differ}
+
+
+def test_a_compiled_insert_of_several_rows_sets_each_ones_key(context, django_assert_num_queries):
+    from registry.models import AuditEvent
+    from registry.prepared import CompiledInsert
+
+    insert = CompiledInsert(AuditEvent)
+    for count in (1, 3, 3, 2):
+        events = [AuditEvent(context=context, actor_name="x", action="model.create", object_type="model",
+                             summary=f"event {count}.{i}", changes={"n": i}) for i in range(count)]
+        with django_assert_num_queries(1):
+            insert.insert(*events)
+        assert all(event.pk is not None for event in events)
+        assert [AuditEvent.objects.get(pk=event.pk).summary for event in events] == [e.summary for e in events]
+        assert [AuditEvent.objects.get(pk=event.pk).changes for event in events] == [{"n": i} for i in range(count)]
+
+
+def test_a_compiled_insert_sends_the_signals_save_sends(context):
+    from django.db.models.signals import post_save, pre_save
+
+    from registry.models import AuditEvent
+    from registry.prepared import CompiledInsert
+
+    seen = []
+
+    def record(sender, instance, **kwargs):
+        seen.append((kwargs["signal"], instance.pk is None if kwargs["signal"] is pre_save else kwargs["created"]))
+
+    pre_save.connect(record, sender=AuditEvent)
+    post_save.connect(record, sender=AuditEvent)
+    try:
+        CompiledInsert(AuditEvent).insert(AuditEvent(context=context, actor_name="x", action="a", object_type="t",
+                                                     summary="s"))
+    finally:
+        pre_save.disconnect(record, sender=AuditEvent)
+        post_save.disconnect(record, sender=AuditEvent)
+    assert seen == [(pre_save, True), (post_save, True)]
+
+
+def test_a_compiled_insert_refuses_what_it_cannot_compile(context):
+    from django.db.models import F
+
+    from registry.models import AuditEvent
+    from registry.prepared import CompiledInsert
+
+    insert = CompiledInsert(AuditEvent)
+    before = AuditEvent.objects.count()
+    with pytest.raises(TypeError, match="expression"):
+        insert.insert(AuditEvent(context=context, actor_name=F("action"), action="a", object_type="t", summary="s"))
+    saved = AuditEvent.objects.create(context=context, actor_name="x", action="a", object_type="t", summary="s")
+    with pytest.raises(TypeError, match="new AuditEvent"):
+        insert.insert(saved)
+    with pytest.raises(TypeError, match="new AuditEvent"):
+        insert.insert(Model(context=context, name="m"))
+    assert AuditEvent.objects.count() == before + 1  # the one saved() above
+
+
+def test_a_failed_compiled_insert_marks_its_transaction_for_rollback(context):
+    from django.db import IntegrityError, transaction
+    from django.db.transaction import TransactionManagementError
+
+    from registry.names import lookalike_key
+    from registry.prepared import CompiledInsert
+
+    insert = CompiledInsert(Model)
+    insert.insert(Model(context=context, name="taken", name_key="taken", name_skeleton=lookalike_key("taken")))
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            insert.insert(Model(context=context, name="taken", name_key="taken", name_skeleton=lookalike_key("taken")))
+        # As after a failed save(): the transaction can only be rolled back.
+        with pytest.raises(TransactionManagementError):
+            Model.objects.count()
+        transaction.set_rollback(True)
+    assert Model.objects.filter(name_key="taken").count() == 1

@@ -1,0 +1,122 @@
+"""What every request pays, done once where it cannot change: the Content-Security-Policy
+header (registry/csp.py), the content negotiation of the Accept headers clients send
+(registry/api/negotiation.py) and the context a token's request names (read with its token).
+Each answers what the library's own work answers."""
+
+from __future__ import annotations
+
+import pytest
+from csp.constants import NONCE
+from csp.middleware import CSPMiddleware as DjangoCSPMiddleware
+from django.http import HttpResponse
+from django.test import RequestFactory
+
+from registry import selectors, services
+from registry.csp import CSPMiddleware
+from tests.conftest import client_for, token_for
+
+pytestmark = pytest.mark.django_db
+
+
+def _django_csp(path="/api/v1/contexts/") -> HttpResponse:
+    request = RequestFactory().get(path)
+    middleware = DjangoCSPMiddleware(lambda request: HttpResponse())
+    middleware.process_request(request)
+    return middleware.process_response(request, HttpResponse())
+
+
+def test_an_api_answer_carries_the_policy_django_csp_builds(users):
+    response = client_for(users["viewer"]).get("/api/v1/contexts/")
+    assert response.status_code == 200
+    assert response["Content-Security-Policy"] == _django_csp()["Content-Security-Policy"]
+    assert "Content-Security-Policy-Report-Only" not in response
+
+
+def test_the_policy_follows_the_settings(settings, users):
+    client = client_for(users["viewer"])
+    first = client.get("/api/v1/contexts/")["Content-Security-Policy"]
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'none'"]}}
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": {"img-src": ["'self'"]}}
+    changed = client.get("/api/v1/contexts/")
+    assert changed["Content-Security-Policy"] == "default-src 'none'" != first
+    expected = _django_csp()
+    assert changed["Content-Security-Policy"] == expected["Content-Security-Policy"]
+    assert changed["Content-Security-Policy-Report-Only"] == expected["Content-Security-Policy-Report-Only"]
+    assert "img-src 'self'" in changed["Content-Security-Policy-Report-Only"]
+
+
+def test_a_response_that_changes_its_policy_goes_through_django_csp():
+    middleware = CSPMiddleware(lambda request: HttpResponse())
+    request = RequestFactory().get("/docs/")
+    middleware.process_request(request)
+    nonce = str(request.csp_nonce)  # a page that asked for a nonce
+    response = HttpResponse()
+    response._csp_update = {"worker-src": ["blob:"], "script-src": [NONCE]}
+    response = middleware.process_response(request, response)
+    assert f"'nonce-{nonce}'" in response["Content-Security-Policy"]
+    assert "worker-src blob:" in response["Content-Security-Policy"]
+    exempt = HttpResponse()
+    exempt._csp_exempt = True
+    assert "Content-Security-Policy" not in middleware.process_response(RequestFactory().get("/"), exempt)
+    kept = HttpResponse(headers={"Content-Security-Policy": "sandbox"})
+    assert middleware.process_response(RequestFactory().get("/"), kept)["Content-Security-Policy"] == "sandbox"
+
+
+def test_a_nonce_asked_for_after_the_header_is_written_fails_loudly():
+    from csp.exceptions import CSPNonceError
+
+    middleware = CSPMiddleware(lambda request: HttpResponse())
+    request = RequestFactory().get("/")
+    middleware.process_request(request)
+    middleware.process_response(request, HttpResponse())
+    with pytest.raises(CSPNonceError):
+        str(request.csp_nonce)
+
+
+@pytest.mark.parametrize("accept, status", [
+    (None, 200), ("*/*", 200), ("application/json", 200), ("application/json; indent=2", 200),
+    ("text/html, application/json;q=0.9", 200), ("text/html", 406), ("application/xml", 406),
+])
+def test_the_accept_header_is_negotiated_as_drf_does(users, accept, status):
+    client = client_for(users["viewer"])
+    headers = {} if accept is None else {"HTTP_ACCEPT": accept}
+    response = client.get("/api/v1/contexts/", **headers)
+    assert response.status_code == status, response.content
+    if status == 200:
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["results"][0]["slug"] == "acme"
+    if accept == "application/json; indent=2":
+        assert response.content.startswith(b"{\n  ")  # DRF's negotiation: the parameter reaches the renderer
+
+
+def test_a_format_override_is_negotiated_as_drf_does(users):
+    client = client_for(users["viewer"])
+    assert client.get("/api/v1/contexts/", {"format": "json"}).status_code == 200
+    assert client.get("/api/v1/contexts/", {"format": "xml"}).status_code == 404
+
+
+def test_a_token_requests_context_reads_whole_when_its_fields_are_read(context, users, django_assert_num_queries):
+    """The context a token's request names is known from the slugs read with the token (its id
+    and slug): a field it did not read loads when read, and one it may not see is not found."""
+    from rest_framework.test import APIRequestFactory
+    from rest_framework.views import APIView
+
+    from registry.api.authentication import BearerTokenAuthentication
+    from registry.errors import NotFound
+
+    plain = token_for(users["viewer"])
+    request = APIView().initialize_request(APIRequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {plain}"))
+    user, _ = BearerTokenAuthentication().authenticate(request)
+    with django_assert_num_queries(0):
+        found = selectors.context_get(user, "acme")
+        assert (found.pk, found.slug) == (context.pk, "acme")
+    assert (found.name, found.description, found.created_at) == (context.name, context.description, context.created_at)
+    with pytest.raises(NotFound):
+        selectors.context_get(user, "other")  # it exists; the viewer holds no role there
+    with pytest.raises(NotFound):
+        selectors.context_get(user, "ACME")  # slugs are matched exactly, as the query matches them
+    services.membership_remove(actor=None, context=context, username="viewer")
+    later = APIView().initialize_request(APIRequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {plain}"))
+    user, _ = BearerTokenAuthentication().authenticate(later)
+    with pytest.raises(NotFound):
+        selectors.context_get(user, "acme")  # the next request reads its grants again
