@@ -34,8 +34,10 @@ def check_connection(conn: psycopg.Connection) -> None:
 class DatabaseWrapper(base.DatabaseWrapper):
     @property
     def pool(self):
+        if self.alias in self._connection_pools:  # (read before every statement: kept cheap)
+            return self._connection_pools[self.alias]
         options = self.settings_dict["OPTIONS"].get("pool")
-        if options and self.alias != NO_DB_ALIAS and self.alias not in self._connection_pools and self.settings_dict.get("CONN_MAX_AGE", 0) == 0:
+        if options and self.alias != NO_DB_ALIAS and self.settings_dict.get("CONN_MAX_AGE", 0) == 0:
             # Django's own construction of the pool, with the check above.
             pool = ConnectionPool(
                 kwargs={**self.get_connection_params(), "autocommit": True},
