@@ -32,7 +32,7 @@ def _plain_policies() -> dict[str, tuple[str, tuple[str, ...]]]:
 
 
 def _settings_changed(setting, **kwargs):
-    if setting.startswith("CONTENT_SECURITY_POLICY") or setting == "DEBUG":
+    if setting.startswith("CONTENT_SECURITY_POLICY"):
         _built.clear()
 
 

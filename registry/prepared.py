@@ -51,6 +51,8 @@ from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import QuerySet
 from django.db.models.query import ModelIterable
+from django.db.models.signals import post_save, pre_save
+from django.db.models.sql import InsertQuery
 
 _STAND_IN_BASE = 0x5EED_0000_0000
 _STAND_IN_TIME = datetime.datetime(1903, 4, 5, 6, 7, 8, tzinfo=datetime.UTC)
@@ -114,6 +116,30 @@ def _wrapped(kind: type) -> Callable:
     return make
 
 
+class _Kept:
+    """Compiled statements by key, at most `size` of them (the least recently used goes), shared
+    by the threads and greenlets of the process."""
+
+    def __init__(self, size: int):
+        self.size = size  # a bound on memory, whatever shapes requests ask for
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key, compile: Callable):
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                found = self._items[key] = compile()
+                if len(self._items) > self.size:
+                    self._items.popitem(last=False)
+            else:
+                self._items.move_to_end(key)
+            return found
+
+
 class _Compiled:
     def __init__(self, queryset: QuerySet, compiler, sql: str | None, slots: list):
         # sql None: the shape matches nothing (an empty `__in` list), whatever the values.
@@ -136,9 +162,7 @@ class CompiledQuery:
 
     def __init__(self, build: Callable[..., QuerySet], *, shapes_kept: int = 256):
         self.build = build
-        self.shapes_kept = shapes_kept  # a bound on memory, whatever shapes requests ask for
-        self._compiled: OrderedDict[tuple, _Compiled] = OrderedDict()
-        self._lock = threading.Lock()
+        self._compiled = _Kept(shapes_kept)
 
     def queryset(self, shape: dict | None = None, **values) -> QuerySet:
         return self.build(**(shape or {}), **values)
@@ -202,17 +226,7 @@ class CompiledQuery:
         return _Compiled(queryset, compiler, sql, slots)
 
     def _compiled_for(self, using: str, shape: dict, values: dict) -> _Compiled:
-        key = self._key(using, shape, values)
-        with self._lock:
-            compiled = self._compiled.get(key)
-            if compiled is not None:
-                self._compiled.move_to_end(key)
-                return compiled
-            compiled = self._compile(using, shape, values)
-            self._compiled[key] = compiled
-            if len(self._compiled) > self.shapes_kept:
-                self._compiled.popitem(last=False)  # the least recently used shape
-            return compiled
+        return self._compiled.get(self._key(using, shape, values), lambda: self._compile(using, shape, values))
 
     def run(self, using: str = DEFAULT_DB_ALIAS, shape: dict | None = None, **values) -> list:
         compiled = self._compiled_for(using, shape or {}, values)
@@ -293,13 +307,9 @@ class CompiledInsert:
 
     def __init__(self, model, *, shapes_kept: int = 128):
         self.model = model
-        self.shapes_kept = shapes_kept
-        self._compiled: OrderedDict[tuple, tuple] = OrderedDict()
-        self._lock = threading.Lock()
+        self._compiled = _Kept(shapes_kept)
 
     def _compile(self, using: str, pk_set: bool, objs: tuple) -> tuple:
-        from django.db.models.sql import InsertQuery
-
         meta = self.model._meta
         connection = connections[using]
         returning = meta.db_returning_fields
@@ -328,19 +338,9 @@ class CompiledInsert:
 
     def _compiled_for(self, using: str, pk_set: bool, objs: tuple) -> tuple:
         key = (using, connections[using].vendor, pk_set, len(objs))
-        with self._lock:
-            compiled = self._compiled.get(key)
-            if compiled is None:
-                compiled = self._compiled[key] = self._compile(using, pk_set, objs)
-                if len(self._compiled) > self.shapes_kept:
-                    self._compiled.popitem(last=False)
-            else:
-                self._compiled.move_to_end(key)
-            return compiled
+        return self._compiled.get(key, lambda: self._compile(using, pk_set, objs))
 
     def insert(self, *objs, using: str = DEFAULT_DB_ALIAS) -> list:
-        from django.db.models.signals import post_save, pre_save
-
         if not objs:
             return []
         if any(type(obj) is not self.model or not obj._state.adding for obj in objs):

@@ -121,7 +121,9 @@ _LINK_INSERTS: dict[type, CompiledInsert] = {}
 
 
 def _link_insert(through: type) -> CompiledInsert:
-    return _LINK_INSERTS.setdefault(through, CompiledInsert(through))
+    if through not in _LINK_INSERTS:
+        _LINK_INSERTS[through] = CompiledInsert(through)
+    return _LINK_INSERTS[through]
 
 
 def tag_names(obj) -> list[str]:
