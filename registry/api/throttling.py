@@ -3,19 +3,29 @@ cause work out of proportion to the request (`throttle_scope` on the view).
 
 Rates are DRF's "N/period" strings in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], read at each
 request. Counts are fixed windows in the default cache (Redis when REDIS_URL is set, so every
-web process shares them): one increment per request instead of DRF's list of timestamps,
-which would be thousands long at the API's rate. A cache that fails lets the request through:
-the limits protect the registry, they must not take it down with the cache.
+web process shares them), a counter instead of DRF's list of timestamps, which would be
+thousands long at the API's rate.
+
+A process takes a window's requests from the shared counter in shares, a hundredth of the rate
+(at least 1), and counts each share down itself: the cache is asked once per share instead of
+on every request (at 3000 a minute, once every 30 requests). The counter only grows by what
+fits under the rate, so no caller ever gets more than its rate; a caller whose requests go to
+several processes may be refused up to one share per process early, when the others still hold
+part of theirs (a rate under 100 per window is exact). A cache that fails lets the request
+through: the limits protect the registry, they must not take it down with the cache.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
@@ -59,21 +69,20 @@ def caller(request) -> str | None:
     return None
 
 
-# The window's counter, added to and given its expiry by its first request, in one command.
+# The window's counter: `n` added to it, and its expiry set by the window's first share, in one command.
 _INCREMENT = """
-local used = redis.call('INCR', KEYS[1])
-if used == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local used = redis.call('INCRBY', KEYS[1], ARGV[2])
+if used == tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return used
 """
 _increment = None  # a redis-py Script (EVALSHA, loaded again if the server lost it)
 
 
-def _count(key: str, ttl: int) -> int:
-    """Add one to the window's counter and return it; the counter expires `ttl` seconds after
-    the window's first request. On Redis, one round trip of one command (a script: INCR, and
-    EXPIRE on the first); Django's `cache.incr` costs two round trips (EXISTS, then INCRBY),
-    a pipeline of INCR and EXPIRE NX two commands to send and parse, and every API request
-    pays it. Other caches (the zero-service default's memory) through the cache API."""
+def _count(key: str, ttl: int, n: int) -> int:
+    """Add `n` to the window's counter and return it; the counter expires `ttl` seconds after
+    the window's first request. On Redis, one round trip of one command (a script: INCRBY, and
+    EXPIRE on the first); Django's `cache.incr` costs two round trips (EXISTS, then INCRBY).
+    Other caches (the zero-service default's memory) through the cache API."""
     global _increment
     cache = caches["default"]
     if isinstance(cache, RedisCache):
@@ -83,11 +92,54 @@ def _count(key: str, ttl: int) -> int:
         client = cache._cache.get_client(full_key, write=True)
         if _increment is None:
             _increment = client.register_script(_INCREMENT)
-        return int(_increment(keys=[full_key], args=[ttl], client=client))
+        return int(_increment(keys=[full_key], args=[ttl, n], client=client))
     try:
-        return cache.incr(key)
+        return cache.incr(key, n)
     except ValueError:  # this request opens the window (or another one just did)
-        return 1 if cache.add(key, 1, timeout=ttl) else cache.incr(key)
+        return n if cache.add(key, n, timeout=ttl) else cache.incr(key, n)
+
+
+def share_of(limit: int) -> int:
+    """How many of a window's requests a process takes from the shared counter at once."""
+    return max(1, limit // 100)
+
+
+class _Shares:
+    """This process's shares of the windows being counted: {key: (window's end, requests left)}."""
+
+    def __init__(self):
+        self._left: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def take_one(self, key: str) -> bool:
+        with self._lock:
+            end, left = self._left.get(key, (0.0, 0))
+            if left <= 0:
+                return False
+            self._left[key] = (end, left - 1)
+            return True
+
+    def add(self, key: str, end: float, requests: int) -> None:
+        with self._lock:
+            now = time.time()
+            for old in [old for old, (ends, _) in self._left.items() if ends <= now]:
+                del self._left[old]  # windows that are over
+            _, left = self._left.get(key, (end, 0))
+            self._left[key] = (end, left + requests)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._left.clear()
+
+
+_shares = _Shares()
+
+
+@receiver(setting_changed)
+def _forget_shares(*, setting, **_):
+    """Shares are of a counter in the cache, at a rate: another cache or rate starts anew."""
+    if setting in ("CACHES", "REST_FRAMEWORK"):
+        _shares.clear()
 
 
 class WindowThrottle(BaseThrottle):
@@ -108,12 +160,17 @@ class WindowThrottle(BaseThrottle):
         now = time.time()
         window = int(now // seconds)
         key = f"throttle:{scope}:{who}:{seconds}:{window}"
+        if _shares.take_one(key):
+            return True
+        share = share_of(limit)
         try:
-            used = _count(key, seconds + 5)
+            used = _count(key, seconds + 5, share)
         except _cache_errors() as exc:
             logger.warning("throttle %s not applied, the cache failed: %s", scope, describe(exc))
             return True
-        if used <= limit:
+        granted = min(share, limit - (used - share))  # the part of the share under the rate
+        if granted > 0:
+            _shares.add(key, (window + 1) * seconds, granted - 1)  # (this request takes one)
             return True
         self._wait = max(1.0, (window + 1) * seconds - now)
         return False

@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,50 @@ def test_counts_are_shared_through_redis(settings, users, rate):
         server = redis.Redis.from_url(url)
         for key in server.keys(f"{prefix}:*"):
             server.delete(key)
+
+
+def test_a_process_asks_the_cache_once_per_share_of_the_rate(users, rate, monkeypatch):
+    """At 3000 a minute a process takes 30 requests at a time from the shared counter: the
+    cache is asked once for 30 requests, not on every request."""
+    from registry.api import throttling
+
+    asked = []
+    count = throttling._count
+    monkeypatch.setattr(throttling, "_count", lambda key, ttl, n: asked.append(n) or count(key, ttl, n))
+    rate("token", "3000/minute")
+    token = client_for(users["viewer"])
+
+    assert {token.get("/api/v1/contexts/").status_code for _ in range(30)} == {200}
+    assert asked == [30]
+    assert token.get("/api/v1/contexts/").status_code == 200
+    assert asked == [30, 30]
+
+
+def test_shares_never_let_a_caller_past_its_rate(users, rate, monkeypatch):
+    """Three web processes (each its own shares) serving one token at 250 a minute (shares of
+    2): together they allow at most 250, and refuse at most a share per process early."""
+    from registry.api import throttling
+
+    processes = [throttling._Shares() for _ in range(3)]
+    rate("token", "250/minute")
+    token = client_for(users["viewer"])
+    answers = []
+    for i in range(300):
+        monkeypatch.setattr(throttling, "_shares", processes[i % 3])
+        answers.append(token.get("/api/v1/contexts/").status_code)
+
+    allowed = answers.count(200)
+    assert 250 - 3 * 2 <= allowed <= 250
+    assert set(answers) == {200, 429}
+    assert 429 not in answers[:240] and answers[-20:] == [429] * 20
+
+
+def test_a_share_ends_with_its_window():
+    from registry.api.throttling import _Shares
+
+    shares = _Shares()
+    shares.add("throttle:token:token:1:60:100", time.time() - 1, 5)  # a window that is over
+    shares.add("throttle:token:token:1:60:101", time.time() + 60, 2)
+
+    assert not shares.take_one("throttle:token:token:1:60:100")  # dropped with its window
+    assert [shares.take_one("throttle:token:token:1:60:101") for _ in range(3)] == [True, True, False]
