@@ -34,7 +34,7 @@ from registry.models import (
     VersionStatus,
 )
 from registry.permissions import Perm, has_perm
-from registry.prepared import CompiledQuery
+from registry.prepared import CompiledInsert, CompiledQuery
 from registry.services import webhooks
 from registry.services.common import audit, clean_text, lock_for_update
 
@@ -101,6 +101,9 @@ def _move_read(model_id, number, name) -> QuerySet[Model]:
 # compiled once per process (registry/prepared.py).
 _MODEL_LOCK = CompiledQuery(lambda model_id: lock_for_update(Model).filter(pk=model_id).only("id").order_by())
 _MOVE_READ = CompiledQuery(_move_read)
+# ... and so are the rows a move inserts: the alias when it is new, and its history's line.
+_ALIAS_INSERT = CompiledInsert(Alias)
+_MOVE_INSERT = CompiledInsert(AliasMove)
 
 
 def _read_for_move(model: Model, number: int, name: str) -> tuple[Model, Version | None, Alias | None, bool]:
@@ -150,7 +153,7 @@ def _move(*, actor, model: Model, name: str, version: Version, action: str, note
     previous = alias.version.number if alias else None
     breaking = []
     if alias is None:
-        alias = Alias.objects.create(model=model, name=name, version=version, updated_by=actor)
+        [alias] = _ALIAS_INSERT.insert(Alias(model=model, name=name, version=version, updated_by=actor))
     elif alias.version_id == version.pk:  # already there: nothing moves
         if current is not _UNREAD:
             alias = _existing_alias(model, name)  # `current` carries only what a move reads
@@ -162,7 +165,8 @@ def _move(*, actor, model: Model, name: str, version: Version, action: str, note
         alias.version = version
         alias.updated_by = actor
         alias.save(update_fields=["version", "updated_by", "updated_at"])
-    AliasMove.objects.create(model=model, alias_name=name, from_number=previous, to_number=version.number, actor=actor)
+    _MOVE_INSERT.insert(AliasMove(model=model, alias_name=name, from_number=previous, to_number=version.number,
+                                  actor=actor))
     moved = f"from version {previous} " if previous else ""
     warning = f"; {len(breaking)} breaking signature change(s)" if breaking else ""
     audit(actor=actor, context=model.context, action=action, obj=alias, object_repr=f"{model.name}@{name}",
@@ -180,7 +184,7 @@ def _move(*, actor, model: Model, name: str, version: Version, action: str, note
 def _remove(*, actor, model: Model, alias: Alias, note: str = "") -> None:
     name, number, alias_id = alias.name, alias.version.number, str(alias.pk)
     alias.delete()
-    AliasMove.objects.create(model=model, alias_name=name, from_number=number, to_number=None, actor=actor)
+    _MOVE_INSERT.insert(AliasMove(model=model, alias_name=name, from_number=number, to_number=None, actor=actor))
     audit(actor=actor, context=model.context, action="alias.delete", object_type="alias", object_id=alias_id,
           object_repr=f"{model.name}@{name}", summary=f"removed alias {name} (was version {number}){note}",
           changes={"version": [number, None]})
