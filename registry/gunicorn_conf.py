@@ -19,7 +19,13 @@ import os  # noqa: E402 - after the patching, as every import
 # the web process shares a pool of them instead (registry/settings.py, DATABASE_POOL_SIZE).
 os.environ.setdefault("DATABASE_POOL_SIZE", "10")
 
-from registry.gunicorn_worker import RegistryWorker  # noqa: E402
+import psycopg.waiting  # noqa: E402
+
+from registry.gunicorn_worker import RegistryWorker, wait_for_database  # noqa: E402
+
+# Every statement's wait for PostgreSQL's answer yields to the other greenlets, by the cheapest
+# way gevent has (registry/gunicorn_worker.py).
+psycopg.waiting.wait = wait_for_database
 from registry.settings import LOGGING, REGISTRY_LOG_FORMAT  # noqa: E402
 
 bind = os.environ.get("REGISTRY_BIND", "0.0.0.0:8000")
