@@ -88,4 +88,6 @@ class HealthCheckMiddleware:
             return response
         response = JsonResponse(body, status=status)
         response["Cache-Control"] = "no-store"
+        # (Answered above the middleware that would add it: without it, the body goes chunked.)
+        response["Content-Length"] = str(len(response.content))
         return mark_logged(response) if status == 503 else response

@@ -20,6 +20,7 @@ def test_liveness_answers_without_touching_anything(client, django_assert_num_qu
     assert response.json() == {"status": "ok"}
     assert response["Cache-Control"] == "no-store"
     assert "Set-Cookie" not in response  # no session for a probe
+    assert response["Content-Length"] == str(len(response.content))  # (not sent chunked)
 
 
 def test_probes_ignore_allowed_hosts_and_the_https_redirect(client, settings):
