@@ -22,11 +22,11 @@ os.environ.setdefault("DATABASE_POOL_SIZE", "10")
 import psycopg.waiting  # noqa: E402
 
 from registry.gunicorn_worker import RegistryWorker, wait_for_database  # noqa: E402
+from registry.settings import LOGGING, REGISTRY_LOG_FORMAT  # noqa: E402
 
 # Every statement's wait for PostgreSQL's answer yields to the other greenlets, by the cheapest
 # way gevent has (registry/gunicorn_worker.py).
 psycopg.waiting.wait = wait_for_database
-from registry.settings import LOGGING, REGISTRY_LOG_FORMAT  # noqa: E402
 
 bind = os.environ.get("REGISTRY_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
