@@ -1,5 +1,6 @@
 """Small helpers shared by the API tests."""
 
+import os
 import subprocess
 import sys
 import time
@@ -7,12 +8,29 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
+from django.db import connection
 from django.test import TestCase
 
 # A real, benign pickle (the integer 1): hashing and introspection take it to `ready`.
 PICKLE = b"\x80\x04K\x01."
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def require_postgresql(what: str) -> None:
+    """Skip a test of `what` (PostgreSQL's alone) on SQLite; under CI=true, which runs on
+    PostgreSQL, fail instead."""
+    if connection.vendor != "postgresql":
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{what}: PostgreSQL's alone, and CI runs on it")
+        pytest.skip("needs PostgreSQL (DATABASE_URL)")
+
+
+def postgres_url() -> str:
+    """The test database's URL, for a connection or a process of its own."""
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def upload(client, model_id, number, kind="pkl", body: bytes = PICKLE, *, process: bool = True, **headers):

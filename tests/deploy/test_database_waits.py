@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.db import connection
+
+from tests.helpers import postgres_url, require_postgresql
 
 pytestmark = [pytest.mark.django_db]
 
@@ -61,14 +62,9 @@ print(json.dumps(out))
 
 
 def test_a_statement_waits_without_holding_up_the_others():
-    if connection.vendor != "postgresql":
-        if os.environ.get("CI") == "true":
-            pytest.fail("the web process's database is PostgreSQL: CI runs on it")
-        pytest.skip("needs PostgreSQL (DATABASE_URL)")
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    require_postgresql("the web process's database")
     result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "DJANGO_SETTINGS_MODULE": "registry.settings", "DATABASE_URL": url})
+                            env={**os.environ, "DJANGO_SETTINGS_MODULE": "registry.settings", "DATABASE_URL": postgres_url()})
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
 

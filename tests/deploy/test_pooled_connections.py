@@ -21,25 +21,17 @@ from psycopg_pool import ConnectionPool
 from registry.postgresql.base import check_connection
 from tests.conftest import _free_port, token_for
 from tests.factories import UserFactory
-from tests.helpers import gunicorn_process
+from tests.helpers import gunicorn_process, postgres_url, require_postgresql
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def _require_postgresql():
-    if connection.vendor != "postgresql":
-        if os.environ.get("CI") == "true":
-            pytest.fail("the pooled connections are PostgreSQL's: CI runs on it")
-        pytest.skip("needs PostgreSQL (DATABASE_URL)")
-
-
-def _url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    require_postgresql("the pooled connections")
 
 
 def _terminate(pids) -> None:
-    with psycopg.connect(_url(), autocommit=True) as admin:
+    with psycopg.connect(postgres_url(), autocommit=True) as admin:
         for pid in pids:
             admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
@@ -48,7 +40,7 @@ def test_a_live_connection_is_handed_out_without_a_round_trip(monkeypatch):
     _require_postgresql()
     checked = []
     monkeypatch.setattr(ConnectionPool, "check_connection", staticmethod(lambda conn: checked.append(conn)))
-    with psycopg.connect(_url(), autocommit=True) as conn:
+    with psycopg.connect(postgres_url(), autocommit=True) as conn:
         conn.execute("SELECT 1")
         check_connection(conn)
         assert checked == []  # nothing to read on the socket: no query sent
@@ -56,12 +48,12 @@ def test_a_live_connection_is_handed_out_without_a_round_trip(monkeypatch):
 
 def test_a_connection_the_server_ended_is_refused():
     _require_postgresql()
-    with psycopg.connect(_url(), autocommit=True) as conn:
+    with psycopg.connect(postgres_url(), autocommit=True) as conn:
         _terminate([conn.info.backend_pid])
         time.sleep(0.2)  # the server's error and its closing reach the socket
         with pytest.raises(psycopg.OperationalError):
             check_connection(conn)
-    conn = psycopg.connect(_url(), autocommit=True)
+    conn = psycopg.connect(postgres_url(), autocommit=True)
     conn.close()
     with pytest.raises(psycopg.OperationalError):
         check_connection(conn)
@@ -74,7 +66,7 @@ def test_the_web_process_replaces_connections_the_server_ended(tmp_path):
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "AWS_")) and k != "REDIS_URL"},
         "DJANGO_SETTINGS_MODULE": "registry.settings",
-        "DATABASE_URL": _url(),
+        "DATABASE_URL": postgres_url(),
         "REGISTRY_DATA_DIR": str(tmp_path / "var"),
         "DEBUG": "false",
         "SECRET_KEY": "pooled-connections-test-" + "k" * 50,
@@ -89,7 +81,7 @@ def test_the_web_process_replaces_connections_the_server_ended(tmp_path):
         for _ in range(3):
             assert httpx.get(f"{url}/api/v1/contexts/", headers=headers, timeout=10).status_code == 200
         connection.ensure_connection()
-        with psycopg.connect(_url(), autocommit=True) as admin:
+        with psycopg.connect(postgres_url(), autocommit=True) as admin:
             pids = [row[0] for row in admin.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() AND pid <> %s",
                 [connection.settings_dict["NAME"], connection.connection.info.backend_pid]).fetchall()]
