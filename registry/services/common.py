@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 
 from registry import jsoninput, signatures
 from registry.errors import InvalidInput
@@ -90,40 +90,63 @@ def clean_tags(value: Any, *, field: str = "tags") -> list[str]:
 def set_tags(obj: models.Model, tags: list[str], *, new: bool = False) -> list[Tag]:
     """Point `obj.tags` at exactly `tags`, creating Tag rows as needed (race-safe).
 
-    `new`: `obj` was just created and has no tags, so they are only added (one INSERT,
-    no read of the current set). Returns the Tag rows, ordered by key."""
+    `new`: `obj` was just created and has no tags, so they are only added, by one statement
+    that links the tags already known and answers their names (_link_tags); only tags never
+    used before take more. Returns the Tag rows, ordered by key."""
     keys = {tag.casefold(): tag for tag in tags}
     if not keys:
         if not new:
             obj.tags.clear()
         return []
-    # Get-or-create in bulk: tags are mostly reused, so read first (one query) and insert only
-    # the missing ones (ignoring a concurrent insert of the same key), then read those back.
-    rows = _TAGS.run(keys=sorted(keys))
+    if new:
+        rows = _link_tags(obj, sorted(keys))
+    else:
+        rows = _TAGS.run(keys=sorted(keys))
     missing = keys.keys() - {row.key for row in rows}
     if missing:
+        # Created, ignoring a concurrent insert of the same key, then linked (or read) as above.
         Tag.objects.bulk_create([Tag(name=keys[key], key=key) for key in missing], ignore_conflicts=True)
-        rows += Tag.objects.filter(key__in=missing)
+        rows += _link_tags(obj, sorted(missing)) if new else Tag.objects.filter(key__in=missing)
     rows.sort(key=lambda row: row.key)
-    if new:  # no rows to keep or compare: the links are inserted, as tags.add() would without its read
-        through = obj.tags.through
-        link = obj.tags.source_field_name + "_id"
-        _link_insert(through).insert(*(through(**{link: obj.pk, "tag_id": row.pk}) for row in rows))
-    else:
+    if not new:
         obj.tags.set(rows)
     return rows
 
 
-# Every model and version created with tags reads them: compiled once per process and number of tags.
+# Every model and version updated with tags reads them: compiled once per process and number of tags.
 _TAGS = CompiledQuery(lambda keys: Tag.objects.filter(key__in=keys).order_by())
-# ... and links them: the INSERT of each tags table, compiled once per process and number of tags.
-_LINK_INSERTS: dict[type, CompiledInsert] = {}
+# ... and every one created with tags links them by one statement per tags table, database and
+# number of tags, built once.
+_LINK_TAGS: dict[tuple, str] = {}
 
 
-def _link_insert(through: type) -> CompiledInsert:
-    if through not in _LINK_INSERTS:
-        _LINK_INSERTS[through] = CompiledInsert(through)
-    return _LINK_INSERTS[through]
+def _link_tags(obj: models.Model, keys: list[str]) -> list[Tag]:
+    """Link new `obj` to the existing tags of these keys and return those tags, in one statement:
+    INSERT INTO <obj's tags table> SELECT ... FROM the tags ... RETURNING each linked tag's id,
+    name and key (a subquery per row). The ORM writes no INSERT ... SELECT: this raw statement is
+    the only way links of a new model or version are written (SQLite and PostgreSQL both run it).
+    A key with no tag links nothing, and is not returned."""
+    through = obj.tags.through
+    connection = connections[obj._state.db or DEFAULT_DB_ALIAS]
+    key = (through, connection.alias, connection.vendor, len(keys))
+    if key not in _LINK_TAGS:
+        quote = connection.ops.quote_name
+        link = through._meta.get_field(obj.tags.source_field_name)
+        links, tag_table = quote(through._meta.db_table), quote(Tag._meta.db_table)
+
+        def of_tag(column):
+            return f"(SELECT {quote(column)} FROM {tag_table} WHERE {quote('id')} = {links}.{quote('tag_id')})"
+
+        _LINK_TAGS[key] = (
+            f"INSERT INTO {links} ({quote(link.column)}, {quote('tag_id')}) "
+            f"SELECT %s, {quote('id')} FROM {tag_table} WHERE {quote('key')} IN ({', '.join(['%s'] * len(keys))}) "
+            f"RETURNING {links}.{quote('tag_id')}, {of_tag('name')}, {of_tag('key')}"
+        )
+    owner = through._meta.get_field(obj.tags.source_field_name).get_db_prep_save(obj.pk, connection=connection)
+    # (As save(): a failed INSERT inside atomic() marks the transaction for rollback.)
+    with transaction.mark_for_rollback_on_error(connection.alias), connection.cursor() as cursor:
+        cursor.execute(_LINK_TAGS[key], [owner, *keys])
+        return [Tag.from_db(connection.alias, None, row) for row in cursor.fetchall()]  # (id, name, key)
 
 
 def tag_names(obj) -> list[str]:

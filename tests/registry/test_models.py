@@ -74,6 +74,40 @@ def test_tags_shared_between_models_keep_one_spelling(clients):
     assert names(editor.get("/api/v1/contexts/acme/models/?tag=TABULAR")) == ["first", "second"]
 
 
+def _create_statements(client, url, body) -> tuple:
+    with CaptureQueriesContext(connection) as statements:
+        r = client.post(url, body, format="json")
+    assert r.status_code == 201, r.json()
+    return r.json(), [q["sql"] for q in statements]
+
+
+@pytest.mark.parametrize("what", ["model", "version"])
+def test_known_tags_are_linked_by_one_statement_that_answers_their_spelling(clients, what):
+    editor = clients["editor"]
+    first = create(editor, name="first", tags=["Tabular", "fraud"]).json()
+    url = "/api/v1/contexts/acme/models/" if what == "model" else f"/api/v1/models/{first['id']}/versions/"
+    body, statements = _create_statements(editor, url, {"name": "second", "tags": ["tabular", "FRAUD"]})
+    # The spelling stored first, read by the statement that links them: no read of the tags before.
+    assert body["tags"] == ["fraud", "Tabular"]
+    tags = [sql for sql in statements if '"registry_tag"' in sql]
+    assert len(tags) == 1 and tags[0].startswith("INSERT INTO"), statements
+    row = Model.objects.get(name="second") if what == "model" else Version.objects.get(pk=body["id"])
+    assert sorted(row.tags.values_list("name", flat=True)) == ["Tabular", "fraud"]
+
+
+def test_new_and_known_tags_are_linked_together(clients):
+    editor = clients["editor"]
+    create(editor, name="first", tags=["Vision"])
+    body, statements = _create_statements(editor, "/api/v1/contexts/acme/models/",
+                                          {"name": "second", "tags": ["new-one", "VISION", "Another"]})
+    assert body["tags"] == ["Another", "new-one", "Vision"]
+    assert sorted(Model.objects.get(name="second").tags.values_list("name", flat=True)) == [
+        "Another", "Vision", "new-one"]
+    # Known ones linked at once; the two new ones created, then linked by one more statement.
+    assert len([sql for sql in statements if sql.startswith('INSERT INTO "registry_model_tags"')]) == 2
+    assert editor.get(f"/api/v1/models/{body['id']}/").json()["tags"] == body["tags"]
+
+
 def test_comma_separated_tags_are_accepted(clients):
     editor = clients["editor"]
     r = create(editor, name="m", tags="tabular, fraud,Fraud ,")
