@@ -17,7 +17,13 @@ import select
 import psycopg
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base
+from gevent.monkey import get_original
 from psycopg_pool import ConnectionPool
+
+# The operating system's poll, also in the web process where gevent has replaced select.poll:
+# with a timeout of 0 it never blocks, and gevent's builds watchers and a timer for it (15 us
+# on every request).
+_poll = get_original("select", "poll")
 
 
 def check_connection(conn: psycopg.Connection) -> None:
@@ -25,7 +31,7 @@ def check_connection(conn: psycopg.Connection) -> None:
     while it sat in the pool (then psycopg_pool's check, a round trip, decides)."""
     if conn.closed or conn.pgconn.status != psycopg.pq.ConnStatus.OK:
         raise psycopg.OperationalError("the pooled connection is closed")
-    poller = select.poll()  # (poll, not select: a descriptor may be above FD_SETSIZE)
+    poller = _poll()  # (poll, not select: a descriptor may be above FD_SETSIZE)
     poller.register(conn.fileno(), select.POLLIN)
     if poller.poll(0):
         ConnectionPool.check_connection(conn)

@@ -1,7 +1,8 @@
 """The web process's waits for PostgreSQL (registry.gunicorn_worker.wait_for_database): with
 the shipped gunicorn configuration imported, as in a worker, a statement's wait lets the other
 greenlets run, and every kind of answer still arrives whole: many rows (several reads), a large
-parameter (several writes), an error, a query cancelled with a deadline.
+parameter (several writes), an error, a query cancelled with a deadline; and the pool's check
+of a connection polls without gevent's watchers.
 
 In a subprocess, since the configuration patches the standard library with gevent's. Needs
 PostgreSQL (a failure under CI=true, never a skip).
@@ -57,6 +58,22 @@ try:
 except psycopg.errors.QueryCanceled:
     out["cancelled"] = True
 out["after"] = conns[1].execute("SELECT 42").fetchone()[0]
+# The pool's check of a connection it hands out asks the operating system's poll, not gevent's
+# (which builds watchers and a timer even for a timeout of 0), and still tells an ended one.
+import select
+from registry.postgresql.base import check_connection
+gevent_polls, gevent_poll = [], select.poll
+select.poll = lambda *args: gevent_polls.append(1) or gevent_poll(*args)
+live, ended = psycopg.connect(url, autocommit=True), psycopg.connect(url, autocommit=True)
+check_connection(live)
+conns[2].execute("SELECT pg_terminate_backend(%s)", [ended.info.backend_pid])
+time.sleep(0.5)
+try:
+    check_connection(ended)
+    out["ended"] = "handed out"
+except psycopg.OperationalError:
+    out["ended"] = "refused"
+out["gevent_polls"] = len(gevent_polls)
 print(json.dumps(out))
 """
 
@@ -75,3 +92,4 @@ def test_a_statement_waits_without_holding_up_the_others():
     assert out["length"] == 30_000_000
     assert out["error"] == "division_by_zero"
     assert out["cancelled"] and out["after"] == 42
+    assert out["ended"] == "refused" and out["gevent_polls"] == 0
