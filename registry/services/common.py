@@ -115,8 +115,8 @@ def set_tags(obj: models.Model, tags: list[str], *, new: bool = False) -> list[T
 
 # Every model and version updated with tags reads them: compiled once per process and number of tags.
 _TAGS = CompiledQuery(lambda keys: Tag.objects.filter(key__in=keys).order_by())
-# ... and every one created with tags links them by one statement per tags table, database and
-# number of tags, built once.
+# ... and every one created with tags links them: one statement per tags table, database and
+# number of tags (at most REGISTRY_MAX_TAGS), built once.
 _LINK_TAGS: dict[tuple, str] = {}
 
 
@@ -128,24 +128,22 @@ def _link_tags(obj: models.Model, keys: list[str]) -> list[Tag]:
     A key with no tag links nothing, and is not returned."""
     through = obj.tags.through
     connection = connections[obj._state.db or DEFAULT_DB_ALIAS]
+    owner = through._meta.get_field(obj.tags.source_field_name)
     key = (through, connection.alias, connection.vendor, len(keys))
     if key not in _LINK_TAGS:
         quote = connection.ops.quote_name
-        link = through._meta.get_field(obj.tags.source_field_name)
-        links, tag_table = quote(through._meta.db_table), quote(Tag._meta.db_table)
-
-        def of_tag(column):
-            return f"(SELECT {quote(column)} FROM {tag_table} WHERE {quote('id')} = {links}.{quote('tag_id')})"
-
+        links, tags = quote(through._meta.db_table), quote(Tag._meta.db_table)
+        tag = f"{links}.{quote(through._meta.get_field(obj.tags.target_field_name).column)}"
+        tag_id, name, tag_key = (quote(Tag._meta.get_field(field).column) for field in ("id", "name", "key"))
         _LINK_TAGS[key] = (
-            f"INSERT INTO {links} ({quote(link.column)}, {quote('tag_id')}) "
-            f"SELECT %s, {quote('id')} FROM {tag_table} WHERE {quote('key')} IN ({', '.join(['%s'] * len(keys))}) "
-            f"RETURNING {links}.{quote('tag_id')}, {of_tag('name')}, {of_tag('key')}"
+            f"INSERT INTO {links} ({quote(owner.column)}, {tag[len(links) + 1:]}) "
+            f"SELECT %s, {tag_id} FROM {tags} WHERE {tag_key} IN ({', '.join(['%s'] * len(keys))}) "
+            f"RETURNING {tag}, (SELECT {name} FROM {tags} WHERE {tag_id} = {tag}), "
+            f"(SELECT {tag_key} FROM {tags} WHERE {tag_id} = {tag})"
         )
-    owner = through._meta.get_field(obj.tags.source_field_name).get_db_prep_save(obj.pk, connection=connection)
     # (As save(): a failed INSERT inside atomic() marks the transaction for rollback.)
     with transaction.mark_for_rollback_on_error(connection.alias), connection.cursor() as cursor:
-        cursor.execute(_LINK_TAGS[key], [owner, *keys])
+        cursor.execute(_LINK_TAGS[key], [owner.get_db_prep_save(obj.pk, connection=connection), *keys])
         return [Tag.from_db(connection.alias, None, row) for row in cursor.fetchall()]  # (id, name, key)
 
 
