@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import OuterRef, Q
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
+from rest_framework import HTTP_HEADER_ENCODING, authentication, exceptions
 
 from registry.expressions import JSONList, UUIDText
 from registry.prepared import CompiledQuery
@@ -75,7 +75,10 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).split()
+        # The header as DRF's get_authorization_header() reads it, from the WSGI environ itself:
+        # that reads request.headers, which copies every header of the request into a mapping.
+        header = request._request.META.get("HTTP_AUTHORIZATION", b"")
+        header = (header.encode(HTTP_HEADER_ENCODING) if isinstance(header, str) else header).split()
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         if len(header) != 2:

@@ -1,6 +1,7 @@
 """What every request pays, done once where it cannot change: the Content-Security-Policy
 header (registry/csp.py), the content negotiation of the Accept headers clients send
-(registry/api/negotiation.py) and the context a token's request names (read with its token).
+(registry/api/negotiation.py), the context a token's request names (read with its token), and
+the token read from the environ without copying every header.
 Each answers what the library's own work answers."""
 
 from __future__ import annotations
@@ -120,3 +121,36 @@ def test_a_token_requests_context_reads_whole_when_its_fields_are_read(context, 
     user, _ = BearerTokenAuthentication().authenticate(later)
     with pytest.raises(NotFound):
         selectors.context_get(user, "acme")  # the next request reads its grants again
+
+
+@pytest.mark.parametrize("header", ["Bearer {plain}", "bearer {plain}", "  Bearer   {plain}  "])
+def test_a_token_is_read_from_the_environ_without_copying_the_headers(users, header):
+    from rest_framework.test import APIRequestFactory
+    from rest_framework.views import APIView
+
+    from registry.api.authentication import BearerTokenAuthentication
+
+    plain = token_for(users["viewer"])
+    request = APIView().initialize_request(APIRequestFactory().get("/", HTTP_AUTHORIZATION=header.format(plain=plain)))
+    user, _ = BearerTokenAuthentication().authenticate(request)
+    assert user == users["viewer"]
+    assert "headers" not in request._request.__dict__  # (HttpHeaders, built on first read of request.headers)
+
+
+@pytest.mark.parametrize("header, expected", [
+    ("", None), ("Basic abc", None), ("Bearer", "Invalid Authorization header"), ("Bearer a b", "Invalid Authorization header"),
+    ("Bearer caf\u00e9", "Invalid token."), ("Bearer nope", "Invalid or revoked token."),
+])
+def test_a_malformed_authorization_header_is_refused_as_before(db, header, expected):
+    from rest_framework.exceptions import AuthenticationFailed
+    from rest_framework.test import APIRequestFactory
+    from rest_framework.views import APIView
+
+    from registry.api.authentication import BearerTokenAuthentication
+
+    request = APIView().initialize_request(APIRequestFactory().get("/", HTTP_AUTHORIZATION=header))
+    if expected is None:
+        assert BearerTokenAuthentication().authenticate(request) is None
+    else:
+        with pytest.raises(AuthenticationFailed, match=expected):
+            BearerTokenAuthentication().authenticate(request)
