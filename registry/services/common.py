@@ -133,10 +133,11 @@ def _link_tags(obj: models.Model, keys: list[str]) -> list[Tag]:
     if key not in _LINK_TAGS:
         quote = connection.ops.quote_name
         links, tags = quote(through._meta.db_table), quote(Tag._meta.db_table)
-        tag = f"{links}.{quote(through._meta.get_field(obj.tags.target_field_name).column)}"
+        tag_column = quote(through._meta.get_field(obj.tags.target_field_name).column)
+        tag = f"{links}.{tag_column}"
         tag_id, name, tag_key = (quote(Tag._meta.get_field(field).column) for field in ("id", "name", "key"))
         _LINK_TAGS[key] = (
-            f"INSERT INTO {links} ({quote(owner.column)}, {tag[len(links) + 1:]}) "
+            f"INSERT INTO {links} ({quote(owner.column)}, {tag_column}) "
             f"SELECT %s, {tag_id} FROM {tags} WHERE {tag_key} IN ({', '.join(['%s'] * len(keys))}) "
             f"RETURNING {tag}, (SELECT {name} FROM {tags} WHERE {tag_id} = {tag}), "
             f"(SELECT {tag_key} FROM {tags} WHERE {tag_id} = {tag})"
