@@ -113,27 +113,35 @@ const directUploads = (function () {
         else queue.push(n);
       }
       report();
-      const worker = async function () {
-        while (queue.length) {
-          const n = queue.shift();
-          const offset = (n - 1) * session.part_size;
-          const blob = file.slice(offset, offset + partSize(session, n));
-          for (let attempt = 1; ; attempt++) {
-            try {
-              await putPart(listing.urls[String(n)], blob, function (done) { progress[n] = done; report(); });
-              break;
-            } catch (error) {
-              progress[n] = 0;
-              if (attempt >= ATTEMPTS) throw error;
-              // A fresh URL, in case this one expired.
-              listing.urls[String(n)] = (await call("GET", api(session.id, "parts/?numbers=" + n))).urls[String(n)];
-            }
+      // A part that still fails after ATTEMPTS tries ends the upload, but only once the parts
+      // already on their way have settled: what they send is kept for the resume, and the failure
+      // is the last thing the status line says (a late part's progress must not overwrite it).
+      let failure = null;
+      const sendPart = async function (n) {
+        const offset = (n - 1) * session.part_size;
+        const blob = file.slice(offset, offset + partSize(session, n));
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await putPart(listing.urls[String(n)], blob, function (done) { progress[n] = done; report(); });
+            return;
+          } catch (error) {
+            progress[n] = 0;
+            if (attempt >= ATTEMPTS || failure) throw error;
+            // A fresh URL, in case this one expired.
+            listing.urls[String(n)] = (await call("GET", api(session.id, "parts/?numbers=" + n))).urls[String(n)];
           }
+        }
+      };
+      const worker = async function () {
+        while (queue.length && !failure) {
+          const n = queue.shift();
+          try { await sendPart(n); } catch (error) { failure = failure || error; }
         }
       };
       const workers = [];
       for (let k = 0; k < PARALLEL; k++) workers.push(worker());
       await Promise.all(workers);
+      if (failure) throw failure;
     }
     show("Uploaded. Checking the parts…", 1);
     await call("POST", api(session.id, "complete/"));
