@@ -1,7 +1,7 @@
 """What every request pays, done once where it cannot change: the Content-Security-Policy
 header (registry/csp.py), the content negotiation of the Accept headers clients send
 (registry/api/negotiation.py), the context a token's request names (read with its token), and
-the token read from the environ without copying every header.
+the token read from the environ without copying every header, an input serializer's fields.
 Each answers what the library's own work answers."""
 
 from __future__ import annotations
@@ -154,3 +154,42 @@ def test_a_malformed_authorization_header_is_refused_as_before(db, header, expec
     else:
         with pytest.raises(AuthenticationFailed, match=expected):
             BearerTokenAuthentication().authenticate(request)
+
+
+def test_an_input_serializer_builds_its_fields_once(users, monkeypatch):
+    from rest_framework import serializers as drf
+
+    from registry.api import serializers as s
+
+    built = []
+    get_fields = drf.Serializer.get_fields
+    monkeypatch.setattr(drf.Serializer, "get_fields", lambda self: built.append(type(self)) or get_fields(self))
+    client = client_for(users["editor"])
+    for n in range(3):
+        answer = client.post("/api/v1/contexts/acme/models/", {"name": f"churn {n}", "tags": ["a"]}, format="json")
+        assert answer.status_code == 201, answer.content
+        patched = client.patch(f"/api/v1/models/{answer.json()['id']}/", {"description": f"v{n}"}, format="json")
+        assert patched.status_code == 200 and patched.json()["description"] == f"v{n}"
+        assert patched.json()["name"] == f"churn {n}" and patched.json()["tags"] == ["a"]  # partial: kept
+    assert built.count(s.ModelCreateSerializer) <= 2  # once whole, once partial (none when built before)
+
+
+@pytest.mark.parametrize("body, errors", [
+    ({}, {"name": ["This field is required."]}),
+    ({"name": ""}, {"name": ["This field may not be blank."]}),
+    ({"name": None, "description": 5}, {"name": ["This field may not be null."]}),
+    ({"name": ["x"], "owner": {}}, {"name": ["Not a valid string."], "owner": ["Not a valid string."]}),
+    ({"name": True, "task": 7}, {"name": ["Not a valid string."]}),
+])
+def test_an_input_serializer_answers_as_a_new_one(users, body, errors):
+    from registry.api import serializers as s
+
+    fresh = s.ModelCreateSerializer(data=body)
+    assert not fresh.is_valid()
+    assert fresh.errors == errors
+    for _ in range(2):  # the same serializer answers every request, and keeps nothing of the last
+        answer = client_for(users["editor"]).post("/api/v1/contexts/acme/models/", body, format="json")
+        assert answer.status_code == 400
+        assert answer.json()["errors"] == errors and answer.json()["code"] == "invalid"
+        field, [message, *_] = next(iter(errors.items()))
+        assert answer.json()["detail"] == f"{field}: {message}"
