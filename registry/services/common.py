@@ -135,17 +135,21 @@ def _link_tags(obj: models.Model, keys: list[str]) -> list[Tag]:
         links, tags = quote(through._meta.db_table), quote(Tag._meta.db_table)
         tag_column = quote(through._meta.get_field(obj.tags.target_field_name).column)
         tag = f"{links}.{tag_column}"
-        tag_id, name, tag_key = (quote(Tag._meta.get_field(field).column) for field in ("id", "name", "key"))
+        tag_id, tag_key = quote(Tag._meta.pk.column), quote(Tag._meta.get_field("key").column)
+        # Every column of the tag, in the model's order (as Tag.from_db() takes them): the link's
+        # own tag id for the key, a subquery for the others.
+        returned = ", ".join(
+            tag if field.primary_key else f"(SELECT {quote(field.column)} FROM {tags} WHERE {tag_id} = {tag})"
+            for field in Tag._meta.concrete_fields)
         _LINK_TAGS[key] = (
             f"INSERT INTO {links} ({quote(owner.column)}, {tag_column}) "
             f"SELECT %s, {tag_id} FROM {tags} WHERE {tag_key} IN ({', '.join(['%s'] * len(keys))}) "
-            f"RETURNING {tag}, (SELECT {name} FROM {tags} WHERE {tag_id} = {tag}), "
-            f"(SELECT {tag_key} FROM {tags} WHERE {tag_id} = {tag})"
+            f"RETURNING {returned}"
         )
     # (As save(): a failed INSERT inside atomic() marks the transaction for rollback.)
     with transaction.mark_for_rollback_on_error(connection.alias), connection.cursor() as cursor:
         cursor.execute(_LINK_TAGS[key], [owner.get_db_prep_save(obj.pk, connection=connection), *keys])
-        return [Tag.from_db(connection.alias, None, row) for row in cursor.fetchall()]  # (id, name, key)
+        return [Tag.from_db(connection.alias, None, row) for row in cursor.fetchall()]
 
 
 def tag_names(obj) -> list[str]:
