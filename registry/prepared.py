@@ -129,14 +129,23 @@ class _Kept:
         return len(self._items)
 
     def get(self, key, compile: Callable):
+        # A statement already kept is found without the lock (each of these steps is one
+        # operation on the dictionary, whole under the GIL): under gevent's patching the lock is
+        # gevent's, whose acquire and release cost more than the lookup. The lock keeps two
+        # compilations of one shape from racing and the size bound.
+        found = self._items.get(key)
+        if found is not None:
+            try:
+                self._items.move_to_end(key)
+            except KeyError:  # the least recently used, dropped meanwhile: it stays dropped
+                pass
+            return found
         with self._lock:
             found = self._items.get(key)
             if found is None:
                 found = self._items[key] = compile()
                 if len(self._items) > self.size:
                     self._items.popitem(last=False)
-            else:
-                self._items.move_to_end(key)
             return found
 
 

@@ -97,7 +97,7 @@ MIDDLEWARE = [
     "dashboard.middleware.UploadSizeMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "dashboard.middleware.LazyMessageMiddleware",  # Django's, the storage made on first use
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A NUL in the path, the query string or a header: 400 (JSON under /api/, a page elsewhere).
     "registry.http_errors.RefuseNulMiddleware",

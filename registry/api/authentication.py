@@ -36,6 +36,10 @@ def _token_query(key_hash: str):
             .filter(key_hash=key_hash))
 
 
+# (TokenReach.values builds its list anew at each call.)
+_REACHES = frozenset(TokenReach.values)
+
+
 def scope_of(token: ApiToken) -> TokenScope:
     """The token's scope as registry.permissions applies it, from the lists read with it."""
     contexts = models = None
@@ -43,7 +47,7 @@ def scope_of(token: ApiToken) -> TokenScope:
         contexts = frozenset(token.registry_scope_contexts)
     if token.reach == TokenReach.MODELS:
         models = frozenset(uuid.UUID(text) for text in token.registry_scope_models)
-    if token.reach not in TokenReach.values:  # fail closed: a reach this code does not know reaches nothing
+    if token.reach not in _REACHES:  # fail closed: a reach this code does not know reaches nothing
         contexts, models = frozenset(), frozenset()
     permissions = None if token.scope_permissions is None else frozenset(token.scope_permissions)
     return TokenScope(contexts=contexts, models=models, permissions=permissions)

@@ -1,18 +1,27 @@
 """What every request pays, done once where it cannot change: the Content-Security-Policy
 header (registry/csp.py), the content negotiation of the Accept headers clients send
 (registry/api/negotiation.py), the context a token's request names (read with its token), and
-the token read from the environ without copying every header, an input serializer's fields.
-Each answers what the library's own work answers."""
+the token read from the environ without copying every header, an input serializer's fields,
+the dashboard's message storage (made on first use) and the API's timestamps. Each answers what
+the library's own work answers."""
 
 from __future__ import annotations
+
+import datetime
+import zoneinfo
 
 import pytest
 from csp.constants import NONCE
 from csp.middleware import CSPMiddleware as DjangoCSPMiddleware
+from django.contrib import messages
 from django.http import HttpResponse
 from django.test import RequestFactory
+from django.utils.functional import empty
+from rest_framework import serializers
 
+from dashboard.middleware import LazyMessageMiddleware
 from registry import selectors, services
+from registry.api.serializers import _timestamp
 from registry.csp import CSPMiddleware
 from tests.conftest import client_for, token_for
 
@@ -193,3 +202,43 @@ def test_an_input_serializer_answers_as_a_new_one(users, body, errors):
         assert answer.json()["errors"] == errors and answer.json()["code"] == "invalid"
         field, [message, *_] = next(iter(errors.items()))
         assert answer.json()["detail"] == f"{field}: {message}"
+
+
+def test_an_api_request_makes_no_message_storage_and_keeps_the_cookie(users):
+    """The dashboard's messages (a cookie) are made into a storage only when a message is added
+    or read: an API request leaves them as they are for the next page."""
+    client = client_for(users["viewer"])
+    client.cookies["messages"] = "kept-as-it-is"
+    response = client.get("/api/v1/contexts/")
+    assert response.status_code == 200
+    assert response.wsgi_request._messages._wrapped is empty
+    assert "messages" not in response.cookies
+    assert client.cookies["messages"].value == "kept-as-it-is"
+
+
+def test_a_message_added_on_one_page_is_shown_on_the_next_once():
+    middleware = LazyMessageMiddleware(lambda request: HttpResponse())
+    factory = RequestFactory()
+    first = factory.post("/models/new/")
+    first.session = {}
+    middleware.process_request(first)
+    messages.success(first, "Model created.")
+    response = middleware.process_response(first, HttpResponse())
+    cookie = response.cookies["messages"].value
+    assert cookie
+
+    second = factory.get("/models/")
+    second.session, second.COOKIES["messages"] = {}, cookie
+    middleware.process_request(second)
+    assert [str(message) for message in messages.get_messages(second)] == ["Model created."]
+    cleared = middleware.process_response(second, HttpResponse())
+    assert cleared.cookies["messages"].value == ""  # read once: the cookie is deleted
+
+
+@pytest.mark.parametrize("value", [
+    datetime.datetime(2026, 12, 6, 19, 48, 56, 497123, tzinfo=datetime.UTC),
+    datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+    datetime.datetime(2026, 6, 1, 12, 0, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
+])
+def test_a_timestamp_is_rendered_as_drf_renders_it(value):
+    assert _timestamp(value) == serializers.DateTimeField().to_representation(value)

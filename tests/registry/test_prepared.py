@@ -123,6 +123,26 @@ def test_the_shapes_kept_are_bounded(context):
     assert len(query._compiled) == 3
 
 
+class _RefusedLock:
+    def __enter__(self):
+        raise AssertionError("the lock was taken")
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_a_kept_statement_is_found_without_the_lock_and_stays_the_most_recent(context):
+    query = CompiledQuery(lambda ids: Model.objects.filter(pk__in=ids), shapes_kept=2)
+    query.run(ids=[uuid.uuid4()])
+    query.run(ids=[uuid.uuid4()] * 2)
+    kept, lock = query._compiled, query._compiled._lock
+    kept._lock = _RefusedLock()
+    query.run(ids=[uuid.uuid4()])  # kept: no lock, and now the most recently used
+    kept._lock = lock
+    query.run(ids=[uuid.uuid4()] * 3)  # a new shape drops the least recently used: the one of 2
+    assert [key[-1] for key in kept._items] == [(("ids", ("list", 1)),), (("ids", ("list", 3)),)]
+
+
 LIKE_TERMS = ["100%", "%", "_", "fraud_", "\\", "a\\%_b", "ß", "SS", "ss", "İ", "i̇", "é", "É", "ÉCOLE", "école",
               "x", "", "'", "\"\"", "%%", "__"]
 DESCRIPTIONS = ["Finds card payments: 100% of them", "fraud_detector", "back\\slash a\\%_b", "Straße", "STRASSE",
