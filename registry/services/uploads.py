@@ -21,6 +21,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -97,7 +98,7 @@ def upload_session_get(actor, session_id) -> UploadSession:
     """An open session on a model `actor` may edit; 404 otherwise (whether it exists or not)."""
     try:
         session = UploadSession.objects.select_related("version__model__context").get(pk=session_id)
-    except (UploadSession.DoesNotExist, ValueError, TypeError):
+    except (UploadSession.DoesNotExist, ValidationError, ValueError, TypeError):  # (a malformed id: ValidationError)
         raise NotFound("Upload not found.") from None
     if Perm.EDIT_MODEL not in permissions_in(actor, session.version.model.context, model_id=session.version.model_id):
         raise NotFound("Upload not found.")

@@ -195,6 +195,16 @@ def test_who_may_not_edit_cannot_start_or_touch_a_session(clients, version, s3_s
     assert UploadSession.objects.filter(pk=session["id"]).exists()
 
 
+@pytest.mark.parametrize("upload_id", ["abc", "12345", "6a1d2b7e-0000-4000-8000-00000000000z", "0" * 40])
+def test_a_malformed_upload_id_is_404(clients, upload_id):
+    for method, path in [("get", f"/api/v1/uploads/{upload_id}/parts/"),
+                         ("post", f"/api/v1/uploads/{upload_id}/complete/"),
+                         ("delete", f"/api/v1/uploads/{upload_id}/")]:
+        answer = getattr(clients["editor"], method)(path)
+        assert answer.status_code == 404, (method, answer.status_code)
+        assert answer.json()["detail"] == "Upload not found."
+
+
 def test_abort_drops_the_parts(clients, version, s3_storage):
     data = os.urandom(9 * MiB)
     session = _start(clients["editor"], version, data).json()
