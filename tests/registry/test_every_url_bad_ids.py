@@ -42,12 +42,11 @@ def _urls(valid: dict) -> list[str]:
         params = re.findall(r"<(?:(\w+):)?(\w+)>", route)
         for position, (converter, _name) in enumerate(params):
             for bad in BAD.get(converter or "str", BAD["str"]):
-                filled, index = route, 0
+                index = 0
 
                 def fill(match):
                     nonlocal index
-                    converter_, name = match.group(1) or "str", match.group(2)
-                    value = bad if index == position else valid.get(name, "x")
+                    value = bad if index == position else valid.get(match.group(2), "x")
                     index += 1
                     return value
 
