@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -55,38 +57,34 @@ def test_recycled_workers_never_leave_requests_waiting(server):
     assert slowest < 5, f"a request waited {slowest:.2f} s while workers were recycled ({restarts} restarts)"
 
 
+def _master_probe(code: str) -> list[str]:
+    """What `code` prints, run in a new interpreter as gunicorn's master runs: the last line's words."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "registry.settings"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
 def test_the_master_builds_what_a_first_request_would():
     """Under preload_app the master imports registry.wsgi before forking: the URL patterns, the
     names reverse() looks up and the cache's client are there, so a new worker's first request
     builds none of them."""
-    import subprocess
-    import sys
-
-    probe = ("import sys, registry.wsgi\n"
-             "from django.urls import get_resolver\n"
-             "resolver = get_resolver()\n"
-             "print(resolver._populated, 'registry.api.views' in sys.modules, 'redis' in sys.modules)")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "registry.settings"}
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[-3:] == ["True", "True", "True"]
+    printed = _master_probe("import sys, registry.wsgi\n"
+                            "from django.urls import get_resolver\n"
+                            "resolver = get_resolver()\n"
+                            "print(resolver._populated, 'registry.api.views' in sys.modules, 'redis' in sys.modules)")
+    assert printed[-3:] == ["True", "True", "True"]
 
 
 def test_the_master_freezes_what_it_imported_before_each_fork():
     """gunicorn's pre_fork hook (registry.gunicorn_conf) puts the objects the master made out of
     the cycle collector's reach: a worker's full collections then walk only what it made
     itself, not the application's 100,000s of imported objects."""
-    import subprocess
-    import sys
-
-    probe = ("import gc, registry.gunicorn_conf as conf, registry.wsgi\n"
-             "before = gc.get_freeze_count()\n"
-             "conf.pre_fork(None, None)\n"
-             "print(before, gc.get_freeze_count(), len(gc.get_objects()))")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "registry.settings"}
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    before, frozen, left = map(int, result.stdout.split()[-3:])
+    printed = _master_probe("import gc, registry.gunicorn_conf as conf, registry.wsgi\n"
+                            "before = gc.get_freeze_count()\n"
+                            "conf.pre_fork(None, None)\n"
+                            "print(before, gc.get_freeze_count(), len(gc.get_objects()))")
+    before, frozen, left = map(int, printed[-3:])
     assert before == 0
     assert frozen > 100_000, frozen
     assert left < 1_000, left  # nothing the master made is left for a worker's collections
