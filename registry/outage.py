@@ -18,6 +18,7 @@ from django.http import HttpResponse, JsonResponse
 from django.template import loader
 from django.views import defaults
 
+from registry import http_errors
 from registry.errors import DatabaseUnavailable
 from registry.logs import PoolConnectErrors
 
@@ -84,8 +85,12 @@ class DatabaseOutageMiddleware:
 
 def server_error(request):
     """handler500: a database failure outside any view (a middleware saving the session) still
-    answers 503; anything else is the usual 500."""
+    answers 503; anything else is the usual 500, in the API's JSON shape under /api/ (a client
+    parsing the API's errors gets one it can read) and the dashboard's page elsewhere."""
     error = database_failure(sys.exc_info()[1], request)
     if error is not None:
         return outage_response(request, error)
+    if http_errors.is_api(request):
+        return http_errors.json_error(500, "The registry failed to answer this request; the error is in its log.",
+                                      "server_error")
     return defaults.server_error(request)

@@ -36,7 +36,7 @@ from registry.models import (
 from registry.permissions import Perm, has_perm
 from registry.prepared import CompiledInsert, CompiledQuery
 from registry.services import webhooks
-from registry.services.common import audit, clean_text, lock_for_update
+from registry.services.common import audit, clean_text, lock_for_update, lock_one
 
 ALIAS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 COMMENT_MAX_LENGTH = 2000
@@ -191,7 +191,7 @@ def _remove(*, actor, model: Model, alias: Alias, note: str = "") -> None:
 
 
 def _locked_model(model: Model) -> Model:
-    return lock_for_update(Model).select_related("context").get(pk=model.pk)
+    return lock_one(Model.objects.select_related("context"), pk=model.pk)
 
 
 def _existing_alias(model: Model, name: str) -> Alias:

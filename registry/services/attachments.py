@@ -29,7 +29,7 @@ from registry.errors import (AttachmentExists, AttachmentTooLarge, BodyIncomplet
 from registry.introspection import ends
 from registry.models import EventType, Model, ModelAttachment
 from registry.services import webhooks
-from registry.services.common import audit, check_storable, clean_text, lock_for_update
+from registry.services.common import audit, check_storable, clean_text, lock_for_update, lock_one
 from registry.services.formats import clean_sha256
 
 NAME_MAX_LENGTH = 200
@@ -152,7 +152,7 @@ def _attach(*, actor, model, name, key, storage_key, size, sha256, content_type,
             overwrite) -> tuple[ModelAttachment, bool]:
     # The model's row lock orders every write of its attachments: the count cannot be overrun and
     # two uploads of one name cannot both insert.
-    model = lock_for_update(Model).select_related("context").get(pk=model.pk)
+    model = lock_one(Model.objects.select_related("context"), pk=model.pk)
     existing = _room_check(model, key, overwrite=overwrite, locked=True)
     now = timezone.now()
     if existing is None:
@@ -188,7 +188,7 @@ def _attach(*, actor, model, name, key, storage_key, size, sha256, content_type,
 @transaction.atomic
 def attachment_delete(*, actor, attachment: ModelAttachment) -> None:
     """Delete an attachment; its stored object goes after commit."""
-    model = lock_for_update(Model).select_related("context").get(pk=attachment.model_id)
+    model = lock_one(Model.objects.select_related("context"), pk=attachment.model_id)
     row = ModelAttachment.objects.filter(pk=attachment.pk).first()
     if row is None:
         raise NotFound("That attachment no longer exists.")

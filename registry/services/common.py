@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 
 from registry import jsoninput, signatures
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, NotFound
 from registry.models import AuditEvent, Context, Tag
 from registry.names import clean_label
 from registry.prepared import CompiledInsert, CompiledQuery
@@ -32,6 +32,17 @@ def lock_for_update(rows: type[models.Model] | models.QuerySet) -> models.QueryS
     locked row (a version of a locked model, an audit event) do not wait for it."""
     queryset = rows._default_manager.all() if isinstance(rows, type) else rows
     return queryset.select_for_update(of=("self",), no_key=True)
+
+
+def lock_one(rows: type[models.Model] | models.QuerySet, **lookup) -> models.Model:
+    """The row of `rows` matching `lookup`, read again with lock_for_update()'s lock. A row that
+    a concurrent request deleted since the caller read it is NotFound (404), as it would have
+    been had the caller come a moment later."""
+    queryset = lock_for_update(rows)
+    try:
+        return queryset.get(**lookup)
+    except queryset.model.DoesNotExist:
+        raise NotFound(f"{queryset.model._meta.verbose_name.capitalize()} not found.") from None
 
 
 def normalize_name(value: Any, *, field: str = "name", max_length: int = 200) -> tuple[str, str]:

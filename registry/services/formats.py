@@ -17,7 +17,7 @@ from registry.db import release_connection
 from registry.errors import BodyIncomplete, InvalidInput, KindExists, LimitReached, NotFound, NotReady
 from registry.limits import max_upload_bytes, upload_size_check
 from registry.models import Format, FormatKind, FormatStatus, Version
-from registry.services.common import audit, lock_for_update
+from registry.services.common import audit, lock_for_update, lock_one
 from registry.services.versions import ensure_draft
 
 HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -72,7 +72,7 @@ def lock_draft_version(version: Version) -> Version:
     """Reload `version` locked for update (with its model and context, which audit events name)
     and check it is still a draft (VersionPublished, 409, if it was published meanwhile). Every
     write to a version's files takes this lock first: uploads, direct-upload completion, deletes."""
-    version = lock_for_update(Version).select_related("model__context").get(pk=version.pk)
+    version = lock_one(Version.objects.select_related("model__context"), pk=version.pk)
     ensure_draft(version)
     return version
 

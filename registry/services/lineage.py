@@ -19,7 +19,7 @@ from registry.services.common import (
     check_storable,
     clean_text,
     describe_changes,
-    lock_for_update,
+    lock_one,
     normalize_name,
 )
 
@@ -61,7 +61,7 @@ def record_create(*, actor, context: Context, name: str, uri: str, checksum: str
 
 @transaction.atomic
 def record_update(*, actor, record: TrainingRecord, **fields) -> TrainingRecord:
-    record = lock_for_update(TrainingRecord).select_related("context").get(pk=record.pk)
+    record = lock_one(TrainingRecord.objects.select_related("context"), pk=record.pk)
     values = _record_values(fields)
     changes = apply_changes(record, values)
     if changes:

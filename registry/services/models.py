@@ -21,7 +21,7 @@ from registry.services.common import (
     clean_tags,
     clean_text,
     describe_changes,
-    lock_for_update,
+    lock_one,
     normalize_name,
     set_tags,
     tag_names,
@@ -128,7 +128,7 @@ def model_update(
     metadata: dict = UNSET,
 ) -> Model:
     """Edit a model's fields; only the arguments given change."""
-    model = lock_for_update(Model).get(pk=model.pk)
+    model = lock_one(Model, pk=model.pk)
     values: dict[str, Any] = {}
     if name is not UNSET:
         values["name"], values["name_key"] = normalize_name(name)
@@ -174,7 +174,7 @@ def model_update(
 @transaction.atomic
 def model_delete(*, actor, model: Model) -> None:
     """Delete a model with all its versions, formats and attachments; stored files go after commit."""
-    model = lock_for_update(Model).get(pk=model.pk)
+    model = lock_one(Model, pk=model.pk)
     keys = list(Format.objects.filter(version__model=model).exclude(storage_key="").values_list("storage_key", flat=True))
     keys += ModelAttachment.objects.filter(model=model).values_list("storage_key", flat=True)
     context, name, model_id = model.context, model.name, str(model.pk)

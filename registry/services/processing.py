@@ -28,7 +28,7 @@ from registry.introspection.dispatch import introspect
 from registry.introspection.report import FAILED, REVIEW, Report, storable
 from registry.models import Context, Format, FormatStatus, Version, VersionStatus
 from registry.services import webhooks
-from registry.services.common import audit, lock_for_update
+from registry.services.common import audit, lock_for_update, lock_one
 from registry.services.trusted_imports import review_outcome, trusted_names
 
 logger = logging.getLogger(__name__)
@@ -263,7 +263,7 @@ def format_hash_fail(*, format_id, storage_key: str, message: str) -> Format | N
 
 def _fill_signature(version: Version, report: dict) -> None:
     """A signature found in a file fills the version's unless the client gave one."""
-    version = lock_for_update(Version).get(pk=version.pk)
+    version = lock_one(Version, pk=version.pk)
     if version.status != VersionStatus.DRAFT or version.signature_source == "client":
         return
     source = report["details"].get("signature_source", "introspection")

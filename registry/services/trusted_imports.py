@@ -23,7 +23,7 @@ from registry.introspection.report import REVIEW
 from registry.models import Context, Format, FormatStatus, TrustedImport, VersionStatus
 from registry.models.trust import TRUSTED_IMPORT_MAX_LENGTH
 from registry.services import webhooks
-from registry.services.common import audit, clean_text, lock_for_update
+from registry.services.common import audit, clean_text, lock_for_update, lock_one
 
 REASON_MAX_LENGTH = 2000
 # How many imports one request may name; a format's own approval is not limited by this.
@@ -136,7 +136,7 @@ def clean_reason(value) -> str:
 # --- writes --------------------------------------------------------------------------------------
 
 def _lock_context(context: Context) -> Context:
-    return lock_for_update(Context).get(pk=context.pk)
+    return lock_one(Context, pk=context.pk)
 
 
 def _trust(*, actor, context: Context, names: Iterable[str], reason: str, why: str = "") -> list[TrustedImport]:

@@ -30,7 +30,7 @@ from registry.errors import Conflict, InvalidInput, LimitReached, NotFound
 from registry.limits import upload_size_check
 from registry.models import UploadSession, Version
 from registry.permissions import Perm, permissions_in
-from registry.services.common import audit, lock_for_update
+from registry.services.common import audit, lock_for_update, lock_one
 from registry.services.formats import attach_file, clean_filename, clean_kind, clean_sha256, lock_draft_version
 from registry.services.versions import ensure_draft
 from registry.s3 import MAX_PARTS as MAX_DIRECT_PARTS
@@ -72,7 +72,7 @@ def upload_session_start(*, actor, version: Version, kind: str, size, sha256: st
     key, upload_id = storage.direct_upload_start(content_type=content_type)
     try:
         with transaction.atomic():
-            version = lock_for_update(Version).get(pk=version.pk)
+            version = lock_one(Version, pk=version.pk)
             ensure_draft(version)
             replaced = list(lock_for_update(UploadSession.objects.filter(version=version, kind=kind)))
             for old in replaced:  # a new session for the same file replaces an abandoned one

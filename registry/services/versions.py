@@ -23,6 +23,7 @@ from registry.services.common import (
     clean_text,
     describe_changes,
     lock_for_update,
+    lock_one,
     set_tags,
     tag_names,
 )
@@ -162,7 +163,7 @@ def _take_version_number(model: Model, actor) -> tuple[int, str]:
 @transaction.atomic
 def version_update(*, actor, version: Version, **fields) -> Version:
     """Edit an unpublished version; only the fields given change."""
-    version = lock_for_update(Version).select_related("model__context").get(pk=version.pk)
+    version = lock_one(Version.objects.select_related("model__context"), pk=version.pk)
     ensure_draft(version)
     values = _version_values(model=version.model, fields=fields)
     changes = apply_changes(version, values)
@@ -189,7 +190,7 @@ def version_update(*, actor, version: Version, **fields) -> Version:
 @transaction.atomic
 def version_publish(*, actor, version: Version) -> Version:
     """Freeze a version. Needs at least one format, and every format in a publishable state."""
-    version = lock_for_update(Version).select_related("model__context").get(pk=version.pk)
+    version = lock_one(Version.objects.select_related("model__context"), pk=version.pk)
     ensure_draft(version)
     formats = list(version.formats.order_by("kind"))
     if any(unvetted_imports(fmt.report) for fmt in formats):
@@ -233,7 +234,7 @@ def version_publish(*, actor, version: Version) -> Version:
 def version_delete(*, actor, version: Version) -> None:
     """Delete a version and its formats; its number is never reused. Files go after commit."""
     lock_for_update(Model).filter(pk=version.model_id).first()
-    version = lock_for_update(Version).select_related("model__context").get(pk=version.pk)
+    version = lock_one(Version.objects.select_related("model__context"), pk=version.pk)
     aliases = list(version.aliases.values_list("name", flat=True))
     if aliases:
         raise Conflict(

@@ -47,7 +47,8 @@ from registry.models import (
 )
 from registry.models.webhooks import TEST_EVENT
 from registry.prepared import CompiledQuery
-from registry.services.common import actor_name, apply_changes, audit, clean_text, describe_changes, lock_for_update
+from registry.services.common import (actor_name, apply_changes, audit, clean_text, describe_changes, lock_for_update,
+                                      lock_one)
 from registry.webhooks import destinations, sending, signing
 
 UNSET: Any = object()
@@ -184,7 +185,7 @@ def webhook_update(*, actor, webhook: Webhook, url: str = UNSET, events=UNSET, d
         if not isinstance(enabled, bool):
             raise InvalidInput("'enabled' must be true or false.", field="enabled")
         values["enabled"] = enabled
-    webhook = lock_for_update(Webhook).select_related("context").get(pk=webhook.pk)
+    webhook = lock_one(Webhook.objects.select_related("context"), pk=webhook.pk)
     changes = apply_changes(webhook, values)
     if not changes:
         return webhook
@@ -208,7 +209,7 @@ def webhook_update(*, actor, webhook: Webhook, url: str = UNSET, events=UNSET, d
 @transaction.atomic
 def webhook_secret_rotate(*, actor, webhook: Webhook) -> tuple[Webhook, str]:
     """Give the hook a new secret (returned, shown once); deliveries from now on are signed with it."""
-    webhook = lock_for_update(Webhook).select_related("context").get(pk=webhook.pk)
+    webhook = lock_one(Webhook.objects.select_related("context"), pk=webhook.pk)
     secret = signing.new_secret()
     webhook.secret_encrypted, webhook.secret_prefix = signing.encrypt_secret(secret), secret[:12]
     webhook.save(update_fields=["secret_encrypted", "secret_prefix", "updated_at"])
@@ -220,7 +221,7 @@ def webhook_secret_rotate(*, actor, webhook: Webhook) -> tuple[Webhook, str]:
 @transaction.atomic
 def webhook_delete(*, actor, webhook: Webhook) -> None:
     """Delete a hook with its deliveries; nothing more is sent to it."""
-    webhook = lock_for_update(Webhook).select_related("context").get(pk=webhook.pk)
+    webhook = lock_one(Webhook.objects.select_related("context"), pk=webhook.pk)
     context, url, hook_id = webhook.context, webhook.url, str(webhook.pk)
     webhook.delete()
     audit(actor=actor, context=context, action="webhook.delete", object_type="webhook", object_id=hook_id,

@@ -87,6 +87,17 @@ def test_other_errors_stay_500(settings, caplog):
     assert not [r for r in caplog.records if r.name == "registry.outage"]
 
 
+def test_an_api_500_is_json(settings, caplog):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.BrokenMiddleware"]
+
+    response = Client(raise_request_exception=False).get("/api/v1/contexts/")
+
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "The registry failed to answer this request; the error is in its log.",
+                               "code": "server_error"}
+
+
 class BrokenMiddleware(FailingMiddleware):
     def __call__(self, request):
         raise ValueError("a bug")
