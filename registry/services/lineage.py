@@ -166,6 +166,7 @@ def _metric_points_create(*, row_class, metrics: Any, **owner) -> tuple[list, st
 @transaction.atomic
 def metrics_log(*, actor, version: Version, metrics: list[dict]) -> list[Metric]:
     """Record metrics on a version. Metrics describe results, so published versions accept them too."""
+    lock_one(Version, pk=version.pk)  # (a version deleted meanwhile: 404; see model_delete)
     created, keys = _metric_points_create(row_class=Metric, metrics=metrics, version=version)
     audit(actor=actor, context=version.model.context, action="metric.log", obj=version,
           summary=f"logged {len(created)} metric value(s) on version {version.number}: {keys}")
@@ -176,6 +177,7 @@ def metrics_log(*, actor, version: Version, metrics: list[dict]) -> list[Metric]
 def model_metrics_log(*, actor, model: Model, metrics: list[dict]) -> list[ModelMetric]:
     """Record metrics on the model itself (ModelBox): figures about the model across its
     versions, such as a monitoring series, with the same shape and rules as a version's."""
+    lock_one(Model, pk=model.pk)  # (a model deleted meanwhile: 404; see model_delete)
     created, keys = _metric_points_create(row_class=ModelMetric, metrics=metrics, model=model)
     audit(actor=actor, context=model.context, action="metric.log", obj=model,
           summary=f"logged {len(created)} model metric value(s) on {model.name}: {keys}")

@@ -10,7 +10,7 @@ from django.db.models import Q
 
 from registry import storage
 from registry.errors import InvalidInput, NameTaken
-from registry.models import Context, EventType, Format, Model, ModelAttachment
+from registry.models import Context, EventType, Format, Model, ModelAttachment, Version
 from registry.services import webhooks
 from registry.names import lookalike_key
 from registry.prepared import CompiledInsert
@@ -21,6 +21,7 @@ from registry.services.common import (
     clean_tags,
     clean_text,
     describe_changes,
+    lock_for_update,
     lock_one,
     normalize_name,
     set_tags,
@@ -175,6 +176,11 @@ def model_update(
 def model_delete(*, actor, model: Model) -> None:
     """Delete a model with all its versions, formats and attachments; stored files go after commit."""
     model = lock_one(Model, pk=model.pk)
+    # Its versions too, before their rows are listed: a request adding a file, a format or a
+    # metric to one of them holds its version's lock, so it either ends before (and what it
+    # added is deleted with the rest) or waits, then finds the version gone (404). Unlocked, a
+    # row added meanwhile failed this delete at COMMIT, or that request at its own (500).
+    list(lock_for_update(Version.objects.filter(model=model)).values_list("pk", flat=True))
     keys = list(Format.objects.filter(version__model=model).exclude(storage_key="").values_list("storage_key", flat=True))
     keys += ModelAttachment.objects.filter(model=model).values_list("storage_key", flat=True)
     context, name, model_id = model.context, model.name, str(model.pk)

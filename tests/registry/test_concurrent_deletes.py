@@ -96,3 +96,40 @@ def test_clients_deleting_one_model_or_version_at_once_get_one_204_and_404s(user
     assert _at_once(6, lambda: delete(f"/api/v1/models/{model.pk}/versions/1/")) == [204] + [404] * 5
     turn = iter(clients)
     assert _at_once(6, lambda: delete(f"/api/v1/models/{model.pk}/")) == [204] + [404] * 5
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent connections need PostgreSQL (the tests' "
+                                                            "SQLite is one shared in-memory database)")
+@pytest.mark.django_db(transaction=True)
+def test_writes_racing_a_model_delete_answer_or_404_never_500(users, context):
+    """A file, a format and metrics added to a model's version while the model is deleted: each
+    ends before the delete (and goes with it) or finds its version gone. Before, a row added
+    meanwhile failed the delete at COMMIT (a foreign key still referenced), or the writer at its."""
+    admin = users["admin"]
+    for round_ in range(4):
+        model = services.model_create(actor=admin, context=context, name=f"Raced {round_}")
+        services.version_create(actor=admin, model=model)
+        base = f"/api/v1/models/{model.pk}"
+        writes = [
+            lambda client: client.delete(f"{base}/"),
+            lambda client: client.put(f"{base}/versions/1/formats/pkl/file?filename=m.pkl", data=b"\x80\x04K\x01.",
+                                      content_type="application/octet-stream"),
+            lambda client: client.post(f"{base}/versions/1/formats/", {"kind": "onnx"}, format="json"),
+            lambda client: client.post(f"{base}/versions/1/metrics/", [{"key": "acc", "value": 0.5}], format="json"),
+            lambda client: client.post(f"{base}/metrics/", [{"key": "acc", "value": 0.5}], format="json"),
+            lambda client: client.post(f"{base}/versions/", {}, format="json"),
+        ]
+        clients = [client_for(admin) for _ in writes]
+        for client in clients:
+            client.raise_request_exception = False
+        order = iter(range(len(writes)))
+        lock = threading.Lock()
+
+        def write():
+            with lock:
+                index = next(order)
+            return writes[index](clients[index]).status_code
+
+        statuses = _at_once(len(writes), write)
+        assert all(status < 500 for status in statuses), statuses
+        assert not Model.objects.filter(pk=model.pk).exists()
