@@ -135,13 +135,10 @@ def serialize_model(m) -> dict:
 
 def _timestamp(value) -> str | None:
     """A datetime as DRF's DateTimeField renders it (ISO 8601 in the current time zone, 'Z' for
-    UTC), without the settings and field lookups it repeats on every call. The current time zone
-    is always the default one (settings.TIME_ZONE): the registry activates no other, and the
-    default is found without the per-request lookup (a greenlet-local) get_current_timezone()
-    makes first."""
+    UTC), without the settings and field lookups it repeats on every call."""
     if value is None:
         return None
-    text = value.astimezone(timezone.get_default_timezone()).isoformat()
+    text = value.astimezone(timezone.get_current_timezone()).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 

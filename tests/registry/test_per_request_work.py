@@ -1,14 +1,11 @@
 """What every request pays, done once where it cannot change: the Content-Security-Policy
 header (registry/csp.py), the content negotiation of the Accept headers clients send
-(registry/api/negotiation.py), the context a token's request names (read with its token), and
-the token read from the environ without copying every header, an input serializer's fields,
-the dashboard's message storage (made on first use) and the API's timestamps. Each answers what
-the library's own work answers."""
+(registry/api/negotiation.py), the context a token's request names (read with its token), the
+token read from the environ without copying every header, an input serializer's fields, and
+the dashboard's message storage (made on first use). Each answers what the library's own work
+answers."""
 
 from __future__ import annotations
-
-import datetime
-import zoneinfo
 
 import pytest
 from csp.constants import NONCE
@@ -17,11 +14,9 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.test import RequestFactory
 from django.utils.functional import empty
-from rest_framework import serializers
 
 from dashboard.middleware import LazyMessageMiddleware
 from registry import selectors, services
-from registry.api.serializers import _timestamp
 from registry.csp import CSPMiddleware
 from tests.conftest import client_for, token_for
 
@@ -233,12 +228,3 @@ def test_a_message_added_on_one_page_is_shown_on_the_next_once():
     assert [str(message) for message in messages.get_messages(second)] == ["Model created."]
     cleared = middleware.process_response(second, HttpResponse())
     assert cleared.cookies["messages"].value == ""  # read once: the cookie is deleted
-
-
-@pytest.mark.parametrize("value", [
-    datetime.datetime(2026, 12, 6, 19, 48, 56, 497123, tzinfo=datetime.UTC),
-    datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
-    datetime.datetime(2026, 6, 1, 12, 0, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
-])
-def test_a_timestamp_is_rendered_as_drf_renders_it(value):
-    assert _timestamp(value) == serializers.DateTimeField().to_representation(value)
