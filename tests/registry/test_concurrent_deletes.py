@@ -56,18 +56,21 @@ def test_each_locked_write_on_a_deleted_row_is_not_found(settings, users, contex
     assert not Webhook.objects.filter(pk=webhook.pk).exists()
 
 
-def _at_once(count: int, call) -> list[int]:
-    """`call()` from `count` threads released together; their status codes."""
-    barrier, statuses = threading.Barrier(count), []
+def _at_once(user, requests) -> list[int]:
+    """Each of `requests` (a function of an API client) sent by a client of `user` of its own,
+    from threads released together; their status codes, sorted."""
+    barrier, statuses = threading.Barrier(len(requests)), []
+    clients = [client_for(user) for _ in requests]
 
-    def run():
+    def run(request, client):
+        client.raise_request_exception = False
         try:
             barrier.wait()
-            statuses.append(call())
+            statuses.append(request(client).status_code)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=run) for _ in range(count)]
+    threads = [threading.Thread(target=run, args=pair) for pair in zip(requests, clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -82,20 +85,8 @@ def test_clients_deleting_one_model_or_version_at_once_get_one_204_and_404s(user
     admin = users["admin"]
     model = services.model_create(actor=admin, context=context, name="Raced")
     services.version_create(actor=admin, model=model)
-    clients = [client_for(admin) for _ in range(6)]
-    for client in clients:
-        client.raise_request_exception = False
-    turn = iter(clients)
-    lock = threading.Lock()
-
-    def delete(path):
-        with lock:
-            client = next(turn)
-        return client.delete(path).status_code
-
-    assert _at_once(6, lambda: delete(f"/api/v1/models/{model.pk}/versions/1/")) == [204] + [404] * 5
-    turn = iter(clients)
-    assert _at_once(6, lambda: delete(f"/api/v1/models/{model.pk}/")) == [204] + [404] * 5
+    for path in (f"/api/v1/models/{model.pk}/versions/1/", f"/api/v1/models/{model.pk}/"):
+        assert _at_once(admin, [lambda client: client.delete(path)] * 6) == [204] + [404] * 5
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent connections need PostgreSQL (the tests' "
@@ -119,17 +110,6 @@ def test_writes_racing_a_model_delete_answer_or_404_never_500(users, context):
             lambda client: client.post(f"{base}/metrics/", [{"key": "acc", "value": 0.5}], format="json"),
             lambda client: client.post(f"{base}/versions/", {}, format="json"),
         ]
-        clients = [client_for(admin) for _ in writes]
-        for client in clients:
-            client.raise_request_exception = False
-        order = iter(range(len(writes)))
-        lock = threading.Lock()
-
-        def write():
-            with lock:
-                index = next(order)
-            return writes[index](clients[index]).status_code
-
-        statuses = _at_once(len(writes), write)
+        statuses = _at_once(admin, writes)
         assert all(status < 500 for status in statuses), statuses
         assert not Model.objects.filter(pk=model.pk).exists()
